@@ -1,0 +1,227 @@
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <iterator>
+#include <ranges>
+#include <span>
+#include <string>
+#include <string_view>
+#include <tuple>
+#include <type_traits>
+#include <utility>
+
+/// \file
+/// Commands are serialized into one contiguous buffer of RESP arrays of bulk strings. Every
+/// argument is a length-prefixed bulk string, so CR, LF and NUL in keys and values are plain
+/// data and can never start a new command.
+///
+/// Arguments can be:
+///  - string-likes (std::string, std::string_view, const char*, string literals);
+///  - byte buffers: contiguous ranges of char, unsigned char, std::byte (one bulk each);
+///  - integers, and floating-point numbers (shortest text that reads back the same value;
+///    "inf", "-inf", "nan");
+///  - ranges of arguments (one bulk per element), std::pair and std::tuple (one bulk per
+///    member), so maps expand to key value key value;
+///  - user types, through an ADL function in the type's namespace that adds its bulks:
+///        void redcoro_to_bulk(redcoro::proto::arg_sink& sink, const T& v);
+///    It may add any number of arguments; it is called twice (once to count them).
+
+namespace redcoro::proto {
+
+class arg_sink;
+
+namespace detail {
+
+template <class T>
+concept byte_type = std::is_same_v<T, char> || std::is_same_v<T, unsigned char> ||
+                    std::is_same_v<T, signed char> || std::is_same_v<T, std::byte> ||
+                    std::is_same_v<T, char8_t>;
+
+template <class T>
+concept string_like = std::is_convertible_v<const T&, std::string_view>;
+
+template <class T>
+concept byte_buffer = !string_like<T> && std::ranges::contiguous_range<const T> &&
+                      std::ranges::sized_range<const T> &&
+                      byte_type<std::remove_cv_t<std::ranges::range_value_t<const T>>>;
+
+template <class T>
+concept number_arg = (std::is_integral_v<T> && !std::is_same_v<T, bool> && !byte_type<T>) ||
+                     std::is_floating_point_v<T>;
+
+template <class T>
+concept user_arg = requires(arg_sink& s, const T& v) { redcoro_to_bulk(s, v); };
+
+template <class T>
+concept range_arg = !string_like<T> && !byte_buffer<T> && !user_arg<T> &&
+                    std::ranges::input_range<const T>;
+
+template <class T>
+struct is_tuple_like : std::false_type {};
+template <class A, class B>
+struct is_tuple_like<std::pair<A, B>> : std::true_type {};
+template <class... Ts>
+struct is_tuple_like<std::tuple<Ts...>> : std::true_type {};
+
+template <class T>
+inline constexpr bool always_false = false;
+
+}  // namespace detail
+
+/// Receives arguments for one command. Passed to user `redcoro_to_bulk` functions.
+class arg_sink {
+ public:
+  /// Adds one argument, or several for ranges, pairs, tuples and user types.
+  template <class T>
+  void add(const T& v) {
+    if constexpr (detail::string_like<T>) {
+      add_bulk(std::string_view(v));
+    } else if constexpr (detail::byte_buffer<T>) {
+      const auto* data = std::ranges::data(v);
+      add_bulk(std::string_view(reinterpret_cast<const char*>(data), std::ranges::size(v)));
+    } else if constexpr (std::is_floating_point_v<T>) {
+      add_double(static_cast<double>(v));
+    } else if constexpr (detail::number_arg<T> && std::is_signed_v<T>) {
+      add_signed(static_cast<std::int64_t>(v));
+    } else if constexpr (detail::number_arg<T>) {
+      add_unsigned(static_cast<std::uint64_t>(v));
+    } else if constexpr (detail::user_arg<T>) {
+      redcoro_to_bulk(*this, v);
+    } else if constexpr (detail::is_tuple_like<T>::value) {
+      add_members(v, std::make_index_sequence<std::tuple_size_v<T>>{});
+    } else if constexpr (detail::range_arg<T>) {
+      for (const auto& e : v) add(e);
+    } else {
+      static_assert(detail::always_false<T>,
+                    "unsupported command argument type: provide redcoro_to_bulk(arg_sink&, const T&)");
+    }
+  }
+
+  void add_bulk(std::string_view bytes);
+  void add_signed(std::int64_t v);
+  void add_unsigned(std::uint64_t v);
+  void add_double(double v);
+
+  /// Arguments added so far.
+  std::size_t count() const noexcept { return count_; }
+
+  /// A sink that counts arguments without writing them.
+  static arg_sink counter() noexcept { return arg_sink(nullptr); }
+
+ private:
+  friend class request;
+  explicit arg_sink(std::string* out) noexcept : out_(out) {}
+
+  template <class Tuple, std::size_t... I>
+  void add_members(const Tuple& t, std::index_sequence<I...>) {
+    (add(std::get<I>(t)), ...);
+  }
+
+  std::string* out_;  // nullptr: only count
+  std::size_t count_ = 0;
+};
+
+namespace detail {
+
+template <class T>
+std::size_t count_with_sink(const T& v) {
+  arg_sink counter = arg_sink::counter();
+  counter.add(v);
+  return counter.count();
+}
+
+/// Number of bulks an argument expands to; known without running user code where possible.
+template <class T>
+std::size_t arg_count(const T& v) {
+  if constexpr (string_like<T> || byte_buffer<T> || number_arg<T>) {
+    return 1;
+  } else if constexpr (is_tuple_like<T>::value) {
+    return std::apply([](const auto&... m) { return (arg_count(m) + ... + std::size_t{0}); }, v);
+  } else if constexpr (range_arg<T>) {
+    using E = std::ranges::range_value_t<const T>;
+    if constexpr (std::ranges::sized_range<const T> &&
+                  (string_like<E> || byte_buffer<E> || number_arg<E>)) {
+      return static_cast<std::size_t>(std::ranges::size(v));
+    } else {
+      std::size_t n = 0;
+      for (const auto& e : v) n += arg_count(e);
+      return n;
+    }
+  } else {
+    return count_with_sink(v);
+  }
+}
+
+}  // namespace detail
+
+/// A batch of commands, serialized as they are pushed, sent in one write.
+///
+/// \code
+///   request req;
+///   req.push("SET", "key", "value", "EX", 60);
+///   req.push("HSET", "user:1", std::map<std::string, std::string>{{"name", "ada"}});
+///   req.push("GET", "key");
+/// \endcode
+class request {
+ public:
+  /// How the connection treats this request when something goes wrong.
+  struct config {
+    /// Fail at once with `not_connected` instead of waiting for the connection.
+    bool cancel_if_not_connected = false;
+    /// If the connection drops after the request was written but before all its replies
+    /// arrived, send it again on the next connection. Only for commands that are safe to
+    /// repeat (reads, SET of a fixed value); by default such a request fails with
+    /// `connection_lost`.
+    bool retry_if_unanswered = false;
+  };
+
+  request() = default;
+  explicit request(config cfg) : config_(cfg) {}
+
+  /// Appends one command with its arguments.
+  template <class... Args>
+  void push(std::string_view command, const Args&... args) {
+    begin_command(command, 1 + (detail::arg_count(args) + ... + std::size_t{0}));
+    arg_sink sink(&payload_);
+    (sink.add(args), ...);
+  }
+
+  /// Appends one command whose arguments are `prefix...` followed by each element of `range`
+  /// (each pair of a map giving two arguments).
+  template <class Range, class... Prefix>
+  void push_range(std::string_view command, const Range& range, const Prefix&... prefix) {
+    push(command, prefix..., range);
+  }
+
+  /// The serialized commands.
+  std::string_view payload() const noexcept { return payload_; }
+  /// Commands pushed.
+  std::size_t commands() const noexcept { return commands_; }
+  /// Replies the server sends in order for this request: on RESP3, the (un)subscribe
+  /// commands answer with push frames instead of replies and are not counted.
+  std::size_t expected_replies() const noexcept { return commands_ - out_of_band_; }
+  /// Commands answered out of band on RESP3 (SUBSCRIBE and friends).
+  std::size_t out_of_band_commands() const noexcept { return out_of_band_; }
+
+  const config& get_config() const noexcept { return config_; }
+  config& get_config() noexcept { return config_; }
+
+  /// Forgets the commands, keeps the buffer's capacity.
+  void clear() noexcept;
+  void reserve(std::size_t bytes) { payload_.reserve(bytes); }
+
+ private:
+  void begin_command(std::string_view command, std::size_t args);
+
+  std::string payload_;
+  std::size_t commands_ = 0;
+  std::size_t out_of_band_ = 0;
+  config config_;
+};
+
+/// True for SUBSCRIBE, PSUBSCRIBE, SSUBSCRIBE and their unsubscribe counterparts (any case):
+/// on RESP3 the server confirms them with push frames.
+bool is_subscribe_family(std::string_view command) noexcept;
+
+}  // namespace redcoro::proto

@@ -1,0 +1,80 @@
+#include <redcoro/proto/request.hpp>
+
+#include <array>
+#include <charconv>
+#include <cmath>
+
+namespace redcoro::proto {
+namespace {
+
+// Appends "<prefix><n>\r\n".
+void append_header(std::string& out, char prefix, std::size_t n) {
+  std::array<char, 24> buf;
+  buf[0] = prefix;
+  auto r = std::to_chars(buf.data() + 1, buf.data() + buf.size() - 2, n);
+  *r.ptr++ = '\r';
+  *r.ptr++ = '\n';
+  out.append(buf.data(), r.ptr);
+}
+
+bool iequals(std::string_view a, std::string_view b) noexcept {
+  if (a.size() != b.size()) return false;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    char c = a[i];
+    if (c >= 'a' && c <= 'z') c = static_cast<char>(c - 'a' + 'A');
+    if (c != b[i]) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+void arg_sink::add_bulk(std::string_view bytes) {
+  ++count_;
+  if (out_ == nullptr) return;
+  append_header(*out_, '$', bytes.size());
+  out_->append(bytes);
+  out_->append("\r\n", 2);
+}
+
+void arg_sink::add_signed(std::int64_t v) {
+  std::array<char, 24> buf;
+  auto r = std::to_chars(buf.data(), buf.data() + buf.size(), v);
+  add_bulk(std::string_view(buf.data(), static_cast<std::size_t>(r.ptr - buf.data())));
+}
+
+void arg_sink::add_unsigned(std::uint64_t v) {
+  std::array<char, 24> buf;
+  auto r = std::to_chars(buf.data(), buf.data() + buf.size(), v);
+  add_bulk(std::string_view(buf.data(), static_cast<std::size_t>(r.ptr - buf.data())));
+}
+
+void arg_sink::add_double(double v) {
+  // Redis reads "inf", "-inf" (and "+inf"); to_chars writes those, and "nan" for NaN, which
+  // the server then rejects with a clear error of its own.
+  std::array<char, 32> buf;
+  auto r = std::to_chars(buf.data(), buf.data() + buf.size(), v);
+  add_bulk(std::string_view(buf.data(), static_cast<std::size_t>(r.ptr - buf.data())));
+}
+
+bool is_subscribe_family(std::string_view command) noexcept {
+  if (command.size() < 9 || command.size() > 12) return false;
+  return iequals(command, "SUBSCRIBE") || iequals(command, "PSUBSCRIBE") ||
+         iequals(command, "SSUBSCRIBE") || iequals(command, "UNSUBSCRIBE") ||
+         iequals(command, "PUNSUBSCRIBE") || iequals(command, "SUNSUBSCRIBE");
+}
+
+void request::begin_command(std::string_view command, std::size_t args) {
+  append_header(payload_, '*', args);
+  arg_sink(&payload_).add_bulk(command);
+  ++commands_;
+  if (is_subscribe_family(command)) ++out_of_band_;
+}
+
+void request::clear() noexcept {
+  payload_.clear();
+  commands_ = 0;
+  out_of_band_ = 0;
+}
+
+}  // namespace redcoro::proto
