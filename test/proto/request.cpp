@@ -1,0 +1,154 @@
+#include <redcoro/proto/request.hpp>
+
+#include <catch2/catch.hpp>
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <limits>
+#include <list>
+#include <map>
+#include <span>
+#include <string>
+#include <string_view>
+#include <tuple>
+#include <vector>
+
+using redcoro::proto::arg_sink;
+using redcoro::proto::request;
+
+namespace shop {
+struct item {
+  std::string name;
+  int quantity;
+};
+// Expands to two arguments: a user type may add any number of bulks.
+void redcoro_to_bulk(arg_sink& sink, const item& i) {
+  sink.add(i.name);
+  sink.add(i.quantity);
+}
+}  // namespace shop
+
+TEST_CASE("commands serialize as arrays of bulk strings, byte for byte", "[request]") {
+  request req;
+  req.push("GET", "key");
+  CHECK(req.payload() == "*2\r\n$3\r\nGET\r\n$3\r\nkey\r\n");
+  req.push("SET", std::string("k"), std::string_view("value"), "EX", 60);
+  CHECK(req.payload() ==
+        "*2\r\n$3\r\nGET\r\n$3\r\nkey\r\n"
+        "*5\r\n$3\r\nSET\r\n$1\r\nk\r\n$5\r\nvalue\r\n$2\r\nEX\r\n$2\r\n60\r\n");
+  CHECK(req.commands() == 2);
+  CHECK(req.expected_replies() == 2);
+  request ping;
+  ping.push("PING");
+  CHECK(ping.payload() == "*1\r\n$4\r\nPING\r\n");
+}
+
+TEST_CASE("arguments are binary safe: CR, LF and NUL cannot inject commands", "[request]") {
+  request req;
+  const std::string evil("v\r\nFLUSHALL\r\n\0x", 15);
+  req.push("SET", "k\r\n", evil);
+  CHECK(req.payload() == std::string("*3\r\n$3\r\nSET\r\n$3\r\nk\r\n\r\n$15\r\n") + evil + "\r\n");
+  CHECK(req.commands() == 1);
+  request empty;
+  empty.push("SET", "k", "");
+  CHECK(empty.payload() == "*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$0\r\n\r\n");
+}
+
+TEST_CASE("integers at their limits", "[request]") {
+  request req;
+  req.push("X", std::numeric_limits<std::int64_t>::min(), std::numeric_limits<std::uint64_t>::max(),
+           0, -1, static_cast<short>(7), 42u);
+  CHECK(req.payload() ==
+        "*7\r\n$1\r\nX\r\n$20\r\n-9223372036854775808\r\n$20\r\n18446744073709551615\r\n"
+        "$1\r\n0\r\n$2\r\n-1\r\n$1\r\n7\r\n$2\r\n42\r\n");
+}
+
+TEST_CASE("doubles use the shortest text that reads back the same", "[request]") {
+  request req;
+  req.push("ZADD", "z", 0.1, 1e300, -2.5, 3.0, std::numeric_limits<double>::infinity(),
+           -std::numeric_limits<double>::infinity(), 0.5f);
+  CHECK(req.payload() ==
+        "*9\r\n$4\r\nZADD\r\n$1\r\nz\r\n$3\r\n0.1\r\n$6\r\n1e+300\r\n$4\r\n-2.5\r\n$1\r\n3\r\n"
+        "$3\r\ninf\r\n$4\r\n-inf\r\n$3\r\n0.5\r\n");
+}
+
+TEST_CASE("ranges, maps, pairs and tuples expand to one bulk per element", "[request]") {
+  request req;
+  req.push("DEL", std::vector<std::string>{"a", "b"});
+  CHECK(req.payload() == "*3\r\n$3\r\nDEL\r\n$1\r\na\r\n$1\r\nb\r\n");
+
+  request hset;
+  hset.push("HSET", "user:1", std::map<std::string, int>{{"age", 36}, {"id", 7}});
+  CHECK(hset.payload() ==
+        "*6\r\n$4\r\nHSET\r\n$6\r\nuser:1\r\n$3\r\nage\r\n$2\r\n36\r\n$2\r\nid\r\n$1\r\n7\r\n");
+
+  request ranged;
+  ranged.push_range("RPUSH", std::list<int>{1, 2, 3}, "list");
+  CHECK(ranged.payload() ==
+        "*5\r\n$5\r\nRPUSH\r\n$4\r\nlist\r\n$1\r\n1\r\n$1\r\n2\r\n$1\r\n3\r\n");
+
+  request tuple;
+  tuple.push("ZADD", "z", std::vector<std::pair<double, std::string>>{{1.5, "a"}},
+             std::tuple<int, std::string_view>{2, "b"});
+  CHECK(tuple.payload() ==
+        "*6\r\n$4\r\nZADD\r\n$1\r\nz\r\n$3\r\n1.5\r\n$1\r\na\r\n$1\r\n2\r\n$1\r\nb\r\n");
+
+  request none;
+  none.push("DEL", std::vector<std::string>{});
+  CHECK(none.payload() == "*1\r\n$3\r\nDEL\r\n");
+}
+
+TEST_CASE("byte buffers are one bulk each", "[request]") {
+  const std::array<std::byte, 3> raw{std::byte{0}, std::byte{0xff}, std::byte{'\n'}};
+  const std::vector<unsigned char> bytes{'a', 'b'};
+  const std::vector<char> chars{'c'};
+  request req;
+  req.push("SET", "k", std::span<const std::byte>(raw));
+  req.push("SET", "k", bytes);
+  req.push("SET", "k", chars);
+  CHECK(req.payload() == std::string("*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$3\r\n\0\xff\n\r\n", 29) +
+                             "*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$2\r\nab\r\n" +
+                             "*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1\r\nc\r\n");
+}
+
+TEST_CASE("user types add their own bulks", "[request]") {
+  request req;
+  req.push("HSET", "cart", shop::item{"apple", 3});
+  CHECK(req.payload() ==
+        "*4\r\n$4\r\nHSET\r\n$4\r\ncart\r\n$5\r\napple\r\n$1\r\n3\r\n");
+  request many;
+  many.push("HSET", "cart", std::vector<shop::item>{{"a", 1}, {"b", 2}});
+  CHECK(many.payload() ==
+        "*6\r\n$4\r\nHSET\r\n$4\r\ncart\r\n$1\r\na\r\n$1\r\n1\r\n$1\r\nb\r\n$1\r\n2\r\n");
+}
+
+TEST_CASE("the subscribe family answers out of band on RESP3", "[request]") {
+  request req;
+  req.push("SUBSCRIBE", "a", "b");
+  req.push("ping");
+  req.push("psubscribe", "p*");
+  req.push("SSUBSCRIBE", "s");
+  req.push("UNSUBSCRIBE");
+  req.push("PUNSUBSCRIBE");
+  req.push("sunsubscribe");
+  req.push("SUBSCRIBER");
+  CHECK(req.commands() == 8);
+  CHECK(req.out_of_band_commands() == 6);
+  CHECK(req.expected_replies() == 2);
+  CHECK(redcoro::proto::is_subscribe_family("Subscribe"));
+  CHECK_FALSE(redcoro::proto::is_subscribe_family("PUBLISH"));
+}
+
+TEST_CASE("clear keeps capacity and config", "[request]") {
+  request req(request::config{true, true});
+  req.push("SET", "k", std::string(1000, 'x'));
+  const auto cap = req.payload().size();
+  req.clear();
+  CHECK(req.payload().empty());
+  CHECK(req.commands() == 0);
+  CHECK(req.get_config().retry_if_unanswered);
+  req.reserve(cap);
+  req.push("GET", "k");
+  CHECK(req.commands() == 1);
+}

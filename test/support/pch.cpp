@@ -1,0 +1,2 @@
+// Compiled with the shared precompiled header, so that CMake builds it for this target and
+// the test executables can reuse it.
