@@ -107,17 +107,16 @@ std::size_t feed_redcoro(const corpus& c, OnNode&& on_node, OnReply&& on_reply) 
   const std::string_view wire = c.wire;
   for (std::size_t off = 0; off < wire.size(); off += chunk_size) {
     buffer.append(wire.substr(off, chunk_size));
+    // What the connection's reader does: one consume_message() call per reply.
+    const auto sink = [&](const proto::node& n) { on_node(replies, n); };
     for (;;) {
-      const auto n = p.consume(buffer, pos, ec);
+      const bool done = p.consume_message(buffer, pos, sink, ec);
       if (ec) {
         std::fprintf(stderr, "parse error: %s\n", ec.message().c_str());
         std::abort();
       }
-      if (n) on_node(replies, *n);
-      if (p.done())
-        on_reply(replies++);
-      else if (!n)
-        break;
+      if (!done) break;
+      on_reply(replies++);
     }
     buffer.erase(0, pos);
     pos = 0;

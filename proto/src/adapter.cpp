@@ -60,7 +60,10 @@ bool adapt_string(std::string& out, const node& n, reply_error& err) {
     case type::number:
     case type::double_:
     case type::big_number:
-      out.assign(n.value);
+      // PERF: clear()+append() takes libstdc++'s plain copy path; assign() goes through
+      // _M_replace, which guards against aliasing and cost a tenth of the typed benchmark.
+      out.clear();
+      out.append(n.value);
       return true;
     case type::streamed_string:
       out.clear();

@@ -60,10 +60,14 @@ inline std::ostream& operator<<(std::ostream& os, const feed_result& r) {
   return os << "]";
 }
 
+/// Which parser entry point feed() drives.
+enum class parse_api { consume, consume_message };
+
 /// Feeds `wire` in chunks ending at each of `cuts` (then the rest), compacting the buffer once
 /// per chunk as the client does. Stops at the first error.
 inline feed_result feed(std::string_view wire, const std::vector<std::size_t>& cuts,
-                        const proto::parser_limits& limits = {}) {
+                        const proto::parser_limits& limits = {},
+                        parse_api api = parse_api::consume) {
   feed_result out;
   proto::parser p(limits);
   std::string buffer;
@@ -75,21 +79,27 @@ inline feed_result feed(std::string_view wire, const std::vector<std::size_t>& c
     if (end < fed || end > wire.size()) continue;
     buffer.append(wire.substr(fed, end - fed));
     fed = end;
-    for (;;) {
-      auto n = p.consume(buffer, pos, out.ec);
-      if (out.ec) return out;
-      if (n) {
-        // Views must point into the buffer: the parser never copies payload bytes.
-        if (!n->value.empty()) {
-          REQUIRE(n->value.data() >= buffer.data());
-          REQUIRE(n->value.data() + n->value.size() <= buffer.data() + buffer.size());
-        }
-        out.nodes.push_back(own(*n));
+    const auto keep = [&](const proto::node& n) {
+      // Views must point into the buffer: the parser never copies payload bytes.
+      if (!n.value.empty()) {
+        REQUIRE(n.value.data() >= buffer.data());
+        REQUIRE(n.value.data() + n.value.size() <= buffer.data() + buffer.size());
       }
-      if (p.done())
-        ++out.messages;
-      else if (!n)
-        break;
+      out.nodes.push_back(own(n));
+    };
+    if (api == parse_api::consume_message) {
+      while (p.consume_message(buffer, pos, keep, out.ec)) ++out.messages;
+      if (out.ec) return out;
+    } else {
+      for (;;) {
+        auto n = p.consume(buffer, pos, out.ec);
+        if (out.ec) return out;
+        if (n) keep(*n);
+        if (p.done())
+          ++out.messages;
+        else if (!n)
+          break;
+      }
     }
     buffer.erase(0, pos);
     pos = 0;
@@ -116,6 +126,9 @@ inline feed_result feed_all_splits(std::string_view wire,
   for (std::size_t i = 1; i < wire.size(); ++i) every.push_back(i);
   INFO("one byte at a time");
   CHECK(feed(wire, every, limits) == whole);
+  INFO("consume_message, whole and one byte at a time");
+  CHECK(feed(wire, {}, limits, parse_api::consume_message) == whole);
+  CHECK(feed(wire, every, limits, parse_api::consume_message) == whole);
   return whole;
 }
 

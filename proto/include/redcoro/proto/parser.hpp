@@ -8,6 +8,7 @@
 #include <optional>
 #include <string_view>
 #include <system_error>
+#include <type_traits>
 
 namespace redcoro::proto {
 
@@ -23,6 +24,26 @@ struct parser_limits {
   std::size_t max_aggregate_size = std::size_t{0xffffffff};
   /// Longest line: simple strings, simple errors, doubles, big numbers and headers.
   std::size_t max_line_length = std::size_t{1024} * 1024;
+};
+
+/// A non-owning reference to a callable taking `const node&`: two pointers, no allocation.
+/// The callable must outlive the call it is passed to.
+class node_sink {
+ public:
+  template <class F>
+    requires(!std::is_same_v<std::remove_cvref_t<F>, node_sink> &&
+             std::is_invocable_v<F&, const node&>)
+  node_sink(F& f) noexcept  // NOLINT(google-explicit-constructor): used like a function_ref
+      : object_(static_cast<const void*>(std::addressof(f))),
+        call_([](const void* o, const node& n) {
+          (*static_cast<F*>(const_cast<void*>(o)))(n);
+        }) {}
+
+  void operator()(const node& n) const { call_(object_, n); }
+
+ private:
+  const void* object_;  // an F, const-qualified or not
+  void (*call_)(const void*, const node&);
 };
 
 /// An incremental RESP3 (and RESP2) parser.
@@ -61,6 +82,15 @@ class parser {
   std::optional<node> consume(std::string_view input, std::size_t& pos,
                               std::error_code& ec) noexcept;
 
+  /// Parses nodes of `input` from `pos` and passes each to `sink`, until the current top-level
+  /// message is complete (returns true; done() is true too), the input runs out (returns
+  /// false with `ec` clear: append input and call again) or the input is malformed (returns
+  /// false with `ec` set). Equivalent to calling consume() in a loop, and faster: this is the
+  /// loop the connection's reader runs. Exceptions thrown by `sink` propagate; the parser is
+  /// then positioned after the node that was being delivered.
+  bool consume_message(std::string_view input, std::size_t& pos, node_sink sink,
+                       std::error_code& ec);
+
   /// True once the last consume() completed a top-level element (attributes before it do not
   /// count as one).
   bool done() const noexcept { return done_; }
@@ -82,6 +112,8 @@ class parser {
 
   enum class state : std::uint8_t { element, body, failed };
 
+  std::optional<node> next(std::string_view input, std::size_t& pos,
+                           std::error_code& ec) noexcept;
   std::optional<node> fail(std::error_code& ec, error e) noexcept;
   std::optional<node> parse_body(std::string_view input, std::size_t& pos,
                                  std::error_code& ec) noexcept;
