@@ -3,10 +3,14 @@
 
 find_program(REDCORO_CCACHE ccache)
 if(REDCORO_CCACHE AND NOT CMAKE_CXX_COMPILER_LAUNCHER)
-  set(CMAKE_CXX_COMPILER_LAUNCHER ${REDCORO_CCACHE})
-  # Precompiled headers and ccache only agree when ccache ignores the
-  # timestamps of the pch and the headers' mtimes.
-  set(ENV{CCACHE_SLOPPINESS} "pch_defines,time_macros,include_file_mtime,include_file_ctime")
+  # Precompiled headers and ccache only agree when ccache ignores the pch's defines and
+  # the headers' timestamps; base_dir lets two build trees (say, a fresh clone) share hits.
+  # Settings go through the launcher because the environment of CMake's configure step does
+  # not reach the build.
+  set(CMAKE_CXX_COMPILER_LAUNCHER
+      ${CMAKE_COMMAND} -E env
+      "CCACHE_SLOPPINESS=pch_defines,time_macros,include_file_mtime,include_file_ctime"
+      CCACHE_BASEDIR=${PROJECT_SOURCE_DIR} CCACHE_NOHASHDIR=1 ${REDCORO_CCACHE})
 endif()
 
 if(NOT DEFINED REDCORO_LINKER)

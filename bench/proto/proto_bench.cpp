@@ -13,12 +13,11 @@
 // Options (besides Google Benchmark's): --rounds=N (default 5) timed rounds per contender,
 // alternating; --megabytes=N (default 64) input size.
 
+#include "support/alloc_counter.hpp"
+#include "support/report.hpp"
 #include <redcoro/proto/adapter.hpp>
 #include <redcoro/proto/parser.hpp>
 #include <redcoro/proto/request.hpp>
-
-#include "support/alloc_counter.hpp"
-#include "support/report.hpp"
 
 #include <benchmark/benchmark.h>
 #include <hiredis/hiredis.h>
@@ -54,7 +53,8 @@ corpus make_corpus(std::size_t bytes) {
   std::uniform_int_distribution<int> percent(0, 99);
   auto text = [&](std::size_t n) {
     std::string s(n, ' ');
-    for (char& ch : s) ch = static_cast<char>('a' + rng() % 26);
+    for (char& ch : s)
+      ch = static_cast<char>('a' + rng() % 26);
     return s;
   };
   while (c.wire.size() < bytes) {
@@ -70,7 +70,8 @@ corpus make_corpus(std::size_t bytes) {
       c.kinds.push_back(kind::integer);
     } else {
       c.wire += "*10\r\n";
-      for (int i = 0; i < 10; ++i) c.wire += "$16\r\n" + text(16) + "\r\n";
+      for (int i = 0; i < 10; ++i)
+        c.wire += "$16\r\n" + text(16) + "\r\n";
       c.kinds.push_back(kind::array);
     }
   }
@@ -89,7 +90,8 @@ const corpus& input() {
 struct digest {
   std::uint64_t h = 1469598103934665603ull;
   void add(std::string_view s) {
-    for (unsigned char c : s) h = (h ^ c) * 1099511628211ull;
+    for (unsigned char c : s)
+      h = (h ^ c) * 1099511628211ull;
     h = (h ^ 0xff) * 1099511628211ull;
   }
 };
@@ -253,7 +255,8 @@ void digest_reply(const redisReply* r, digest& d) {
     case REDIS_REPLY_ARRAY:
       d.add("A");
       d.add(std::to_string(r->elements));
-      for (std::size_t i = 0; i < r->elements; ++i) digest_reply(r->element[i], d);
+      for (std::size_t i = 0; i < r->elements; ++i)
+        digest_reply(r->element[i], d);
       break;
     default:
       d.add("?");
@@ -300,32 +303,38 @@ void set_rates(benchmark::State& state, std::size_t replies) {
 
 void bm_nodes(benchmark::State& state) {
   std::size_t replies = 0;
-  for (auto _ : state) replies = run_nodes(input(), nullptr);
+  for (auto _ : state)
+    replies = run_nodes(input(), nullptr);
   set_rates(state, replies);
 }
 
 void bm_typed(benchmark::State& state) {
   typed_state s;
   std::size_t replies = 0;
-  for (auto _ : state) replies = run_typed(input(), s, nullptr);
+  for (auto _ : state)
+    replies = run_typed(input(), s, nullptr);
   set_rates(state, replies);
 }
 
 void bm_hiredis_objects(benchmark::State& state) {
   std::size_t replies = 0;
-  for (auto _ : state) replies = run_hiredis(input(), true, nullptr);
+  for (auto _ : state)
+    replies = run_hiredis(input(), true, nullptr);
   set_rates(state, replies);
 }
 
 void bm_hiredis_no_objects(benchmark::State& state) {
   std::size_t replies = 0;
-  for (auto _ : state) replies = run_hiredis(input(), false, nullptr);
+  for (auto _ : state)
+    replies = run_hiredis(input(), false, nullptr);
   set_rates(state, replies);
 }
 
 // Request building: GET and SET of a 32-byte value, alternating.
 const std::string value32(32, 'v');
-std::string key_for(std::uint64_t i) { return "key:" + std::to_string(i % 100000); }
+std::string key_for(std::uint64_t i) {
+  return "key:" + std::to_string(i % 100000);
+}
 
 void bm_request_reused(benchmark::State& state) {
   proto::request req;
@@ -425,7 +434,8 @@ allocation_figures check_and_count() {
   constexpr std::size_t requests = 100000;
   auto build = [&](auto&& one) {
     return allocations_per(requests, [&] {
-      for (std::size_t i = 0; i < requests; ++i) one(i);
+      for (std::size_t i = 0; i < requests; ++i)
+        one(i);
     });
   };
   proto::request reused;
@@ -507,15 +517,16 @@ int main(int argc, char** argv) {
     const double rps = reporter.median(name, "items_per_second");
     rows.push_back({label, bench::format_number(reporter.median(name, "bytes_per_second") / mb),
                     bench::format_number(rps), bench::format_number(per_reply, 3),
-                    bench::format_ratio(rps / base_objects), bench::format_ratio(rps / base_plain)});
+                    bench::format_ratio(rps / base_objects),
+                    bench::format_ratio(rps / base_plain)});
   };
   parse_row("redcoro nodes", "parse/redcoro_nodes", allocs.nodes);
   parse_row("redcoro typed (reused)", "parse/redcoro_typed", allocs.typed);
   parse_row("hiredis reply objects", "parse/hiredis_objects", allocs.hiredis_objects);
   parse_row("hiredis fn=NULL", "parse/hiredis_no_objects", allocs.hiredis_no_objects);
-  bench::print_table({"decoder", "MB/s", "replies/s", "allocs/reply", "vs hiredis objects",
-                      "vs hiredis fn=NULL"},
-                     rows);
+  bench::print_table(
+      {"decoder", "MB/s", "replies/s", "allocs/reply", "vs hiredis objects", "vs hiredis fn=NULL"},
+      rows);
 
   std::printf("\nBuilding GET/SET requests (medians):\n\n");
   rows.clear();

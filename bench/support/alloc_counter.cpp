@@ -34,6 +34,10 @@ void* realloc(void* p, std::size_t n) {
 }
 
 namespace redcoro::bench {
-void count_allocations(bool on) noexcept { counting.store(on, std::memory_order_relaxed); }
-std::uint64_t allocations() noexcept { return count.load(std::memory_order_relaxed); }
+void count_allocations(bool on) noexcept {
+  counting.store(on, std::memory_order_relaxed);
+}
+std::uint64_t allocations() noexcept {
+  return count.load(std::memory_order_relaxed);
+}
 }  // namespace redcoro::bench

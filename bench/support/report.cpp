@@ -12,7 +12,8 @@ void collecting_reporter::ReportRuns(const std::vector<Run>& runs) {
   for (const Run& run : runs) {
     if (run.error_occurred || run.run_type != Run::RT_Iteration) continue;
     std::map<std::string, double> values;
-    for (const auto& [key, counter] : run.counters) values[key] = counter.value;
+    for (const auto& [key, counter] : run.counters)
+      values[key] = counter.value;
     values["cpu_time"] = run.GetAdjustedCPUTime();
     samples_[run.benchmark_name()].push_back(std::move(values));
   }
@@ -46,7 +47,8 @@ void print_table(const std::vector<std::string>& header,
       width[i] = std::max(width[i], row[i].size());
   };
   measure(header);
-  for (const auto& r : rows) measure(r);
+  for (const auto& r : rows)
+    measure(r);
   auto print = [&](const std::vector<std::string>& row) {
     for (std::size_t i = 0; i < width.size(); ++i) {
       const std::string cell = i < row.size() ? row[i] : "";
@@ -56,9 +58,11 @@ void print_table(const std::vector<std::string>& header,
   };
   print(header);
   std::size_t total = 0;
-  for (std::size_t w : width) total += w + 2;
+  for (std::size_t w : width)
+    total += w + 2;
   std::cout << std::string(total - 2, '-') << "\n";
-  for (const auto& r : rows) print(r);
+  for (const auto& r : rows)
+    print(r);
 }
 
 std::string format_number(double v, int decimals) {

@@ -15,7 +15,8 @@ bool is_text(type t) noexcept {
 std::string excerpt(std::string_view s) {
   constexpr std::size_t max = 64;
   std::string out = "'";
-  for (char c : s.substr(0, max)) out += (c >= 0x20 && c < 0x7f) ? c : '?';
+  for (char c : s.substr(0, max))
+    out += (c >= 0x20 && c < 0x7f) ? c : '?';
   if (s.size() > max) out += "...";
   out += "'";
   return out;
@@ -183,9 +184,9 @@ bool check_fixed_size(const node& n, std::size_t expected, reply_error& err) {
   if (!is_aggregate(n.data_type)) return fail_type(err, "array", n);
   const std::size_t got = n.element_count();
   if (got != node::unbounded && got != expected)
-    return fail_with(err, error::size_mismatch,
-                     "expected " + std::to_string(expected) + " elements, got " +
-                         std::to_string(got));
+    return fail_with(
+        err, error::size_mismatch,
+        "expected " + std::to_string(expected) + " elements, got " + std::to_string(got));
   return true;
 }
 

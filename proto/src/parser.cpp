@@ -38,9 +38,8 @@ constexpr decimal_rules length_rules{false, false, false, error::invalid_length,
 constexpr decimal_rules number_rules{true, true, false, error::invalid_number,
                                      error::number_overflow};
 
-[[gnu::always_inline]] inline scan scan_decimal(const char* base, std::size_t size,
-                                               std::size_t at, const decimal_rules& rules,
-                                               decimal& out) noexcept {
+[[gnu::always_inline]] inline scan scan_decimal(const char* base, std::size_t size, std::size_t at,
+                                                const decimal_rules& rules, decimal& out) noexcept {
   std::size_t i = at;
   if (i >= size) return scan::need_more;
   if (rules.unknown && base[i] == '?') {
@@ -122,7 +121,8 @@ bool valid_big_number(std::string_view s) noexcept {
 }  // namespace
 
 parser::parser(const parser_limits& limits)
-    : limits_(limits), stack_(std::make_unique<frame[]>(std::max<std::size_t>(1, limits.max_depth))) {}
+    : limits_(limits),
+      stack_(std::make_unique<frame[]>(std::max<std::size_t>(1, limits.max_depth))) {}
 
 void parser::reset() noexcept {
   top_ = 0;
@@ -195,8 +195,8 @@ inline std::optional<node> parser::parse_body(std::string_view input, std::size_
 // which saves a call and the optional<node> round trip through memory per node: about a
 // fifth of the time per reply on the proto benchmark's mix.
 [[gnu::always_inline]] inline std::optional<node> parser::next(std::string_view input,
-                                                              std::size_t& pos,
-                                                              std::error_code& ec) noexcept {
+                                                               std::size_t& pos,
+                                                               std::error_code& ec) noexcept {
   if (state_ == state::failed) {
     ec = error_;
     return std::nullopt;
@@ -223,16 +223,16 @@ inline std::optional<node> parser::parse_body(std::string_view input, std::size_
         const std::size_t content = pos + 1;
         const std::size_t available = size - content;
         // The CR may sit just after a line of exactly max_line_length bytes.
-        const std::size_t searchable = limits_.max_line_length < available
-                                           ? limits_.max_line_length + 1
-                                           : available;
+        const std::size_t searchable =
+            limits_.max_line_length < available ? limits_.max_line_length + 1 : available;
         if (scanned_ > searchable) scanned_ = 0;
         // PERF: most lines are a few bytes ("+OK"); a byte loop finds their CR faster than
         // a call to memchr, which takes over for long lines.
         const char* p = base + content + scanned_;
         const char* const end = base + content + searchable;
         const char* const quick_end = end - p > 16 ? p + 16 : end;
-        while (p != quick_end && *p != '\r') ++p;
+        while (p != quick_end && *p != '\r')
+          ++p;
         const void* cr = p != quick_end ? p
                          : p == end     ? nullptr
                                         : std::memchr(p, '\r', static_cast<std::size_t>(end - p));
@@ -288,7 +288,8 @@ inline std::optional<node> parser::parse_body(std::string_view input, std::size_
           case scan::ok:
             break;
         }
-        const std::uint64_t limit = d.negative ? std::uint64_t{1} << 63 : (std::uint64_t{1} << 63) - 1;
+        const std::uint64_t limit =
+            d.negative ? std::uint64_t{1} << 63 : (std::uint64_t{1} << 63) - 1;
         if (d.magnitude > limit) return fail(ec, error::number_overflow);
         const std::string_view text(base + pos + 1, d.next - pos - 3);
         pos = d.next;
@@ -378,7 +379,8 @@ inline std::optional<node> parser::parse_body(std::string_view input, std::size_
         std::size_t count = 0;
         if (!d.unknown) {
           if (d.magnitude > limits_.max_aggregate_size) return fail(ec, error::aggregate_too_large);
-          if (d.magnitude > static_cast<std::size_t>(-1) / 4) return fail(ec, error::length_overflow);
+          if (d.magnitude > static_cast<std::size_t>(-1) / 4)
+            return fail(ec, error::length_overflow);
           count = static_cast<std::size_t>(d.magnitude) * multiplicity;
         }
         auto n = header(t, d.unknown ? node::unbounded : static_cast<std::size_t>(d.magnitude));

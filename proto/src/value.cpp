@@ -149,7 +149,8 @@ std::string value::to_display() const {
 void append_resp3(std::string& out, const value& v) {
   if (!v.attributes.empty()) {
     append_count(out, '|', v.attributes.size() / 2);
-    for (const value& e : v.attributes) append_resp3(out, e);
+    for (const value& e : v.attributes)
+      append_resp3(out, e);
   }
   switch (v.data_type) {
     case type::array:
@@ -157,13 +158,14 @@ void append_resp3(std::string& out, const value& v) {
     case type::set:
     case type::map:
     case type::attribute: {
-      const char prefix = v.data_type == type::array ? '*'
+      const char prefix = v.data_type == type::array  ? '*'
                           : v.data_type == type::push ? '>'
                           : v.data_type == type::set  ? '~'
                           : v.data_type == type::map  ? '%'
                                                       : '|';
       append_count(out, prefix, v.elements.size() / element_multiplicity(v.data_type));
-      for (const value& e : v.elements) append_resp3(out, e);
+      for (const value& e : v.elements)
+        append_resp3(out, e);
       return;
     }
     case type::simple_string:

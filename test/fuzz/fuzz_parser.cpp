@@ -71,8 +71,8 @@ outcome run(std::string_view wire, std::size_t chunk) {
             (node->value.data() < buffer.data() ||
              node->value.data() + node->value.size() > buffer.data() + buffer.size()))
           std::abort();
-        out.nodes.push_back({node->data_type, node->in_attribute, node->depth,
-                             node->aggregate_size, std::string(node->value)});
+        out.nodes.push_back({node->data_type, node->in_attribute, node->depth, node->aggregate_size,
+                             std::string(node->value)});
         generic_adapter.on_node(out.messages % 64, *node);
         typed_adapter.on_node(out.messages % 3, *node);
       }

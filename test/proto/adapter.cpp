@@ -1,8 +1,6 @@
-#include <redcoro/proto/adapter.hpp>
-
-#include <redcoro/proto/response.hpp>
-
 #include "support/proto_helpers.hpp"
+#include <redcoro/proto/adapter.hpp>
+#include <redcoro/proto/response.hpp>
 
 #include <array>
 #include <cmath>
@@ -172,7 +170,8 @@ TEST_CASE("optional gives nullopt for null in RESP3 and RESP2", "[adapter]") {
   CHECK_FALSE(value_of<std::optional<std::string>>("$-1\r\n"));
   CHECK_FALSE(value_of<std::optional<std::vector<std::string>>>("*-1\r\n"));
   CHECK(value_of<std::optional<std::string>>("$1\r\nx\r\n") == "x");
-  const auto v = value_of<std::vector<std::optional<std::string>>>("*3\r\n$1\r\na\r\n_\r\n$1\r\nb\r\n");
+  const auto v =
+      value_of<std::vector<std::optional<std::string>>>("*3\r\n$1\r\na\r\n_\r\n$1\r\nb\r\n");
   REQUIRE(v.size() == 3);
   CHECK(v[0] == "a");
   CHECK_FALSE(v[1]);
@@ -214,8 +213,8 @@ TEST_CASE("maps from RESP3 maps, RESP2 flat arrays and arrays of pairs", "[adapt
   CHECK(value_of<std::unordered_map<std::string, std::string>>("%1\r\n+k\r\n+v\r\n").at("k") ==
         "v");
   // Aggregate values.
-  const auto nested =
-      value_of<std::map<std::string, std::vector<int>>>("%2\r\n+a\r\n*2\r\n:1\r\n:2\r\n+b\r\n*0\r\n");
+  const auto nested = value_of<std::map<std::string, std::vector<int>>>(
+      "%2\r\n+a\r\n*2\r\n:1\r\n:2\r\n+b\r\n*0\r\n");
   CHECK(nested.at("a") == std::vector<int>{1, 2});
   CHECK(nested.at("b").empty());
   CHECK(error_of<M>("*3\r\n+a\r\n:1\r\n+b\r\n").code == error::size_mismatch);
@@ -233,8 +232,8 @@ TEST_CASE("vectors of pairs: WITHSCORES in RESP2 and RESP3 shape", "[adapter]") 
 }
 
 TEST_CASE("fixed shapes: pair, tuple, array", "[adapter]") {
-  const auto t = value_of<std::tuple<std::string, int, std::optional<std::string>>>(
-      "*3\r\n+a\r\n:7\r\n_\r\n");
+  const auto t =
+      value_of<std::tuple<std::string, int, std::optional<std::string>>>("*3\r\n+a\r\n:7\r\n_\r\n");
   CHECK(std::get<0>(t) == "a");
   CHECK(std::get<1>(t) == 7);
   CHECK_FALSE(std::get<2>(t));
@@ -288,7 +287,8 @@ TEST_CASE("ignore accepts anything", "[adapter]") {
 
 TEST_CASE("generic values keep everything, attributes included", "[adapter][value]") {
   const auto v = value_of<proto::value>(
-      "|1\r\n+key-popularity\r\n%1\r\n$1\r\na\r\n,0.19\r\n*2\r\n:1\r\n$?\r\n;2\r\nab\r\n;1\r\nc\r\n;0\r\n");
+      "|1\r\n+key-popularity\r\n%1\r\n$1\r\na\r\n,0.19\r\n*2\r\n:1\r\n$?\r\n;2\r\nab\r\n;"
+      "1\r\nc\r\n;0\r\n");
   CHECK(v.data_type == type::array);
   REQUIRE(v.size() == 2);
   CHECK(v[0].to_integer() == 1);
@@ -324,7 +324,8 @@ TEST_CASE("generic values from every type", "[adapter][value]") {
         "{\"s\": \"hello\", \"n\": (nil), \"set\": ~{true, 12345678901234567890}}");
 }
 
-TEST_CASE("responses hold one result per reply and stay in sync after errors", "[adapter][response]") {
+TEST_CASE("responses hold one result per reply and stay in sync after errors",
+          "[adapter][response]") {
   response<std::int64_t, std::string, std::vector<int>, std::optional<std::string>> r;
   // The second reply is a mismatch (an array for a string); the next ones are read normally.
   REQUIRE_FALSE(decode(":1\r\n*2\r\n:1\r\n*1\r\n+x\r\n*2\r\n:5\r\n:6\r\n$-1\r\n", r));

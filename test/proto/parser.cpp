@@ -1,6 +1,5 @@
-#include <redcoro/proto/parser.hpp>
-
 #include "support/proto_helpers.hpp"
+#include <redcoro/proto/parser.hpp>
 
 #include <string>
 #include <vector>
@@ -101,30 +100,30 @@ TEST_CASE("numbers at the edges of the 64-bit range", "[parser]") {
 
 TEST_CASE("aggregates from the RESP3 specification", "[parser]") {
   expect_nodes("*1\r\n$1\r\nA\r\n", {A(type::array, 0, 1), S(type::blob_string, 1, "A")});
-  expect_nodes("*3\r\n:1\r\n:2\r\n:3\r\n",
-               {A(type::array, 0, 3), S(type::number, 1, "1"), S(type::number, 1, "2"),
-                S(type::number, 1, "3")});
+  expect_nodes("*3\r\n:1\r\n:2\r\n:3\r\n", {A(type::array, 0, 3), S(type::number, 1, "1"),
+                                            S(type::number, 1, "2"), S(type::number, 1, "3")});
   expect_nodes("*2\r\n*2\r\n:1\r\n:2\r\n#t\r\n",
                {A(type::array, 0, 2), A(type::array, 1, 2), S(type::number, 2, "1"),
                 S(type::number, 2, "2"), S(type::boolean, 1, "t")});
-  expect_nodes("*2\r\n*3\r\n:1\r\n$5\r\nhello\r\n:2\r\n#f\r\n",
-               {A(type::array, 0, 2), A(type::array, 1, 3), S(type::number, 2, "1"),
-                S(type::blob_string, 2, "hello"), S(type::number, 2, "2"),
-                S(type::boolean, 1, "f")});
+  expect_nodes(
+      "*2\r\n*3\r\n:1\r\n$5\r\nhello\r\n:2\r\n#f\r\n",
+      {A(type::array, 0, 2), A(type::array, 1, 3), S(type::number, 2, "1"),
+       S(type::blob_string, 2, "hello"), S(type::number, 2, "2"), S(type::boolean, 1, "f")});
   expect_nodes("%2\r\n+first\r\n:1\r\n+second\r\n:2\r\n",
                {A(type::map, 0, 2), S(type::simple_string, 1, "first"), S(type::number, 1, "1"),
                 S(type::simple_string, 1, "second"), S(type::number, 1, "2")});
-  expect_nodes("~5\r\n+orange\r\n+apple\r\n#t\r\n:100\r\n:999\r\n",
-               {A(type::set, 0, 5), S(type::simple_string, 1, "orange"),
-                S(type::simple_string, 1, "apple"), S(type::boolean, 1, "t"),
-                S(type::number, 1, "100"), S(type::number, 1, "999")});
+  expect_nodes(
+      "~5\r\n+orange\r\n+apple\r\n#t\r\n:100\r\n:999\r\n",
+      {A(type::set, 0, 5), S(type::simple_string, 1, "orange"), S(type::simple_string, 1, "apple"),
+       S(type::boolean, 1, "t"), S(type::number, 1, "100"), S(type::number, 1, "999")});
 }
 
 TEST_CASE("empty aggregates complete at once", "[parser]") {
   expect_nodes("*0\r\n", {A(type::array, 0, 0)});
   expect_nodes("%0\r\n", {A(type::map, 0, 0)});
   expect_nodes("~0\r\n", {A(type::set, 0, 0)});
-  expect_nodes("*2\r\n*0\r\n%0\r\n", {A(type::array, 0, 2), A(type::array, 1, 0), A(type::map, 1, 0)});
+  expect_nodes("*2\r\n*0\r\n%0\r\n",
+               {A(type::array, 0, 2), A(type::array, 1, 0), A(type::map, 1, 0)});
 }
 
 TEST_CASE("attributes are delivered and never taken for the reply", "[parser]") {
@@ -155,12 +154,12 @@ TEST_CASE("attributes are delivered and never taken for the reply", "[parser]") 
 }
 
 TEST_CASE("push frames and replies interleave as whole messages", "[parser]") {
-  expect_nodes(">3\r\n+message\r\n+somechannel\r\n+this is the message\r\n$9\r\nGet-Reply\r\n",
-               {A(type::push, 0, 3), S(type::simple_string, 1, "message"),
-                S(type::simple_string, 1, "somechannel"),
-                S(type::simple_string, 1, "this is the message"),
-                S(type::blob_string, 0, "Get-Reply")},
-               2);
+  expect_nodes(
+      ">3\r\n+message\r\n+somechannel\r\n+this is the message\r\n$9\r\nGet-Reply\r\n",
+      {A(type::push, 0, 3), S(type::simple_string, 1, "message"),
+       S(type::simple_string, 1, "somechannel"), S(type::simple_string, 1, "this is the message"),
+       S(type::blob_string, 0, "Get-Reply")},
+      2);
   expect_nodes("$9\r\nGet-Reply\r\n>3\r\n+message\r\n+somechannel\r\n+this is the message\r\n",
                {S(type::blob_string, 0, "Get-Reply"), A(type::push, 0, 3),
                 S(type::simple_string, 1, "message"), S(type::simple_string, 1, "somechannel"),
@@ -199,9 +198,8 @@ TEST_CASE("streamed aggregates end at the END type", "[parser]") {
                 S(type::simple_string, 1, "v", true), S(type::number, 0, "5")});
   expect_nodes("*?\r\n.\r\n", {A(type::array, 0, unbounded)});
   // Nested: a streamed array inside a counted one and the reverse.
-  expect_nodes("*2\r\n*?\r\n:1\r\n.\r\n:2\r\n",
-               {A(type::array, 0, 2), A(type::array, 1, unbounded), S(type::number, 2, "1"),
-                S(type::number, 1, "2")});
+  expect_nodes("*2\r\n*?\r\n:1\r\n.\r\n:2\r\n", {A(type::array, 0, 2), A(type::array, 1, unbounded),
+                                                 S(type::number, 2, "1"), S(type::number, 1, "2")});
   expect_nodes("*?\r\n*1\r\n:1\r\n*?\r\n.\r\n.\r\n+OK\r\n",
                {A(type::array, 0, unbounded), A(type::array, 1, 1), S(type::number, 2, "1"),
                 A(type::array, 1, unbounded), S(type::simple_string, 0, "OK")},
@@ -236,7 +234,8 @@ TEST_CASE("payload bytes are binary safe", "[parser]") {
 
 TEST_CASE("several messages in one buffer", "[parser]") {
   std::string wire;
-  for (int i = 0; i < 50; ++i) wire += "+OK\r\n:" + std::to_string(i) + "\r\n*1\r\n$1\r\nx\r\n";
+  for (int i = 0; i < 50; ++i)
+    wire += "+OK\r\n:" + std::to_string(i) + "\r\n*1\r\n$1\r\nx\r\n";
   const feed_result r = feed_all_splits(wire);
   CHECK(r.messages == 150);
   CHECK(r.nodes.size() == 200);
@@ -256,8 +255,8 @@ TEST_CASE("each malformed input gets its own error", "[parser][errors]") {
     expect_error("$?\rX", error::missing_crlf);
   }
   SECTION("invalid_length") {
-    for (const char* w : {"$abc\r\n", "$\r\n", "*-2\r\n", "%-1\r\n", "$+3\r\n", "!?\r\n",
-                          "=?\r\n", "$3\nfoo\r\n", "*1 \r\n", "$-0\r\n", "*?x\r\n"}) {
+    for (const char* w : {"$abc\r\n", "$\r\n", "*-2\r\n", "%-1\r\n", "$+3\r\n", "!?\r\n", "=?\r\n",
+                          "$3\nfoo\r\n", "*1 \r\n", "$-0\r\n", "*?x\r\n"}) {
       INFO(w);
       expect_error(w, error::invalid_length);
     }
@@ -293,7 +292,9 @@ TEST_CASE("each malformed input gets its own error", "[parser][errors]") {
     expect_error("(\r\n", error::invalid_big_number);
     expect_error("(-\r\n", error::invalid_big_number);
   }
-  SECTION("invalid_null") { expect_error("_x\r\n", error::invalid_null); }
+  SECTION("invalid_null") {
+    expect_error("_x\r\n", error::invalid_null);
+  }
   SECTION("invalid_verbatim") {
     expect_error("=3\r\ntxt\r\n", error::invalid_verbatim);
     expect_error("=6\r\ntxtXab\r\n", error::invalid_verbatim);
@@ -322,7 +323,8 @@ TEST_CASE("limits are settings and each has its own error", "[parser][limits]") 
     expect_error("*1\r\n*1\r\n*1\r\n$?\r\n;0\r\n", error::nesting_too_deep, limits);
     // The default is far above the handful of levels Redis sends.
     std::string deep;
-    for (int i = 0; i < 200; ++i) deep += "*1\r\n";
+    for (int i = 0; i < 200; ++i)
+      deep += "*1\r\n";
     deep += ":1\r\n";
     const feed_result r = feed_whole(deep);
     CHECK_FALSE(r.ec);
@@ -400,7 +402,8 @@ TEST_CASE("a long line arriving in pieces is found", "[parser]") {
   const std::string text(100000, 'x');
   const std::string wire = "+" + text + "\r\n";
   std::vector<std::size_t> cuts;
-  for (std::size_t i = 1000; i < wire.size(); i += 1000) cuts.push_back(i);
+  for (std::size_t i = 1000; i < wire.size(); i += 1000)
+    cuts.push_back(i);
   const feed_result r = redcoro::test::feed(wire, cuts);
   REQUIRE(r.nodes.size() == 1);
   CHECK(r.nodes[0].value == text);

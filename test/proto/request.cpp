@@ -85,8 +85,7 @@ TEST_CASE("ranges, maps, pairs and tuples expand to one bulk per element", "[req
 
   request ranged;
   ranged.push_range("RPUSH", std::list<int>{1, 2, 3}, "list");
-  CHECK(ranged.payload() ==
-        "*5\r\n$5\r\nRPUSH\r\n$4\r\nlist\r\n$1\r\n1\r\n$1\r\n2\r\n$1\r\n3\r\n");
+  CHECK(ranged.payload() == "*5\r\n$5\r\nRPUSH\r\n$4\r\nlist\r\n$1\r\n1\r\n$1\r\n2\r\n$1\r\n3\r\n");
 
   request tuple;
   tuple.push("ZADD", "z", std::vector<std::pair<double, std::string>>{{1.5, "a"}},
@@ -115,8 +114,7 @@ TEST_CASE("byte buffers are one bulk each", "[request]") {
 TEST_CASE("user types add their own bulks", "[request]") {
   request req;
   req.push("HSET", "cart", shop::item{"apple", 3});
-  CHECK(req.payload() ==
-        "*4\r\n$4\r\nHSET\r\n$4\r\ncart\r\n$5\r\napple\r\n$1\r\n3\r\n");
+  CHECK(req.payload() == "*4\r\n$4\r\nHSET\r\n$4\r\ncart\r\n$5\r\napple\r\n$1\r\n3\r\n");
   request many;
   many.push("HSET", "cart", std::vector<shop::item>{{"a", 1}, {"b", 2}});
   CHECK(many.payload() ==

@@ -1,9 +1,8 @@
 // Property test: random reply trees, encoded (sometimes in streamed form) and decoded again
 // after being cut at random places, come back equal.
 
-#include <redcoro/proto/response.hpp>
-
 #include "support/proto_helpers.hpp"
+#include <redcoro/proto/response.hpp>
 
 #include <algorithm>
 #include <charconv>
@@ -68,7 +67,8 @@ class generator {
         return {type::blob_error, "SYNTAX " + bytes(false)};
       case 8: {
         value v(type::verbatim_string, bytes(false));
-        v.format = pick(2) ? std::array<char, 3>{'t', 'x', 't'} : std::array<char, 3>{'m', 'k', 'd'};
+        v.format =
+            pick(2) ? std::array<char, 3>{'t', 'x', 't'} : std::array<char, 3>{'m', 'k', 'd'};
         return v;
       }
       default:
@@ -81,7 +81,8 @@ class generator {
     const type t = kinds[pick(top ? 4 : 3)];
     value v(t, std::vector<value>{});
     const int n = pick(5) * (t == type::map ? 2 : 1);
-    for (int i = 0; i < n; ++i) v.elements.push_back(make(depth + 1, false));
+    for (int i = 0; i < n; ++i)
+      v.elements.push_back(make(depth + 1, false));
     return v;
   }
 
@@ -99,7 +100,8 @@ void encode(std::string& out, const value& v, generator& g) {
     out += "$?\r\n";
     std::size_t at = 0;
     while (at < v.text.size()) {
-      const std::size_t n = std::min<std::size_t>(1 + static_cast<std::size_t>(g.pick(6)), v.text.size() - at);
+      const std::size_t n =
+          std::min<std::size_t>(1 + static_cast<std::size_t>(g.pick(6)), v.text.size() - at);
       out += ";" + std::to_string(n) + "\r\n" + v.text.substr(at, n) + "\r\n";
       at += n;
     }
@@ -114,7 +116,8 @@ void encode(std::string& out, const value& v, generator& g) {
                                                     : '|';
     out += prefix;
     out += "?\r\n";
-    for (const value& e : v.elements) encode(out, e, g);
+    for (const value& e : v.elements)
+      encode(out, e, g);
     out += ".\r\n";
     return;
   }
@@ -127,7 +130,8 @@ void encode(std::string& out, const value& v, generator& g) {
     header = header.substr(0, 1) +
              std::to_string(v.elements.size() / proto::element_multiplicity(v.data_type)) + "\r\n";
     out += header;
-    for (const value& e : v.elements) encode(out, e, g);
+    for (const value& e : v.elements)
+      encode(out, e, g);
     return;
   }
   value plain = v;
@@ -148,7 +152,8 @@ TEST_CASE("random reply trees survive encoding and cut-up decoding", "[roundtrip
       encode(wire, replies.back(), g);
     }
     std::vector<std::size_t> cuts;
-    for (int i = 0; i < 4; ++i) cuts.push_back(static_cast<std::size_t>(g.pick(static_cast<int>(wire.size()) + 1)));
+    for (int i = 0; i < 4; ++i)
+      cuts.push_back(static_cast<std::size_t>(g.pick(static_cast<int>(wire.size()) + 1)));
     std::sort(cuts.begin(), cuts.end());
 
     proto::generic_response r;
@@ -166,7 +171,8 @@ TEST_CASE("random reply trees survive encoding and cut-up decoding", "[roundtrip
     }
     // The canonical encoding decodes to the same values too.
     std::string canonical;
-    for (const value& v : replies) proto::append_resp3(canonical, v);
+    for (const value& v : replies)
+      proto::append_resp3(canonical, v);
     proto::generic_response c;
     REQUIRE_FALSE(redcoro::test::decode(canonical, c));
     REQUIRE(c.size() == replies.size());

@@ -40,8 +40,8 @@ inline std::ostream& operator<<(std::ostream& os, const owned_node& n) {
 }
 
 inline owned_node own(const proto::node& n) {
-  return {n.data_type, n.depth, n.aggregate_size, std::string(n.value), n.in_attribute,
-          std::string(n.verbatim_format())};
+  return {n.data_type,          n.depth,        n.aggregate_size,
+          std::string(n.value), n.in_attribute, std::string(n.verbatim_format())};
 }
 
 struct feed_result {
@@ -56,7 +56,8 @@ struct feed_result {
 inline std::ostream& operator<<(std::ostream& os, const feed_result& r) {
   os << "messages=" << r.messages << " ec=" << r.ec.message() << " complete=" << r.complete
      << " nodes=[";
-  for (const auto& n : r.nodes) os << n << " ";
+  for (const auto& n : r.nodes)
+    os << n << " ";
   return os << "]";
 }
 
@@ -88,7 +89,8 @@ inline feed_result feed(std::string_view wire, const std::vector<std::size_t>& c
       out.nodes.push_back(own(n));
     };
     if (api == parse_api::consume_message) {
-      while (p.consume_message(buffer, pos, keep, out.ec)) ++out.messages;
+      while (p.consume_message(buffer, pos, keep, out.ec))
+        ++out.messages;
       if (out.ec) return out;
     } else {
       for (;;) {
@@ -104,8 +106,8 @@ inline feed_result feed(std::string_view wire, const std::vector<std::size_t>& c
     buffer.erase(0, pos);
     pos = 0;
   }
-  out.complete = buffer.empty() && p.depth() == 0 && fed == wire.size() &&
-                 (out.messages > 0 || wire.empty());
+  out.complete =
+      buffer.empty() && p.depth() == 0 && fed == wire.size() && (out.messages > 0 || wire.empty());
   return out;
 }
 
@@ -115,15 +117,15 @@ inline feed_result feed_whole(std::string_view wire, const proto::parser_limits&
 
 /// Checks that every way of splitting `wire` (one cut at each offset, and one byte at a time)
 /// gives the same result as feeding it whole, and returns that result.
-inline feed_result feed_all_splits(std::string_view wire,
-                                   const proto::parser_limits& limits = {}) {
+inline feed_result feed_all_splits(std::string_view wire, const proto::parser_limits& limits = {}) {
   const feed_result whole = feed_whole(wire, limits);
   for (std::size_t cut = 0; cut <= wire.size(); ++cut) {
     INFO("split at byte " << cut);
     CHECK(feed(wire, {cut}, limits) == whole);
   }
   std::vector<std::size_t> every;
-  for (std::size_t i = 1; i < wire.size(); ++i) every.push_back(i);
+  for (std::size_t i = 1; i < wire.size(); ++i)
+    every.push_back(i);
   INFO("one byte at a time");
   CHECK(feed(wire, every, limits) == whole);
   INFO("consume_message, whole and one byte at a time");

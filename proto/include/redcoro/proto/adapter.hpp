@@ -106,19 +106,17 @@ concept bulk_convertible = requires(T& out, std::string_view s, std::error_code&
 };
 
 template <class T>
-concept sequence_container =
-    !std::is_same_v<T, std::string> && requires(T& c) {
-      typename T::value_type;
-      c.emplace_back();
-      c.clear();
-    };
+concept sequence_container = !std::is_same_v<T, std::string> && requires(T & c) {
+  typename T::value_type;
+  c.emplace_back();
+  c.clear();
+};
 
 template <class T>
-concept resizable_sequence =
-    sequence_container<T> && requires(T& c, std::size_t n) {
-      c.resize(n);
-      c[n];
-    };
+concept resizable_sequence = sequence_container<T> && requires(T& c, std::size_t n) {
+  c.resize(n);
+  c[n];
+};
 
 template <class T>
 concept associative_map = requires(T& m) {
@@ -128,7 +126,7 @@ concept associative_map = requires(T& m) {
 };
 
 template <class T>
-concept associative_set = !associative_map<T> && requires(T& s, typename T::key_type k) {
+concept associative_set = !associative_map<T> && requires(T & s, typename T::key_type k) {
   typename T::key_type;
   s.insert(std::move(k));
   s.clear();
@@ -147,13 +145,12 @@ struct adapter<std::string> {
 };
 
 template <std::integral T>
-  requires(!std::same_as<T, bool>)
-struct adapter<T> {
+requires(!std::same_as<T, bool>) struct adapter<T> {
   bool on_node(T& out, const node& n, std::size_t, reply_error& err) {
     if constexpr (std::is_signed_v<T>) {
       std::int64_t v;
-      if (!detail::adapt_signed(v, std::numeric_limits<T>::min(), std::numeric_limits<T>::max(),
-                                n, err))
+      if (!detail::adapt_signed(v, std::numeric_limits<T>::min(), std::numeric_limits<T>::max(), n,
+                                err))
         return false;
       out = static_cast<T>(v);
     } else {
@@ -255,8 +252,7 @@ struct adapter<result<T>> {
 // Sequences
 
 template <detail::sequence_container C>
-  requires(!detail::is_pair<typename C::value_type>::value)
-struct adapter<C> {
+requires(!detail::is_pair<typename C::value_type>::value) struct adapter<C> {
   using element = typename C::value_type;
   static_assert(!std::is_same_v<C, std::vector<bool>>, "use std::vector<char> or <int> for bools");
 
@@ -356,8 +352,7 @@ class pair_reader {
 
 /// Sequences of pairs: HGETALL, CONFIG GET, ZRANGE ... WITHSCORES, in RESP2 or RESP3 shape.
 template <detail::sequence_container C>
-  requires detail::is_pair<typename C::value_type>::value
-struct adapter<C> {
+requires detail::is_pair<typename C::value_type>::value struct adapter<C> {
   using pair_type = typename C::value_type;
   using K = std::remove_const_t<typename pair_type::first_type>;
   using V = typename pair_type::second_type;
@@ -446,8 +441,7 @@ struct tuple_adapter<Tuple, std::index_sequence<I...>> {
       return fail_with(err, error::size_mismatch, "more elements than the tuple holds");
     const std::size_t d = depth - 1;
     bool ok = true;
-    ((index_ == I + 1 ? (ok = std::get<I>(children_).on_node(std::get<I>(out), n, d, err), 0)
-                      : 0),
+    ((index_ == I + 1 ? (ok = std::get<I>(children_).on_node(std::get<I>(out), n, d, err), 0) : 0),
      ...);
     return ok;
   }
@@ -463,7 +457,8 @@ struct adapter<std::tuple<Ts...>>
     : detail::tuple_adapter<std::tuple<Ts...>, std::index_sequence_for<Ts...>> {};
 
 template <class A, class B>
-struct adapter<std::pair<A, B>> : detail::tuple_adapter<std::pair<A, B>, std::index_sequence<0, 1>> {};
+struct adapter<std::pair<A, B>>
+    : detail::tuple_adapter<std::pair<A, B>, std::index_sequence<0, 1>> {};
 
 template <class T, std::size_t N>
 struct adapter<std::array<T, N>> {

@@ -29,11 +29,11 @@ enum class error {
   line_too_long,          ///< a line longer than parser_limits::max_line_length
 
   // Per-reply conversion errors: recorded in that reply's result, the stream stays in sync.
-  server_error,      ///< the server answered with an error (`-` or `!`); see reply_error
-  type_mismatch,     ///< the reply's type cannot be stored in the requested C++ type
-  not_a_number,      ///< a string reply that should hold a number does not
-  out_of_range,      ///< a number that does not fit the requested C++ type
-  size_mismatch,     ///< an aggregate whose size differs from a fixed-size C++ type
+  server_error,            ///< the server answered with an error (`-` or `!`); see reply_error
+  type_mismatch,           ///< the reply's type cannot be stored in the requested C++ type
+  not_a_number,            ///< a string reply that should hold a number does not
+  out_of_range,            ///< a number that does not fit the requested C++ type
+  size_mismatch,           ///< an aggregate whose size differs from a fixed-size C++ type
   response_size_mismatch,  ///< a response with a different number of slots than replies
 };
 

@@ -31,13 +31,11 @@ struct parser_limits {
 class node_sink {
  public:
   template <class F>
-    requires(!std::is_same_v<std::remove_cvref_t<F>, node_sink> &&
-             std::is_invocable_v<F&, const node&>)
-  node_sink(F& f) noexcept  // NOLINT(google-explicit-constructor): used like a function_ref
+  requires(!std::is_same_v<std::remove_cvref_t<F>, node_sink> &&
+           std::is_invocable_v<F&, const node&>) node_sink(F& f)
+  noexcept  // NOLINT(google-explicit-constructor): used like a function_ref
       : object_(static_cast<const void*>(std::addressof(f))),
-        call_([](const void* o, const node& n) {
-          (*static_cast<F*>(const_cast<void*>(o)))(n);
-        }) {}
+        call_([](const void* o, const node& n) { (*static_cast<F*>(const_cast<void*>(o)))(n); }) {}
 
   void operator()(const node& n) const { call_(object_, n); }
 
@@ -112,8 +110,7 @@ class parser {
 
   enum class state : std::uint8_t { element, body, failed };
 
-  std::optional<node> next(std::string_view input, std::size_t& pos,
-                           std::error_code& ec) noexcept;
+  std::optional<node> next(std::string_view input, std::size_t& pos, std::error_code& ec) noexcept;
   std::optional<node> fail(std::error_code& ec, error e) noexcept;
   std::optional<node> parse_body(std::string_view input, std::size_t& pos,
                                  std::error_code& ec) noexcept;

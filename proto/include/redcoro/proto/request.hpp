@@ -35,8 +35,7 @@ namespace detail {
 
 template <class T>
 concept byte_type = std::is_same_v<T, char> || std::is_same_v<T, unsigned char> ||
-                    std::is_same_v<T, signed char> || std::is_same_v<T, std::byte> ||
-                    std::is_same_v<T, char8_t>;
+    std::is_same_v<T, signed char> || std::is_same_v<T, std::byte> || std::is_same_v<T, char8_t>;
 
 template <class T>
 concept string_like = std::is_convertible_v<const T&, std::string_view>;
@@ -51,11 +50,13 @@ concept number_arg = (std::is_integral_v<T> && !std::is_same_v<T, bool> && !byte
                      std::is_floating_point_v<T>;
 
 template <class T>
-concept user_arg = requires(arg_sink& s, const T& v) { redcoro_to_bulk(s, v); };
+concept user_arg = requires(arg_sink& s, const T& v) {
+  redcoro_to_bulk(s, v);
+};
 
 template <class T>
-concept range_arg = !string_like<T> && !byte_buffer<T> && !user_arg<T> &&
-                    std::ranges::input_range<const T>;
+concept range_arg =
+    !string_like<T> && !byte_buffer<T> && !user_arg<T> && std::ranges::input_range<const T>;
 
 template <class T>
 struct is_tuple_like : std::false_type {};
@@ -91,10 +92,12 @@ class arg_sink {
     } else if constexpr (detail::is_tuple_like<T>::value) {
       add_members(v, std::make_index_sequence<std::tuple_size_v<T>>{});
     } else if constexpr (detail::range_arg<T>) {
-      for (const auto& e : v) add(e);
+      for (const auto& e : v)
+        add(e);
     } else {
-      static_assert(detail::always_false<T>,
-                    "unsupported command argument type: provide redcoro_to_bulk(arg_sink&, const T&)");
+      static_assert(
+          detail::always_false<T>,
+          "unsupported command argument type: provide redcoro_to_bulk(arg_sink&, const T&)");
     }
   }
 
@@ -145,7 +148,8 @@ std::size_t arg_count(const T& v) {
       return static_cast<std::size_t>(std::ranges::size(v));
     } else {
       std::size_t n = 0;
-      for (const auto& e : v) n += arg_count(e);
+      for (const auto& e : v)
+        n += arg_count(e);
       return n;
     }
   } else {

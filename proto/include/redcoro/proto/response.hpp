@@ -115,10 +115,11 @@ class response_adapter<ignore_t> {
 class any_adapter {
  public:
   template <class Impl>
-    requires(!std::is_same_v<std::remove_cvref_t<Impl>, any_adapter>)
-  explicit any_adapter(Impl& impl) noexcept
+  requires(!std::is_same_v<std::remove_cvref_t<Impl>, any_adapter>) explicit any_adapter(
+      Impl& impl) noexcept
       : object_(&impl),
-        on_node_([](void* p, std::size_t i, const node& n) { static_cast<Impl*>(p)->on_node(i, n); }),
+        on_node_(
+            [](void* p, std::size_t i, const node& n) { static_cast<Impl*>(p)->on_node(i, n); }),
         error_([](const void* p) { return static_cast<const Impl*>(p)->error(); }),
         replies_(Impl::replies) {}
 

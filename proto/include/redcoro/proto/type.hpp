@@ -15,15 +15,15 @@ enum class type : std::uint8_t {
   attribute,  ///< `|`; auxiliary data attached to the element that follows it
 
   // Simple types: one node each.
-  simple_string,  ///< `+`
-  simple_error,   ///< `-`
-  number,         ///< `:` a signed 64-bit integer
-  double_,        ///< `,` including `inf`, `-inf` and `nan`
-  boolean,        ///< `#t` / `#f`; the node's value is "t" or "f"
-  big_number,     ///< `(` an integer outside the 64-bit range, kept as text
-  null,           ///< `_`, and RESP2's `$-1` and `*-1`
-  blob_string,    ///< `$`
-  blob_error,     ///< `!`
+  simple_string,    ///< `+`
+  simple_error,     ///< `-`
+  number,           ///< `:` a signed 64-bit integer
+  double_,          ///< `,` including `inf`, `-inf` and `nan`
+  boolean,          ///< `#t` / `#f`; the node's value is "t" or "f"
+  big_number,       ///< `(` an integer outside the 64-bit range, kept as text
+  null,             ///< `_`, and RESP2's `$-1` and `*-1`
+  blob_string,      ///< `$`
+  blob_error,       ///< `!`
   verbatim_string,  ///< `=`; the value is the text, node::verbatim_format() gives "txt"/"mkd"
 
   // Streamed strings (`$?`): a header node, then one node per `;N` chunk one level deeper.
@@ -39,7 +39,9 @@ constexpr bool has_children(type t) noexcept {
 }
 
 /// True for array, push, set, map and attribute.
-constexpr bool is_aggregate(type t) noexcept { return t <= type::attribute; }
+constexpr bool is_aggregate(type t) noexcept {
+  return t <= type::attribute;
+}
 
 /// True for simple and blob errors: a server's error reply.
 constexpr bool is_error(type t) noexcept {

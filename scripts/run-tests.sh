@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Every test: install what is missing, then
+#  1. g++ build with warnings as errors, all tests, and every benchmark built (not run);
+#  2. clang build with warnings as errors under ASan+UBSan: the unit and integration tests,
+#     and the parser fuzzer for a bounded time;
+#  3. cmake --install, then a project outside the tree that uses find_package(redcoro);
+#  4. clang-format over every source file.
+# Stops at the first failure. REDCORO_FUZZ_SECONDS sets the fuzzing time (default 60).
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+"$root/scripts/install-deps.sh"
+
+jobs=$(nproc)
+out=${REDCORO_BUILD_DIR:-$root/build}
+step() { printf '\n== %s ==\n' "$*"; }
+
+step "g++: build (warnings are errors) and test"
+cmake -S "$root" -B "$out/gcc" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+  -DCMAKE_CXX_COMPILER=g++ -DREDCORO_WERROR=ON
+cmake --build "$out/gcc"
+ctest --test-dir "$out/gcc" --output-on-failure -j "$jobs"
+
+step "clang: ASan+UBSan build (warnings are errors), tests and fuzzing"
+cmake -S "$root" -B "$out/asan" -G Ninja -DCMAKE_BUILD_TYPE=Debug \
+  -DCMAKE_CXX_COMPILER=clang++-14 -DREDCORO_WERROR=ON -DREDCORO_SANITIZE=address,undefined \
+  -DREDCORO_FUZZ=ON -DREDCORO_BUILD_BENCH=OFF \
+  -DREDCORO_FUZZ_SECONDS="${REDCORO_FUZZ_SECONDS:-60}"
+cmake --build "$out/asan"
+ctest --test-dir "$out/asan" --output-on-failure -j "$jobs"
+
+step "install, and build a project that uses find_package(redcoro)"
+prefix="$out/install-prefix"
+rm -rf "$prefix" "$out/consumer"
+cmake --install "$out/gcc" --prefix "$prefix"
+cmake -S "$root/test/install" -B "$out/consumer" -G Ninja -DCMAKE_PREFIX_PATH="$prefix"
+cmake --build "$out/consumer"
+"$out/consumer/consumer"
+
+step "clang-format"
+cd "$root"
+git ls-files '*.hpp' '*.cpp' '*.ipp' | xargs clang-format-14 --dry-run --Werror
+
+step "all tests passed"
