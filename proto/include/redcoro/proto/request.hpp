@@ -1,5 +1,6 @@
 #pragma once
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <iterator>
@@ -178,6 +179,9 @@ class request {
     /// repeat (reads, SET of a fixed value); by default such a request fails with
     /// `connection_lost`.
     bool retry_if_unanswered = false;
+    /// How long the connection waits for all replies, from the call, including time spent
+    /// waiting for a connection. Negative: the connection's default; zero: no limit.
+    std::chrono::milliseconds timeout{-1};
   };
 
   request() = default;

@@ -1,0 +1,81 @@
+#pragma once
+
+#include <redcoro/proto/parser.hpp>
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+namespace spdlog {
+class logger;
+}
+
+namespace redcoro {
+
+/// How async_run waits between connection attempts: exponential backoff with jitter.
+struct reconnect_policy {
+  /// Delay before the first retry; each failed attempt multiplies it by `multiplier`.
+  std::chrono::milliseconds min_delay{100};
+  std::chrono::milliseconds max_delay{5000};
+  double multiplier = 2.0;
+  /// Each delay is drawn uniformly from [delay * (1 - jitter), delay], so that many clients
+  /// restarted together do not reconnect in lockstep.
+  double jitter = 0.5;
+  /// Failed attempts in a row after which async_run gives up with the last error; 0 retries
+  /// forever. A successful handshake resets the count.
+  std::size_t max_attempts = 0;
+};
+
+/// Everything a connection needs to know. Every field has a usable default: a
+/// default-constructed config talks to 127.0.0.1:6379 as the default user.
+struct config {
+  /// TCP target. Ignored when `unix_socket` is set.
+  std::string host = "127.0.0.1";
+  std::uint16_t port = 6379;
+  /// Path of a Unix domain socket; when not empty it is used instead of host and port.
+  std::string unix_socket;
+
+  /// Credentials for AUTH (sent inside HELLO). An empty username with a password means the
+  /// `default` user. Never logged.
+  std::string username;
+  std::string password;
+  /// SELECT-ed after the handshake when not 0.
+  int database = 0;
+  /// CLIENT SETNAME (sent inside HELLO); empty: none.
+  std::string client_name;
+  /// 3: HELLO 3, falling back to RESP2 when the server rejects HELLO. 2: RESP2 only.
+  int protocol = 3;
+
+  /// Resolving and connecting, per attempt.
+  std::chrono::milliseconds connect_timeout{5000};
+  /// Default time a request may take, from the call to its last reply, including time spent
+  /// waiting for a connection; 0: no limit. A request can set its own
+  /// (request::config::timeout), which blocking commands such as BLPOP should do.
+  std::chrono::milliseconds request_timeout{10000};
+  /// When nothing was read for this long and nothing is in flight, a PING is sent; if it is
+  /// not answered within another interval the connection is dropped and re-established.
+  /// 0 disables the health check.
+  std::chrono::milliseconds health_check_interval{5000};
+  reconnect_policy reconnect;
+
+  /// Requests waiting or in flight on the connection at most; more fail at once with
+  /// error::queue_full. 0: no bound.
+  std::size_t max_queued_requests = 65536;
+  /// Push messages (pub/sub, tracking invalidations) kept until async_receive_push takes
+  /// them. When full, the connection stops reading until there is room: nothing is dropped.
+  std::size_t max_queued_pushes = 8192;
+
+  /// Bounds on what the server may send; see proto::parser_limits.
+  proto::parser_limits limits;
+  /// The read buffer starts at this size and grows for larger replies.
+  std::size_t read_buffer_size = 16 * 1024;
+
+  /// Where connection events go (connects, disconnects, retries, protocol errors; never
+  /// passwords or payloads). Null: the logger registered in spdlog as "redcoro", created on
+  /// first use with level `warn` if there is none. Set its level to `info` to see connects.
+  std::shared_ptr<spdlog::logger> logger;
+};
+
+}  // namespace redcoro

@@ -1,0 +1,242 @@
+#pragma once
+
+#include <redcoro/client/config.hpp>
+#include <redcoro/client/detail/multiplexer.hpp>
+#include <redcoro/client/error.hpp>
+#include <redcoro/proto/request.hpp>
+#include <redcoro/proto/response.hpp>
+#include <redcoro/proto/value.hpp>
+
+#include <boost/asio/any_completion_handler.hpp>
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/append.hpp>
+#include <boost/asio/associated_cancellation_slot.hpp>
+#include <boost/asio/associated_executor.hpp>
+#include <boost/asio/async_result.hpp>
+#include <boost/asio/cancellation_type.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/system/error_code.hpp>
+
+#include <cstddef>
+#include <memory>
+#include <new>
+#include <string_view>
+#include <type_traits>
+#include <utility>
+
+namespace redcoro {
+
+namespace asio = boost::asio;
+using boost::system::error_code;
+
+class connection;
+
+namespace detail {
+struct connection_impl;
+
+// The typed part of one async_exec: the caller's response adapter and handler, in one block
+// from the connection's pool. Everything else is the non-template exec_entry.
+template <class Response, class Handler>
+struct exec_op final : exec_entry {
+  exec_op(connection_impl& c, const proto::request& r, Response& resp, Handler&& h)
+      : exec_entry(r, proto::any_adapter(adapter_impl), &finish),
+        conn(&c),
+        adapter_impl(resp),
+        handler(std::move(h)) {}
+
+  static void finish(exec_entry& base, std::error_code ec);
+
+  connection_impl* conn;
+  proto::response_adapter<Response> adapter_impl;
+  Handler handler;
+};
+
+// Non-template services the typed ops use; defined in connection.cpp.
+void* allocate_op(connection_impl& c, std::size_t size);
+void deallocate_op(connection_impl& c, void* p, std::size_t size) noexcept;
+const asio::any_io_executor& executor_of(const connection_impl& c) noexcept;
+// Queues the entry (or completes it at once with the reason it cannot be queued).
+void start_exec(connection_impl& c, exec_entry& e);
+void cancel_exec(connection_impl& c, exec_entry& e, asio::cancellation_type type);
+// True while start_exec runs: a completion then must not call the handler inline.
+bool initiating(const connection_impl& c) noexcept;
+
+template <class Handler, class... Args>
+void complete_handler(connection_impl& c, Handler&& h, Args&&... args) {
+  const auto& own = executor_of(c);
+  if (!initiating(c)) {
+    auto ex = asio::get_associated_executor(h, own);
+    if constexpr (std::is_same_v<decltype(ex), asio::any_io_executor>) {
+      // The common case: the caller runs on the connection's executor, and we are on it now
+      // (in the reader, writer or timer loop), so it resumes at once, with no queue hop.
+      if (ex == own) {
+        std::move(h)(std::forward<Args>(args)...);
+        return;
+      }
+    }
+  }
+  // Through the handler's own executor, never inside the initiating function.
+  asio::post(own, asio::append(std::move(h), std::forward<Args>(args)...));
+}
+
+template <class Response, class Handler>
+void exec_op<Response, Handler>::finish(exec_entry& base, std::error_code ec) {
+  auto& self = static_cast<exec_op&>(base);
+  connection_impl& c = *self.conn;
+  auto slot = asio::get_associated_cancellation_slot(self.handler);
+  if (slot.is_connected()) slot.clear();
+  Handler h = std::move(self.handler);
+  const std::size_t bytes = self.bytes_read;
+  // Free the block before resuming the caller, who may start the next request at once.
+  self.~exec_op();
+  deallocate_op(c, &self, sizeof(exec_op));
+  complete_handler(c, std::move(h), error_code(ec), bytes);
+}
+
+struct exec_cancel {
+  connection_impl* conn;
+  exec_entry* entry;
+  void operator()(asio::cancellation_type type) const { cancel_exec(*conn, *entry, type); }
+};
+
+}  // namespace detail
+
+/// One multiplexed connection to a Redis server.
+///
+/// \code
+///   redcoro::connection conn(ioc.get_executor(), cfg);
+///   conn.async_run(asio::detached);          // connects, and reconnects until closed
+///   redcoro::proto::request req;
+///   req.push("INCR", "visits");
+///   redcoro::proto::response<std::int64_t> resp;
+///   co_await conn.async_exec(req, resp, asio::use_awaitable);
+/// \endcode
+///
+/// Threads: a connection belongs to its executor. Call its functions from code running on
+/// that executor (a coroutine spawned on it, a handler bound to it). Other threads submit
+/// work with `asio::post(conn.get_executor(), ...)` or `asio::co_spawn(conn.get_executor(),
+/// ...)`; see the README. Nothing in it takes a lock.
+///
+/// Lifetime: `request` and `response` objects passed to async_exec must live until it
+/// completes. Destroy the connection only after async_run has completed (call close() and
+/// wait for it).
+class connection {
+ public:
+  using executor_type = asio::any_io_executor;
+
+  explicit connection(executor_type ex, config cfg = {});
+  explicit connection(asio::io_context& ctx, config cfg = {})
+      : connection(ctx.get_executor(), std::move(cfg)) {}
+  ~connection();
+
+  connection(const connection&) = delete;
+  connection& operator=(const connection&) = delete;
+
+  executor_type get_executor() const noexcept;
+  const redcoro::config& get_config() const noexcept;
+
+  /// Connects, handshakes, and keeps the connection up: reads, writes, health checks and
+  /// reconnects with backoff until close() or cancellation. Completes with the reason it
+  /// stopped: error::closed after close(), operation_aborted when cancelled, or the last
+  /// connection error once reconnect_policy::max_attempts failed in a row. Every request
+  /// still queued then completes with error::closed.
+  template <class Token = asio::default_completion_token_t<executor_type>>
+  auto async_run(Token&& token = asio::default_completion_token_t<executor_type>{}) {
+    return asio::async_initiate<Token, void(error_code)>(
+        [this](auto handler) {
+          run_impl(asio::any_completion_handler<void(error_code)>(std::move(handler)));
+        },
+        token);
+  }
+
+  /// Sends the commands of `req` and decodes their replies into `resp` (see
+  /// proto::response). Completes with the number of bytes read for it, or an error:
+  /// error::timeout, error::connection_lost, error::queue_full, error::not_connected,
+  /// error::closed, operation_aborted when cancelled, or a proto::error when the server's
+  /// bytes were malformed (the connection then reconnects). A server's error reply is not
+  /// an error here: it is in the response slot of that command.
+  ///
+  /// Supports per-operation cancellation (terminal, partial, and total while the request has
+  /// not been written); a cancelled request's late replies are read and dropped.
+  template <class Response, class Token = asio::default_completion_token_t<executor_type>>
+  auto async_exec(const proto::request& req, Response& resp,
+                  Token&& token = asio::default_completion_token_t<executor_type>{}) {
+    return asio::async_initiate<Token, void(error_code, std::size_t)>(
+        [this](auto handler, const proto::request* r, Response* out) {
+          using handler_type = decltype(handler);
+          using op = detail::exec_op<Response, handler_type>;
+          void* mem = detail::allocate_op(*impl_, sizeof(op));
+          auto* o = ::new (mem) op(*impl_, *r, *out, std::move(handler));
+          auto slot = asio::get_associated_cancellation_slot(o->handler);
+          if (slot.is_connected())
+            slot.template emplace<detail::exec_cancel>(detail::exec_cancel{impl_.get(), o});
+          detail::start_exec(*impl_, *o);
+        },
+        token, &req, &resp);
+  }
+
+  /// Runs one command of any name, module commands included, and completes with its reply
+  /// as a dynamic value. A server error reply completes with proto::error::server_error and
+  /// the value holding the server's message.
+  /// \code
+  ///   auto v = co_await conn.async_command(redcoro::command("HINCRBY", "h", "f", 1),
+  ///                                        asio::use_awaitable);
+  /// \endcode
+  template <class Token = asio::default_completion_token_t<executor_type>>
+  auto async_command(proto::request req,
+                     Token&& token = asio::default_completion_token_t<executor_type>{}) {
+    return asio::async_initiate<Token, void(error_code, proto::value)>(
+        [this](auto handler, proto::request r) {
+          command_impl(std::move(r), asio::any_completion_handler<void(error_code, proto::value)>(
+                                         std::move(handler)));
+        },
+        token, std::move(req));
+  }
+
+  /// Waits for the next push message (RESP3 `>`: pub/sub messages and confirmations, client
+  /// tracking invalidations) and completes with it. Pushes are queued, up to
+  /// config::max_queued_pushes, whether or not a receive is waiting.
+  template <class Token = asio::default_completion_token_t<executor_type>>
+  auto async_receive_push(Token&& token = asio::default_completion_token_t<executor_type>{}) {
+    return asio::async_initiate<Token, void(error_code, proto::value)>(
+        [this](auto handler) {
+          receive_push_impl(
+              asio::any_completion_handler<void(error_code, proto::value)>(std::move(handler)));
+        },
+        token);
+  }
+
+  /// Stops async_run: closes the socket, fails every queued request with error::closed.
+  void close();
+
+  /// Protocol of the current connection: 3, 2, or 0 while not connected.
+  int protocol() const noexcept;
+  /// True between a successful handshake and the next disconnect.
+  bool is_connected() const noexcept;
+
+ private:
+  void run_impl(asio::any_completion_handler<void(error_code)> handler);
+  void command_impl(proto::request req,
+                    asio::any_completion_handler<void(error_code, proto::value)> handler);
+  void receive_push_impl(asio::any_completion_handler<void(error_code, proto::value)> handler);
+
+  std::unique_ptr<detail::connection_impl> impl_;
+};
+
+/// A request holding one command: `command("HINCRBY", key, field, 1)`.
+template <class... Args>
+proto::request command(std::string_view name, const Args&... args) {
+  proto::request req;
+  req.push(name, args...);
+  return req;
+}
+
+}  // namespace redcoro
+
+namespace boost::system {
+template <>
+struct is_error_code_enum<redcoro::error> : std::true_type {};
+template <>
+struct is_error_code_enum<redcoro::proto::error> : std::true_type {};
+}  // namespace boost::system

@@ -1,0 +1,175 @@
+#pragma once
+
+#include <redcoro/proto/node.hpp>
+#include <redcoro/proto/request.hpp>
+#include <redcoro/proto/response.hpp>
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <vector>
+
+namespace redcoro::detail {
+
+using clock = std::chrono::steady_clock;
+
+/// One request on its way through a connection: queued, written, then completed exactly
+/// once through `complete`. The connection's async operation derives from it and holds the
+/// response adapter and the caller's handler; the multiplexer only sees this part.
+struct exec_entry {
+  enum class state : std::uint8_t { idle, waiting, written, done };
+
+  /// Called once, when the request is over: with a clear code after its last reply, or with
+  /// the reason it ended early. May free the entry.
+  using complete_fn = void (*)(exec_entry& self, std::error_code ec);
+
+  const proto::request* req = nullptr;
+  proto::any_adapter adapter;
+  complete_fn complete = nullptr;
+  clock::time_point deadline = clock::time_point::max();
+  std::size_t replies_seen = 0;
+  std::size_t bytes_read = 0;
+  state st = state::idle;
+  /// Sent before every ordinary request, and even while the connection is not ready
+  /// (handshake, health check).
+  bool priority = false;
+
+  exec_entry* prev = nullptr;  // the waiting list
+  exec_entry* next = nullptr;
+
+  exec_entry(const proto::request& r, proto::any_adapter a, complete_fn c) noexcept
+      : req(&r), adapter(a), complete(c) {}
+};
+
+/// Where top-level push messages go: their nodes, then the end of each message.
+class push_sink {
+ public:
+  virtual void on_push_node(const proto::node& n) = 0;
+  virtual void on_push_done() = 0;
+
+ protected:
+  ~push_sink() = default;
+};
+
+struct mux_stats {
+  std::size_t waiting = 0;
+  std::size_t in_flight = 0;
+};
+
+/// Matches requests with replies on one connection, with no I/O.
+///
+/// Requests wait in a list until the writer takes all of them at once (prepare_write: their
+/// payloads are copied into one buffer, so a caller may give up on a request at any time
+/// without the socket still pointing into it). Written requests sit in a FIFO of slots, one
+/// per request, in the order the server answers. Top-level push messages (`>`, RESP3) go to
+/// the push sink instead. A request that times out or is cancelled after it was written
+/// leaves its slot behind with no entry: its replies are read and dropped, so the next reply
+/// still reaches the right caller.
+///
+/// Completing an entry may run user code that adds or cancels requests; every method leaves
+/// the multiplexer consistent before it completes anything.
+class multiplexer {
+ public:
+  explicit multiplexer(std::size_t max_queued = 0) : max_queued_(max_queued) {}
+
+  /// Queues a request. Fails with error::queue_full when max_queued requests (waiting or in
+  /// flight) are already there. A request expecting no reply still goes through the FIFO
+  /// so that it completes after it was written.
+  std::error_code add(exec_entry& e);
+
+  /// Removes a request that was not written, or detaches a written one from its slot.
+  /// Returns false when the entry is not in the multiplexer. Does not complete it.
+  bool remove(exec_entry& e) noexcept;
+
+  /// True when prepare_write() has something to send: priority requests at any time, the
+  /// others once the connection is ready.
+  bool has_writable() const noexcept;
+
+  /// Copies the payloads of every writable request into one buffer and moves them to the
+  /// FIFO. The view stays valid until the next prepare_write().
+  std::string_view prepare_write();
+
+  /// The buffer of the last prepare_write() is on the wire. Requests that expect no reply
+  /// (only SUBSCRIBE-family commands on RESP3) are over: they are appended to `done`.
+  void commit_write(std::vector<exec_entry*>& done);
+
+  /// Routes one node of the message being read. The first node of a top-level push goes to
+  /// the push sink with every node after it until the message ends.
+  void on_node(const proto::node& n);
+
+  /// The message being read is complete (`bytes`: its size on the wire). Returns the entry
+  /// whose last reply it was (removed from the FIFO; the caller completes it), or nullptr.
+  /// Sets `ec` to error::unexpected_reply for a reply no request waits for.
+  exec_entry* on_message_done(std::size_t bytes, std::error_code& ec);
+
+  /// The connection was lost or reset. Written requests marked retry_if_unanswered go back
+  /// to the front of the waiting list; the others are appended to `failed` (with the
+  /// reason connection_lost). Waiting requests stay. Also forgets any partial message.
+  void on_connection_lost(std::vector<exec_entry*>& failed);
+
+  /// Removes every request whose deadline is at or before `now` into `expired`, and returns
+  /// the earliest deadline among those left (time_point::max() if none).
+  clock::time_point expire(clock::time_point now, std::vector<exec_entry*>& expired);
+
+  /// Removes every request (waiting and written) into `all`.
+  void drain(std::vector<exec_entry*>& all);
+
+  /// Requests with priority only are written until the connection is ready.
+  void set_ready(bool ready) noexcept { ready_ = ready; }
+  bool ready() const noexcept { return ready_; }
+
+  /// Without a sink, push messages are read and dropped.
+  void set_push_sink(push_sink* sink) noexcept { push_sink_ = sink; }
+
+  /// Requests waiting to be written, and slots in the FIFO (detached ones included).
+  mux_stats stats() const noexcept { return {waiting_, slots_.size()}; }
+  bool idle() const noexcept { return waiting_ == 0 && slots_.empty(); }
+
+ private:
+  struct slot {
+    exec_entry* entry;      // nullptr once the caller gave up: replies are dropped
+    std::size_t remaining;  // replies still expected
+  };
+
+  // A ring buffer of slots that keeps its capacity: no allocation per request once warm.
+  class slot_queue {
+   public:
+    bool empty() const noexcept { return size_ == 0; }
+    std::size_t size() const noexcept { return size_; }
+    slot& front() noexcept { return items_[head_]; }
+    slot& at(std::size_t i) noexcept { return items_[(head_ + i) & (items_.size() - 1)]; }
+    void push_back(slot s);
+    void pop_front() noexcept {
+      head_ = (head_ + 1) & (items_.size() - 1);
+      --size_;
+    }
+    void clear() noexcept { head_ = size_ = 0; }
+
+   private:
+    std::vector<slot> items_;  // size is a power of two
+    std::size_t head_ = 0;
+    std::size_t size_ = 0;
+  };
+
+  void link_back(exec_entry& e) noexcept;
+  void link_front(exec_entry& e) noexcept;
+  void unlink(exec_entry& e) noexcept;
+  bool writable(const exec_entry& e) const noexcept { return ready_ || e.priority; }
+
+  exec_entry* head_ = nullptr;  // waiting list, priority entries first
+  exec_entry* tail_ = nullptr;
+  std::size_t waiting_ = 0;
+  slot_queue slots_;
+  std::string write_buffer_;
+  std::size_t max_queued_;
+  std::vector<exec_entry*> written_without_replies_;
+  push_sink* push_sink_ = nullptr;
+  bool ready_ = false;
+  // What the message being read is, decided by its first node that is not an attribute.
+  enum class reading : std::uint8_t { none, reply, push } reading_ = reading::none;
+};
+
+}  // namespace redcoro::detail

@@ -1,0 +1,34 @@
+#pragma once
+
+#include <system_error>
+#include <type_traits>
+
+namespace redcoro {
+
+/// Transport and connection failures of redcoro::connection. Protocol failures (malformed
+/// replies) are redcoro::proto::error values; a server's error reply to one command is data
+/// in that command's response, never one of these.
+enum class error {
+  not_connected = 1,    ///< the request asked not to wait (cancel_if_not_connected)
+  connection_lost,      ///< the connection dropped after the request was written
+  timeout,              ///< the request's timeout expired before all its replies arrived
+  queue_full,           ///< config::max_queued_requests requests are already queued
+  connect_timeout,      ///< connecting took longer than config::connect_timeout
+  auth_failed,          ///< the server refused the credentials (WRONGPASS, NOAUTH, NOPERM)
+  handshake_failed,     ///< HELLO, AUTH, SETNAME or SELECT failed for another reason
+  unexpected_reply,     ///< a reply arrived with no request waiting for it
+  health_check_failed,  ///< PING on an idle connection was not answered in time
+  closed,               ///< the connection was closed or async_run ended
+  response_too_short,   ///< the request has more replies than the response has slots
+};
+
+const std::error_category& client_category() noexcept;
+
+inline std::error_code make_error_code(error e) noexcept {
+  return {static_cast<int>(e), client_category()};
+}
+
+}  // namespace redcoro
+
+template <>
+struct std::is_error_code_enum<redcoro::error> : std::true_type {};

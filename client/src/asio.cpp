@@ -1,0 +1,3 @@
+// Asio, compiled once for the whole library (BOOST_ASIO_SEPARATE_COMPILATION is part of
+// redcoro::client's interface, so users' code links against this too).
+#include <boost/asio/impl/src.hpp>

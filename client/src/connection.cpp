@@ -1,0 +1,757 @@
+#include <redcoro/client/connection.hpp>
+#include <redcoro/client/detail/backoff.hpp>
+#include <redcoro/proto/parser.hpp>
+
+#include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/connect.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/generic/stream_protocol.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/local/stream_protocol.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <cstring>
+#include <deque>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace redcoro {
+namespace detail {
+namespace {
+
+using namespace asio::experimental::awaitable_operators;
+using socket_type = asio::generic::stream_protocol::socket;
+template <class T>
+using awaitable = asio::awaitable<T>;
+
+inline auto use_ec(error_code& ec) {
+  return asio::redirect_error(asio::use_awaitable, ec);
+}
+
+std::shared_ptr<spdlog::logger> default_logger() {
+  if (auto existing = spdlog::get("redcoro")) return existing;
+  try {
+    auto created = spdlog::stderr_color_mt("redcoro");
+    created->set_level(spdlog::level::warn);
+    return created;
+  } catch (const spdlog::spdlog_ex&) {
+    // Another connection registered it between get() and here.
+    return spdlog::get("redcoro");
+  }
+}
+
+bool starts_with_word(std::string_view message, std::string_view word) {
+  return message.size() >= word.size() && message.substr(0, word.size()) == word;
+}
+
+bool is_auth_error(std::string_view message) {
+  return starts_with_word(message, "WRONGPASS") || starts_with_word(message, "NOAUTH") ||
+         starts_with_word(message, "NOPERM") ||
+         message.find("invalid password") != std::string_view::npos ||
+         message.find("invalid username-password") != std::string_view::npos;
+}
+
+bool rejects_hello(std::string_view message) {
+  return starts_with_word(message, "NOPROTO") ||
+         message.find("unknown command") != std::string_view::npos;
+}
+
+// A pool of equal blocks for exec ops: after warm-up, no request allocates.
+class op_pool {
+ public:
+  static constexpr std::size_t block_size = 256;
+
+  void* allocate(std::size_t size) {
+    if (size > block_size) return ::operator new(size);
+    if (free_.empty()) return ::operator new(block_size);
+    void* p = free_.back();
+    free_.pop_back();
+    return p;
+  }
+  void deallocate(void* p, std::size_t size) noexcept {
+    if (size > block_size) {
+      ::operator delete(p);
+      return;
+    }
+    // The vector only grows while more ops are alive than ever before; when it cannot, the
+    // block goes back to the heap instead.
+    try {
+      free_.push_back(p);
+    } catch (...) {
+      ::operator delete(p);
+    }
+  }
+  ~op_pool() {
+    for (void* p : free_)
+      ::operator delete(p);
+  }
+
+ private:
+  std::vector<void*> free_;
+};
+
+}  // namespace
+
+struct connection_impl final : push_sink {
+  connection_impl(asio::any_io_executor ex, config c)
+      : executor(std::move(ex)),
+        cfg(std::move(c)),
+        log(cfg.logger ? cfg.logger : default_logger()),
+        socket(executor),
+        write_event(executor),
+        timeout_timer(executor),
+        health_timer(executor),
+        retry_timer(executor),
+        mux(cfg.max_queued_requests),
+        parser(cfg.limits),
+        retry(cfg.reconnect, reinterpret_cast<std::uintptr_t>(this)) {
+    read_buffer.resize(std::max<std::size_t>(cfg.read_buffer_size, 512));
+    mux.set_push_sink(this);
+  }
+
+  // --- requests -------------------------------------------------------------------------
+
+  void start(exec_entry& e) {
+    initiating_ = true;
+    std::error_code ec;
+    if (closed_ || run_ended_) {
+      ec = error::closed;
+    } else if (e.req->get_config().cancel_if_not_connected && !mux.ready()) {
+      ec = error::not_connected;
+    } else {
+      const auto t = e.req->get_config().timeout;
+      const auto timeout = t.count() < 0 ? cfg.request_timeout : t;
+      e.deadline = timeout.count() > 0 ? clock::now() + timeout : clock::time_point::max();
+      ec = mux.add(e);
+      if (!ec) {
+        arm_timeout(e.deadline);
+        notify_writer();
+      }
+    }
+    if (ec) {
+      e.st = exec_entry::state::done;
+      e.complete(e, ec);
+    }
+    initiating_ = false;
+  }
+
+  void cancel(exec_entry& e, asio::cancellation_type type) {
+    const bool written = e.st == exec_entry::state::written;
+    // A written request cannot be taken back: only cancellation that allows side effects
+    // may abandon it.
+    if (written && (type & (asio::cancellation_type::terminal |
+                            asio::cancellation_type::partial)) == asio::cancellation_type::none)
+      return;
+    if (!mux.remove(e)) return;
+    e.st = exec_entry::state::done;
+    // Complete later, outside the cancellation slot's handler (finishing clears the slot).
+    asio::post(executor, [&e] {
+      e.complete(e, std::error_code(error_code(asio::error::operation_aborted)));
+    });
+  }
+
+  void complete_all(std::vector<exec_entry*>& entries, std::error_code ec) {
+    // The vector may be refilled by user code resumed below; take the entries out first.
+    std::vector<exec_entry*> now;
+    now.swap(entries);
+    for (exec_entry* e : now)
+      e->complete(*e, ec);
+    now.clear();
+    if (entries.empty()) entries.swap(now);  // keep the capacity
+  }
+
+  void notify_writer() {
+    if (writer_waiting_ && mux.has_writable()) {
+      writer_waiting_ = false;
+      write_event.cancel();
+    }
+  }
+
+  void arm_timeout(clock::time_point deadline) {
+    if (deadline < next_deadline_) {
+      next_deadline_ = deadline;
+      timeout_timer.expires_at(deadline);  // wakes the timeout loop, which re-arms
+    }
+  }
+
+  // --- pushes -----------------------------------------------------------------------------
+
+  void on_push_node(const proto::node& n) override {
+    proto::reply_error unused;
+    push_adapter.on_node(push_value, n, n.depth, unused);
+  }
+
+  void on_push_done() override {
+    proto::value v = std::move(push_value);
+    push_value = {};
+    push_adapter = {};
+    if (push_receiver) {
+      auto h = std::move(push_receiver);
+      push_receiver = {};
+      complete_handler(*this, std::move(h), error_code{}, std::move(v));
+    } else {
+      pushes.push_back(std::move(v));
+    }
+  }
+
+  // --- the loops ----------------------------------------------------------------------------
+
+  awaitable<void> run() { co_await (connect_loop() || timeout_loop()); }
+
+  awaitable<void> connect_loop() {
+    for (;;) {
+      if (closed_) co_return;
+      error_code ec = co_await connect();
+      if (!ec) {
+        session_error_ = {};
+        begin_handshake();
+        co_await (reader() || writer() || health_loop());
+        ec = session_error_;
+      }
+      end_session(ec);
+      if (closed_) co_return;
+      const auto delay = retry.next();
+      if (!delay) {
+        log->error("redcoro: giving up after {} failed connection attempts: {}", retry.failures(),
+                   ec.message());
+        final_error_ = ec;
+        co_return;
+      }
+      log->info("redcoro: reconnecting in {} ms", delay->count());
+      retry_timer.expires_after(*delay);
+      error_code wait_ec;
+      co_await retry_timer.async_wait(use_ec(wait_ec));
+    }
+  }
+
+  std::string target() const {
+    if (!cfg.unix_socket.empty()) return "unix:" + cfg.unix_socket;
+    return cfg.host + ":" + std::to_string(cfg.port);
+  }
+
+  awaitable<error_code> connect() {
+    error_code ec;
+    auto attempt = [&]() -> awaitable<void> {
+      if (!cfg.unix_socket.empty()) {
+        asio::local::stream_protocol::endpoint ep(cfg.unix_socket);
+        socket.open(asio::generic::stream_protocol(ep.protocol()), ec);
+        if (!ec) co_await socket.async_connect(ep, use_ec(ec));
+        co_return;
+      }
+      asio::ip::tcp::resolver resolver(executor);
+      auto endpoints =
+          co_await resolver.async_resolve(cfg.host, std::to_string(cfg.port), use_ec(ec));
+      if (ec) co_return;
+      for (const auto& entry : endpoints) {
+        asio::generic::stream_protocol::endpoint ep(entry.endpoint());
+        if (socket.is_open()) socket.close();
+        socket.open(ep.protocol(), ec);
+        if (ec) continue;
+        co_await socket.async_connect(ep, use_ec(ec));
+        if (!ec) {
+          // Requests are coalesced by the writer already; Nagle would only add delay.
+          socket.set_option(asio::detail::socket_option::boolean<IPPROTO_TCP, TCP_NODELAY>(true),
+                            ec);
+          ec = {};
+          co_return;
+        }
+      }
+    };
+    asio::steady_timer deadline(executor, cfg.connect_timeout);
+    auto result = co_await (attempt() || deadline.async_wait(asio::use_awaitable));
+    if (result.index() == 1) ec = error::connect_timeout;
+    if (ec) {
+      log->warn("redcoro: cannot connect to {}: {}", target(), ec.message());
+      error_code ignored;
+      socket.close(ignored);
+    }
+    co_return ec;
+  }
+
+  // The handshake is an ordinary request with priority, so it goes through the same writer,
+  // reader and timeouts as everything else.
+  struct handshake_entry final : exec_entry {
+    explicit handshake_entry(connection_impl& c)
+        : exec_entry(req, proto::any_adapter(adapter_impl), &finish), conn(&c) {}
+    static void finish(exec_entry& base, std::error_code ec) {
+      auto& self = static_cast<handshake_entry&>(base);
+      self.conn->on_handshake(ec);
+    }
+    connection_impl* conn;
+    proto::request req;
+    proto::generic_response resp;
+    proto::response_adapter<proto::generic_response> adapter_impl{resp};
+    bool hello = false;
+  };
+
+  void begin_handshake() {
+    protocol_ = 0;
+    if (cfg.protocol >= 3)
+      send_hello();
+    else
+      send_resp2_handshake();
+  }
+
+  void queue_handshake() {
+    handshake.adapter_impl = proto::response_adapter<proto::generic_response>(handshake.resp);
+    handshake.adapter = proto::any_adapter(handshake.adapter_impl);
+    handshake.priority = true;
+    handshake.deadline = clock::now() + std::max(cfg.connect_timeout, std::chrono::milliseconds(1));
+    handshake_pending_ = true;
+    if (mux.add(handshake)) return;  // priority entries are never refused
+    arm_timeout(handshake.deadline);
+    notify_writer();
+  }
+
+  void send_hello() {
+    auto& r = handshake.req;
+    r.clear();
+    if (!cfg.password.empty() && !cfg.client_name.empty())
+      r.push("HELLO", 3, "AUTH", user(), cfg.password, "SETNAME", cfg.client_name);
+    else if (!cfg.password.empty())
+      r.push("HELLO", 3, "AUTH", user(), cfg.password);
+    else if (!cfg.client_name.empty())
+      r.push("HELLO", 3, "SETNAME", cfg.client_name);
+    else
+      r.push("HELLO", 3);
+    if (cfg.database != 0) r.push("SELECT", cfg.database);
+    handshake.hello = true;
+    queue_handshake();
+  }
+
+  void send_resp2_handshake() {
+    auto& r = handshake.req;
+    r.clear();
+    if (!cfg.password.empty()) {
+      if (cfg.username.empty())
+        r.push("AUTH", cfg.password);
+      else
+        r.push("AUTH", cfg.username, cfg.password);
+    }
+    if (!cfg.client_name.empty()) r.push("CLIENT", "SETNAME", cfg.client_name);
+    if (cfg.database != 0) r.push("SELECT", cfg.database);
+    // PING makes the handshake non-empty, and proves the server answers.
+    r.push("PING");
+    handshake.hello = false;
+    queue_handshake();
+  }
+
+  std::string_view user() const {
+    return cfg.username.empty() ? std::string_view("default") : std::string_view(cfg.username);
+  }
+
+  void on_handshake(std::error_code ec) {
+    handshake_pending_ = false;
+    if (ec) {
+      // The session is ending (connection lost, timeout, closed).
+      if (ec == error::timeout) fail_session(error::handshake_failed, "handshake timed out");
+      return;
+    }
+    const auto& replies = handshake.resp;
+    for (std::size_t i = 0; i < replies.size(); ++i) {
+      if (!replies[i].has_error()) continue;
+      const std::string& message = replies[i].error().message;
+      if (i == 0 && handshake.hello && rejects_hello(message)) {
+        log->info("redcoro: {} rejects HELLO 3 ({}); using RESP2", target(), message);
+        send_resp2_handshake();
+        return;
+      }
+      if (is_auth_error(message)) {
+        fail_session(error::auth_failed, message);
+      } else {
+        fail_session(error::handshake_failed, message);
+      }
+      return;
+    }
+    protocol_ = handshake.hello ? 3 : 2;
+    retry.reset();
+    mux.set_ready(true);
+    log->info("redcoro: connected to {} (RESP{})", target(), protocol_);
+    notify_writer();
+  }
+
+  void fail_session(error e, std::string_view why) {
+    log->error("redcoro: {}: {}: {}", target(), make_error_code(e).message(), why);
+    session_error_ = e;
+    error_code ignored;
+    socket.close(ignored);
+  }
+
+  awaitable<void> writer() {
+    for (;;) {
+      while (!mux.has_writable()) {
+        writer_waiting_ = true;
+        write_event.expires_at(clock::time_point::max());
+        error_code ec;
+        co_await write_event.async_wait(use_ec(ec));
+        writer_waiting_ = false;
+        if (!socket.is_open()) co_return;
+      }
+      const std::string_view bytes = mux.prepare_write();
+      error_code ec;
+      co_await asio::async_write(socket, asio::buffer(bytes.data(), bytes.size()), use_ec(ec));
+      if (ec) {
+        if (!session_error_) session_error_ = ec;
+        co_return;
+      }
+      mux.commit_write(completed_);
+      complete_all(completed_, {});
+    }
+  }
+
+  awaitable<void> reader() {
+    std::size_t used = 0;
+    std::size_t message_bytes = 0;
+    const auto sink = [this](const proto::node& n) { mux.on_node(n); };
+    for (;;) {
+      if (used == read_buffer.size()) read_buffer.resize(read_buffer.size() * 2);
+      error_code ec;
+      const std::size_t n = co_await socket.async_read_some(
+          asio::buffer(read_buffer.data() + used, read_buffer.size() - used), use_ec(ec));
+      if (ec) {
+        if (!session_error_) session_error_ = ec;
+        co_return;
+      }
+      used += n;
+      bytes_read_ += n;
+      const std::string_view input(read_buffer.data(), used);
+      std::size_t pos = 0;
+      for (;;) {
+        const std::size_t start = pos;
+        std::error_code pec;
+        const bool done = parser.consume_message(input, pos, sink, pec);
+        message_bytes += pos - start;
+        if (pec) {
+          fail_session_protocol(pec);
+          co_return;
+        }
+        if (!done) break;
+        exec_entry* e = mux.on_message_done(message_bytes, pec);
+        message_bytes = 0;
+        if (pec) {
+          fail_session_protocol(pec);
+          co_return;
+        }
+        if (e) e->complete(*e, {});
+        if (!socket.is_open()) co_return;  // user code closed the connection
+      }
+      // Compact once per read: what is left is the start of an incomplete message.
+      if (pos != 0) {
+        std::memmove(read_buffer.data(), read_buffer.data() + pos, used - pos);
+        used -= pos;
+      }
+      while (pushes.size() >= cfg.max_queued_pushes && socket.is_open()) {
+        // Backpressure: nobody takes the pushes; stop reading until they do.
+        push_space.expires_at(clock::time_point::max());
+        error_code wait_ec;
+        co_await push_space.async_wait(use_ec(wait_ec));
+      }
+    }
+  }
+
+  void fail_session_protocol(std::error_code ec) {
+    log->error("redcoro: {}: protocol error: {}", target(), ec.message());
+    session_error_ = ec;
+    protocol_failure_ = true;
+    error_code ignored;
+    socket.close(ignored);
+  }
+
+  awaitable<void> health_loop() {
+    if (cfg.health_check_interval.count() <= 0) {
+      // Nothing to do; stay until the session ends.
+      health_timer.expires_at(clock::time_point::max());
+      error_code ec;
+      co_await health_timer.async_wait(use_ec(ec));
+      co_return;
+    }
+    std::uint64_t seen = bytes_read_;
+    for (;;) {
+      health_timer.expires_after(cfg.health_check_interval);
+      error_code ec;
+      co_await health_timer.async_wait(use_ec(ec));
+      if (!socket.is_open()) co_return;
+      if (ping_pending_) {
+        if (bytes_read_ == seen) {
+          fail_session(error::health_check_failed, "no reply within the health-check interval");
+          co_return;
+        }
+        continue;  // busy with large replies; the PING is behind them
+      }
+      if (bytes_read_ != seen || !mux.idle() || !mux.ready()) {
+        seen = bytes_read_;
+        continue;
+      }
+      ping_pending_ = true;
+      seen = bytes_read_;
+      ping.deadline = clock::time_point::max();
+      if (!mux.add(ping)) notify_writer();
+    }
+  }
+
+  struct ping_entry final : exec_entry {
+    explicit ping_entry(connection_impl& c)
+        : exec_entry(req, proto::any_adapter(ignore_adapter), &finish), conn(&c) {
+      req.push("PING");
+      priority = true;
+    }
+    static void finish(exec_entry& base, std::error_code) {
+      static_cast<ping_entry&>(base).conn->ping_pending_ = false;
+    }
+    connection_impl* conn;
+    proto::request req;
+    proto::response_adapter<proto::ignore_t> ignore_adapter{proto::ignore};
+  };
+
+  awaitable<void> timeout_loop() {
+    for (;;) {
+      timeout_timer.expires_at(next_deadline_);
+      error_code ec;
+      co_await timeout_timer.async_wait(use_ec(ec));
+      if (closed_) co_return;
+      const auto now = clock::now();
+      if (now < next_deadline_) continue;  // re-armed earlier, or woken by a new deadline
+      next_deadline_ = mux.expire(now, expired_);
+      complete_all(expired_, error::timeout);
+    }
+  }
+
+  void end_session(error_code ec) {
+    const bool was_connected = mux.ready();
+    mux.set_ready(false);
+    protocol_ = 0;
+    error_code ignored;
+    socket.close(ignored);
+    write_event.cancel();
+    health_timer.cancel();
+    push_space.cancel();
+    parser.reset();
+    // The handshake and health-check entries belong to the session that ended.
+    if (handshake.st == exec_entry::state::waiting || handshake.st == exec_entry::state::written)
+      mux.remove(handshake);
+    if (ping.st == exec_entry::state::waiting || ping.st == exec_entry::state::written)
+      mux.remove(ping);
+    handshake_pending_ = false;
+    ping_pending_ = false;
+    std::error_code why = protocol_failure_ ? std::error_code(ec) : error::connection_lost;
+    protocol_failure_ = false;
+    mux.on_connection_lost(failed_);
+    complete_all(failed_, why);
+    if (ec == error::auth_failed || ec == error::handshake_failed) {
+      // The same settings will fail the same way: waiting requests learn why now instead of
+      // at their timeout.
+      mux.drain(failed_);
+      complete_all(failed_, ec);
+    }
+    if (was_connected)
+      log->warn("redcoro: disconnected from {}: {}", target(), ec ? ec.message() : "closed");
+  }
+
+  void finish_run() {
+    run_ended_ = true;
+    error_code ignored;
+    socket.close(ignored);
+    timeout_timer.cancel();
+    retry_timer.cancel();
+    mux.drain(failed_);
+    complete_all(failed_, error::closed);
+    if (push_receiver) {
+      auto h = std::move(push_receiver);
+      push_receiver = {};
+      complete_handler(*this, std::move(h), error_code(error::closed), proto::value{});
+    }
+  }
+
+  void close() {
+    closed_ = true;
+    error_code ignored;
+    socket.close(ignored);
+    write_event.cancel();
+    timeout_timer.cancel();
+    health_timer.cancel();
+    retry_timer.cancel();
+    push_space.cancel();
+    if (!running_) finish_run();
+  }
+
+  asio::any_io_executor executor;
+  config cfg;
+  std::shared_ptr<spdlog::logger> log;
+  socket_type socket;
+  asio::steady_timer write_event;
+  asio::steady_timer timeout_timer;
+  asio::steady_timer health_timer;
+  asio::steady_timer retry_timer;
+  asio::steady_timer push_space{executor};
+  multiplexer mux;
+  proto::parser parser;
+  backoff retry;
+  op_pool pool;
+  std::vector<char> read_buffer;
+  std::vector<exec_entry*> completed_, expired_, failed_;
+  handshake_entry handshake{*this};
+  ping_entry ping{*this};
+
+  std::deque<proto::value> pushes;
+  asio::any_completion_handler<void(error_code, proto::value)> push_receiver;
+  proto::value push_value;
+  proto::adapter<proto::value> push_adapter;
+
+  clock::time_point next_deadline_ = clock::time_point::max();
+  std::uint64_t bytes_read_ = 0;
+  error_code session_error_;
+  error_code final_error_;
+  int protocol_ = 0;
+  bool initiating_ = false;
+  bool writer_waiting_ = false;
+  bool handshake_pending_ = false;
+  bool ping_pending_ = false;
+  bool protocol_failure_ = false;
+  bool closed_ = false;
+  bool cancelled_ = false;
+  bool running_ = false;
+  bool run_ended_ = false;
+};
+
+void* allocate_op(connection_impl& c, std::size_t size) {
+  return c.pool.allocate(size);
+}
+void deallocate_op(connection_impl& c, void* p, std::size_t size) noexcept {
+  c.pool.deallocate(p, size);
+}
+const asio::any_io_executor& executor_of(const connection_impl& c) noexcept {
+  return c.executor;
+}
+void start_exec(connection_impl& c, exec_entry& e) {
+  c.start(e);
+}
+void cancel_exec(connection_impl& c, exec_entry& e, asio::cancellation_type type) {
+  c.cancel(e, type);
+}
+bool initiating(const connection_impl& c) noexcept {
+  return c.initiating_;
+}
+
+}  // namespace detail
+
+connection::connection(executor_type ex, config cfg)
+    : impl_(std::make_unique<detail::connection_impl>(std::move(ex), std::move(cfg))) {}
+
+connection::~connection() {
+  if (impl_) impl_->close();
+}
+
+connection::executor_type connection::get_executor() const noexcept {
+  return impl_->executor;
+}
+const config& connection::get_config() const noexcept {
+  return impl_->cfg;
+}
+int connection::protocol() const noexcept {
+  return impl_->protocol_;
+}
+bool connection::is_connected() const noexcept {
+  return impl_->mux.ready();
+}
+void connection::close() {
+  impl_->close();
+}
+
+void connection::run_impl(asio::any_completion_handler<void(error_code)> handler) {
+  auto& impl = *impl_;
+  if (impl.running_ || impl.run_ended_ || impl.closed_) {
+    // A connection runs once.
+    const error_code ec =
+        impl.running_ ? error_code(asio::error::already_started) : error_code(error::closed);
+    asio::post(impl.executor, [h = std::move(handler), ec]() mutable { std::move(h)(ec); });
+    return;
+  }
+  impl.running_ = true;
+  auto slot = asio::get_associated_cancellation_slot(handler);
+  if (slot.is_connected()) {
+    slot.assign([&impl](asio::cancellation_type) {
+      impl.cancelled_ = true;
+      impl.close();
+    });
+  }
+  asio::co_spawn(impl.executor, impl.run(),
+                 [&impl, h = std::move(handler)](std::exception_ptr e) mutable {
+                   impl.running_ = false;
+                   auto run_slot = asio::get_associated_cancellation_slot(h);
+                   if (run_slot.is_connected()) run_slot.clear();
+                   impl.finish_run();
+                   if (e) std::rethrow_exception(e);
+                   error_code ec = impl.final_error_;
+                   if (impl.cancelled_)
+                     ec = asio::error::operation_aborted;
+                   else if (!ec)
+                     ec = error::closed;
+                   std::move(h)(ec);
+                 });
+}
+
+namespace {
+
+// async_command's state: the request and its generic response, kept until the reply.
+struct command_state {
+  proto::request req;
+  proto::response<proto::value> resp;
+};
+
+}  // namespace
+
+void connection::command_impl(
+    proto::request req, asio::any_completion_handler<void(error_code, proto::value)> handler) {
+  auto state = std::make_unique<command_state>();
+  state->req = std::move(req);
+  auto* raw = state.get();
+  // Cancelling the command cancels the request under it.
+  auto slot = asio::get_associated_cancellation_slot(handler);
+  async_exec(raw->req, raw->resp,
+             asio::bind_cancellation_slot(slot, [state = std::move(state), h = std::move(handler)](
+                                                    error_code ec, std::size_t) mutable {
+               auto& reply = std::get<0>(state->resp);
+               proto::value v = std::move(reply.storage());
+               if (!ec && reply.has_error()) {
+                 ec = proto::error::server_error;
+                 v = proto::value{};
+                 v.data_type = proto::type::simple_error;
+                 v.text = reply.error().message;
+               }
+               std::move(h)(ec, std::move(v));
+             }));
+}
+
+void connection::receive_push_impl(
+    asio::any_completion_handler<void(error_code, proto::value)> handler) {
+  auto& impl = *impl_;
+  if (!impl.pushes.empty()) {
+    proto::value v = std::move(impl.pushes.front());
+    impl.pushes.pop_front();
+    impl.push_space.cancel();
+    asio::post(impl.executor, [h = std::move(handler), v = std::move(v)]() mutable {
+      std::move(h)(error_code{}, std::move(v));
+    });
+    return;
+  }
+  if (impl.run_ended_ || impl.closed_ || impl.push_receiver) {
+    asio::post(impl.executor, [h = std::move(handler), busy = bool(impl.push_receiver)]() mutable {
+      std::move(h)(busy ? error_code(asio::error::already_started) : error_code(error::closed),
+                   proto::value{});
+    });
+    return;
+  }
+  impl.push_receiver = std::move(handler);
+}
+
+}  // namespace redcoro

@@ -1,0 +1,48 @@
+#include <redcoro/client/error.hpp>
+
+#include <string>
+
+namespace redcoro {
+namespace {
+
+class category final : public std::error_category {
+ public:
+  const char* name() const noexcept override { return "redcoro.client"; }
+  std::string message(int ev) const override {
+    switch (static_cast<error>(ev)) {
+      case error::not_connected:
+        return "not connected, and the request asked not to wait";
+      case error::connection_lost:
+        return "the connection was lost after the request was sent; it may or may not have "
+               "been executed";
+      case error::timeout:
+        return "the request timed out";
+      case error::queue_full:
+        return "too many requests queued on the connection";
+      case error::connect_timeout:
+        return "connecting to the server timed out";
+      case error::auth_failed:
+        return "the server refused the credentials";
+      case error::handshake_failed:
+        return "the connection handshake failed";
+      case error::unexpected_reply:
+        return "the server sent a reply no request was waiting for";
+      case error::health_check_failed:
+        return "the server did not answer the health-check PING in time";
+      case error::closed:
+        return "the connection is closed";
+      case error::response_too_short:
+        return "the request has more replies than the response has slots";
+    }
+    return "unknown redcoro client error";
+  }
+};
+
+}  // namespace
+
+const std::error_category& client_category() noexcept {
+  static const category instance;
+  return instance;
+}
+
+}  // namespace redcoro

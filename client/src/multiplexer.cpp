@@ -1,0 +1,253 @@
+#include <redcoro/client/detail/multiplexer.hpp>
+#include <redcoro/client/error.hpp>
+
+#include <algorithm>
+#include <cassert>
+
+namespace redcoro::detail {
+
+void multiplexer::slot_queue::push_back(slot s) {
+  if (size_ == items_.size()) {
+    // Grow to the next power of two, unrolling the ring so that head_ is 0.
+    std::vector<slot> bigger(std::max<std::size_t>(16, items_.size() * 2));
+    for (std::size_t i = 0; i < size_; ++i)
+      bigger[i] = at(i);
+    items_.swap(bigger);
+    head_ = 0;
+  }
+  items_[(head_ + size_) & (items_.size() - 1)] = s;
+  ++size_;
+}
+
+void multiplexer::link_back(exec_entry& e) noexcept {
+  e.prev = tail_;
+  e.next = nullptr;
+  (tail_ ? tail_->next : head_) = &e;
+  tail_ = &e;
+  ++waiting_;
+  e.st = exec_entry::state::waiting;
+}
+
+void multiplexer::link_front(exec_entry& e) noexcept {
+  e.prev = nullptr;
+  e.next = head_;
+  (head_ ? head_->prev : tail_) = &e;
+  head_ = &e;
+  ++waiting_;
+  e.st = exec_entry::state::waiting;
+}
+
+void multiplexer::unlink(exec_entry& e) noexcept {
+  (e.prev ? e.prev->next : head_) = e.next;
+  (e.next ? e.next->prev : tail_) = e.prev;
+  e.prev = e.next = nullptr;
+  --waiting_;
+  e.st = exec_entry::state::idle;
+}
+
+std::error_code multiplexer::add(exec_entry& e) {
+  const std::size_t replies = e.req->expected_replies();
+  if (e.adapter.replies() != proto::any_reply_count && e.adapter.replies() < replies)
+    return error::response_too_short;
+  if (!e.priority && max_queued_ != 0 && waiting_ + slots_.size() >= max_queued_)
+    return error::queue_full;
+  e.replies_seen = 0;
+  e.bytes_read = 0;
+  if (e.priority) {
+    // After the priority requests already waiting, before every ordinary one.
+    exec_entry* after = head_;
+    exec_entry* last_priority = nullptr;
+    while (after && after->priority) {
+      last_priority = after;
+      after = after->next;
+    }
+    if (!last_priority) {
+      link_front(e);
+    } else {
+      e.prev = last_priority;
+      e.next = last_priority->next;
+      (e.next ? e.next->prev : tail_) = &e;
+      last_priority->next = &e;
+      ++waiting_;
+      e.st = exec_entry::state::waiting;
+    }
+  } else {
+    link_back(e);
+  }
+  return {};
+}
+
+bool multiplexer::remove(exec_entry& e) noexcept {
+  if (e.st == exec_entry::state::waiting) {
+    unlink(e);
+    return true;
+  }
+  if (e.st == exec_entry::state::written) {
+    for (std::size_t i = 0; i < slots_.size(); ++i) {
+      if (slots_.at(i).entry == &e) {
+        slots_.at(i).entry = nullptr;
+        e.st = exec_entry::state::idle;
+        return true;
+      }
+    }
+    auto it = std::find(written_without_replies_.begin(), written_without_replies_.end(), &e);
+    if (it != written_without_replies_.end()) {
+      written_without_replies_.erase(it);
+      e.st = exec_entry::state::idle;
+      return true;
+    }
+  }
+  return false;
+}
+
+bool multiplexer::has_writable() const noexcept {
+  return head_ && writable(*head_);
+}
+
+std::string_view multiplexer::prepare_write() {
+  write_buffer_.clear();
+  while (head_ && writable(*head_)) {
+    exec_entry& e = *head_;
+    unlink(e);
+    write_buffer_.append(e.req->payload());
+    e.st = exec_entry::state::written;
+    const std::size_t replies = e.req->expected_replies();
+    if (replies == 0)
+      written_without_replies_.push_back(&e);
+    else
+      slots_.push_back({&e, replies});
+  }
+  return write_buffer_;
+}
+
+void multiplexer::commit_write(std::vector<exec_entry*>& done) {
+  for (exec_entry* e : written_without_replies_) {
+    e->st = exec_entry::state::done;
+    done.push_back(e);
+  }
+  written_without_replies_.clear();
+}
+
+void multiplexer::on_node(const proto::node& n) {
+  if (reading_ == reading::none && !n.in_attribute) {
+    reading_ = n.depth == 0 && n.data_type == proto::type::push ? reading::push : reading::reply;
+  }
+  if (reading_ == reading::push) {
+    if (push_sink_) push_sink_->on_push_node(n);
+    return;
+  }
+  // A reply (or the attribute before it): the request at the head of the FIFO owns it,
+  // unless it gave up on it.
+  if (slots_.empty()) return;  // reported at the end of the message
+  if (exec_entry* e = slots_.front().entry) e->adapter.on_node(e->replies_seen, n);
+}
+
+exec_entry* multiplexer::on_message_done(std::size_t bytes, std::error_code& ec) {
+  const reading kind = reading_;
+  reading_ = reading::none;
+  if (kind == reading::push) {
+    if (push_sink_) push_sink_->on_push_done();
+    return nullptr;
+  }
+  if (slots_.empty()) {
+    ec = error::unexpected_reply;
+    return nullptr;
+  }
+  slot& s = slots_.front();
+  exec_entry* e = s.entry;
+  if (e) {
+    ++e->replies_seen;
+    e->bytes_read += bytes;
+  }
+  if (--s.remaining != 0) return nullptr;
+  slots_.pop_front();
+  if (e) e->st = exec_entry::state::done;
+  return e;
+}
+
+void multiplexer::on_connection_lost(std::vector<exec_entry*>& failed) {
+  reading_ = reading::none;
+  // Retried requests go back to the front in their original order, behind nothing: the
+  // connection queues its handshake (priority) before them afterwards.
+  exec_entry* retry_tail = nullptr;
+  for (std::size_t i = 0; i < slots_.size(); ++i) {
+    exec_entry* e = slots_.at(i).entry;
+    if (!e) continue;
+    if (e->req->get_config().retry_if_unanswered) {
+      e->replies_seen = 0;
+      e->bytes_read = 0;
+      if (!retry_tail) {
+        link_front(*e);
+      } else {
+        e->prev = retry_tail;
+        e->next = retry_tail->next;
+        (e->next ? e->next->prev : tail_) = e;
+        retry_tail->next = e;
+        ++waiting_;
+        e->st = exec_entry::state::waiting;
+      }
+      retry_tail = e;
+    } else {
+      e->st = exec_entry::state::done;
+      failed.push_back(e);
+    }
+  }
+  slots_.clear();
+  // Written without replies and not yet committed: the write may not have happened.
+  for (exec_entry* e : written_without_replies_) {
+    e->st = exec_entry::state::done;
+    failed.push_back(e);
+  }
+  written_without_replies_.clear();
+}
+
+clock::time_point multiplexer::expire(clock::time_point now, std::vector<exec_entry*>& expired) {
+  clock::time_point next = clock::time_point::max();
+  for (exec_entry* e = head_; e;) {
+    exec_entry* following = e->next;
+    if (e->deadline <= now) {
+      unlink(*e);
+      e->st = exec_entry::state::done;
+      expired.push_back(e);
+    } else {
+      next = std::min(next, e->deadline);
+    }
+    e = following;
+  }
+  for (std::size_t i = 0; i < slots_.size(); ++i) {
+    slot& s = slots_.at(i);
+    if (!s.entry) continue;
+    if (s.entry->deadline <= now) {
+      s.entry->st = exec_entry::state::done;
+      expired.push_back(s.entry);
+      s.entry = nullptr;
+    } else {
+      next = std::min(next, s.entry->deadline);
+    }
+  }
+  return next;
+}
+
+void multiplexer::drain(std::vector<exec_entry*>& all) {
+  while (head_) {
+    exec_entry* e = head_;
+    unlink(*e);
+    e->st = exec_entry::state::done;
+    all.push_back(e);
+  }
+  for (std::size_t i = 0; i < slots_.size(); ++i) {
+    if (exec_entry* e = slots_.at(i).entry) {
+      e->st = exec_entry::state::done;
+      all.push_back(e);
+    }
+  }
+  slots_.clear();
+  for (exec_entry* e : written_without_replies_) {
+    e->st = exec_entry::state::done;
+    all.push_back(e);
+  }
+  written_without_replies_.clear();
+  reading_ = reading::none;
+}
+
+}  // namespace redcoro::detail

@@ -1,0 +1,468 @@
+#include "support/client_helpers.hpp"
+#include "support/redis_server.hpp"
+#include <redcoro/client/connection.hpp>
+
+#include <boost/asio/detached.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/use_future.hpp>
+#include <catch2/catch.hpp>
+
+#include <atomic>
+#include <map>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+using namespace std::chrono_literals;
+using redcoro::connection;
+using redcoro::test::local_config;
+using redcoro::test::redis_server;
+using redcoro::test::run_bounded;
+namespace asio = boost::asio;
+namespace proto = redcoro::proto;
+using asio::awaitable;
+using asio::use_awaitable;
+
+namespace {
+
+// Runs a request and returns the error it completed with (no throw).
+template <class Response>
+awaitable<redcoro::error_code> exec(connection& conn, const proto::request& req, Response& resp) {
+  redcoro::error_code ec;
+  co_await conn.async_exec(req, resp, asio::redirect_error(use_awaitable, ec));
+  co_return ec;
+}
+
+}  // namespace
+
+TEST_CASE("commands, typed replies and server errors as data", "[client][live]") {
+  redis_server server;
+  asio::io_context ioc;
+  connection conn(ioc, local_config(server.port()));
+  run_bounded(ioc, [&]() -> awaitable<void> {
+    conn.async_run(asio::detached);
+    proto::request req;
+    req.push("SET", "greeting", "hello");
+    req.push("GET", "greeting");
+    req.push("INCRBY", "n", 41);
+    req.push("GET", "missing");
+    req.push("LPUSH", "greeting", "x");  // WRONGTYPE
+    req.push("HSET", "h", std::map<std::string, std::string>{{"a", "1"}, {"b", "2"}});
+    req.push("HGETALL", "h");
+    proto::response<std::string, std::string, std::int64_t, std::optional<std::string>,
+                    std::int64_t, std::int64_t, std::map<std::string, std::string>>
+        resp;
+    co_await conn.async_exec(req, resp, use_awaitable);
+    CHECK(conn.protocol() == 3);
+    CHECK(std::get<0>(resp).value() == "OK");
+    CHECK(std::get<1>(resp).value() == "hello");
+    CHECK(std::get<2>(resp).value() == 41);
+    CHECK_FALSE(std::get<3>(resp).value().has_value());
+    REQUIRE(std::get<4>(resp).has_error());
+    CHECK(std::get<4>(resp).error().server_code() == "WRONGTYPE");
+    CHECK(std::get<5>(resp).value() == 2);
+    CHECK(std::get<6>(resp).value() == std::map<std::string, std::string>{{"a", "1"}, {"b", "2"}});
+
+    // The connection is fine after an error reply.
+    auto v = co_await conn.async_command(redcoro::command("HINCRBY", "h", "a", 5), use_awaitable);
+    CHECK(v.to_integer() == 6);
+    redcoro::error_code ec;
+    auto err = co_await conn.async_command(redcoro::command("NOSUCHCOMMAND"),
+                                           asio::redirect_error(use_awaitable, ec));
+    CHECK(ec == proto::error::server_error);
+    CHECK(err.text.find("unknown command") != std::string::npos);
+    conn.close();
+  });
+}
+
+TEST_CASE("callbacks and futures use the same call", "[client][live]") {
+  redis_server server;
+  asio::io_context ioc;
+  connection conn(ioc, local_config(server.port()));
+  conn.async_run(asio::detached);
+  proto::request req;
+  req.push("PING");
+  proto::response<std::string> a, b;
+  bool called = false;
+  conn.async_exec(req, a, [&](redcoro::error_code ec, std::size_t) {
+    CHECK_FALSE(ec);
+    called = true;
+  });
+  auto fut = conn.async_exec(req, b, asio::use_future);
+  std::thread t([&] { ioc.run_for(20s); });
+  fut.get();
+  asio::post(ioc, [&] { conn.close(); });
+  t.join();
+  CHECK(called);
+  CHECK(std::get<0>(a).value() == "PONG");
+}
+
+TEST_CASE("many coroutines share one connection and each gets its own replies", "[client][live]") {
+  redis_server server;
+  asio::io_context ioc;
+  connection conn(ioc, local_config(server.port()));
+  constexpr int coroutines = 1000, commands = 100;
+  std::atomic<int> finished{0}, mismatches{0};
+  run_bounded(ioc, [&]() -> awaitable<void> {
+    conn.async_run(asio::detached);
+    auto worker = [&](int id) -> awaitable<void> {
+      const std::string key = "key:" + std::to_string(id);
+      proto::request set;
+      set.push("SET", key, id);
+      proto::response<proto::ignore_t> ignored;
+      co_await conn.async_exec(set, ignored, use_awaitable);
+      proto::request get;
+      get.push("GET", key);
+      proto::response<int> resp;  // reused: the zero-allocation path
+      for (int i = 0; i < commands; ++i) {
+        co_await conn.async_exec(get, resp, use_awaitable);
+        if (std::get<0>(resp).value() != id) ++mismatches;
+      }
+      ++finished;
+    };
+    for (int i = 0; i < coroutines; ++i)
+      asio::co_spawn(ioc, worker(i), asio::detached);
+    while (finished < coroutines)
+      co_await redcoro::test::sleep_for(10ms);
+    conn.close();
+  });
+  CHECK(finished == coroutines);
+  CHECK(mismatches == 0);
+}
+
+TEST_CASE("SIGKILL with requests in flight, then restart", "[client][live][failure]") {
+  redis_server server({"--enable-debug-command", "yes"});
+  asio::io_context ioc;
+  connection conn(ioc, local_config(server.port()));
+  run_bounded(ioc, [&]() -> awaitable<void> {
+    conn.async_run(asio::detached);
+    proto::request ping;
+    ping.push("PING");
+    proto::response<std::string> pong;
+    co_await conn.async_exec(ping, pong, use_awaitable);
+
+    // Block the server so that requests are surely in flight, then kill it.
+    proto::request block;
+    block.push("DEBUG", "SLEEP", 2);
+    std::vector<redcoro::error_code> results(50);
+    int done = 0;
+    std::vector<proto::response<proto::ignore_t>> resps(50);
+    for (int i = 0; i < 50; ++i) {
+      asio::co_spawn(
+          ioc,
+          [&, i]() -> awaitable<void> {
+            results[i] = co_await exec(conn, i == 0 ? block : ping, resps[i]);
+            ++done;
+          },
+          asio::detached);
+    }
+    co_await redcoro::test::sleep_for(200ms);
+    server.kill();
+    while (done < 50)
+      co_await redcoro::test::sleep_for(10ms);
+    for (const auto& ec : results)
+      CHECK(ec == redcoro::error::connection_lost);
+
+    // Issued while the server is down: waits, then succeeds once it is back.
+    std::optional<redcoro::error_code> waiting;
+    proto::response<std::string> late;
+    asio::co_spawn(
+        ioc, [&]() -> awaitable<void> { waiting = co_await exec(conn, ping, late); },
+        asio::detached);
+    co_await redcoro::test::sleep_for(300ms);
+    CHECK_FALSE(waiting.has_value());
+    server.restart();
+    while (!waiting)
+      co_await redcoro::test::sleep_for(10ms);
+    CHECK_FALSE(*waiting);
+    CHECK(std::get<0>(late).value() == "PONG");
+    CHECK(conn.is_connected());
+    conn.close();
+  });
+}
+
+TEST_CASE("CLIENT KILL drops the connection; it comes back", "[client][live][failure]") {
+  redis_server server;
+  asio::io_context ioc;
+  auto cfg = local_config(server.port());
+  cfg.client_name = "victim";
+  connection conn(ioc, cfg);
+  run_bounded(ioc, [&]() -> awaitable<void> {
+    conn.async_run(asio::detached);
+    proto::request name;
+    name.push("CLIENT", "GETNAME");
+    proto::response<std::string> resp;
+    co_await conn.async_exec(name, resp, use_awaitable);
+    CHECK(std::get<0>(resp).value() == "victim");
+    server.cli({"CLIENT", "KILL", "SKIPME", "yes", "TYPE", "normal"});
+    // The next request may race the disconnect; marked retryable it succeeds either way.
+    proto::request again(proto::request::config{false, true});
+    again.push("CLIENT", "GETNAME");
+    for (int i = 0; i < 3; ++i) {
+      auto ec = co_await exec(conn, again, resp);
+      if (!ec) break;
+      co_await redcoro::test::sleep_for(100ms);
+    }
+    CHECK(std::get<0>(resp).value() == "victim");
+    conn.close();
+  });
+}
+
+TEST_CASE("a timed-out BLPOP does not confuse the replies after it", "[client][live][failure]") {
+  redis_server server;
+  asio::io_context ioc;
+  connection conn(ioc, local_config(server.port()));
+  run_bounded(ioc, [&]() -> awaitable<void> {
+    conn.async_run(asio::detached);
+    proto::request blpop;
+    blpop.get_config().timeout = 200ms;
+    blpop.push("BLPOP", "queue", 1);  // the server answers (nil) after 1 s
+    proto::response<std::optional<std::vector<std::string>>> popped;
+    CHECK(co_await exec(conn, blpop, popped) == redcoro::error::timeout);
+
+    proto::request get;
+    get.push("SET", "k", "v");
+    get.push("GET", "k");
+    proto::response<std::string, std::string> resp;
+    CHECK_FALSE(co_await exec(conn, get, resp));
+    CHECK(std::get<1>(resp).value() == "v");
+    // Still right after the late BLPOP reply has arrived and been dropped.
+    co_await redcoro::test::sleep_for(1200ms);
+    CHECK_FALSE(co_await exec(conn, get, resp));
+    CHECK(std::get<1>(resp).value() == "v");
+    conn.close();
+  });
+}
+
+TEST_CASE("cancellation completes a request at once", "[client][live][failure]") {
+  using namespace asio::experimental::awaitable_operators;
+  redis_server server;
+  asio::io_context ioc;
+  connection conn(ioc, local_config(server.port()));
+  run_bounded(ioc, [&]() -> awaitable<void> {
+    conn.async_run(asio::detached);
+    proto::request blpop;
+    blpop.get_config().timeout = 0ms;  // none
+    blpop.push("BLPOP", "queue", 0);
+    proto::response<proto::ignore_t> ignored;
+    asio::steady_timer timer(ioc, 100ms);
+    auto winner = co_await (conn.async_exec(blpop, ignored, use_awaitable) ||
+                            timer.async_wait(use_awaitable));
+    CHECK(winner.index() == 1);
+    // The abandoned BLPOP is answered later; the next caller gets its own reply.
+    server.cli({"LPUSH", "queue", "item"});
+    proto::request ping;
+    ping.push("PING");
+    proto::response<std::string> pong;
+    co_await conn.async_exec(ping, pong, use_awaitable);
+    CHECK(std::get<0>(pong).value() == "PONG");
+    conn.close();
+  });
+}
+
+TEST_CASE("with the server down, requests fail after their timeout", "[client][failure]") {
+  asio::io_context ioc;
+  auto cfg = local_config(redcoro::test::free_port());  // nothing listens there
+  cfg.request_timeout = 300ms;
+  connection conn(ioc, cfg);
+  run_bounded(ioc, [&]() -> awaitable<void> {
+    conn.async_run(asio::detached);
+    proto::request ping;
+    ping.push("PING");
+    proto::response<std::string> pong;
+    CHECK(co_await exec(conn, ping, pong) == redcoro::error::timeout);
+    proto::request now(proto::request::config{true, false});
+    now.push("PING");
+    CHECK(co_await exec(conn, now, pong) == redcoro::error::not_connected);
+    conn.close();
+  });
+}
+
+TEST_CASE("async_run gives up after max_attempts with the last error", "[client][failure]") {
+  asio::io_context ioc;
+  auto cfg = local_config(redcoro::test::free_port());
+  cfg.reconnect.max_attempts = 3;
+  connection conn(ioc, cfg);
+  run_bounded(ioc, [&]() -> awaitable<void> {
+    redcoro::error_code ec;
+    co_await conn.async_run(asio::redirect_error(use_awaitable, ec));
+    CHECK(ec == asio::error::connection_refused);
+    // Requests after that fail at once.
+    proto::request ping;
+    ping.push("PING");
+    proto::response<std::string> pong;
+    CHECK(co_await exec(conn, ping, pong) == redcoro::error::closed);
+  });
+}
+
+TEST_CASE("a server without HELLO gets RESP2", "[client][live]") {
+  redis_server server({"--rename-command", "HELLO", ""});
+  asio::io_context ioc;
+  auto cfg = local_config(server.port());
+  cfg.client_name = "old-school";
+  cfg.database = 2;
+  connection conn(ioc, cfg);
+  run_bounded(ioc, [&]() -> awaitable<void> {
+    conn.async_run(asio::detached);
+    proto::request req;
+    req.push("CLIENT", "GETNAME");
+    req.push("HSET", "h", "f", "v");
+    req.push("HGETALL", "h");
+    proto::response<std::string, int, std::map<std::string, std::string>> resp;
+    co_await conn.async_exec(req, resp, use_awaitable);
+    CHECK(conn.protocol() == 2);
+    CHECK(std::get<0>(resp).value() == "old-school");
+    CHECK(std::get<2>(resp).value() == std::map<std::string, std::string>{{"f", "v"}});
+    conn.close();
+  });
+  CHECK(server.cli({"-n", "2", "HGET", "h", "f"}) == "v\n");
+}
+
+TEST_CASE("credentials: right ones work, wrong ones name the cause", "[client][live][failure]") {
+  redis_server server({"--requirepass", "s3cret"});
+  asio::io_context ioc;
+  SECTION("right password, default user") {
+    auto cfg = local_config(server.port());
+    cfg.password = "s3cret";
+    connection conn(ioc, cfg);
+    run_bounded(ioc, [&]() -> awaitable<void> {
+      conn.async_run(asio::detached);
+      proto::request req;
+      req.push("PING");
+      proto::response<std::string> resp;
+      co_await conn.async_exec(req, resp, use_awaitable);
+      CHECK(std::get<0>(resp).value() == "PONG");
+      conn.close();
+    });
+  }
+  SECTION("wrong password") {
+    auto cfg = local_config(server.port());
+    cfg.password = "wrong";
+    cfg.reconnect.max_attempts = 2;
+    connection conn(ioc, cfg);
+    run_bounded(ioc, [&]() -> awaitable<void> {
+      proto::request req;
+      req.push("PING");
+      proto::response<std::string> resp;
+      std::optional<redcoro::error_code> request_ec;
+      asio::co_spawn(
+          ioc, [&]() -> awaitable<void> { request_ec = co_await exec(conn, req, resp); },
+          asio::detached);
+      redcoro::error_code ec;
+      co_await conn.async_run(asio::redirect_error(use_awaitable, ec));
+      CHECK(ec == redcoro::error::auth_failed);
+      while (!request_ec)
+        co_await redcoro::test::sleep_for(10ms);
+      CHECK(*request_ec == redcoro::error::auth_failed);
+    });
+  }
+}
+
+TEST_CASE("the queue bound gives a clear error", "[client][live][failure]") {
+  redis_server server;
+  asio::io_context ioc;
+  auto cfg = local_config(server.port());
+  cfg.max_queued_requests = 4;
+  connection conn(ioc, cfg);
+  run_bounded(ioc, [&]() -> awaitable<void> {
+    conn.async_run(asio::detached);
+    proto::request req;
+    req.push("PING");
+    std::vector<proto::response<std::string>> resps(6);
+    std::vector<std::optional<redcoro::error_code>> results(6);
+    for (int i = 0; i < 6; ++i)
+      asio::co_spawn(
+          ioc, [&, i]() -> awaitable<void> { results[i] = co_await exec(conn, req, resps[i]); },
+          asio::detached);
+    auto all_done = [&] {
+      for (auto& r : results)
+        if (!r) return false;
+      return true;
+    };
+    while (!all_done())
+      co_await redcoro::test::sleep_for(10ms);
+    int full = 0;
+    for (auto& r : results)
+      full += *r == redcoro::error::queue_full;
+    CHECK(full == 2);
+    conn.close();
+  });
+}
+
+TEST_CASE("a Unix domain socket", "[client][live]") {
+  redis_server probe;  // for a temporary directory
+  const std::string path = probe.dir() + "/redis.sock";
+  redis_server server({"--unixsocket", path, "--unixsocketperm", "700"});
+  asio::io_context ioc;
+  redcoro::config cfg = local_config(0);
+  cfg.unix_socket = path;
+  connection conn(ioc, cfg);
+  run_bounded(ioc, [&]() -> awaitable<void> {
+    conn.async_run(asio::detached);
+    auto v = co_await conn.async_command(redcoro::command("ECHO", "over unix"), use_awaitable);
+    CHECK(v.text == "over unix");
+    conn.close();
+  });
+}
+
+TEST_CASE("threads submit work through the connection's executor", "[client][live][threads]") {
+  redis_server server;
+  asio::io_context ioc;
+  connection conn(ioc, local_config(server.port()));
+  conn.async_run(asio::detached);
+  auto guard = asio::make_work_guard(ioc);
+  std::thread io([&] { ioc.run(); });
+  std::vector<std::thread> users;
+  std::atomic<int> ok{0};
+  for (int t = 0; t < 4; ++t) {
+    users.emplace_back([&, t] {
+      for (int i = 0; i < 100; ++i) {
+        // co_spawn onto the connection's executor; the future brings the result back.
+        auto fut = asio::co_spawn(
+            conn.get_executor(),
+            [&, t]() -> awaitable<std::int64_t> {
+              auto v = co_await conn.async_command(
+                  redcoro::command("INCR", "t" + std::to_string(t)), use_awaitable);
+              co_return *v.to_integer();
+            },
+            asio::use_future);
+        if (fut.get() == i + 1) ++ok;
+      }
+    });
+  }
+  for (auto& u : users)
+    u.join();
+  asio::post(ioc, [&] { conn.close(); });
+  guard.reset();
+  io.join();
+  CHECK(ok == 400);
+}
+
+TEST_CASE("a game loop drives everything with poll()", "[client][live]") {
+  redis_server server;
+  asio::io_context ioc;
+  connection conn(ioc, local_config(server.port()));
+  conn.async_run(asio::detached);
+  proto::request req;
+  req.push("INCR", "frame");
+  proto::response<std::int64_t> resp;
+  bool in_flight = false;
+  std::int64_t last = 0;
+  for (int frame = 0; frame < 100000 && last < 50; ++frame) {
+    if (!in_flight) {
+      in_flight = true;
+      conn.async_exec(req, resp, [&](redcoro::error_code ec, std::size_t) {
+        REQUIRE_FALSE(ec);
+        last = std::get<0>(resp).value();
+        in_flight = false;
+      });
+    }
+    ioc.poll();  // never blocks: the frame goes on
+    std::this_thread::sleep_for(100us);
+  }
+  CHECK(last == 50);
+  conn.close();
+  ioc.run_for(5s);
+}

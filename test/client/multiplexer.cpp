@@ -1,0 +1,250 @@
+#include <redcoro/client/detail/backoff.hpp>
+#include <redcoro/client/detail/multiplexer.hpp>
+#include <redcoro/client/error.hpp>
+#include <redcoro/proto/parser.hpp>
+
+#include <catch2/catch.hpp>
+
+#include <string>
+#include <vector>
+
+using steady = redcoro::detail::clock;
+using redcoro::detail::exec_entry;
+using redcoro::detail::multiplexer;
+namespace proto = redcoro::proto;
+
+namespace {
+
+// A request with its response and a record of how it completed.
+struct pending {
+  struct entry_type : exec_entry {
+    explicit entry_type(pending& p)
+        : exec_entry(p.req, proto::any_adapter(p.adapter), &done), owner(&p) {}
+    static void done(exec_entry& e, std::error_code ec) {
+      pending* self = static_cast<entry_type&>(e).owner;
+      self->completed = true;
+      self->ec = ec;
+    }
+    pending* owner;
+  };
+
+  explicit pending(proto::request r) : req(std::move(r)) {}
+  pending(const pending&) = delete;
+
+  proto::request req;
+  proto::generic_response resp;
+  proto::response_adapter<proto::generic_response> adapter{resp};
+  entry_type entry{*this};
+  bool completed = false;
+  std::error_code ec;
+};
+
+proto::request cmd(std::string_view name, std::string_view arg = {}) {
+  proto::request r;
+  if (arg.empty())
+    r.push(name);
+  else
+    r.push(name, arg);
+  return r;
+}
+
+// Feeds server bytes through a parser into the multiplexer, completing entries.
+struct wire {
+  multiplexer& mux;
+  proto::parser parser;
+  std::error_code feed(std::string_view bytes) {
+    std::size_t pos = 0;
+    std::error_code ec;
+    auto sink = [&](const proto::node& n) { mux.on_node(n); };
+    while (parser.consume_message(bytes, pos, sink, ec)) {
+      if (exec_entry* e = mux.on_message_done(0, ec)) e->complete(*e, {});
+      if (ec) return ec;
+    }
+    return ec;
+  }
+};
+
+}  // namespace
+
+TEST_CASE("requests are written together and replies matched in order", "[multiplexer]") {
+  multiplexer mux;
+  mux.set_ready(true);
+  pending a(cmd("GET", "a")), b(cmd("GET", "b"));
+  REQUIRE_FALSE(mux.add(a.entry));
+  REQUIRE_FALSE(mux.add(b.entry));
+  REQUIRE(mux.has_writable());
+  CHECK(mux.prepare_write() == std::string(a.req.payload()) + std::string(b.req.payload()));
+  CHECK_FALSE(mux.has_writable());
+  CHECK(mux.stats().in_flight == 2);
+
+  wire w{mux, {}};
+  REQUIRE_FALSE(w.feed("$1\r\n1\r\n"));
+  CHECK(a.completed);
+  CHECK_FALSE(b.completed);
+  REQUIRE_FALSE(w.feed("-ERR no\r\n"));
+  CHECK(b.completed);
+  CHECK_FALSE(b.ec);  // a server error is data
+  REQUIRE(b.resp.size() == 1);
+  CHECK(b.resp[0].error().message == "ERR no");
+  CHECK(a.resp[0]->text == "1");
+  CHECK(mux.idle());
+}
+
+TEST_CASE("only priority requests are written before the connection is ready", "[multiplexer]") {
+  multiplexer mux;
+  pending user(cmd("GET", "k")), hello(cmd("HELLO", "3"));
+  hello.entry.priority = true;
+  REQUIRE_FALSE(mux.add(user.entry));
+  CHECK_FALSE(mux.has_writable());
+  REQUIRE_FALSE(mux.add(hello.entry));
+  CHECK(mux.prepare_write() == hello.req.payload());
+  mux.set_ready(true);
+  CHECK(mux.prepare_write() == user.req.payload());
+}
+
+TEST_CASE("pushes bypass the reply queue", "[multiplexer]") {
+  struct sink final : redcoro::detail::push_sink {
+    std::size_t nodes = 0, messages = 0;
+    void on_push_node(const proto::node&) override { ++nodes; }
+    void on_push_done() override { ++messages; }
+  } pushes;
+  multiplexer mux;
+  mux.set_ready(true);
+  mux.set_push_sink(&pushes);
+  pending a(cmd("PING"));
+  REQUIRE_FALSE(mux.add(a.entry));
+  mux.prepare_write();
+  wire w{mux, {}};
+  REQUIRE_FALSE(w.feed(">3\r\n$7\r\nmessage\r\n$2\r\nch\r\n$2\r\nhi\r\n+PONG\r\n"));
+  CHECK(pushes.messages == 1);
+  CHECK(pushes.nodes == 4);
+  CHECK(a.completed);
+  CHECK(a.resp[0]->text == "PONG");
+}
+
+TEST_CASE("a request given up after writing leaves its replies to be dropped", "[multiplexer]") {
+  multiplexer mux;
+  mux.set_ready(true);
+  pending a(cmd("BLPOP", "q")), b(cmd("GET", "k"));
+  REQUIRE_FALSE(mux.add(a.entry));
+  mux.prepare_write();
+  REQUIRE(mux.remove(a.entry));  // cancelled or timed out after it was written
+  REQUIRE_FALSE(mux.add(b.entry));
+  mux.prepare_write();
+  wire w{mux, {}};
+  REQUIRE_FALSE(w.feed("*2\r\n$1\r\nq\r\n$1\r\nv\r\n$5\r\nvalue\r\n"));
+  CHECK_FALSE(a.completed);  // completed by whoever removed it, not by the reply
+  CHECK(b.completed);
+  CHECK(b.resp[0]->text == "value");
+}
+
+TEST_CASE("a request removed before writing is never sent", "[multiplexer]") {
+  multiplexer mux;
+  mux.set_ready(true);
+  pending a(cmd("GET", "a")), b(cmd("GET", "b"));
+  REQUIRE_FALSE(mux.add(a.entry));
+  REQUIRE_FALSE(mux.add(b.entry));
+  REQUIRE(mux.remove(a.entry));
+  CHECK(mux.prepare_write() == b.req.payload());
+  CHECK_FALSE(mux.remove(a.entry));
+}
+
+TEST_CASE("connection loss fails written requests unless they may be retried", "[multiplexer]") {
+  multiplexer mux;
+  mux.set_ready(true);
+  pending once(cmd("INCR", "n")), again(cmd("GET", "k")), later(cmd("GET", "l"));
+  again.req.get_config().retry_if_unanswered = true;
+  REQUIRE_FALSE(mux.add(once.entry));
+  REQUIRE_FALSE(mux.add(again.entry));
+  mux.prepare_write();
+  REQUIRE_FALSE(mux.add(later.entry));  // not written yet
+  std::vector<exec_entry*> failed;
+  mux.on_connection_lost(failed);
+  REQUIRE(failed.size() == 1);
+  CHECK(failed[0] == &once.entry);
+  // The retried request goes out first on the next connection, then the waiting one.
+  CHECK(mux.prepare_write() == std::string(again.req.payload()) + std::string(later.req.payload()));
+}
+
+TEST_CASE("the queue bound refuses requests past it", "[multiplexer]") {
+  multiplexer mux(2);
+  mux.set_ready(true);
+  pending a(cmd("GET", "a")), b(cmd("GET", "b")), c(cmd("GET", "c"));
+  REQUIRE_FALSE(mux.add(a.entry));
+  REQUIRE_FALSE(mux.add(b.entry));
+  CHECK(mux.add(c.entry) == redcoro::error::queue_full);
+  mux.prepare_write();  // in flight still counts
+  CHECK(mux.add(c.entry) == redcoro::error::queue_full);
+}
+
+TEST_CASE("a response with fewer slots than replies is refused", "[multiplexer]") {
+  multiplexer mux;
+  proto::request req;
+  req.push("GET", "a");
+  req.push("GET", "b");
+  proto::response<std::string> one;
+  proto::response_adapter<decltype(one)> adapter(one);
+  exec_entry e(req, proto::any_adapter(adapter), [](exec_entry&, std::error_code) {});
+  CHECK(mux.add(e) == redcoro::error::response_too_short);
+}
+
+TEST_CASE("deadlines expire waiting and written requests", "[multiplexer]") {
+  multiplexer mux;
+  mux.set_ready(true);
+  pending a(cmd("GET", "a")), b(cmd("GET", "b")), c(cmd("GET", "c"));
+  const auto now = steady::now();
+  a.entry.deadline = now - std::chrono::seconds(1);
+  b.entry.deadline = now + std::chrono::seconds(5);
+  c.entry.deadline = now;
+  REQUIRE_FALSE(mux.add(a.entry));
+  mux.prepare_write();  // a is written
+  REQUIRE_FALSE(mux.add(b.entry));
+  REQUIRE_FALSE(mux.add(c.entry));
+  std::vector<exec_entry*> expired;
+  CHECK(mux.expire(now, expired) == b.entry.deadline);
+  CHECK(expired.size() == 2);
+  // a's reply still arrives and is dropped; b gets its own.
+  mux.prepare_write();
+  wire w{mux, {}};
+  REQUIRE_FALSE(w.feed("$1\r\nA\r\n$1\r\nB\r\n"));
+  CHECK(b.completed);
+  CHECK(b.resp[0]->text == "B");
+}
+
+TEST_CASE("a reply nobody asked for is an error", "[multiplexer]") {
+  multiplexer mux;
+  wire w{mux, {}};
+  CHECK(w.feed("+OK\r\n") == redcoro::error::unexpected_reply);
+}
+
+TEST_CASE("SUBSCRIBE-only requests complete once written", "[multiplexer]") {
+  multiplexer mux;
+  mux.set_ready(true);
+  pending s(cmd("SUBSCRIBE", "news"));
+  REQUIRE_FALSE(mux.add(s.entry));
+  mux.prepare_write();
+  std::vector<exec_entry*> done;
+  mux.commit_write(done);
+  REQUIRE(done.size() == 1);
+  CHECK(done[0] == &s.entry);
+}
+
+TEST_CASE("backoff grows, stays within bounds, and gives up when told", "[backoff]") {
+  redcoro::reconnect_policy p;
+  p.min_delay = std::chrono::milliseconds(100);
+  p.max_delay = std::chrono::milliseconds(1000);
+  p.jitter = 0.5;
+  p.max_attempts = 6;
+  redcoro::detail::backoff b(p);
+  std::vector<long> delays;
+  while (auto d = b.next())
+    delays.push_back(d->count());
+  REQUIRE(delays.size() == 5);
+  for (std::size_t i = 0; i < delays.size(); ++i) {
+    const long full = std::min(1000L, 100L << i);
+    CHECK(delays[i] <= full);
+    CHECK(delays[i] >= full / 2);
+  }
+  b.reset();
+  CHECK(b.next()->count() <= 100);
+}

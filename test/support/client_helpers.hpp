@@ -1,0 +1,54 @@
+#pragma once
+
+// Helpers for the client tests: run a test coroutine on an io_context with a hard bound, so
+// a bug shows up as a failed test instead of a hung CI job.
+
+#include <redcoro/client/connection.hpp>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <catch2/catch.hpp>
+
+#include <chrono>
+#include <exception>
+#include <functional>
+
+namespace redcoro::test {
+
+namespace asio = boost::asio;
+
+/// Settings for tests: quick reconnects, and quiet unless something is wrong.
+inline redcoro::config local_config(std::uint16_t port) {
+  redcoro::config cfg;
+  cfg.host = "127.0.0.1";
+  cfg.port = port;
+  cfg.reconnect.min_delay = std::chrono::milliseconds(20);
+  cfg.reconnect.max_delay = std::chrono::milliseconds(200);
+  cfg.request_timeout = std::chrono::seconds(20);
+  return cfg;
+}
+
+/// Runs `body` to completion (at most `limit`), then requires that it finished and threw
+/// nothing. Everything else on the io_context must end too (close your connections).
+inline void run_bounded(asio::io_context& ioc, std::function<asio::awaitable<void>()> body,
+                        std::chrono::seconds limit = std::chrono::seconds(60)) {
+  bool done = false;
+  std::exception_ptr failure;
+  asio::co_spawn(ioc, body(), [&](std::exception_ptr e) {
+    done = true;
+    failure = e;
+  });
+  ioc.run_for(limit);
+  REQUIRE(done);
+  if (failure) std::rethrow_exception(failure);
+}
+
+/// Sleeps inside a coroutine.
+inline asio::awaitable<void> sleep_for(std::chrono::milliseconds d) {
+  asio::steady_timer t(co_await asio::this_coro::executor, d);
+  co_await t.async_wait(asio::use_awaitable);
+}
+
+}  // namespace redcoro::test

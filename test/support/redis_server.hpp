@@ -1,0 +1,68 @@
+#pragma once
+
+// Real servers for the integration tests: each redis-server runs in its own temporary
+// directory on a free loopback port below 32768, and is stopped when the object goes away,
+// also when a test fails.
+
+#include <sys/types.h>
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace redcoro::test {
+
+class redis_server {
+ public:
+  /// Starts redis-server with `args` added to its command line (e.g. {"--requirepass", "x"}).
+  explicit redis_server(std::vector<std::string> args = {});
+  ~redis_server();
+  redis_server(const redis_server&) = delete;
+  redis_server& operator=(const redis_server&) = delete;
+
+  std::uint16_t port() const noexcept { return port_; }
+  const std::string& dir() const noexcept { return dir_; }
+  /// SIGKILL, and wait until it is gone.
+  void kill();
+  /// Starts it again on the same port and directory (after kill()).
+  void restart();
+  /// Runs redis-cli against it and returns its output (for CLIENT KILL and the like).
+  std::string cli(const std::vector<std::string>& args) const;
+
+ private:
+  bool spawn();
+  std::vector<std::string> args_;
+  std::string dir_;
+  std::uint16_t port_ = 0;
+  pid_t pid_ = -1;
+};
+
+/// A TCP server on loopback that speaks just enough RESP to get through the handshake, then
+/// sends what the test wants: garbage, truncated replies, oversized lengths.
+class scripted_server {
+ public:
+  /// `reply(n)` gives the bytes to send after the n-th command following a handshake,
+  /// counted over all connections; empty means send nothing.
+  explicit scripted_server(std::function<std::string(std::size_t)> reply);
+  ~scripted_server();
+  std::uint16_t port() const noexcept { return port_; }
+  std::size_t connections() const noexcept { return connections_; }
+
+ private:
+  void serve();
+  std::function<std::string(std::size_t)> reply_;
+  int listener_ = -1;
+  std::uint16_t port_ = 0;
+  std::atomic<std::size_t> connections_{0};
+  std::size_t commands_ = 0;
+  std::atomic<bool> stopping_{false};
+  std::thread thread_;
+};
+
+/// A loopback port below 32768 where nothing listens (and port + 10000 too).
+std::uint16_t free_port();
+
+}  // namespace redcoro::test
