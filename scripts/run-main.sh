@@ -1,13 +1,45 @@
 #!/usr/bin/env bash
-# The main job: install what is missing, build in release mode and run the protocol
-# benchmark (a short run; set REDCORO_BENCH_MEGABYTES for a longer one).
+# The main job: install what is missing, build in release mode, then
+#  1. start a redis-server on a free loopback port in a temporary directory, run the
+#     examples against it, and stop it;
+#  2. the client benchmark (it starts its own server): redcoro next to hiredis and
+#     redis-benchmark, a short run (REDCORO_BENCH_SCALE=1 REDCORO_BENCH_ROUNDS=5 for the
+#     README's figures);
+#  3. the protocol benchmark, a short run (REDCORO_BENCH_MEGABYTES=64 for the full one).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 "$root/scripts/install-deps.sh"
 
 build=${REDCORO_BUILD_DIR:-$root/build/release}
 cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DREDCORO_BUILD_TESTS=OFF
-cmake --build "$build" --target bench_proto
+cmake --build "$build" --target hello_client threads game_loop bench_client bench_proto
+
+echo
+echo "== demo: the examples against a redis-server started for them =="
+dir=$(mktemp -d /tmp/redcoro-demo-XXXXXX)
+port=""
+for candidate in $(shuf -i 12000-22000 -n 20); do
+  if ! (echo >/dev/tcp/127.0.0.1/"$candidate") 2>/dev/null; then
+    port=$candidate
+    break
+  fi
+done
+redis-server --port "$port" --bind 127.0.0.1 --dir "$dir" --save "" --appendonly no \
+  --logfile "$dir/redis.log" --daemonize no &
+server=$!
+trap 'kill $server 2>/dev/null; wait $server 2>/dev/null; rm -rf "$dir"' EXIT
+for _ in $(seq 100); do
+  redis-cli -p "$port" ping >/dev/null 2>&1 && break
+  sleep 0.05
+done
+"$build/examples/hello_client" "$port"
+"$build/examples/threads" "$port"
+"$build/examples/game_loop" "$port"
+
+echo
+echo "== client: GETs on one connection, next to hiredis and redis-benchmark =="
+"$build/bench/bench_client" --rounds="${REDCORO_BENCH_ROUNDS:-3}" \
+  --scale="${REDCORO_BENCH_SCALE:-0.25}"
 
 echo
 echo "== protocol: parsing a reply mix and building requests, next to hiredis =="

@@ -553,7 +553,9 @@ struct connection_impl final : push_sink {
       mux.drain(failed_);
       complete_all(failed_, ec);
     }
-    if (was_connected)
+    if (closed_)
+      log->info("redcoro: closed the connection to {}", target());
+    else if (was_connected)
       log->warn("redcoro: disconnected from {}: {}", target(), ec ? ec.message() : "closed");
   }
 

@@ -53,6 +53,7 @@ std::error_code multiplexer::add(exec_entry& e) {
     return error::queue_full;
   e.replies_seen = 0;
   e.bytes_read = 0;
+  e.adapter.prepare(replies);
   if (e.priority) {
     // After the priority requests already waiting, before every ordinary one.
     exec_entry* after = head_;

@@ -1,4 +1,6 @@
-// Builds a request and parses a reply with an installed redcoro; exits non-zero on a mismatch.
+// Builds a request, parses a reply and makes a connection with an installed redcoro; exits
+// non-zero on a mismatch.
+#include <redcoro/client/connection.hpp>
 #include <redcoro/proto/parser.hpp>
 #include <redcoro/proto/request.hpp>
 
@@ -17,6 +19,10 @@ int main() {
   std::string_view text;
   const auto keep = [&](const redcoro::proto::node& n) { text = n.value; };
   if (!parser.consume_message(reply, pos, keep, ec) || text != "hello") return 1;
+  // The client links too: a connection that is closed before it ever runs.
+  boost::asio::io_context ioc;
+  redcoro::connection conn(ioc, redcoro::config{});
+  conn.close();
   std::puts("redcoro found and working");
   return 0;
 }

@@ -141,8 +141,8 @@ class connection {
   /// stopped: error::closed after close(), operation_aborted when cancelled, or the last
   /// connection error once reconnect_policy::max_attempts failed in a row. Every request
   /// still queued then completes with error::closed.
-  template <class Token = asio::default_completion_token_t<executor_type>>
-  auto async_run(Token&& token = asio::default_completion_token_t<executor_type>{}) {
+  template <class Token>
+  auto async_run(Token&& token) {
     return asio::async_initiate<Token, void(error_code)>(
         [this](auto handler) {
           run_impl(asio::any_completion_handler<void(error_code)>(std::move(handler)));
@@ -159,9 +159,8 @@ class connection {
   ///
   /// Supports per-operation cancellation (terminal, partial, and total while the request has
   /// not been written); a cancelled request's late replies are read and dropped.
-  template <class Response, class Token = asio::default_completion_token_t<executor_type>>
-  auto async_exec(const proto::request& req, Response& resp,
-                  Token&& token = asio::default_completion_token_t<executor_type>{}) {
+  template <class Response, class Token>
+  auto async_exec(const proto::request& req, Response& resp, Token&& token) {
     return asio::async_initiate<Token, void(error_code, std::size_t)>(
         [this](auto handler, const proto::request* r, Response* out) {
           using handler_type = decltype(handler);
@@ -183,9 +182,8 @@ class connection {
   ///   auto v = co_await conn.async_command(redcoro::command("HINCRBY", "h", "f", 1),
   ///                                        asio::use_awaitable);
   /// \endcode
-  template <class Token = asio::default_completion_token_t<executor_type>>
-  auto async_command(proto::request req,
-                     Token&& token = asio::default_completion_token_t<executor_type>{}) {
+  template <class Token>
+  auto async_command(proto::request req, Token&& token) {
     return asio::async_initiate<Token, void(error_code, proto::value)>(
         [this](auto handler, proto::request r) {
           command_impl(std::move(r), asio::any_completion_handler<void(error_code, proto::value)>(
@@ -197,8 +195,8 @@ class connection {
   /// Waits for the next push message (RESP3 `>`: pub/sub messages and confirmations, client
   /// tracking invalidations) and completes with it. Pushes are queued, up to
   /// config::max_queued_pushes, whether or not a receive is waiting.
-  template <class Token = asio::default_completion_token_t<executor_type>>
-  auto async_receive_push(Token&& token = asio::default_completion_token_t<executor_type>{}) {
+  template <class Token>
+  auto async_receive_push(Token&& token) {
     return asio::async_initiate<Token, void(error_code, proto::value)>(
         [this](auto handler) {
           receive_push_impl(

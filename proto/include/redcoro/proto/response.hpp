@@ -63,28 +63,37 @@ class response_adapter<std::tuple<result<Ts>...>> {
   std::tuple<adapter<result<Ts>>...> adapters_;
 };
 
-template <>
-class response_adapter<generic_response> {
+/// Any number of replies of one type, one element each: `std::vector<result<T>>`.
+/// generic_response is the case T = value. The vector keeps its elements (and their
+/// capacity) across requests: prepare(n), which the connection calls with the number of
+/// replies before the first one arrives, resizes it; without it, it grows as replies arrive.
+template <class T>
+class response_adapter<std::vector<result<T>>> {
  public:
   static constexpr std::size_t replies = any_reply_count;
 
-  explicit response_adapter(generic_response& r) noexcept : response_(&r) { r.clear(); }
+  explicit response_adapter(std::vector<result<T>>& r) noexcept : response_(&r) {}
+
+  void prepare(std::size_t count) { response_->resize(count); }
 
   void on_node(std::size_t index, const node& n) {
-    if (index >= response_->size()) {
-      response_->resize(index + 1);
+    if (index != current_) {
+      current_ = index;
       // Nothing of the previous reply (an attribute that preceded an error reply, say) may
       // carry over to this one.
       adapter_ = {};
     }
+    if (index >= response_->size()) response_->resize(index + 1);
+    if (n.in_attribute && !std::is_same_v<T, value>) return;
     reply_error unused;
     adapter_.on_node((*response_)[index], n, n.depth, unused);
   }
   std::error_code error() const noexcept { return {}; }
 
  private:
-  generic_response* response_;
-  adapter<result<value>> adapter_;
+  std::vector<result<T>>* response_;
+  adapter<result<T>> adapter_;
+  std::size_t current_ = static_cast<std::size_t>(-1);
 };
 
 /// Discards every reply, but remembers that one of them was an error reply: error() then
@@ -121,10 +130,15 @@ class any_adapter {
         on_node_(
             [](void* p, std::size_t i, const node& n) { static_cast<Impl*>(p)->on_node(i, n); }),
         error_([](const void* p) { return static_cast<const Impl*>(p)->error(); }),
+        prepare_([](void* p, std::size_t n) {
+          if constexpr (requires(Impl & i) { i.prepare(n); }) static_cast<Impl*>(p)->prepare(n);
+        }),
         replies_(Impl::replies) {}
 
   void on_node(std::size_t index, const node& n) const { on_node_(object_, index, n); }
   std::error_code error() const { return error_(object_); }
+  /// Called once per request with the number of replies, before the first node.
+  void prepare(std::size_t replies) const { prepare_(object_, replies); }
   /// The number of replies the response holds, or any_reply_count.
   std::size_t replies() const noexcept { return replies_; }
 
@@ -132,6 +146,7 @@ class any_adapter {
   void* object_;
   void (*on_node_)(void*, std::size_t, const node&);
   std::error_code (*error_)(const void*);
+  void (*prepare_)(void*, std::size_t);
   std::size_t replies_;
 };
 

@@ -1,0 +1,285 @@
+// The connection against hiredis and redis-benchmark, on a redis-server this program starts.
+//
+// Contenders run alternately, round after round, on the same server; the table shows medians
+// of ops/s and of client CPU per op (user+sys from getrusage), with ratios to the hiredis
+// run of the same shape. Heap allocations per request are counted in an untimed pass.
+//
+//   bench_client [--rounds=N] [--scale=F]      F scales the number of operations (default 1)
+
+#include "support/alloc_counter.hpp"
+#include "support/redis_server.hpp"
+#include "support/report.hpp"
+#include <redcoro/client/connection.hpp>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include <hiredis.h>
+#include <sys/resource.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <functional>
+#include <map>
+#include <string>
+#include <vector>
+
+namespace asio = boost::asio;
+namespace proto = redcoro::proto;
+using redcoro::bench::allocation_scope;
+
+namespace {
+
+constexpr int key_count = 1000;
+std::string key(int i) {
+  return "bench:key:" + std::to_string(i % key_count);
+}
+
+struct sample {
+  double ops_per_second;
+  double cpu_us_per_op;
+};
+
+double cpu_seconds(int who) {
+  rusage u{};
+  getrusage(who, &u);
+  return static_cast<double>(u.ru_utime.tv_sec + u.ru_stime.tv_sec) +
+         static_cast<double>(u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e6;
+}
+
+// Times `run`, which performs `ops` operations, with this process's CPU time.
+sample measure(std::size_t ops, const std::function<void()>& run, int who = RUSAGE_SELF) {
+  const double cpu0 = cpu_seconds(who);
+  const auto t0 = std::chrono::steady_clock::now();
+  run();
+  const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  const double cpu = cpu_seconds(who) - cpu0;
+  return {static_cast<double>(ops) / wall, cpu * 1e6 / static_cast<double>(ops)};
+}
+
+// --- redcoro -------------------------------------------------------------------------------
+
+// `coroutines` coroutines share one connection; each sends requests of `depth` GETs
+// (reused request and response) until `ops` GETs were done in all.
+struct redcoro_run {
+  std::uint16_t port;
+  int coroutines;
+  int depth;
+
+  void operator()(std::size_t ops) const { run(ops, nullptr); }
+
+  // Returns heap allocations per request in steady state when asked.
+  double allocations_per_request(std::size_t ops) const {
+    double per = 0;
+    run(ops, &per);
+    return per;
+  }
+
+  void run(std::size_t ops, double* allocs) const {
+    asio::io_context ioc(1);
+    redcoro::config cfg;
+    cfg.port = port;
+    redcoro::connection conn(ioc, cfg);
+    conn.async_run(asio::detached);
+    const std::size_t per_coroutine = std::max<std::size_t>(1, ops / coroutines / depth);
+    int finished = 0;
+    // Allocations are counted over a window in the middle of the run, across all coroutines,
+    // and divided by the requests completed in it.
+    std::size_t completed = 0, window_start = 0;
+    std::unique_ptr<allocation_scope> window;
+    auto worker = [&](int id) -> asio::awaitable<void> {
+      proto::request req;
+      for (int i = 0; i < depth; ++i)
+        req.push("GET", key(id * depth + i));
+      // Both reused: a typed response for single GETs, one slot per GET for pipelines.
+      proto::response<std::string> one;
+      std::vector<proto::result<std::string>> many;
+      for (std::size_t i = 0; i < per_coroutine; ++i) {
+        if (allocs && id == 0) {
+          if (i == per_coroutine / 2) {
+            window_start = completed;
+            window = std::make_unique<allocation_scope>();
+          } else if (i == per_coroutine * 3 / 4 && window) {
+            *allocs = double(window->count()) /
+                      double(std::max<std::size_t>(1, completed - window_start));
+            window.reset();
+          }
+        }
+        if (depth == 1)
+          co_await conn.async_exec(req, one, asio::use_awaitable);
+        else
+          co_await conn.async_exec(req, many, asio::use_awaitable);
+        ++completed;
+      }
+      if (++finished == coroutines) conn.close();
+    };
+    for (int c = 0; c < coroutines; ++c)
+      asio::co_spawn(ioc, worker(c), asio::detached);
+    ioc.run();
+  }
+};
+
+// --- hiredis -------------------------------------------------------------------------------
+
+struct hiredis_run {
+  std::uint16_t port;
+  int depth;  // 1: synchronous; otherwise this many appended commands per flush
+
+  void operator()(std::size_t ops) const {
+    redisContext* c = redisConnect("127.0.0.1", port);
+    if (!c || c->err) {
+      std::fprintf(stderr, "hiredis: cannot connect\n");
+      std::exit(1);
+    }
+    std::vector<std::string> keys;
+    for (int i = 0; i < depth; ++i)
+      keys.push_back(key(i));
+    for (std::size_t done = 0; done < ops; done += depth) {
+      for (int i = 0; i < depth; ++i)
+        redisAppendCommand(c, "GET %s", keys[i].c_str());
+      for (int i = 0; i < depth; ++i) {
+        void* reply = nullptr;
+        if (redisGetReply(c, &reply) != REDIS_OK) std::exit(1);
+        freeReplyObject(reply);
+      }
+    }
+    redisFree(c);
+  }
+};
+
+// --- redis-benchmark ------------------------------------------------------------------------
+
+struct redis_benchmark_run {
+  std::uint16_t port;
+  int pipeline;
+  void operator()(std::size_t ops) const {
+    const std::string cmd = "redis-benchmark -h 127.0.0.1 -p " + std::to_string(port) +
+                            " -c 1 -P " + std::to_string(pipeline) + " -n " + std::to_string(ops) +
+                            " -t get -r " + std::to_string(key_count) + " -q > /dev/null";
+    if (std::system(cmd.c_str()) != 0) std::exit(1);
+  }
+};
+
+struct contender {
+  contender(std::string g, std::string n, std::function<void(std::size_t)> r, std::size_t o,
+            int who = RUSAGE_SELF, bool base = false)
+      : group(std::move(g)),
+        name(std::move(n)),
+        run(std::move(r)),
+        ops(o),
+        rusage_who(who),
+        baseline(base) {}
+
+  std::string group;
+  std::string name;
+  std::function<void(std::size_t)> run;
+  std::size_t ops;
+  int rusage_who;
+  bool baseline;  // the hiredis run the group's ratios refer to
+  std::function<double(std::size_t)> allocations = {};
+};
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  int rounds = 3;
+  double scale = 1.0;
+  for (int i = 1; i < argc; ++i) {
+    if (std::strncmp(argv[i], "--rounds=", 9) == 0) {
+      rounds = std::max(1, std::atoi(argv[i] + 9));
+    } else if (std::strncmp(argv[i], "--scale=", 8) == 0) {
+      scale = std::max(0.01, std::atof(argv[i] + 8));
+    } else {
+      std::fprintf(stderr, "usage: %s [--rounds=N] [--scale=F]\n", argv[0]);
+      return 2;
+    }
+  }
+  redcoro::test::redis_server server;
+  const auto port = server.port();
+  {
+    // Keys the GETs read: 32-byte values.
+    redisContext* c = redisConnect("127.0.0.1", port);
+    for (int i = 0; i < key_count; ++i)
+      freeReplyObject(redisCommand(c, "SET %s %s", key(i).c_str(), std::string(32, 'v').c_str()));
+    redisFree(c);
+  }
+  const auto n = [&](double base) { return static_cast<std::size_t>(base * scale); };
+
+  std::vector<contender> all = {
+      {"(a) sequential GET", "redcoro, 1 coroutine", redcoro_run{port, 1, 1}, n(40000)},
+      {"(a) sequential GET", "hiredis sync", hiredis_run{port, 1}, n(40000), RUSAGE_SELF, true},
+  };
+  for (int c : {16, 64, 256}) {
+    const std::string group = "(b) " + std::to_string(c) + " in flight";
+    all.push_back({group, "redcoro, " + std::to_string(c) + " coroutines", redcoro_run{port, c, 1},
+                   n(400000)});
+    all.push_back({group, "hiredis pipeline " + std::to_string(c), hiredis_run{port, c}, n(400000),
+                   RUSAGE_SELF, true});
+  }
+  for (int d : {16, 100}) {
+    const std::string group = "(c) " + std::to_string(d) + " GETs per request";
+    all.push_back(
+        {group, "redcoro, 1 request of " + std::to_string(d), redcoro_run{port, 1, d}, n(400000)});
+    all.push_back({group, "hiredis pipeline " + std::to_string(d), hiredis_run{port, d}, n(400000),
+                   RUSAGE_SELF, true});
+    all.push_back({group, "redis-benchmark -c 1 -P " + std::to_string(d),
+                   redis_benchmark_run{port, d}, n(400000), RUSAGE_CHILDREN});
+  }
+  for (auto& c : all) {
+    if (c.name.rfind("redcoro", 0) != 0) continue;
+    auto run = c.run.target<redcoro_run>();
+    if (run) c.allocations = [r = *run](std::size_t ops) { return r.allocations_per_request(ops); };
+  }
+
+  // Warm-up, then alternate.
+  for (auto& c : all)
+    c.run(std::max<std::size_t>(1000, c.ops / 20));
+  std::map<std::string, std::vector<double>> ops, cpu;
+  for (int r = 0; r < rounds; ++r) {
+    for (auto& c : all) {
+      const sample s = measure(
+          c.ops, [&] { c.run(c.ops); }, c.rusage_who);
+      ops[c.name].push_back(s.ops_per_second);
+      cpu[c.name].push_back(s.cpu_us_per_op);
+    }
+  }
+
+  std::printf(
+      "\nGET of 32-byte values on one connection, medians of %d rounds, redis-server %s\n\n",
+      rounds, "on loopback");
+  std::vector<std::vector<std::string>> rows;
+  std::string group;
+  double base_ops = 0, base_cpu = 0;
+  for (const auto& c : all) {
+    if (c.group != group) {
+      group = c.group;
+      for (const auto& b : all)
+        if (b.group == group && b.baseline) {
+          base_ops = median(ops[b.name]);
+          base_cpu = median(cpu[b.name]);
+        }
+    }
+    const double o = median(ops[c.name]), u = median(cpu[c.name]);
+    std::string allocs = "-";
+    if (c.allocations)
+      allocs =
+          redcoro::bench::format_number(c.allocations(std::max<std::size_t>(2000, c.ops / 10)), 2);
+    rows.push_back({c.group, c.name, redcoro::bench::format_number(o),
+                    redcoro::bench::format_ratio(o / base_ops), redcoro::bench::format_number(u, 2),
+                    redcoro::bench::format_ratio(u / base_cpu), allocs});
+  }
+  redcoro::bench::print_table(
+      {"shape", "client", "ops/s", "vs hiredis", "CPU us/op", "CPU vs hiredis", "allocs/request"},
+      rows);
+  return 0;
+}
