@@ -23,6 +23,7 @@
 #include <deque>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace redcoro {
@@ -231,9 +232,7 @@ struct connection_impl final : push_sink {
     push_value = {};
     push_adapter = {};
     if (push_receiver) {
-      auto h = std::move(push_receiver);
-      push_receiver = {};
-      complete_handler(*this, std::move(h), error_code{}, std::move(v));
+      std::exchange(push_receiver, nullptr)->complete(error_code{}, std::move(v));
     } else {
       pushes.push_back(std::move(v));
     }
@@ -392,7 +391,7 @@ struct connection_impl final : push_sink {
     handshake_pending_ = false;
     if (ec) {
       // The session is ending (connection lost, timeout, closed).
-      if (ec == error::timeout) fail_session(error::handshake_failed, "handshake timed out");
+      if (ec == error::timeout) fail_session(error::connect_timeout, "no answer to the handshake");
       return;
     }
     const auto& replies = handshake.resp;
@@ -620,11 +619,7 @@ struct connection_impl final : push_sink {
     retry_timer.cancel();
     mux.drain(failed_);
     complete_all(failed_, error::closed);
-    if (push_receiver) {
-      auto h = std::move(push_receiver);
-      push_receiver = {};
-      complete_handler(*this, std::move(h), error_code(error::closed), proto::value{});
-    }
+    if (push_receiver) std::exchange(push_receiver, nullptr)->complete(error::closed, {});
   }
 
   void close() {
@@ -658,7 +653,7 @@ struct connection_impl final : push_sink {
   ping_entry ping{*this};
 
   std::deque<proto::value> pushes;
-  asio::any_completion_handler<void(error_code, proto::value)> push_receiver;
+  value_waiter* push_receiver = nullptr;
   proto::value push_value;
   proto::adapter<proto::value> push_adapter;
 
@@ -758,58 +753,62 @@ void connection::run_impl(asio::any_completion_handler<void(error_code)> handler
                  });
 }
 
+namespace detail {
 namespace {
 
-// async_command's state: the request and its generic response, kept until the reply.
-struct command_state {
+// async_command's request and generic response, kept until the reply.
+struct command_entry final : exec_entry {
+  command_entry(proto::request r, value_waiter& w)
+      : exec_entry(req, proto::any_adapter(adapter_impl), &finish), req(std::move(r)), waiter(&w) {}
+
+  static void finish(exec_entry& base, std::error_code ec) {
+    auto* self = static_cast<command_entry*>(&base);
+    auto& reply = std::get<0>(self->resp);
+    proto::value v = std::move(reply.storage());
+    if (!ec && reply.has_error()) {
+      ec = proto::error::server_error;
+      v = proto::value{};
+      v.data_type = proto::type::simple_error;
+      v.text = reply.error().message;
+    }
+    value_waiter* w = self->waiter;
+    delete self;
+    w->complete(error_code(ec), std::move(v));
+  }
+
   proto::request req;
   proto::response<proto::value> resp;
+  proto::response_adapter<proto::response<proto::value>> adapter_impl{resp};
+  value_waiter* waiter;
 };
 
 }  // namespace
 
-void connection::command_impl(
-    proto::request req, asio::any_completion_handler<void(error_code, proto::value)> handler) {
-  auto state = std::make_unique<command_state>();
-  state->req = std::move(req);
-  auto* raw = state.get();
-  // Cancelling the command cancels the request under it.
-  auto slot = asio::get_associated_cancellation_slot(handler);
-  async_exec(raw->req, raw->resp,
-             asio::bind_cancellation_slot(slot, [state = std::move(state), h = std::move(handler)](
-                                                    error_code ec, std::size_t) mutable {
-               auto& reply = std::get<0>(state->resp);
-               proto::value v = std::move(reply.storage());
-               if (!ec && reply.has_error()) {
-                 ec = proto::error::server_error;
-                 v = proto::value{};
-                 v.data_type = proto::type::simple_error;
-                 v.text = reply.error().message;
-               }
-               std::move(h)(ec, std::move(v));
-             }));
+exec_entry& make_command(connection_impl& c, proto::request req, value_waiter& waiter) {
+  (void)c;
+  return *new command_entry(std::move(req), waiter);
 }
 
-void connection::receive_push_impl(
-    asio::any_completion_handler<void(error_code, proto::value)> handler) {
-  auto& impl = *impl_;
-  if (!impl.pushes.empty()) {
-    proto::value v = std::move(impl.pushes.front());
-    impl.pushes.pop_front();
-    impl.push_space.cancel();
-    asio::post(impl.executor, [h = std::move(handler), v = std::move(v)]() mutable {
-      std::move(h)(error_code{}, std::move(v));
+void receive_push(connection_impl& c, value_waiter& waiter) {
+  if (!c.pushes.empty()) {
+    proto::value v = std::move(c.pushes.front());
+    c.pushes.pop_front();
+    c.push_space.cancel();
+    // Not inside the initiating function: through the executor.
+    asio::post(c.executor, [&waiter, v = std::move(v)]() mutable {
+      waiter.complete(error_code{}, std::move(v));
     });
     return;
   }
-  if (impl.run_ended_ || impl.closed_ || impl.push_receiver) {
-    asio::post(impl.executor, [h = std::move(handler), busy = bool(impl.push_receiver)]() mutable {
-      std::move(h)(busy ? error_code(asio::error::already_started) : error_code(error::closed),
-                   proto::value{});
-    });
+  if (c.run_ended_ || c.closed_ || c.push_receiver) {
+    const error_code ec =
+        c.push_receiver ? error_code(asio::error::already_started) : error_code(error::closed);
+    asio::post(c.executor, [&waiter, ec] { waiter.complete(ec, {}); });
     return;
   }
-  impl.push_receiver = std::move(handler);
+  c.push_receiver = &waiter;
 }
+
+}  // namespace detail
 
 }  // namespace redcoro

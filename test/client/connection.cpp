@@ -466,3 +466,87 @@ TEST_CASE("a game loop drives everything with poll()", "[client][live]") {
   conn.close();
   ioc.run_for(5s);
 }
+
+TEST_CASE("requests marked safe to retry survive a server restart", "[client][live][failure]") {
+  redis_server server({"--enable-debug-command", "yes"});
+  asio::io_context ioc;
+  connection conn(ioc, local_config(server.port()));
+  run_bounded(ioc, [&]() -> awaitable<void> {
+    conn.async_run(asio::detached);
+    proto::request block;
+    block.push("DEBUG", "SLEEP", 2);
+    proto::request read(proto::request::config{false, true});  // retry_if_unanswered
+    read.push("PING");
+    proto::response<proto::ignore_t> blocked;
+    proto::response<std::string> pong;
+    std::optional<redcoro::error_code> block_ec, read_ec;
+    co_await conn.async_command(redcoro::command("PING"), use_awaitable);  // connected
+    asio::co_spawn(
+        ioc, [&]() -> awaitable<void> { block_ec = co_await exec(conn, block, blocked); },
+        asio::detached);
+    asio::co_spawn(
+        ioc, [&]() -> awaitable<void> { read_ec = co_await exec(conn, read, pong); },
+        asio::detached);
+    co_await redcoro::test::sleep_for(200ms);
+    server.kill();
+    while (!block_ec)
+      co_await redcoro::test::sleep_for(10ms);
+    CHECK(*block_ec == redcoro::error::connection_lost);
+    CHECK_FALSE(read_ec.has_value());  // waiting to be sent again
+    server.restart();
+    while (!read_ec)
+      co_await redcoro::test::sleep_for(10ms);
+    CHECK_FALSE(*read_ec);
+    CHECK(std::get<0>(pong).value() == "PONG");
+    conn.close();
+  });
+}
+
+TEST_CASE("pushes arrive beside ordinary replies on one RESP3 connection", "[client][live]") {
+  redis_server server;
+  asio::io_context ioc;
+  connection conn(ioc, local_config(server.port()));
+  run_bounded(ioc, [&]() -> awaitable<void> {
+    conn.async_run(asio::detached);
+    proto::request sub;
+    sub.push("SUBSCRIBE", "news");
+    proto::response<> none;  // SUBSCRIBE answers with a push, not a reply
+    co_await conn.async_exec(sub, none, use_awaitable);
+    auto confirm = co_await conn.async_receive_push(use_awaitable);
+    REQUIRE(confirm.size() == 3);
+    CHECK(confirm[0].text == "subscribe");
+    CHECK(confirm[1].text == "news");
+
+    // A command on the same connection while subscribed (RESP3 allows it).
+    auto pong = co_await conn.async_command(redcoro::command("PING"), use_awaitable);
+    CHECK(pong.text == "PONG");
+    server.cli({"PUBLISH", "news", "hello"});
+    auto message = co_await conn.async_receive_push(use_awaitable);
+    REQUIRE(message.size() == 3);
+    CHECK(message[0].text == "message");
+    CHECK(message[2].text == "hello");
+    conn.close();
+  });
+}
+
+TEST_CASE("the health check drops a server that stopped answering", "[client][live][failure]") {
+  redis_server server;
+  asio::io_context ioc;
+  auto cfg = local_config(server.port());
+  cfg.health_check_interval = 100ms;
+  connection conn(ioc, cfg);
+  run_bounded(ioc, [&]() -> awaitable<void> {
+    conn.async_run(asio::detached);
+    co_await conn.async_command(redcoro::command("PING"), use_awaitable);
+    CHECK(conn.is_connected());
+    server.pause();
+    // Idle, then a PING without an answer: the connection is dropped within a few intervals.
+    for (int i = 0; i < 100 && conn.is_connected(); ++i)
+      co_await redcoro::test::sleep_for(20ms);
+    CHECK_FALSE(conn.is_connected());
+    server.resume();
+    auto pong = co_await conn.async_command(redcoro::command("PING"), use_awaitable);
+    CHECK(pong.text == "PONG");
+    conn.close();
+  });
+}

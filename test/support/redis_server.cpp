@@ -133,6 +133,14 @@ void redis_server::kill() {
   pid_ = -1;
 }
 
+void redis_server::pause() {
+  if (pid_ > 0) ::kill(pid_, SIGSTOP);
+}
+
+void redis_server::resume() {
+  if (pid_ > 0) ::kill(pid_, SIGCONT);
+}
+
 void redis_server::restart() {
   kill();
   // The port was ours a moment ago; wait (bounded) until it can be bound again.
@@ -143,6 +151,7 @@ void redis_server::restart() {
 
 redis_server::~redis_server() {
   if (pid_ > 0) {
+    ::kill(pid_, SIGCONT);  // a paused server would not act on SIGTERM
     ::kill(pid_, SIGTERM);
     int status = 0;
     for (int i = 0; i < 100 && ::waitpid(pid_, &status, WNOHANG) == 0; ++i)

@@ -29,6 +29,9 @@ class redis_server {
   void kill();
   /// Starts it again on the same port and directory (after kill()).
   void restart();
+  /// SIGSTOP / SIGCONT: the server keeps its connections but answers nothing.
+  void pause();
+  void resume();
   /// Runs redis-cli against it and returns its output (for CLIENT KILL and the like).
   std::string cli(const std::vector<std::string>& args) const;
 

@@ -9,7 +9,6 @@
 
 #include <boost/asio/any_completion_handler.hpp>
 #include <boost/asio/any_io_executor.hpp>
-#include <boost/asio/append.hpp>
 #include <boost/asio/associated_cancellation_slot.hpp>
 #include <boost/asio/associated_executor.hpp>
 #include <boost/asio/async_result.hpp>
@@ -76,8 +75,18 @@ void complete_handler(connection_impl& c, Handler&& h, Args&&... args) {
       }
     }
   }
-  // Through the handler's own executor, never inside the initiating function.
-  asio::post(own, asio::append(std::move(h), std::forward<Args>(args)...));
+  // Through the handler's own executor, never inside the initiating function. A lambda owns
+  // the handler: Asio 1.81's any_completion_handler wraps itself instead of moving when
+  // passed through asio::append, and its type-erased executor cannot be posted to; such
+  // handlers (async_command, async_receive_push) run on the connection's executor.
+  auto ex = asio::get_associated_executor(h, own);
+  auto call = [h = std::move(h), ... a = std::forward<Args>(args)]() mutable {
+    std::move(h)(std::move(a)...);
+  };
+  if constexpr (std::is_same_v<decltype(ex), asio::any_completion_executor>)
+    asio::post(own, std::move(call));
+  else
+    asio::post(ex, std::move(call));
 }
 
 template <class Response, class Handler>
@@ -93,6 +102,42 @@ void exec_op<Response, Handler>::finish(exec_entry& base, std::error_code ec) {
   deallocate_op(c, &self, sizeof(exec_op));
   complete_handler(c, std::move(h), error_code(ec), bytes);
 }
+
+// Something waiting for one dynamic value: async_command and async_receive_push.
+class value_waiter {
+ public:
+  // Completes the caller's handler and frees the waiter.
+  virtual void complete(error_code ec, proto::value v) = 0;
+
+ protected:
+  ~value_waiter() = default;
+};
+
+template <class Handler>
+class value_op final : public value_waiter {
+ public:
+  value_op(connection_impl& c, Handler&& h) : conn_(&c), handler(std::move(h)) {}
+  void complete(error_code ec, proto::value v) override {
+    auto slot = asio::get_associated_cancellation_slot(handler);
+    if (slot.is_connected()) slot.clear();
+    Handler h = std::move(handler);
+    connection_impl& c = *conn_;
+    delete this;
+    complete_handler(c, std::move(h), ec, std::move(v));
+  }
+
+ private:
+  connection_impl* conn_;
+
+ public:
+  Handler handler;
+};
+
+// The request behind async_command, made but not started (so that cancellation can be
+// connected first).
+exec_entry& make_command(connection_impl& c, proto::request req, value_waiter& waiter);
+// Queues a push receiver, or completes it at once with a queued push.
+void receive_push(connection_impl& c, value_waiter& waiter);
 
 struct exec_cancel {
   connection_impl* conn;
@@ -186,21 +231,26 @@ class connection {
   auto async_command(proto::request req, Token&& token) {
     return asio::async_initiate<Token, void(error_code, proto::value)>(
         [this](auto handler, proto::request r) {
-          command_impl(std::move(r), asio::any_completion_handler<void(error_code, proto::value)>(
-                                         std::move(handler)));
+          auto* waiter = new detail::value_op<decltype(handler)>(*impl_, std::move(handler));
+          detail::exec_entry& e = detail::make_command(*impl_, std::move(r), *waiter);
+          auto slot = asio::get_associated_cancellation_slot(waiter->handler);
+          if (slot.is_connected())
+            slot.template emplace<detail::exec_cancel>(detail::exec_cancel{impl_.get(), &e});
+          detail::start_exec(*impl_, e);
         },
         token, std::move(req));
   }
 
   /// Waits for the next push message (RESP3 `>`: pub/sub messages and confirmations, client
   /// tracking invalidations) and completes with it. Pushes are queued, up to
-  /// config::max_queued_pushes, whether or not a receive is waiting.
+  /// config::max_queued_pushes, whether or not a receive is waiting. One receive at a time;
+  /// a second one completes with `already_started`.
   template <class Token>
   auto async_receive_push(Token&& token) {
     return asio::async_initiate<Token, void(error_code, proto::value)>(
         [this](auto handler) {
-          receive_push_impl(
-              asio::any_completion_handler<void(error_code, proto::value)>(std::move(handler)));
+          detail::receive_push(
+              *impl_, *new detail::value_op<decltype(handler)>(*impl_, std::move(handler)));
         },
         token);
   }
@@ -215,9 +265,6 @@ class connection {
 
  private:
   void run_impl(asio::any_completion_handler<void(error_code)> handler);
-  void command_impl(proto::request req,
-                    asio::any_completion_handler<void(error_code, proto::value)> handler);
-  void receive_push_impl(asio::any_completion_handler<void(error_code, proto::value)> handler);
 
   std::unique_ptr<detail::connection_impl> impl_;
 };
