@@ -344,7 +344,6 @@ struct connection_impl final : push_sink {
     handshake.adapter = proto::any_adapter(handshake.adapter_impl);
     handshake.priority = true;
     handshake.deadline = clock::now() + std::max(cfg.connect_timeout, std::chrono::milliseconds(1));
-    handshake_pending_ = true;
     if (mux.add(handshake)) return;  // priority entries are never refused
     arm_timeout(handshake.deadline);
     notify_writer();
@@ -388,7 +387,6 @@ struct connection_impl final : push_sink {
   }
 
   void on_handshake(std::error_code ec) {
-    handshake_pending_ = false;
     if (ec) {
       // The session is ending (connection lost, timeout, closed).
       if (ec == error::timeout) fail_session(error::connect_timeout, "no answer to the handshake");
@@ -591,7 +589,6 @@ struct connection_impl final : push_sink {
       mux.remove(handshake);
     if (ping.st == exec_entry::state::waiting || ping.st == exec_entry::state::written)
       mux.remove(ping);
-    handshake_pending_ = false;
     ping_pending_ = false;
     writing_ = false;
     unsent_ = {};
@@ -667,7 +664,6 @@ struct connection_impl final : push_sink {
   bool dispatching_ = false;  // the reader is completing requests
   bool writing_ = false;      // bytes of the last prepare_write() are not all sent
   std::string_view unsent_;   // those bytes (in the multiplexer's write buffer)
-  bool handshake_pending_ = false;
   bool ping_pending_ = false;
   bool protocol_failure_ = false;
   bool closed_ = false;
@@ -784,8 +780,7 @@ struct command_entry final : exec_entry {
 
 }  // namespace
 
-exec_entry& make_command(connection_impl& c, proto::request req, value_waiter& waiter) {
-  (void)c;
+exec_entry& make_command(proto::request req, value_waiter& waiter) {
   return *new command_entry(std::move(req), waiter);
 }
 

@@ -135,7 +135,7 @@ class value_op final : public value_waiter {
 
 // The request behind async_command, made but not started (so that cancellation can be
 // connected first).
-exec_entry& make_command(connection_impl& c, proto::request req, value_waiter& waiter);
+exec_entry& make_command(proto::request req, value_waiter& waiter);
 // Queues a push receiver, or completes it at once with a queued push.
 void receive_push(connection_impl& c, value_waiter& waiter);
 
@@ -232,7 +232,7 @@ class connection {
     return asio::async_initiate<Token, void(error_code, proto::value)>(
         [this](auto handler, proto::request r) {
           auto* waiter = new detail::value_op<decltype(handler)>(*impl_, std::move(handler));
-          detail::exec_entry& e = detail::make_command(*impl_, std::move(r), *waiter);
+          detail::exec_entry& e = detail::make_command(std::move(r), *waiter);
           auto slot = asio::get_associated_cancellation_slot(waiter->handler);
           if (slot.is_connected())
             slot.template emplace<detail::exec_cancel>(detail::exec_cancel{impl_.get(), &e});
