@@ -81,3 +81,29 @@ TEST_CASE("a truncated reply times out, nothing hangs", "[client][failure]") {
     conn.close();
   });
 }
+
+TEST_CASE("a failing handshake is retried with backoff, not in a storm", "[client][failure]") {
+  // Every connection is accepted and its HELLO refused: each attempt is a full connect and
+  // handshake, so a missing delay would show as hundreds of connections.
+  redcoro::test::scripted_server server([](std::size_t) { return std::string(); },
+                                        "-ERR handshake refused for the test\r\n");
+  asio::io_context ioc;
+  auto cfg = redcoro::test::local_config(server.port());
+  cfg.reconnect.min_delay = 50ms;
+  cfg.reconnect.max_delay = 100ms;
+  redcoro::connection conn(ioc, cfg);
+  redcoro::test::run_bounded(ioc, [&]() -> asio::awaitable<void> {
+    conn.async_run(asio::detached);
+    proto::request req;
+    req.push("PING");
+    proto::response<std::string> resp;
+    redcoro::error_code ec;
+    co_await conn.async_exec(req, resp, asio::redirect_error(asio::use_awaitable, ec));
+    CHECK(ec == redcoro::error::handshake_failed);  // told why at once, not at its timeout
+    co_await redcoro::test::sleep_for(1000ms);
+    conn.close();
+  });
+  // About one attempt per 50-100 ms over a second; a busy loop would make thousands.
+  CHECK(server.connections() >= 2);
+  CHECK(server.connections() <= 40);
+}

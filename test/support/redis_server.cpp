@@ -176,8 +176,9 @@ std::string redis_server::cli(const std::vector<std::string>& args) const {
   return out;
 }
 
-scripted_server::scripted_server(std::function<std::string(std::size_t)> reply)
-    : reply_(std::move(reply)) {
+scripted_server::scripted_server(std::function<std::string(std::size_t)> reply,
+                                 std::string hello_reply)
+    : reply_(std::move(reply)), hello_reply_(std::move(hello_reply)) {
   listener_ = ::socket(AF_INET, SOCK_STREAM, 0);
   int one = 1;
   ::setsockopt(listener_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
@@ -216,8 +217,7 @@ void scripted_server::serve() {
       received.assign(buf, static_cast<std::size_t>(n));
       std::string out;
       if (received.find("HELLO") != std::string::npos) {
-        // Each command in this read gets an OK map for HELLO.
-        out = "%1\r\n$5\r\nproto\r\n:3\r\n";
+        out = hello_reply_;
       } else {
         out = reply_(commands_++);
       }

@@ -49,7 +49,8 @@ class scripted_server {
  public:
   /// `reply(n)` gives the bytes to send after the n-th command following a handshake,
   /// counted over all connections; empty means send nothing.
-  explicit scripted_server(std::function<std::string(std::size_t)> reply);
+  explicit scripted_server(std::function<std::string(std::size_t)> reply,
+                           std::string hello_reply = "%1\r\n$5\r\nproto\r\n:3\r\n");
   ~scripted_server();
   std::uint16_t port() const noexcept { return port_; }
   std::size_t connections() const noexcept { return connections_; }
@@ -57,6 +58,7 @@ class scripted_server {
  private:
   void serve();
   std::function<std::string(std::size_t)> reply_;
+  std::string hello_reply_;
   int listener_ = -1;
   std::uint16_t port_ = 0;
   std::atomic<std::size_t> connections_{0};
