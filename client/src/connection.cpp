@@ -173,6 +173,10 @@ struct connection_impl final : push_sink {
 
   // Something became writable. Inside the reader's dispatch the reader sends it when it is
   // done with the current read; otherwise the writer coroutine is woken.
+  static bool queued(const exec_entry& e) noexcept {
+    return e.st == exec_entry::state::waiting || e.st == exec_entry::state::written;
+  }
+
   void notify_writer() {
     if (!dispatching_) wake_writer();
   }
@@ -190,7 +194,7 @@ struct connection_impl final : push_sink {
   // hops and a timer wait fewer per round trip. What the socket does not take at once is
   // left to the writer.
   void flush_now() {
-    if (writing_ || !mux.has_writable() || !socket.is_open()) return;
+    if (!unsent_.empty() || !mux.has_writable() || !socket.is_open()) return;
     const std::string_view bytes = mux.prepare_write();
     error_code ec;
     std::size_t n = socket.write_some(asio::buffer(bytes.data(), bytes.size()), ec);
@@ -205,7 +209,6 @@ struct connection_impl final : push_sink {
     }
     if (n < bytes.size()) {
       unsent_ = bytes.substr(n);
-      writing_ = true;
       wake_writer();
       return;
     }
@@ -424,7 +427,7 @@ struct connection_impl final : push_sink {
 
   awaitable<void> writer() {
     for (;;) {
-      while (unsent_.empty() && (writing_ || !mux.has_writable())) {
+      while (unsent_.empty() && !mux.has_writable()) {
         writer_waiting_ = true;
         write_event.expires_at(clock::time_point::max());
         error_code ec;
@@ -432,14 +435,10 @@ struct connection_impl final : push_sink {
         writer_waiting_ = false;
         if (!socket.is_open()) co_return;
       }
-      if (unsent_.empty()) {
-        unsent_ = mux.prepare_write();
-        writing_ = true;
-      }
+      if (unsent_.empty()) unsent_ = mux.prepare_write();
       error_code ec;
       co_await asio::async_write(socket, asio::buffer(unsent_.data(), unsent_.size()), use_ec(ec));
       unsent_ = {};
-      writing_ = false;
       if (ec) {
         if (!session_error_) session_error_ = ec;
         co_return;
@@ -510,7 +509,6 @@ struct connection_impl final : push_sink {
   void fail_session_protocol(std::error_code ec) {
     log->error("redcoro: {}: protocol error: {}", target(), ec.message());
     session_error_ = ec;
-    protocol_failure_ = true;
     error_code ignored;
     socket.close(ignored);
   }
@@ -529,7 +527,7 @@ struct connection_impl final : push_sink {
       error_code ec;
       co_await health_timer.async_wait(use_ec(ec));
       if (!socket.is_open()) co_return;
-      if (ping_pending_) {
+      if (queued(ping)) {
         if (bytes_read_ == seen) {
           fail_session(error::health_check_failed, "no reply within the health-check interval");
           co_return;
@@ -540,7 +538,6 @@ struct connection_impl final : push_sink {
         seen = bytes_read_;
         continue;
       }
-      ping_pending_ = true;
       seen = bytes_read_;
       ping.deadline = clock::time_point::max();
       if (!mux.add(ping)) notify_writer();
@@ -548,15 +545,11 @@ struct connection_impl final : push_sink {
   }
 
   struct ping_entry final : exec_entry {
-    explicit ping_entry(connection_impl& c)
-        : exec_entry(req, proto::any_adapter(ignore_adapter), &finish), conn(&c) {
+    ping_entry()
+        : exec_entry(req, proto::any_adapter(ignore_adapter), [](exec_entry&, std::error_code) {}) {
       req.push("PING");
       priority = true;
     }
-    static void finish(exec_entry& base, std::error_code) {
-      static_cast<ping_entry&>(base).conn->ping_pending_ = false;
-    }
-    connection_impl* conn;
     proto::request req;
     proto::response_adapter<proto::ignore_t> ignore_adapter{proto::ignore};
   };
@@ -585,15 +578,14 @@ struct connection_impl final : push_sink {
     push_space.cancel();
     parser.reset();
     // The handshake and health-check entries belong to the session that ended.
-    if (handshake.st == exec_entry::state::waiting || handshake.st == exec_entry::state::written)
-      mux.remove(handshake);
-    if (ping.st == exec_entry::state::waiting || ping.st == exec_entry::state::written)
-      mux.remove(ping);
-    ping_pending_ = false;
-    writing_ = false;
+    if (queued(handshake)) mux.remove(handshake);
+    if (queued(ping)) mux.remove(ping);
     unsent_ = {};
-    std::error_code why = protocol_failure_ ? std::error_code(ec) : error::connection_lost;
-    protocol_failure_ = false;
+    // After malformed input, written requests learn that; otherwise the connection was lost.
+    const std::error_code session = ec;
+    const bool malformed =
+        &session.category() == &proto::error_category() || ec == error::unexpected_reply;
+    const std::error_code why = malformed ? session : error::connection_lost;
     mux.on_connection_lost(failed_);
     complete_all(failed_, why);
     if (ec == error::auth_failed || ec == error::handshake_failed) {
@@ -647,7 +639,7 @@ struct connection_impl final : push_sink {
   std::vector<char> read_buffer;
   std::vector<exec_entry*> completed_, expired_, failed_;
   handshake_entry handshake{*this};
-  ping_entry ping{*this};
+  ping_entry ping;
 
   std::deque<proto::value> pushes;
   value_waiter* push_receiver = nullptr;
@@ -662,10 +654,7 @@ struct connection_impl final : push_sink {
   bool initiating_ = false;
   bool writer_waiting_ = false;
   bool dispatching_ = false;  // the reader is completing requests
-  bool writing_ = false;      // bytes of the last prepare_write() are not all sent
   std::string_view unsent_;   // those bytes (in the multiplexer's write buffer)
-  bool ping_pending_ = false;
-  bool protocol_failure_ = false;
   bool closed_ = false;
   bool cancelled_ = false;
   bool running_ = false;

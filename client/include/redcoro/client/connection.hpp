@@ -75,18 +75,11 @@ void complete_handler(connection_impl& c, Handler&& h, Args&&... args) {
       }
     }
   }
-  // Through the handler's own executor, never inside the initiating function. A lambda owns
-  // the handler: Asio 1.81's any_completion_handler wraps itself instead of moving when
-  // passed through asio::append, and its type-erased executor cannot be posted to; such
-  // handlers (async_command, async_receive_push) run on the connection's executor.
+  // Through the handler's own executor, never inside the initiating function.
   auto ex = asio::get_associated_executor(h, own);
-  auto call = [h = std::move(h), ... a = std::forward<Args>(args)]() mutable {
+  asio::post(ex, [h = std::move(h), ... a = std::forward<Args>(args)]() mutable {
     std::move(h)(std::move(a)...);
-  };
-  if constexpr (std::is_same_v<decltype(ex), asio::any_completion_executor>)
-    asio::post(own, std::move(call));
-  else
-    asio::post(ex, std::move(call));
+  });
 }
 
 template <class Response, class Handler>
