@@ -25,17 +25,7 @@ namespace proto = redcoro::proto;
 using asio::awaitable;
 using asio::use_awaitable;
 
-namespace {
-
-// Runs a request and returns the error it completed with (no throw).
-template <class Response>
-awaitable<redcoro::error_code> exec(connection& conn, const proto::request& req, Response& resp) {
-  redcoro::error_code ec;
-  co_await conn.async_exec(req, resp, asio::redirect_error(use_awaitable, ec));
-  co_return ec;
-}
-
-}  // namespace
+using redcoro::test::exec;
 
 TEST_CASE("commands, typed replies and server errors as data", "[client][live]") {
   redis_server server;
@@ -220,17 +210,26 @@ TEST_CASE("a timed-out BLPOP does not confuse the replies after it", "[client][l
     blpop.get_config().timeout = 200ms;
     blpop.push("BLPOP", "queue", 1);  // the server answers (nil) after 1 s
     proto::response<std::optional<std::vector<std::string>>> popped;
-    CHECK(co_await exec(conn, blpop, popped) == redcoro::error::timeout);
+    {
+      const redcoro::error_code result = co_await exec(conn, blpop, popped);
+      CHECK(result == redcoro::error::timeout);
+    }
 
     proto::request get;
     get.push("SET", "k", "v");
     get.push("GET", "k");
     proto::response<std::string, std::string> resp;
-    CHECK_FALSE(co_await exec(conn, get, resp));
+    {
+      const redcoro::error_code result = co_await exec(conn, get, resp);
+      CHECK_FALSE(result);
+    }
     CHECK(std::get<1>(resp).value() == "v");
     // Still right after the late BLPOP reply has arrived and been dropped.
     co_await redcoro::test::sleep_for(1200ms);
-    CHECK_FALSE(co_await exec(conn, get, resp));
+    {
+      const redcoro::error_code result = co_await exec(conn, get, resp);
+      CHECK_FALSE(result);
+    }
     CHECK(std::get<1>(resp).value() == "v");
     conn.close();
   });
@@ -272,10 +271,16 @@ TEST_CASE("with the server down, requests fail after their timeout", "[client][f
     proto::request ping;
     ping.push("PING");
     proto::response<std::string> pong;
-    CHECK(co_await exec(conn, ping, pong) == redcoro::error::timeout);
+    {
+      const redcoro::error_code result = co_await exec(conn, ping, pong);
+      CHECK(result == redcoro::error::timeout);
+    }
     proto::request now(proto::request::config{true, false});
     now.push("PING");
-    CHECK(co_await exec(conn, now, pong) == redcoro::error::not_connected);
+    {
+      const redcoro::error_code result = co_await exec(conn, now, pong);
+      CHECK(result == redcoro::error::not_connected);
+    }
     conn.close();
   });
 }
@@ -293,7 +298,10 @@ TEST_CASE("async_run gives up after max_attempts with the last error", "[client]
     proto::request ping;
     ping.push("PING");
     proto::response<std::string> pong;
-    CHECK(co_await exec(conn, ping, pong) == redcoro::error::closed);
+    {
+      const redcoro::error_code result = co_await exec(conn, ping, pong);
+      CHECK(result == redcoro::error::closed);
+    }
   });
 }
 

@@ -7,6 +7,7 @@
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/redirect_error.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <catch2/catch.hpp>
@@ -43,6 +44,17 @@ inline void run_bounded(asio::io_context& ioc, std::function<asio::awaitable<voi
   ioc.run_for(limit);
   REQUIRE(done);
   if (failure) std::rethrow_exception(failure);
+}
+
+/// Runs a request and returns the error it completed with, instead of throwing. Keep
+/// `co_await` out of Catch's CHECK macros: GCC 12 loses the value of a co_await inside the
+/// macro's expression (the check saw success where the request had failed).
+template <class Response>
+asio::awaitable<redcoro::error_code> exec(redcoro::connection& conn,
+                                          const redcoro::proto::request& req, Response& resp) {
+  redcoro::error_code ec;
+  co_await conn.async_exec(req, resp, asio::redirect_error(asio::use_awaitable, ec));
+  co_return ec;
 }
 
 /// Sleeps inside a coroutine.
