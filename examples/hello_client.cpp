@@ -38,9 +38,9 @@ asio::awaitable<void> session(redcoro::connection& conn) {
   if (lpush.has_error()) std::printf("LPUSH failed: %s\n", lpush.error().message.c_str());
 
   // Any command, without declaring types: the reply comes back as a dynamic value.
-  auto v = co_await conn.async_command(redcoro::command("HINCRBY", "user:1", "logins", 1),
-                                       asio::use_awaitable);
-  std::printf("HINCRBY -> %s (RESP%d)\n", v.to_display().c_str(), conn.protocol());
+  auto v = co_await conn.async_exec(redcoro::command("HINCRBY", "user:1", "logins", 1),
+                                    asio::use_awaitable);
+  std::printf("HINCRBY -> %s (RESP%d)\n", v.value().to_display().c_str(), conn.protocol());
   conn.close();
 }
 

@@ -37,9 +37,9 @@ int main(int argc, char** argv) {
         std::future<std::int64_t> n = asio::co_spawn(
             conn.get_executor(),
             [&]() -> asio::awaitable<std::int64_t> {
-              auto v =
-                  co_await conn.async_command(redcoro::command("INCR", key), asio::use_awaitable);
-              co_return v.to_integer().value_or(-1);
+              auto v = co_await conn.async_exec(redcoro::command<std::int64_t>("INCR", key),
+                                                asio::use_awaitable);
+              co_return v.value();
             },
             asio::use_future);
         if (i == 999)

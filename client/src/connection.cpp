@@ -739,39 +739,6 @@ void connection::run_impl(asio::any_completion_handler<void(error_code)> handler
 }
 
 namespace detail {
-namespace {
-
-// async_command's request and generic response, kept until the reply.
-struct command_entry final : exec_entry {
-  command_entry(proto::request r, value_waiter& w)
-      : exec_entry(req, proto::any_adapter(adapter_impl), &finish), req(std::move(r)), waiter(&w) {}
-
-  static void finish(exec_entry& base, std::error_code ec) {
-    auto* self = static_cast<command_entry*>(&base);
-    auto& reply = std::get<0>(self->resp);
-    proto::value v = std::move(reply.storage());
-    if (!ec && reply.has_error()) {
-      ec = proto::error::server_error;
-      v = proto::value{};
-      v.data_type = proto::type::simple_error;
-      v.text = reply.error().message;
-    }
-    value_waiter* w = self->waiter;
-    delete self;
-    w->complete(error_code(ec), std::move(v));
-  }
-
-  proto::request req;
-  proto::response<proto::value> resp;
-  proto::response_adapter<proto::response<proto::value>> adapter_impl{resp};
-  value_waiter* waiter;
-};
-
-}  // namespace
-
-exec_entry& make_command(proto::request req, value_waiter& waiter) {
-  return *new command_entry(std::move(req), waiter);
-}
 
 void receive_push(connection_impl& c, value_waiter& waiter) {
   if (!c.pushes.empty()) {

@@ -56,13 +56,14 @@ TEST_CASE("commands, typed replies and server errors as data", "[client][live]")
     CHECK(std::get<6>(resp).value() == std::map<std::string, std::string>{{"a", "1"}, {"b", "2"}});
 
     // The connection is fine after an error reply.
-    auto v = co_await conn.async_command(redcoro::command("HINCRBY", "h", "a", 5), use_awaitable);
-    CHECK(v.to_integer() == 6);
-    redcoro::error_code ec;
-    auto err = co_await conn.async_command(redcoro::command("NOSUCHCOMMAND"),
-                                           asio::redirect_error(use_awaitable, ec));
-    CHECK(ec == proto::error::server_error);
-    CHECK(err.text.find("unknown command") != std::string::npos);
+    auto v = co_await conn.async_exec(redcoro::command("HINCRBY", "h", "a", 5), use_awaitable);
+    CHECK(v.value().to_integer() == 6);
+    auto err = co_await conn.async_exec(redcoro::command("NOSUCHCOMMAND"), use_awaitable);
+    REQUIRE(err.has_error());
+    CHECK(err.error().message.find("unknown command") != std::string::npos);
+    // A command that names its reply type.
+    auto n = co_await conn.async_exec(redcoro::command<std::int64_t>("INCR", "n"), use_awaitable);
+    CHECK(n.value() == 42);
     conn.close();
   });
 }
@@ -409,8 +410,9 @@ TEST_CASE("a Unix domain socket", "[client][live]") {
   connection conn(ioc, cfg);
   run_bounded(ioc, [&]() -> awaitable<void> {
     conn.async_run(asio::detached);
-    auto v = co_await conn.async_command(redcoro::command("ECHO", "over unix"), use_awaitable);
-    CHECK(v.text == "over unix");
+    auto v = co_await conn.async_exec(redcoro::command<std::string>("ECHO", "over unix"),
+                                      use_awaitable);
+    CHECK(v.value() == "over unix");
     conn.close();
   });
 }
@@ -431,9 +433,9 @@ TEST_CASE("threads submit work through the connection's executor", "[client][liv
         auto fut = asio::co_spawn(
             conn.get_executor(),
             [&, t]() -> awaitable<std::int64_t> {
-              auto v = co_await conn.async_command(
-                  redcoro::command("INCR", "t" + std::to_string(t)), use_awaitable);
-              co_return *v.to_integer();
+              auto v = co_await conn.async_exec(
+                  redcoro::command<std::int64_t>("INCR", "t" + std::to_string(t)), use_awaitable);
+              co_return v.value();
             },
             asio::use_future);
         if (fut.get() == i + 1) ++ok;
@@ -488,7 +490,7 @@ TEST_CASE("requests marked safe to retry survive a server restart", "[client][li
     proto::response<proto::ignore_t> blocked;
     proto::response<std::string> pong;
     std::optional<redcoro::error_code> block_ec, read_ec;
-    co_await conn.async_command(redcoro::command("PING"), use_awaitable);  // connected
+    co_await conn.async_exec(redcoro::command("PING"), use_awaitable);  // connected
     asio::co_spawn(
         ioc, [&]() -> awaitable<void> { block_ec = co_await exec(conn, block, blocked); },
         asio::detached);
@@ -526,8 +528,8 @@ TEST_CASE("pushes arrive beside ordinary replies on one RESP3 connection", "[cli
     CHECK(confirm[1].text == "news");
 
     // A command on the same connection while subscribed (RESP3 allows it).
-    auto pong = co_await conn.async_command(redcoro::command("PING"), use_awaitable);
-    CHECK(pong.text == "PONG");
+    auto pong = co_await conn.async_exec(redcoro::command("PING"), use_awaitable);
+    CHECK(pong.value().text == "PONG");
     server.cli({"PUBLISH", "news", "hello"});
     auto message = co_await conn.async_receive_push(use_awaitable);
     REQUIRE(message.size() == 3);
@@ -545,7 +547,7 @@ TEST_CASE("the health check drops a server that stopped answering", "[client][li
   connection conn(ioc, cfg);
   run_bounded(ioc, [&]() -> awaitable<void> {
     conn.async_run(asio::detached);
-    co_await conn.async_command(redcoro::command("PING"), use_awaitable);
+    co_await conn.async_exec(redcoro::command("PING"), use_awaitable);
     CHECK(conn.is_connected());
     server.pause();
     // Idle, then a PING without an answer: the connection is dropped within a few intervals.
@@ -553,8 +555,8 @@ TEST_CASE("the health check drops a server that stopped answering", "[client][li
       co_await redcoro::test::sleep_for(20ms);
     CHECK_FALSE(conn.is_connected());
     server.resume();
-    auto pong = co_await conn.async_command(redcoro::command("PING"), use_awaitable);
-    CHECK(pong.text == "PONG");
+    auto pong = co_await conn.async_exec(redcoro::command("PING"), use_awaitable);
+    CHECK(pong.value().text == "PONG");
     conn.close();
   });
 }

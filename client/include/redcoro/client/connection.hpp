@@ -1,5 +1,6 @@
 #pragma once
 
+#include <redcoro/client/command.hpp>
 #include <redcoro/client/config.hpp>
 #include <redcoro/client/detail/multiplexer.hpp>
 #include <redcoro/client/error.hpp>
@@ -61,6 +62,12 @@ void cancel_exec(connection_impl& c, exec_entry& e, asio::cancellation_type type
 // True while start_exec runs: a completion then must not call the handler inline.
 bool initiating(const connection_impl& c) noexcept;
 
+struct exec_cancel {
+  connection_impl* conn;
+  exec_entry* entry;
+  void operator()(asio::cancellation_type type) const { cancel_exec(*conn, *entry, type); }
+};
+
 template <class Handler, class... Args>
 void complete_handler(connection_impl& c, Handler&& h, Args&&... args) {
   const auto& own = executor_of(c);
@@ -82,21 +89,61 @@ void complete_handler(connection_impl& c, Handler&& h, Args&&... args) {
   });
 }
 
-template <class Response, class Handler>
-void exec_op<Response, Handler>::finish(exec_entry& base, std::error_code ec) {
-  auto& self = static_cast<exec_op&>(base);
+// Ends an op: disconnects its cancellation slot, frees its block, then completes its
+// handler with `args` (values, not references into the block).
+template <class Op, class... Args>
+void end_op(Op& self, Args... args) {
   connection_impl& c = *self.conn;
   auto slot = asio::get_associated_cancellation_slot(self.handler);
   if (slot.is_connected()) slot.clear();
-  Handler h = std::move(self.handler);
-  const std::size_t bytes = self.bytes_read;
+  auto h = std::move(self.handler);
   // Free the block before resuming the caller, who may start the next request at once.
-  self.~exec_op();
-  deallocate_op(c, &self, sizeof(exec_op));
-  complete_handler(c, std::move(h), error_code(ec), bytes);
+  self.~Op();
+  deallocate_op(c, &self, sizeof(Op));
+  complete_handler(c, std::move(h), std::move(args)...);
 }
 
-// Something waiting for one dynamic value: async_command and async_receive_push.
+template <class Response, class Handler>
+void exec_op<Response, Handler>::finish(exec_entry& base, std::error_code ec) {
+  auto& self = static_cast<exec_op&>(base);
+  end_op(self, error_code(ec), self.bytes_read);
+}
+
+// async_exec of a command, pipeline or transaction: the op's block also holds the request
+// and the response, and the caller gets X::take(response).
+template <class X, class Handler>
+struct owned_exec_op final : exec_entry {
+  owned_exec_op(connection_impl& c, X&& x, Handler&& h)
+      : exec_entry(x.request(), proto::any_adapter(adapter_impl), &finish),
+        conn(&c),
+        owned(std::move(x)),
+        adapter_impl(response),
+        handler(std::move(h)) {
+    req = &owned.request();
+  }
+
+  static void finish(exec_entry& base, std::error_code ec) {
+    auto& self = static_cast<owned_exec_op&>(base);
+    end_op(self, error_code(ec), X::take(self.response));
+  }
+
+  connection_impl* conn;
+  X owned;
+  typename X::response_type response{};
+  proto::response_adapter<typename X::response_type> adapter_impl;
+  Handler handler;
+};
+
+// Allocates and starts an op, connecting the handler's cancellation slot first.
+template <class Op, class... Args>
+void launch_op(connection_impl& c, Args&&... args) {
+  auto* o = ::new (allocate_op(c, sizeof(Op))) Op(c, std::forward<Args>(args)...);
+  auto slot = asio::get_associated_cancellation_slot(o->handler);
+  if (slot.is_connected()) slot.template emplace<exec_cancel>(exec_cancel{&c, o});
+  start_exec(c, *o);
+}
+
+// Something waiting for one push message: async_receive_push.
 class value_waiter {
  public:
   // Completes the caller's handler and frees the waiter.
@@ -126,17 +173,8 @@ class value_op final : public value_waiter {
   Handler handler;
 };
 
-// The request behind async_command, made but not started (so that cancellation can be
-// connected first).
-exec_entry& make_command(proto::request req, value_waiter& waiter);
 // Queues a push receiver, or completes it at once with a queued push.
 void receive_push(connection_impl& c, value_waiter& waiter);
-
-struct exec_cancel {
-  connection_impl* conn;
-  exec_entry* entry;
-  void operator()(asio::cancellation_type type) const { cancel_exec(*conn, *entry, type); }
-};
 
 }  // namespace detail
 
@@ -201,37 +239,29 @@ class connection {
   auto async_exec(const proto::request& req, Response& resp, Token&& token) {
     return asio::async_initiate<Token, void(error_code, std::size_t)>(
         [this](auto handler, const proto::request* r, Response* out) {
-          using handler_type = decltype(handler);
-          using op = detail::exec_op<Response, handler_type>;
-          void* mem = detail::allocate_op(*impl_, sizeof(op));
-          auto* o = ::new (mem) op(*impl_, *r, *out, std::move(handler));
-          auto slot = asio::get_associated_cancellation_slot(o->handler);
-          if (slot.is_connected())
-            slot.template emplace<detail::exec_cancel>(detail::exec_cancel{impl_.get(), o});
-          detail::start_exec(*impl_, *o);
+          detail::launch_op<detail::exec_op<Response, decltype(handler)>>(*impl_, *r, *out,
+                                                                          std::move(handler));
         },
         token, &req, &resp);
   }
 
-  /// Runs one command of any name, module commands included, and completes with its reply
-  /// as a dynamic value. A server error reply completes with proto::error::server_error and
-  /// the value holding the server's message.
+  /// Runs a command, pipeline or transaction that carries its reply types (see
+  /// command.hpp) and completes with its value: `result<T>` for `command<T>`, a tuple of
+  /// results for a pipeline, `result<optional<tuple<...>>>` for a transaction. Errors,
+  /// cancellation and timeouts as for the call above; a server's error reply is in the
+  /// result, with its message.
   /// \code
-  ///   auto v = co_await conn.async_command(redcoro::command("HINCRBY", "h", "f", 1),
-  ///                                        asio::use_awaitable);
+  ///   auto v = co_await conn.async_exec(redcoro::command("HINCRBY", "h", "f", 1), tok);
+  ///   std::int64_t n = v.value().to_integer();   // value() throws the server's error
   /// \endcode
-  template <class Token>
-  auto async_command(proto::request req, Token&& token) {
-    return asio::async_initiate<Token, void(error_code, proto::value)>(
-        [this](auto handler, proto::request r) {
-          auto* waiter = new detail::value_op<decltype(handler)>(*impl_, std::move(handler));
-          detail::exec_entry& e = detail::make_command(std::move(r), *waiter);
-          auto slot = asio::get_associated_cancellation_slot(waiter->handler);
-          if (slot.is_connected())
-            slot.template emplace<detail::exec_cancel>(detail::exec_cancel{impl_.get(), &e});
-          detail::start_exec(*impl_, e);
+  template <owned_request X, class Token>
+  auto async_exec(X x, Token&& token) {
+    return asio::async_initiate<Token, void(error_code, typename X::value_type)>(
+        [this](auto handler, X owned) {
+          detail::launch_op<detail::owned_exec_op<X, decltype(handler)>>(*impl_, std::move(owned),
+                                                                         std::move(handler));
         },
-        token, std::move(req));
+        token, std::move(x));
   }
 
   /// Waits for the next push message (RESP3 `>`: pub/sub messages and confirmations, client
@@ -261,14 +291,6 @@ class connection {
 
   std::unique_ptr<detail::connection_impl> impl_;
 };
-
-/// A request holding one command: `command("HINCRBY", key, field, 1)`.
-template <class... Args>
-proto::request command(std::string_view name, const Args&... args) {
-  proto::request req;
-  req.push(name, args...);
-  return req;
-}
 
 }  // namespace redcoro
 

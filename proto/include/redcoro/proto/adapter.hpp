@@ -446,7 +446,7 @@ struct tuple_adapter<Tuple, std::index_sequence<I...>> {
     return ok;
   }
 
-  std::tuple<adapter<std::remove_const_t<std::tuple_element_t<I, Tuple>>>...> children_;
+  std::tuple<adapter<std::remove_cvref_t<std::tuple_element_t<I, Tuple>>>...> children_;
   std::size_t index_ = 0;
 };
 
@@ -459,6 +459,28 @@ struct adapter<std::tuple<Ts...>>
 template <class A, class B>
 struct adapter<std::pair<A, B>>
     : detail::tuple_adapter<std::pair<A, B>, std::index_sequence<0, 1>> {};
+
+/// Your own aggregate, read from an array of a fixed number of elements: give it an ADL
+/// function that ties its members in order.
+/// \code
+///   struct entry { std::string id; std::vector<std::pair<std::string, std::string>> fields; };
+///   inline auto redcoro_fields(entry& e) { return std::tie(e.id, e.fields); }
+/// \endcode
+template <class T>
+requires requires(T& t) {
+  redcoro_fields(t);
+}
+struct adapter<T> {
+  using fields_type = decltype(redcoro_fields(std::declval<T&>()));
+
+  bool on_node(T& out, const node& n, std::size_t depth, reply_error& err) {
+    fields_type fields = redcoro_fields(out);
+    return impl_.on_node(fields, n, depth, err);
+  }
+
+  detail::tuple_adapter<fields_type, std::make_index_sequence<std::tuple_size_v<fields_type>>>
+      impl_;
+};
 
 template <class T, std::size_t N>
 struct adapter<std::array<T, N>> {

@@ -202,6 +202,13 @@ class request {
     push(command, prefix..., range);
   }
 
+  /// Appends the commands of another request (its config is not copied).
+  void append(const request& other) {
+    payload_ += other.payload_;
+    commands_ += other.commands_;
+    out_of_band_ += other.out_of_band_;
+  }
+
   /// The serialized commands.
   std::string_view payload() const noexcept { return payload_; }
   /// Commands pushed.

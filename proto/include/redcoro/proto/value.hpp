@@ -12,7 +12,7 @@
 
 namespace redcoro::proto {
 
-/// A generic, owning RESP3 value: what an untyped call (`async_command`) returns.
+/// A generic, owning RESP3 value: what an untyped call (`redcoro::command(...)`) returns.
 ///
 /// Aggregates keep their elements in order; maps and attributes store them flattened as
 /// key, value, key, value. Streamed strings arrive as one blob_string. Attributes that

@@ -1,0 +1,610 @@
+#pragma once
+
+#include <redcoro/client/command.hpp>
+
+#include <array>
+#include <charconv>
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <tuple>
+#include <unordered_map>
+#include <unordered_set>
+#include <utility>
+#include <vector>
+
+/// \file
+/// Typed helpers for the common command families. Each builds a `command<T>` (one request,
+/// one reply type) and goes through the same connection::async_exec as everything else, so
+/// every helper works with coroutines, callbacks and futures, inside pipeline(...) and
+/// transaction(...). Anything not here: `redcoro::command<T>("NAME", args...)`.
+///
+/// \code
+///   using namespace redcoro;
+///   auto name = co_await conn.async_exec(cmd::get("user:1:name"), asio::use_awaitable);
+///   if (name.value()) ...                        // std::optional<std::string>
+/// \endcode
+///
+/// Keys are `std::string_view`; values and members take any command argument (strings,
+/// numbers, byte buffers, your types with redcoro_to_bulk). Every argument is sent as a
+/// length-prefixed bulk string.
+
+namespace redcoro {
+
+/// One stream entry: its ID and its field/value pairs in order.
+struct stream_entry {
+  std::string id;
+  std::vector<std::pair<std::string, std::string>> fields;
+  friend bool operator==(const stream_entry&, const stream_entry&) = default;
+};
+inline auto redcoro_fields(stream_entry& e) {
+  return std::tie(e.id, e.fields);
+}
+
+/// The entries XREAD/XREADGROUP returned, per stream, in the order of the request.
+using stream_batch = std::vector<std::pair<std::string, std::vector<stream_entry>>>;
+
+/// One SLOWLOG GET entry.
+struct slowlog_entry {
+  std::int64_t id = 0;
+  std::int64_t unix_time = 0;
+  std::int64_t micros = 0;
+  std::vector<std::string> args;
+  std::string client_address;
+  std::string client_name;
+};
+inline auto redcoro_fields(slowlog_entry& e) {
+  return std::tie(e.id, e.unix_time, e.micros, e.args, e.client_address, e.client_name);
+}
+
+/// INFO's text, parsed: section name (lower case, as the server prints it after `# `) to
+/// field to value.
+struct server_info {
+  std::map<std::string, std::map<std::string, std::string, std::less<>>, std::less<>> sections;
+
+  /// A field of a section, or nullopt.
+  std::optional<std::string_view> get(std::string_view section, std::string_view field) const;
+};
+void redcoro_from_bulk(server_info& out, std::string_view text, std::error_code& ec);
+
+namespace cmd {
+
+using std::string_view;
+using string_map = std::unordered_map<std::string, std::string>;
+
+/// One argument of a typed helper: a string, a number or a byte buffer, viewed (not copied)
+/// until the helper has written it into its request.
+class arg {
+ public:
+  arg(std::string_view s) noexcept : text_(s) {}    // NOLINT: implicit on purpose
+  arg(const char* s) noexcept : text_(s) {}         // NOLINT
+  arg(const std::string& s) noexcept : text_(s) {}  // NOLINT
+  template <class I>
+  requires(std::is_integral_v<I> && !std::is_same_v<I, bool> && !std::is_same_v<I, char>) arg(I v)
+  noexcept  // NOLINT
+      : kind_(std::is_signed_v<I> ? kind::signed_number : kind::unsigned_number) {
+    if constexpr (std::is_signed_v<I>)
+      signed_ = v;
+    else
+      unsigned_ = v;
+  }
+  arg(double v) noexcept : kind_(kind::floating), floating_(v) {}  // NOLINT
+  /// Raw bytes: a contiguous range of std::byte or unsigned char.
+  template <class R>
+  requires(!std::is_convertible_v<const R&, std::string_view> && proto::detail::byte_buffer<R>)
+      arg(const R& bytes)
+  noexcept  // NOLINT
+      : text_(reinterpret_cast<const char*>(std::ranges::data(bytes)), std::ranges::size(bytes)) {}
+
+  friend void redcoro_to_bulk(proto::arg_sink& sink, const arg& a) { a.write(sink); }
+
+ private:
+  enum class kind : std::uint8_t { text, signed_number, unsigned_number, floating };
+  void write(proto::arg_sink& sink) const;
+
+  kind kind_ = kind::text;
+  std::string_view text_;
+  std::int64_t signed_ = 0;
+  std::uint64_t unsigned_ = 0;
+  double floating_ = 0;
+};
+
+/// One argument or a range of them (keys, members, IDs; a map or a range of pairs gives two
+/// arguments per element), viewed until the helper has written them.
+class args {
+ public:
+  /// No arguments at all.
+  args() noexcept : write_([](proto::arg_sink&, const void*) {}) {}
+  args(std::string_view one) noexcept : one_(one) {}    // NOLINT: implicit on purpose
+  args(const char* one) noexcept : one_(one) {}         // NOLINT
+  args(const std::string& one) noexcept : one_(one) {}  // NOLINT
+  template <std::ranges::input_range R>
+  requires(!std::is_convertible_v<const R&, std::string_view>) args(const R& range)
+  noexcept  // NOLINT
+      : range_(&range), write_([](proto::arg_sink& sink, const void* r) {
+          for (const auto& e : *static_cast<const R*>(r))
+            sink.add(e);
+        }) {}
+
+  friend void redcoro_to_bulk(proto::arg_sink& sink, const args& a) {
+    if (a.write_)
+      a.write_(sink, a.range_);
+    else
+      sink.add_bulk(a.one_);
+  }
+
+ private:
+  std::string_view one_;
+  const void* range_ = nullptr;
+  void (*write_)(proto::arg_sink&, const void*) = nullptr;
+};
+
+namespace detail {
+// Up to a few optional arguments, passed to request::push as one range.
+class optional_args {
+ public:
+  optional_args() = default;
+  // The views point into this object's own number buffers.
+  optional_args(const optional_args&) = delete;
+  optional_args& operator=(const optional_args&) = delete;
+
+  void add(std::string_view a) { args_[n_++] = a; }
+  void add_number(std::int64_t v) {
+    auto& buf = numbers_[numbers_used_++];
+    auto [end, ec] = std::to_chars(buf.data(), buf.data() + buf.size(), v);
+    (void)ec;
+    add(std::string_view(buf.data(), static_cast<std::size_t>(end - buf.data())));
+  }
+  std::span<const std::string_view> get() const noexcept { return {args_.data(), n_}; }
+
+ private:
+  std::array<std::string_view, 8> args_{};
+  std::array<std::array<char, 24>, 2> numbers_{};
+  std::size_t n_ = 0;
+  std::size_t numbers_used_ = 0;
+};
+}  // namespace detail
+
+// --- strings ------------------------------------------------------------------------------
+
+inline command<std::optional<std::string>> get(string_view key) {
+  return command<std::optional<std::string>>("GET", key);
+}
+
+/// SET's conditions: NX (only if absent), XX (only if present).
+enum class set_if : std::uint8_t { always, absent, present };
+
+struct set_options {
+  std::chrono::milliseconds ttl{0};  ///< PX when positive
+  set_if condition = set_if::always;
+  bool keep_ttl = false;  ///< KEEPTTL
+};
+
+/// SET; the reply is engaged ("OK") when the value was set, nullopt when the condition
+/// (set_if::absent / present) was not met.
+inline command<std::optional<std::string>> set(string_view key, arg value,
+                                               const set_options& o = {}) {
+  detail::optional_args extra;
+  if (o.ttl.count() > 0) {
+    extra.add("PX");
+    extra.add_number(o.ttl.count());
+  }
+  if (o.condition == set_if::absent) extra.add("NX");
+  if (o.condition == set_if::present) extra.add("XX");
+  if (o.keep_ttl) extra.add("KEEPTTL");
+  return command<std::optional<std::string>>("SET", key, value, extra.get());
+}
+
+inline command<std::vector<std::optional<std::string>>> mget(args keys) {
+  return command<std::vector<std::optional<std::string>>>("MGET", keys);
+}
+/// MSET of key/value pairs (a map, or a range of pairs).
+inline command<std::string> mset(args pairs) {
+  return command<std::string>("MSET", pairs);
+}
+inline command<std::optional<std::string>> getdel(string_view key) {
+  return command<std::optional<std::string>>("GETDEL", key);
+}
+inline command<std::int64_t> incr(string_view key) {
+  return command<std::int64_t>("INCR", key);
+}
+inline command<std::int64_t> incrby(string_view key, std::int64_t by) {
+  return command<std::int64_t>("INCRBY", key, by);
+}
+inline command<std::int64_t> decr(string_view key) {
+  return command<std::int64_t>("DECR", key);
+}
+inline command<std::int64_t> decrby(string_view key, std::int64_t by) {
+  return command<std::int64_t>("DECRBY", key, by);
+}
+inline command<double> incrbyfloat(string_view key, double by) {
+  return command<double>("INCRBYFLOAT", key, by);
+}
+inline command<std::int64_t> append(string_view key, arg value) {
+  return command<std::int64_t>("APPEND", key, value);
+}
+inline command<std::int64_t> strlen(string_view key) {
+  return command<std::int64_t>("STRLEN", key);
+}
+
+// --- keys and expiry ----------------------------------------------------------------------
+
+/// DEL of one key or of a range of keys; the reply counts the keys removed.
+inline command<std::int64_t> del(args keys) {
+  return command<std::int64_t>("DEL", keys);
+}
+inline command<std::int64_t> unlink(args keys) {
+  return command<std::int64_t>("UNLINK", keys);
+}
+inline command<std::int64_t> exists(args keys) {
+  return command<std::int64_t>("EXISTS", keys);
+}
+/// PEXPIRE; true when the timeout was set.
+inline command<bool> expire(string_view key, std::chrono::milliseconds ttl) {
+  return command<bool>("PEXPIRE", key, ttl.count());
+}
+inline command<bool> persist(string_view key) {
+  return command<bool>("PERSIST", key);
+}
+/// PTTL in milliseconds: -1 without expiry, -2 when the key does not exist.
+inline command<std::int64_t> pttl(string_view key) {
+  return command<std::int64_t>("PTTL", key);
+}
+inline command<std::int64_t> ttl(string_view key) {
+  return command<std::int64_t>("TTL", key);
+}
+/// TYPE: "string", "list", "set", "zset", "hash", "stream" or "none".
+inline command<std::string> type(string_view key) {
+  return command<std::string>("TYPE", key);
+}
+inline command<std::string> rename(string_view key, string_view new_key) {
+  return command<std::string>("RENAME", key, new_key);
+}
+inline command<std::vector<std::string>> keys(string_view pattern) {
+  return command<std::vector<std::string>>("KEYS", pattern);
+}
+
+/// One SCAN step: the next cursor (0 when the iteration is over) and the keys of this step.
+using scan_page = std::pair<std::uint64_t, std::vector<std::string>>;
+
+struct scan_options {
+  std::string_view match;  ///< MATCH pattern, when not empty
+  std::int64_t count = 0;  ///< COUNT hint, when positive
+  std::string_view type;   ///< TYPE filter, when not empty
+};
+inline command<scan_page> scan(std::uint64_t cursor, const scan_options& o = {}) {
+  detail::optional_args extra;
+  if (!o.match.empty()) {
+    extra.add("MATCH");
+    extra.add(o.match);
+  }
+  if (o.count > 0) {
+    extra.add("COUNT");
+    extra.add_number(o.count);
+  }
+  if (!o.type.empty()) {
+    extra.add("TYPE");
+    extra.add(o.type);
+  }
+  return command<scan_page>("SCAN", cursor, extra.get());
+}
+
+// --- hashes -------------------------------------------------------------------------------
+
+inline command<std::optional<std::string>> hget(string_view key, string_view field) {
+  return command<std::optional<std::string>>("HGET", key, field);
+}
+/// HSET of field/value pairs (a map, or a range of pairs); the reply counts new fields.
+inline command<std::int64_t> hset(string_view key, args pairs) {
+  return command<std::int64_t>("HSET", key, pairs);
+}
+inline command<std::int64_t> hset(string_view key, string_view field, arg value) {
+  return command<std::int64_t>("HSET", key, field, value);
+}
+inline command<string_map> hgetall(string_view key) {
+  return command<string_map>("HGETALL", key);
+}
+inline command<std::vector<std::optional<std::string>>> hmget(string_view key, args fields) {
+  return command<std::vector<std::optional<std::string>>>("HMGET", key, fields);
+}
+inline command<std::int64_t> hincrby(string_view key, string_view field, std::int64_t by) {
+  return command<std::int64_t>("HINCRBY", key, field, by);
+}
+inline command<double> hincrbyfloat(string_view key, string_view field, double by) {
+  return command<double>("HINCRBYFLOAT", key, field, by);
+}
+inline command<std::int64_t> hdel(string_view key, args fields) {
+  return command<std::int64_t>("HDEL", key, fields);
+}
+inline command<bool> hexists(string_view key, string_view field) {
+  return command<bool>("HEXISTS", key, field);
+}
+inline command<std::int64_t> hlen(string_view key) {
+  return command<std::int64_t>("HLEN", key);
+}
+inline command<std::vector<std::string>> hkeys(string_view key) {
+  return command<std::vector<std::string>>("HKEYS", key);
+}
+inline command<std::vector<std::string>> hvals(string_view key) {
+  return command<std::vector<std::string>>("HVALS", key);
+}
+
+// --- lists --------------------------------------------------------------------------------
+
+/// LPUSH of one value or a range of values; the reply is the list's new length.
+inline command<std::int64_t> lpush(string_view key, args values) {
+  return command<std::int64_t>("LPUSH", key, values);
+}
+inline command<std::int64_t> rpush(string_view key, args values) {
+  return command<std::int64_t>("RPUSH", key, values);
+}
+inline command<std::optional<std::string>> lpop(string_view key) {
+  return command<std::optional<std::string>>("LPOP", key);
+}
+inline command<std::optional<std::string>> rpop(string_view key) {
+  return command<std::optional<std::string>>("RPOP", key);
+}
+inline command<std::vector<std::string>> lrange(string_view key, std::int64_t start,
+                                                std::int64_t stop) {
+  return command<std::vector<std::string>>("LRANGE", key, start, stop);
+}
+inline command<std::int64_t> llen(string_view key) {
+  return command<std::int64_t>("LLEN", key);
+}
+inline command<std::optional<std::string>> lindex(string_view key, std::int64_t index) {
+  return command<std::optional<std::string>>("LINDEX", key, index);
+}
+inline command<std::int64_t> lrem(string_view key, std::int64_t count, arg value) {
+  return command<std::int64_t>("LREM", key, count, value);
+}
+inline command<std::string> ltrim(string_view key, std::int64_t start, std::int64_t stop) {
+  return command<std::string>("LTRIM", key, start, stop);
+}
+
+/// What BLPOP/BRPOP popped: the key and the value; nullopt when the timeout passed.
+using popped = std::optional<std::pair<std::string, std::string>>;
+
+/// BLPOP on one key or a range of keys; `timeout` 0 blocks without limit. It holds its
+/// connection while it waits: run it through client::async_exec_dedicated (or a connection
+/// of its own), and give the request a timeout longer than the server's.
+inline command<popped> blpop(args keys, std::chrono::milliseconds timeout) {
+  return command<popped>("BLPOP", keys, static_cast<double>(timeout.count()) / 1000.0);
+}
+inline command<popped> brpop(args keys, std::chrono::milliseconds timeout) {
+  return command<popped>("BRPOP", keys, static_cast<double>(timeout.count()) / 1000.0);
+}
+
+// --- sets ---------------------------------------------------------------------------------
+
+inline command<std::int64_t> sadd(string_view key, args members) {
+  return command<std::int64_t>("SADD", key, members);
+}
+inline command<std::int64_t> srem(string_view key, args members) {
+  return command<std::int64_t>("SREM", key, members);
+}
+inline command<std::unordered_set<std::string>> smembers(string_view key) {
+  return command<std::unordered_set<std::string>>("SMEMBERS", key);
+}
+inline command<bool> sismember(string_view key, arg member) {
+  return command<bool>("SISMEMBER", key, member);
+}
+inline command<std::int64_t> scard(string_view key) {
+  return command<std::int64_t>("SCARD", key);
+}
+inline command<std::unordered_set<std::string>> sinter(args keys) {
+  return command<std::unordered_set<std::string>>("SINTER", keys);
+}
+inline command<std::unordered_set<std::string>> sunion(args keys) {
+  return command<std::unordered_set<std::string>>("SUNION", keys);
+}
+
+// --- sorted sets --------------------------------------------------------------------------
+
+/// Members with their scores, in the server's order.
+using scored = std::vector<std::pair<std::string, double>>;
+
+inline command<std::int64_t> zadd(string_view key, double score, arg member) {
+  return command<std::int64_t>("ZADD", key, score, member);
+}
+/// ZADD of (score, member) pairs.
+inline command<std::int64_t> zadd(string_view key, args score_member_pairs) {
+  return command<std::int64_t>("ZADD", key, score_member_pairs);
+}
+inline command<double> zincrby(string_view key, double by, arg member) {
+  return command<double>("ZINCRBY", key, by, member);
+}
+inline command<std::optional<double>> zscore(string_view key, arg member) {
+  return command<std::optional<double>>("ZSCORE", key, member);
+}
+inline command<std::optional<std::int64_t>> zrank(string_view key, arg member) {
+  return command<std::optional<std::int64_t>>("ZRANK", key, member);
+}
+inline command<std::optional<std::int64_t>> zrevrank(string_view key, arg member) {
+  return command<std::optional<std::int64_t>>("ZREVRANK", key, member);
+}
+inline command<std::vector<std::string>> zrange(string_view key, std::int64_t start,
+                                                std::int64_t stop) {
+  return command<std::vector<std::string>>("ZRANGE", key, start, stop);
+}
+inline command<scored> zrange_withscores(string_view key, std::int64_t start, std::int64_t stop) {
+  return command<scored>("ZRANGE", key, start, stop, "WITHSCORES");
+}
+/// Highest scores first (ZRANGE ... REV).
+inline command<std::vector<std::string>> zrevrange(string_view key, std::int64_t start,
+                                                   std::int64_t stop) {
+  return command<std::vector<std::string>>("ZRANGE", key, start, stop, "REV");
+}
+inline command<scored> zrevrange_withscores(string_view key, std::int64_t start,
+                                            std::int64_t stop) {
+  return command<scored>("ZRANGE", key, start, stop, "REV", "WITHSCORES");
+}
+/// ZRANGE BYSCORE; `min`/`max` as the server takes them ("-inf", "(5", "10").
+inline command<std::vector<std::string>> zrangebyscore(string_view key, string_view min,
+                                                       string_view max) {
+  return command<std::vector<std::string>>("ZRANGE", key, min, max, "BYSCORE");
+}
+inline command<std::int64_t> zrem(string_view key, args members) {
+  return command<std::int64_t>("ZREM", key, members);
+}
+inline command<std::int64_t> zcard(string_view key) {
+  return command<std::int64_t>("ZCARD", key);
+}
+inline command<std::int64_t> zcount(string_view key, string_view min, string_view max) {
+  return command<std::int64_t>("ZCOUNT", key, min, max);
+}
+inline command<std::int64_t> zremrangebyscore(string_view key, string_view min, string_view max) {
+  return command<std::int64_t>("ZREMRANGEBYSCORE", key, min, max);
+}
+
+// --- streams ------------------------------------------------------------------------------
+
+struct xadd_options {
+  std::string_view id = "*";
+  std::int64_t max_len = 0;  ///< MAXLEN ~ n when positive (approximate trimming)
+  bool exact = false;        ///< MAXLEN = n instead of ~
+};
+/// XADD of field/value pairs; the reply is the new entry's ID.
+inline command<std::string> xadd(string_view key, args fields, const xadd_options& o = {}) {
+  detail::optional_args extra;
+  if (o.max_len > 0) {
+    extra.add("MAXLEN");
+    extra.add(o.exact ? "=" : "~");
+    extra.add_number(o.max_len);
+  }
+  return command<std::string>("XADD", key, extra.get(), o.id, fields);
+}
+inline command<std::int64_t> xlen(string_view key) {
+  return command<std::int64_t>("XLEN", key);
+}
+/// XRANGE from `start` to `end` ("-" and "+" for the ends), at most `count` when positive.
+inline command<std::vector<stream_entry>> xrange(string_view key, string_view start = "-",
+                                                 string_view end = "+", std::int64_t count = 0) {
+  detail::optional_args extra;
+  if (count > 0) {
+    extra.add("COUNT");
+    extra.add_number(count);
+  }
+  return command<std::vector<stream_entry>>("XRANGE", key, start, end, extra.get());
+}
+inline command<std::vector<stream_entry>> xrevrange(string_view key, string_view end = "+",
+                                                    string_view start = "-",
+                                                    std::int64_t count = 0) {
+  detail::optional_args extra;
+  if (count > 0) {
+    extra.add("COUNT");
+    extra.add_number(count);
+  }
+  return command<std::vector<stream_entry>>("XREVRANGE", key, end, start, extra.get());
+}
+/// XGROUP CREATE, with MKSTREAM when `make_stream`. A group that exists is a BUSYGROUP error.
+inline command<std::string> xgroup_create(string_view key, string_view group,
+                                          string_view start_id = "$", bool make_stream = true) {
+  if (make_stream)
+    return command<std::string>("XGROUP", "CREATE", key, group, start_id, "MKSTREAM");
+  return command<std::string>("XGROUP", "CREATE", key, group, start_id);
+}
+
+struct xread_options {
+  std::int64_t count = 0;  ///< COUNT when positive
+  /// BLOCK when set (0: no limit). A blocking read holds its connection: run it through
+  /// client::async_exec_dedicated.
+  std::optional<std::chrono::milliseconds> block;
+  bool no_ack = false;  ///< NOACK (XREADGROUP)
+};
+
+namespace detail {
+inline void xread_extra(optional_args& extra, const xread_options& o) {
+  if (o.count > 0) {
+    extra.add("COUNT");
+    extra.add_number(o.count);
+  }
+  if (o.block) {
+    extra.add("BLOCK");
+    extra.add_number(o.block->count());
+  }
+}
+}  // namespace detail
+
+/// XREAD of (stream, id) pairs; nullopt when a blocking read timed out.
+template <class StreamIds>
+inline command<std::optional<stream_batch>> xread(const StreamIds& streams,
+                                                  const xread_options& o = {}) {
+  std::vector<std::string_view> keys, ids;
+  for (const auto& [k, id] : streams) {
+    keys.push_back(k);
+    ids.push_back(id);
+  }
+  detail::optional_args extra;
+  detail::xread_extra(extra, o);
+  return command<std::optional<stream_batch>>("XREAD", extra.get(), "STREAMS", keys, ids);
+}
+/// XREADGROUP of (stream, id) pairs (">" for new messages); nullopt when a blocking read
+/// timed out.
+template <class StreamIds>
+inline command<std::optional<stream_batch>> xreadgroup(string_view group, string_view consumer,
+                                                       const StreamIds& streams,
+                                                       const xread_options& o = {}) {
+  std::vector<std::string_view> keys, ids;
+  for (const auto& [k, id] : streams) {
+    keys.push_back(k);
+    ids.push_back(id);
+  }
+  detail::optional_args extra;
+  detail::xread_extra(extra, o);
+  if (o.no_ack) extra.add("NOACK");
+  return command<std::optional<stream_batch>>("XREADGROUP", "GROUP", group, consumer, extra.get(),
+                                              "STREAMS", keys, ids);
+}
+/// XACK of one ID or a range of IDs; the reply counts the acknowledged entries.
+inline command<std::int64_t> xack(string_view key, string_view group, args ids) {
+  return command<std::int64_t>("XACK", key, group, ids);
+}
+inline command<std::int64_t> xdel(string_view key, args ids) {
+  return command<std::int64_t>("XDEL", key, ids);
+}
+
+// --- scripting and functions --------------------------------------------------------------
+
+/// FUNCTION LOAD [REPLACE]; the reply is the library's name.
+inline command<std::string> function_load(string_view code, bool replace = false) {
+  if (replace) return command<std::string>("FUNCTION", "LOAD", "REPLACE", code);
+  return command<std::string>("FUNCTION", "LOAD", code);
+}
+/// FCALL (FCALL_RO when `read_only`) of a range of keys and a range of arguments.
+template <class T = proto::value>
+command<T> fcall(string_view function, args keys, args arguments = {}, bool read_only = false) {
+  return command<T>(read_only ? "FCALL_RO" : "FCALL", function, proto::detail::arg_count(keys),
+                    keys, arguments);
+}
+
+// --- server -------------------------------------------------------------------------------
+
+/// INFO, parsed into sections (all of them when `section` is empty).
+inline command<server_info> info(string_view section = {}) {
+  if (section.empty()) return command<server_info>("INFO");
+  return command<server_info>("INFO", section);
+}
+inline command<std::int64_t> dbsize() {
+  return command<std::int64_t>("DBSIZE");
+}
+/// MEMORY USAGE in bytes; nullopt when the key does not exist.
+inline command<std::optional<std::int64_t>> memory_usage(string_view key) {
+  return command<std::optional<std::int64_t>>("MEMORY", "USAGE", key);
+}
+inline command<std::vector<slowlog_entry>> slowlog_get(std::int64_t count = 10) {
+  return command<std::vector<slowlog_entry>>("SLOWLOG", "GET", count);
+}
+inline command<std::string> ping() {
+  return command<std::string>("PING");
+}
+inline command<std::string> flushdb() {
+  return command<std::string>("FLUSHDB");
+}
+
+}  // namespace cmd
+}  // namespace redcoro
