@@ -71,6 +71,34 @@ void request::begin_command(std::string_view command, std::size_t args) {
   if (is_subscribe_family(command)) ++out_of_band_;
 }
 
+bool request::read_header(std::string_view bytes, std::size_t& pos, char prefix,
+                          std::size_t& n) noexcept {
+  if (pos >= bytes.size() || bytes[pos] != prefix) return false;
+  const char* first = bytes.data() + pos + 1;
+  const char* last = bytes.data() + bytes.size();
+  auto [p, ec] = std::from_chars(first, last, n);
+  if (ec != std::errc{} || last - p < 2 || p[0] != '\r' || p[1] != '\n') return false;
+  pos = static_cast<std::size_t>(p + 2 - bytes.data());
+  return true;
+}
+
+std::string_view request::command_bytes(std::size_t index) const noexcept {
+  const std::string_view all = payload_;
+  std::size_t pos = 0;
+  for (std::size_t i = 0; i <= index && pos < all.size(); ++i) {
+    const std::size_t start = pos;
+    std::size_t count = 0;
+    if (!read_header(all, pos, '*', count)) return {};
+    for (std::size_t a = 0; a < count; ++a) {
+      std::size_t len = 0;
+      if (!read_header(all, pos, '$', len)) return {};
+      pos += len + 2;
+    }
+    if (i == index) return all.substr(start, pos - start);
+  }
+  return {};
+}
+
 void request::clear() noexcept {
   payload_.clear();
   commands_ = 0;

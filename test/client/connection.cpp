@@ -410,8 +410,8 @@ TEST_CASE("a Unix domain socket", "[client][live]") {
   connection conn(ioc, cfg);
   run_bounded(ioc, [&]() -> awaitable<void> {
     conn.async_run(asio::detached);
-    auto v = co_await conn.async_exec(redcoro::command<std::string>("ECHO", "over unix"),
-                                      use_awaitable);
+    auto v =
+        co_await conn.async_exec(redcoro::command<std::string>("ECHO", "over unix"), use_awaitable);
     CHECK(v.value() == "over unix");
     conn.close();
   });

@@ -5,11 +5,14 @@
 #include <redcoro/proto/value.hpp>
 
 #include <cstddef>
+#include <memory>
 #include <optional>
+#include <span>
 #include <string_view>
 #include <tuple>
 #include <type_traits>
 #include <utility>
+#include <vector>
 
 /// \file
 /// Commands that carry the C++ type of their replies, for connection::async_exec:
@@ -27,6 +30,13 @@
 /// async_exec(request, response), with the response kept in the operation's own block.
 
 namespace redcoro {
+
+/// A command of a request that runs a Lua script by its SHA1 (see script.hpp): if the server
+/// answers NOSCRIPT, the connection sends it once more as EVAL with this source.
+struct script_ref {
+  std::size_t index;  ///< the command's position in its request
+  std::shared_ptr<const std::string> source;
+};
 
 /// One command whose reply is decoded into T (proto::value, the default, takes any reply).
 /// async_exec completes with `proto::result<T>`: the value, or the server's error reply.
@@ -49,8 +59,17 @@ class command {
 
   static value_type take(response_type& r) { return std::move(std::get<0>(r)); }
 
+  /// Marks this command as an EVALSHA of `source` (script.hpp does it).
+  void set_script(std::shared_ptr<const std::string> source) {
+    script_ = script_ref{0, std::move(source)};
+  }
+  std::span<const script_ref> scripts() const noexcept {
+    return script_ ? std::span<const script_ref>(&*script_, 1) : std::span<const script_ref>();
+  }
+
  private:
   proto::request req_;
+  std::optional<script_ref> script_;
 };
 
 template <class... Args>
@@ -64,15 +83,25 @@ class pipeline {
   using response_type = proto::response<Ts...>;
   using value_type = response_type;
 
-  explicit pipeline(const command<Ts>&... cmds) { (req_.append(cmds.request()), ...); }
+  explicit pipeline(const command<Ts>&... cmds) { (add(cmds), ...); }
 
   const proto::request& request() const noexcept { return req_; }
   proto::request& request() noexcept { return req_; }
 
   static value_type take(response_type& r) { return std::move(r); }
 
+  std::span<const script_ref> scripts() const noexcept { return scripts_; }
+
  private:
+  template <class T>
+  void add(const command<T>& c) {
+    for (const script_ref& s : c.scripts())
+      scripts_.push_back({req_.commands(), s.source});
+    req_.append(c.request());
+  }
+
   proto::request req_;
+  std::vector<script_ref> scripts_;  // empty unless a command runs a script
 };
 
 namespace detail {
@@ -87,7 +116,9 @@ struct queued_replies<0, std::tuple<Ts...>> {
 };
 }  // namespace detail
 
-/// `MULTI`, the commands, `EXEC`, in one request: the server runs them atomically. Completes
+/// `MULTI`, the commands, `EXEC`, in one request: the server runs them atomically. A script
+/// inside a transaction is not retried on NOSCRIPT (that would break the atomicity): load
+/// it first with script::load(). Completes
 /// with `result<std::optional<std::tuple<result<Ts>...>>>`:
 ///  - an error when the transaction was refused (EXECABORT: its message then also names the
 ///    first command the server refused to queue, such as a wrong number of arguments);

@@ -114,17 +114,18 @@ class arg {
   double floating_ = 0;
 };
 
-/// One argument or a range of them (keys, members, IDs; a map or a range of pairs gives two
-/// arguments per element), viewed until the helper has written them.
+/// One argument (anything `arg` takes) or a range of them (keys, members, IDs; a map or a
+/// range of pairs gives two arguments per element), viewed until the helper has written them.
 class args {
  public:
   /// No arguments at all.
   args() noexcept : write_([](proto::arg_sink&, const void*) {}) {}
-  args(std::string_view one) noexcept : one_(one) {}    // NOLINT: implicit on purpose
-  args(const char* one) noexcept : one_(one) {}         // NOLINT
-  args(const std::string& one) noexcept : one_(one) {}  // NOLINT
+  template <class A>
+  requires std::is_constructible_v<arg, const A&> args(const A& one)
+  noexcept  // NOLINT
+      : one_(one) {}
   template <std::ranges::input_range R>
-  requires(!std::is_convertible_v<const R&, std::string_view>) args(const R& range)
+  requires(!std::is_constructible_v<arg, const R&>) args(const R& range)
   noexcept  // NOLINT
       : range_(&range), write_([](proto::arg_sink& sink, const void* r) {
           for (const auto& e : *static_cast<const R*>(r))
@@ -135,11 +136,11 @@ class args {
     if (a.write_)
       a.write_(sink, a.range_);
     else
-      sink.add_bulk(a.one_);
+      sink.add(a.one_);
   }
 
  private:
-  std::string_view one_;
+  arg one_{std::string_view()};
   const void* range_ = nullptr;
   void (*write_)(proto::arg_sink&, const void*) = nullptr;
 };

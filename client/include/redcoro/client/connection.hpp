@@ -19,6 +19,7 @@
 #include <boost/system/error_code.hpp>
 
 #include <cstddef>
+#include <functional>
 #include <memory>
 #include <new>
 #include <string_view>
@@ -109,6 +110,28 @@ void exec_op<Response, Handler>::finish(exec_entry& base, std::error_code ec) {
   end_op(self, error_code(ec), self.bytes_read);
 }
 
+// The error of reply `i` of a typed response, or nullptr.
+template <class... Ts>
+const proto::reply_error* reply_error_at(const std::tuple<proto::result<Ts>...>& r, std::size_t i) {
+  const proto::reply_error* out = nullptr;
+  std::apply(
+      [&](const auto&... each) {
+        std::size_t k = 0;
+        ((k++ == i && each.has_error() ? (void)(out = &each.error()) : void()), ...);
+      },
+      r);
+  return out;
+}
+
+struct script_retry;
+using reply_error_fn = std::function<const proto::reply_error*(std::size_t)>;
+// When replies of `e` were NOSCRIPT for commands in `scripts`, sends those commands again
+// as EVAL, their replies going to the same slots, and returns true; `state` then holds
+// what the resend needs until free_script_retry.
+bool retry_scripts(connection_impl& c, exec_entry& e, std::span<const script_ref> scripts,
+                   const reply_error_fn& error_at, script_retry*& state);
+void free_script_retry(script_retry*& state) noexcept;
+
 // async_exec of a command, pipeline or transaction: the op's block also holds the request
 // and the response, and the caller gets X::take(response).
 template <class X, class Handler>
@@ -124,10 +147,18 @@ struct owned_exec_op final : exec_entry {
 
   static void finish(exec_entry& base, std::error_code ec) {
     auto& self = static_cast<owned_exec_op&>(base);
+    if constexpr (requires { self.owned.scripts(); }) {
+      if (!ec && !self.retry && !self.owned.scripts().empty()) {
+        auto error_at = [&self](std::size_t i) { return reply_error_at(self.response, i); };
+        if (retry_scripts(*self.conn, self, self.owned.scripts(), error_at, self.retry)) return;
+      }
+      free_script_retry(self.retry);
+    }
     end_op(self, error_code(ec), X::take(self.response));
   }
 
   connection_impl* conn;
+  script_retry* retry = nullptr;  // the EVAL resend after NOSCRIPT, while it runs
   X owned;
   typename X::response_type response{};
   proto::response_adapter<typename X::response_type> adapter_impl;

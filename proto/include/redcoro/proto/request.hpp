@@ -211,6 +211,23 @@ class request {
 
   /// The serialized commands.
   std::string_view payload() const noexcept { return payload_; }
+  /// The bytes of command number `index` (0-based) within payload(), found by walking the
+  /// commands before it; empty when there is no such command.
+  std::string_view command_bytes(std::size_t index) const noexcept;
+  /// The arguments of one serialized command (from command_bytes), the name first: calls
+  /// `f(std::string_view)` for each. Returns false if `bytes` is not one whole command.
+  template <class F>
+  static bool for_each_arg(std::string_view bytes, F&& f) {
+    std::size_t pos = 0, count = 0;
+    if (!read_header(bytes, pos, '*', count)) return false;
+    for (std::size_t i = 0; i < count; ++i) {
+      std::size_t len = 0;
+      if (!read_header(bytes, pos, '$', len) || bytes.size() - pos < len + 2) return false;
+      f(bytes.substr(pos, len));
+      pos += len + 2;
+    }
+    return pos == bytes.size();
+  }
   /// Commands pushed.
   std::size_t commands() const noexcept { return commands_; }
   /// Replies the server sends in order for this request: on RESP3, the (un)subscribe
@@ -228,6 +245,9 @@ class request {
 
  private:
   void begin_command(std::string_view command, std::size_t args);
+  // Reads "<prefix><n>\r\n" at pos.
+  static bool read_header(std::string_view bytes, std::size_t& pos, char prefix,
+                          std::size_t& n) noexcept;
 
   std::string payload_;
   std::size_t commands_ = 0;
