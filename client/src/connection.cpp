@@ -11,6 +11,7 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/local/stream_protocol.hpp>
 #include <boost/asio/redirect_error.hpp>
+#include <boost/asio/ssl.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -118,6 +119,66 @@ struct connection_impl final : push_sink {
         retry(cfg.reconnect, reinterpret_cast<std::uintptr_t>(this)) {
     read_buffer.resize(std::max<std::size_t>(cfg.read_buffer_size, 512));
     mux.set_push_sink(this);
+    if (cfg.tls.enabled) tls_context.emplace(make_tls_context(cfg.tls));
+  }
+
+  // --- TLS ------------------------------------------------------------------------------
+
+  // Loads the CA, client certificate and key once; a file that cannot be read throws here,
+  // from the connection's constructor, naming the file.
+  static asio::ssl::context make_tls_context(const tls_config& t) {
+    asio::ssl::context ctx(asio::ssl::context::tls_client);
+    SSL_CTX_set_min_proto_version(ctx.native_handle(), TLS1_2_VERSION);
+    // Each step throws on failure; say which file it was.
+    auto step = [](const std::string& what, auto&& f) {
+      try {
+        f();
+      } catch (const boost::system::system_error& e) {
+        throw boost::system::system_error(e.code(), "redcoro: TLS: " + what);
+      }
+    };
+    if (t.verify_peer) {
+      ctx.set_verify_mode(asio::ssl::verify_peer);
+      if (!t.ca_file.empty())
+        step("CA file " + t.ca_file, [&] { ctx.load_verify_file(t.ca_file); });
+      if (!t.ca_path.empty()) step("CA path " + t.ca_path, [&] { ctx.add_verify_path(t.ca_path); });
+      if (t.ca_file.empty() && t.ca_path.empty())
+        step("default CA paths", [&] { ctx.set_default_verify_paths(); });
+    } else {
+      ctx.set_verify_mode(asio::ssl::verify_none);
+    }
+    if (!t.cert_file.empty())
+      step("certificate " + t.cert_file, [&] { ctx.use_certificate_chain_file(t.cert_file); });
+    if (!t.key_file.empty())
+      step("private key " + t.key_file,
+           [&] { ctx.use_private_key_file(t.key_file, asio::ssl::context::pem); });
+    return ctx;
+  }
+
+  // After the TCP connect: the TLS handshake, with SNI and the certificate's name checked.
+  awaitable<void> tls_handshake(error_code& ec) {
+    tls.emplace(socket, *tls_context);
+    const std::string& name = cfg.tls.server_name.empty() ? cfg.host : cfg.tls.server_name;
+    error_code parse_ec;
+    asio::ip::make_address(name, parse_ec);
+    // SNI carries host names only, never IP addresses (RFC 6066).
+    if (parse_ec) SSL_set_tlsext_host_name(tls->native_handle(), name.c_str());
+    if (cfg.tls.verify_peer) tls->set_verify_callback(asio::ssl::host_name_verification(name));
+    co_await tls->async_handshake(asio::ssl::stream_base::client, use_ec(ec));
+  }
+
+  // Reads and writes go through TLS when it is on.
+  template <class Buffers>
+  awaitable<std::size_t> read_some(const Buffers& b, error_code& ec) {
+    if (tls) co_return co_await tls->async_read_some(b, use_ec(ec));
+    co_return co_await socket.async_read_some(b, use_ec(ec));
+  }
+  template <class Buffers>
+  awaitable<void> write_all(const Buffers& b, error_code& ec) {
+    if (tls)
+      co_await asio::async_write(*tls, b, use_ec(ec));
+    else
+      co_await asio::async_write(socket, b, use_ec(ec));
   }
 
   // --- requests -------------------------------------------------------------------------
@@ -195,6 +256,11 @@ struct connection_impl final : push_sink {
   // left to the writer.
   void flush_now() {
     if (!unsent_.empty() || !mux.has_writable() || !socket.is_open()) return;
+    // A TLS record cannot be half-sent by a plain non-blocking write: the writer does it.
+    if (tls) {
+      wake_writer();
+      return;
+    }
     const std::string_view bytes = mux.prepare_write();
     error_code ec;
     std::size_t n = socket.write_some(asio::buffer(bytes.data(), bytes.size()), ec);
@@ -300,6 +366,7 @@ struct connection_impl final : push_sink {
           socket.set_option(asio::detail::socket_option::boolean<IPPROTO_TCP, TCP_NODELAY>(true),
                             ec);
           ec = {};
+          if (tls_context) co_await tls_handshake(ec);
           co_return;
         }
       }
@@ -437,7 +504,7 @@ struct connection_impl final : push_sink {
       }
       if (unsent_.empty()) unsent_ = mux.prepare_write();
       error_code ec;
-      co_await asio::async_write(socket, asio::buffer(unsent_.data(), unsent_.size()), use_ec(ec));
+      co_await write_all(asio::buffer(unsent_.data(), unsent_.size()), ec);
       unsent_ = {};
       if (ec) {
         if (!session_error_) session_error_ = ec;
@@ -455,8 +522,8 @@ struct connection_impl final : push_sink {
     for (;;) {
       if (used == read_buffer.size()) read_buffer.resize(read_buffer.size() * 2);
       error_code ec;
-      const std::size_t n = co_await socket.async_read_some(
-          asio::buffer(read_buffer.data() + used, read_buffer.size() - used), use_ec(ec));
+      const std::size_t n = co_await read_some(
+          asio::buffer(read_buffer.data() + used, read_buffer.size() - used), ec);
       if (ec) {
         if (!session_error_) session_error_ = ec;
         co_return;
@@ -573,6 +640,7 @@ struct connection_impl final : push_sink {
     protocol_ = 0;
     error_code ignored;
     socket.close(ignored);
+    tls.reset();
     write_event.cancel();
     health_timer.cancel();
     push_space.cancel();
@@ -627,6 +695,8 @@ struct connection_impl final : push_sink {
   config cfg;
   std::shared_ptr<spdlog::logger> log;
   socket_type socket;
+  std::optional<asio::ssl::context> tls_context;       // when cfg.tls.enabled
+  std::optional<asio::ssl::stream<socket_type&>> tls;  // per connection, over `socket`
   asio::steady_timer write_event;
   asio::steady_timer timeout_timer;
   asio::steady_timer health_timer;

@@ -28,6 +28,25 @@ struct reconnect_policy {
   std::size_t max_attempts = 0;
 };
 
+/// TLS on top of TCP (OpenSSL through Asio). Off unless `enabled`; when on, the server's
+/// certificate is verified by default, against `ca_file`/`ca_path` or, when both are empty,
+/// the system's default CA store; the connection speaks TLS 1.2 or newer.
+struct tls_config {
+  bool enabled = false;
+  /// PEM file of CA certificates, and/or a directory of hashed CA certificates.
+  std::string ca_file;
+  std::string ca_path;
+  /// Verify the server's certificate chain and its name. Turn off only for tests.
+  bool verify_peer = true;
+  /// The name sent as SNI and checked against the certificate (DNS names and IP addresses
+  /// in subjectAltName). Empty: config::host.
+  std::string server_name;
+  /// Client certificate (PEM chain) and private key, for servers that require mutual TLS
+  /// (`tls-auth-clients yes`).
+  std::string cert_file;
+  std::string key_file;
+};
+
 /// Everything a connection needs to know. Every field has a usable default: a
 /// default-constructed config talks to 127.0.0.1:6379 as the default user.
 struct config {
@@ -36,6 +55,8 @@ struct config {
   std::uint16_t port = 6379;
   /// Path of a Unix domain socket; when not empty it is used instead of host and port.
   std::string unix_socket;
+  /// TLS settings (TCP only).
+  tls_config tls;
 
   /// Credentials for AUTH (sent inside HELLO). An empty username with a password means the
   /// `default` user. Never logged.
