@@ -12,7 +12,8 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 
 build=${REDCORO_BUILD_DIR:-$root/build/release}
 cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DREDCORO_BUILD_TESTS=OFF
-cmake --build "$build" --target hello_client threads game_loop bench_client bench_proto
+cmake --build "$build" --target hello_client threads game_loop cache_service user_service \
+  work_queue leaderboard event_stream distributed_lock rate_limiter bench_client bench_proto
 
 echo
 echo "== demo: the examples against a redis-server started for them =="
@@ -35,6 +36,13 @@ done
 "$build/examples/hello_client" "$port"
 "$build/examples/threads" "$port"
 "$build/examples/game_loop" "$port"
+"$build/examples/cache_service" "$port"
+"$build/examples/user_service" "$port"
+"$build/examples/work_queue" "$port"
+"$build/examples/leaderboard" "$port"
+"$build/examples/event_stream" "$port"
+"$build/examples/distributed_lock" "$port"
+"$build/examples/rate_limiter" "$port"
 
 echo
 echo "== client: GETs on one connection, next to hiredis and redis-benchmark =="
