@@ -5,10 +5,14 @@
 // run of the same shape. Heap allocations per request are counted in an untimed pass.
 //
 //   bench_client [--rounds=N] [--scale=F]      F scales the number of operations (default 1)
+//
+// The "cmd::get" rows build a typed command per call (redcoro::cmd::get) instead of reusing a
+// request and response: what the typed helpers cost next to the raw path, in the same run.
 
 #include "support/alloc_counter.hpp"
 #include "support/redis_server.hpp"
 #include "support/report.hpp"
+#include <redcoro/client/commands.hpp>
 #include <redcoro/client/connection.hpp>
 
 #include <boost/asio/co_spawn.hpp>
@@ -70,6 +74,7 @@ struct redcoro_run {
   std::uint16_t port;
   int coroutines;
   int depth;
+  bool helper = false;  // single GETs through cmd::get (a new typed command per call)
 
   void operator()(std::size_t ops) const { run(ops, nullptr); }
 
@@ -110,7 +115,9 @@ struct redcoro_run {
             window.reset();
           }
         }
-        if (depth == 1)
+        if (helper)
+          co_await conn.async_exec(redcoro::cmd::get(key(id)), asio::use_awaitable);
+        else if (depth == 1)
           co_await conn.async_exec(req, one, asio::use_awaitable);
         else
           co_await conn.async_exec(req, many, asio::use_awaitable);
@@ -217,12 +224,17 @@ int main(int argc, char** argv) {
 
   std::vector<contender> all = {
       {"(a) sequential GET", "redcoro, 1 coroutine", redcoro_run{port, 1, 1}, n(40000)},
+      {"(a) sequential GET", "redcoro, 1 coroutine, cmd::get", redcoro_run{port, 1, 1, true},
+       n(40000)},
       {"(a) sequential GET", "hiredis sync", hiredis_run{port, 1}, n(40000), RUSAGE_SELF, true},
   };
   for (int c : {16, 64, 256}) {
     const std::string group = "(b) " + std::to_string(c) + " in flight";
     all.push_back({group, "redcoro, " + std::to_string(c) + " coroutines", redcoro_run{port, c, 1},
                    n(400000)});
+    if (c == 64)
+      all.push_back(
+          {group, "redcoro, 64 coroutines, cmd::get", redcoro_run{port, c, 1, true}, n(400000)});
     all.push_back({group, "hiredis pipeline " + std::to_string(c), hiredis_run{port, c}, n(400000),
                    RUSAGE_SELF, true});
   }
