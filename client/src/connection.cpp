@@ -771,6 +771,10 @@ int connection::protocol() const noexcept {
 bool connection::is_connected() const noexcept {
   return impl_->mux.ready();
 }
+std::size_t connection::pending_requests() const noexcept {
+  const auto s = impl_->mux.stats();
+  return s.waiting + s.in_flight;
+}
 void connection::close() {
   impl_->close();
 }

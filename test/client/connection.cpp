@@ -174,7 +174,7 @@ TEST_CASE("SIGKILL with requests in flight, then restart", "[client][live][failu
   });
 }
 
-TEST_CASE("CLIENT KILL drops the connection; it comes back", "[client][live][failure]") {
+TEST_CASE("CLIENT KILL drops the connection, and it comes back", "[client][live][failure]") {
   redis_server server;
   asio::io_context ioc;
   auto cfg = local_config(server.port());

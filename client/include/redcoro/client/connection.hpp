@@ -316,6 +316,9 @@ class connection {
   int protocol() const noexcept;
   /// True between a successful handshake and the next disconnect.
   bool is_connected() const noexcept;
+  /// Requests queued or written and not yet answered, counting those whose caller gave up
+  /// (their replies are still to be read and dropped).
+  std::size_t pending_requests() const noexcept;
 
  private:
   void run_impl(asio::any_completion_handler<void(error_code)> handler);

@@ -1,0 +1,192 @@
+#pragma once
+
+#include <redcoro/client/command.hpp>
+#include <redcoro/client/connection.hpp>
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include <cstddef>
+#include <exception>
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace redcoro {
+
+namespace detail {
+struct pool_state;
+}
+
+/// A connection of the client's pool, lent to one caller: blocking commands and WATCH state
+/// stay on it and never stall the shared connection. Given back when the lease is destroyed;
+/// a connection that still has unanswered requests (a BLPOP whose caller gave up, say) is
+/// closed instead of reused, so no later caller inherits its pending reply.
+class lease {
+ public:
+  lease() = default;
+  lease(lease&&) noexcept = default;
+  lease& operator=(lease&& other) noexcept;
+  ~lease();
+
+  connection& operator*() const noexcept { return *conn_; }
+  connection* operator->() const noexcept { return conn_.get(); }
+  explicit operator bool() const noexcept { return static_cast<bool>(conn_); }
+
+ private:
+  friend struct detail::pool_state;
+  friend class client;
+  lease(std::shared_ptr<detail::pool_state> p, std::shared_ptr<connection> c)
+      : pool_(std::move(p)), conn_(std::move(c)) {}
+  void release() noexcept;
+
+  std::shared_ptr<detail::pool_state> pool_;
+  std::shared_ptr<connection> conn_;
+};
+
+/// The client most programs want: one multiplexed connection for ordinary commands, plus a
+/// small pool of dedicated connections for what must own a connection — blocking commands
+/// (`BLPOP`, `BRPOP`, `XREAD BLOCK`, `WAIT`) and `WATCH` transactions.
+///
+/// \code
+///   redcoro::client cl(ioc, cfg);
+///   cl.async_run(asio::detached);
+///   auto v = co_await cl.async_exec(cmd::get("k"), asio::use_awaitable);           // shared
+///   auto job = co_await cl.async_exec_dedicated(cmd::brpop("jobs", 5s), asio::use_awaitable);
+///   auto tx = co_await cl.optimistic(keys, [&](connection& c)
+///       -> asio::awaitable<transaction<std::optional<std::string>>> {
+///     auto b = co_await c.async_exec(cmd::get("balance"), asio::use_awaitable);
+///     co_return transaction(cmd::set("balance", std::stoll(b.value().value_or("0")) + 1));
+///   });
+/// \endcode
+///
+/// Pooled connections are made on first use (config::pool_size at most), each with its own
+/// reconnect loop and health check, and reused. When all are lent, a caller waits for one,
+/// up to config::request_timeout (then error::timeout).
+class client {
+ public:
+  using executor_type = asio::any_io_executor;
+
+  client(executor_type ex, config cfg = {}, std::size_t pool_size = 4);
+  client(asio::io_context& ctx, config cfg = {}, std::size_t pool_size = 4)
+      : client(ctx.get_executor(), std::move(cfg), pool_size) {}
+  ~client();
+  client(const client&) = delete;
+  client& operator=(const client&) = delete;
+
+  template <class T>
+  using awaitable = asio::awaitable<T>;
+
+  executor_type get_executor() const noexcept { return shared_.get_executor(); }
+  /// The multiplexed connection.
+  connection& shared() noexcept { return shared_; }
+
+  /// Runs the shared connection (see connection::async_run); the pool's connections run on
+  /// their own until close().
+  template <class Token>
+  auto async_run(Token&& token) {
+    return shared_.async_run(std::forward<Token>(token));
+  }
+  /// Closes the shared connection and every pooled one; waiting acquires fail with
+  /// error::closed.
+  void close();
+
+  /// On the shared connection: see connection::async_exec.
+  template <class Response, class Token>
+  auto async_exec(const proto::request& req, Response& resp, Token&& token) {
+    return shared_.async_exec(req, resp, std::forward<Token>(token));
+  }
+  template <owned_request X, class Token>
+  auto async_exec(X x, Token&& token) {
+    return shared_.async_exec(std::move(x), std::forward<Token>(token));
+  }
+
+  /// Lends a pooled connection: completes with `void(error_code, lease)`.
+  template <class Token>
+  auto async_acquire(Token&& token) {
+    return run_coroutine<void(error_code, lease)>(acquire(), std::forward<Token>(token));
+  }
+
+  /// Runs a command, pipeline or transaction on a pooled connection, then gives it back.
+  template <owned_request X, class Token>
+  auto async_exec_dedicated(X x, Token&& token) {
+    using value = typename X::value_type;
+    return run_coroutine<void(error_code, value)>(exec_dedicated(std::move(x)),
+                                                  std::forward<Token>(token));
+  }
+
+  /// Optimistic transaction on a pooled connection, as a coroutine: `WATCH keys`, then
+  /// `co_await make(conn)` reads what it needs through `conn` and returns the transaction to
+  /// run; if EXEC aborts because a watched key changed, all of it runs again, up to
+  /// `max_attempts` times. Returns the transaction's value_type: the results, the server's
+  /// error, or — after max_attempts aborts — std::nullopt. A connection error throws
+  /// boost::system::system_error; if `make` throws, the keys are unwatched and the exception
+  /// propagates.
+  template <class Make>
+  auto optimistic(std::vector<std::string> keys, Make make, int max_attempts = 16)
+      -> awaitable<typename std::invoke_result_t<Make&, connection&>::value_type::value_type> {
+    using tx = typename std::invoke_result_t<Make&, connection&>::value_type;
+    auto [ec, l] = co_await acquire();
+    if (ec) throw boost::system::system_error(ec, "redcoro: optimistic transaction");
+    typename tx::value_type last{};
+    for (int attempt = 0; attempt < max_attempts; ++attempt) {
+      auto watched =
+          co_await l->async_exec(command<std::string>("WATCH", keys), asio::use_awaitable);
+      if (watched.has_error()) {
+        last.error_storage() = watched.error();
+        co_return last;
+      }
+      std::exception_ptr failure;
+      std::optional<tx> t;
+      try {
+        t.emplace(co_await make(*l));
+      } catch (...) {
+        failure = std::current_exception();
+      }
+      if (failure) {
+        co_await l->async_exec(command<std::string>("UNWATCH"), asio::use_awaitable);
+        std::rethrow_exception(failure);
+      }
+      last = co_await l->async_exec(std::move(*t), asio::use_awaitable);
+      if (last.has_error() || last->has_value()) break;  // done, or refused
+    }
+    co_return last;
+  }
+
+ private:
+  // Runs an internal coroutine that returns (error_code, value) and completes the caller's
+  // token with them. The coroutines run no user code and report errors as codes; only
+  // std::bad_alloc could escape, and it is rethrown.
+  template <class Signature, class T, class Token>
+  auto run_coroutine(awaitable<std::pair<error_code, T>> body, Token&& token) {
+    return asio::async_initiate<Token, Signature>(
+        [ex = get_executor()](auto handler, awaitable<std::pair<error_code, T>> b) mutable {
+          asio::co_spawn(
+              ex, std::move(b),
+              [h = std::move(handler)](std::exception_ptr e, std::pair<error_code, T> r) mutable {
+                if (e) std::rethrow_exception(e);
+                std::move(h)(r.first, std::move(r.second));
+              });
+        },
+        token, std::move(body));
+  }
+
+  awaitable<std::pair<error_code, lease>> acquire();
+
+  template <class X>
+  awaitable<std::pair<error_code, typename X::value_type>> exec_dedicated(X x) {
+    auto [ec, l] = co_await acquire();
+    if (ec) co_return std::pair{ec, typename X::value_type{}};
+    auto r = co_await l->async_exec(std::move(x), asio::redirect_error(asio::use_awaitable, ec));
+    co_return std::pair{ec, std::move(r)};
+  }
+
+  connection shared_;
+  std::shared_ptr<detail::pool_state> pool_;
+};
+
+}  // namespace redcoro

@@ -1,0 +1,132 @@
+#include <redcoro/client/client.hpp>
+
+#include <boost/asio/steady_timer.hpp>
+
+#include <algorithm>
+#include <deque>
+
+namespace redcoro {
+namespace detail {
+
+struct pool_state {
+  pool_state(asio::any_io_executor e, config c, std::size_t m)
+      : ex(std::move(e)), cfg(std::move(c)), max(std::max<std::size_t>(1, m)) {}
+
+  // A caller waiting for a connection: release() puts one in `slot` and cancels the timer.
+  struct waiter {
+    asio::steady_timer* timer;
+    std::shared_ptr<connection>* slot;
+  };
+
+  std::shared_ptr<connection> make() {
+    auto c = std::make_shared<connection>(ex, cfg);
+    // The run keeps the connection alive until it ends (after close()).
+    c->async_run([c](error_code) {});
+    all.push_back(c);
+    std::erase_if(all, [](const auto& w) { return w.expired(); });
+    ++total;
+    return c;
+  }
+
+  void release(std::shared_ptr<connection> c) noexcept {
+    // A connection with unanswered requests (a blocking command whose caller gave up) would
+    // hand its pending reply to the next caller's wait: close it instead.
+    if (closed || c->pending_requests() > 0) {
+      c->close();
+      --total;
+      if (!closed && !waiters.empty()) hand_over(make());
+      return;
+    }
+    if (!waiters.empty())
+      hand_over(std::move(c));
+    else
+      idle.push_back(std::move(c));
+  }
+
+  void hand_over(std::shared_ptr<connection> c) noexcept {
+    waiter w = waiters.front();
+    waiters.pop_front();
+    *w.slot = std::move(c);
+    w.timer->cancel();
+  }
+
+  void close() {
+    closed = true;
+    for (auto& w : all)
+      if (auto c = w.lock()) c->close();
+    idle.clear();
+    for (waiter w : waiters)
+      w.timer->cancel();
+    waiters.clear();
+  }
+
+  asio::any_io_executor ex;
+  config cfg;
+  std::size_t max;
+  std::size_t total = 0;  // lent and idle
+  std::vector<std::shared_ptr<connection>> idle;
+  std::vector<std::weak_ptr<connection>> all;
+  std::deque<waiter> waiters;
+  bool closed = false;
+};
+
+}  // namespace detail
+
+lease& lease::operator=(lease&& other) noexcept {
+  if (this != &other) {
+    release();
+    pool_ = std::move(other.pool_);
+    conn_ = std::move(other.conn_);
+  }
+  return *this;
+}
+
+lease::~lease() {
+  release();
+}
+
+void lease::release() noexcept {
+  if (pool_ && conn_) pool_->release(std::move(conn_));
+  pool_.reset();
+  conn_.reset();
+}
+
+client::client(executor_type ex, config cfg, std::size_t pool_size)
+    : shared_(ex, cfg),
+      pool_(std::make_shared<detail::pool_state>(ex, std::move(cfg), pool_size)) {}
+
+client::~client() {
+  close();
+}
+
+void client::close() {
+  shared_.close();
+  pool_->close();
+}
+
+asio::awaitable<std::pair<error_code, lease>> client::acquire() {
+  auto& p = *pool_;
+  if (p.closed) co_return std::pair{error_code(error::closed), lease{}};
+  if (!p.idle.empty()) {
+    auto c = std::move(p.idle.back());
+    p.idle.pop_back();
+    co_return std::pair{error_code{}, lease(pool_, std::move(c))};
+  }
+  if (p.total < p.max) co_return std::pair{error_code{}, lease(pool_, p.make())};
+
+  // All lent: wait for one, up to the request timeout.
+  asio::steady_timer timer(p.ex);
+  if (p.cfg.request_timeout.count() > 0)
+    timer.expires_after(p.cfg.request_timeout);
+  else
+    timer.expires_at(asio::steady_timer::time_point::max());
+  std::shared_ptr<connection> got;
+  p.waiters.push_back({&timer, &got});
+  error_code ignored;
+  co_await timer.async_wait(asio::redirect_error(asio::use_awaitable, ignored));
+  std::erase_if(p.waiters, [&](const auto& w) { return w.slot == &got; });
+  if (got) co_return std::pair{error_code{}, lease(pool_, std::move(got))};
+  co_return std::pair{error_code(p.closed ? error::closed : error::timeout), lease{}};
+}
+
+}  // namespace redcoro

@@ -1,0 +1,150 @@
+#include "support/client_helpers.hpp"
+#include "support/redis_server.hpp"
+#include <redcoro/client/client.hpp>
+#include <redcoro/client/commands.hpp>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/detached.hpp>
+#include <catch2/catch.hpp>
+
+#include <set>
+#include <string>
+#include <vector>
+
+using namespace std::chrono_literals;
+using redcoro::test::local_config;
+using redcoro::test::redis_server;
+using redcoro::test::run_bounded;
+using redcoro::test::sleep_for;
+namespace asio = boost::asio;
+namespace cmd = redcoro::cmd;
+using asio::awaitable;
+using asio::use_awaitable;
+
+TEST_CASE("50 coroutines incrementing through optimistic transactions lose no update",
+          "[client][live][pool]") {
+  redis_server server;
+  asio::io_context ioc;
+  redcoro::client cl(ioc, local_config(server.port()), 4);
+  run_bounded(ioc, [&]() -> awaitable<void> {
+    cl.async_run(asio::detached);
+    int committed = 0, finished = 0;
+    const std::vector<std::string> keys{"counter"};
+    auto incrementer = [&]() -> awaitable<void> {
+      auto r = co_await cl.optimistic(
+          keys,
+          [](redcoro::connection& c)
+              -> awaitable<redcoro::transaction<std::optional<std::string>>> {
+            auto now = co_await c.async_exec(cmd::get("counter"), use_awaitable);
+            const long long next = std::stoll(now.value().value_or("0")) + 1;
+            co_return redcoro::transaction(cmd::set("counter", next));
+          },
+          1000);
+      if (r.has_value() && r->has_value()) ++committed;
+      ++finished;
+    };
+    for (int i = 0; i < 50; ++i)
+      asio::co_spawn(ioc, incrementer(), asio::detached);
+    for (int i = 0; i < 3000 && finished < 50; ++i)
+      co_await sleep_for(10ms);
+    REQUIRE(finished == 50);
+    CHECK(committed == 50);
+    auto counter = co_await cl.async_exec(cmd::get("counter"), use_awaitable);
+    CHECK(counter.value() == "50");
+    cl.close();
+  });
+}
+
+TEST_CASE("blocking pops on dedicated connections do not delay the shared one",
+          "[client][live][pool]") {
+  redis_server server;
+  asio::io_context ioc;
+  redcoro::client cl(ioc, local_config(server.port()), 8);
+  run_bounded(ioc, [&]() -> awaitable<void> {
+    cl.async_run(asio::detached);
+    int popped = 0;
+    std::set<std::string> values;
+    // 20 blocking pops on a pool of 8: 8 block in the server, 12 wait for a connection.
+    for (int i = 0; i < 20; ++i) {
+      asio::co_spawn(
+          ioc,
+          [&]() -> awaitable<void> {
+            auto r = co_await cl.async_exec_dedicated(cmd::blpop("jobs", 15s), use_awaitable);
+            if (r.has_value() && r->has_value()) values.insert((*r)->second);
+            ++popped;
+          },
+          asio::detached);
+    }
+    co_await sleep_for(100ms);
+    // Plain traffic goes through while every pop is still blocked.
+    co_await cl.async_exec(cmd::set("k", "v"), use_awaitable);
+    for (int i = 0; i < 200; ++i) {
+      auto v = co_await cl.async_exec(cmd::get("k"), use_awaitable);
+      CHECK(v.value() == "v");
+    }
+    CHECK(popped == 0);
+    for (int i = 0; i < 20; ++i)
+      co_await cl.async_exec(cmd::rpush("jobs", "job" + std::to_string(i)), use_awaitable);
+    for (int i = 0; i < 1500 && popped < 20; ++i)
+      co_await sleep_for(10ms);
+    CHECK(popped == 20);
+    CHECK(values.size() == 20);
+    cl.close();
+  });
+}
+
+TEST_CASE("a pooled connection left with an unanswered request is not reused",
+          "[client][live][pool]") {
+  redis_server server;
+  asio::io_context ioc;
+  redcoro::client cl(ioc, local_config(server.port()), 1);
+  run_bounded(ioc, [&]() -> awaitable<void> {
+    cl.async_run(asio::detached);
+    {
+      auto [ec, l] = co_await cl.async_acquire(asio::as_tuple(use_awaitable));
+      REQUIRE_FALSE(ec);
+      // BLPOP forever, given up after 200 ms: the server still holds it.
+      redcoro::command<redcoro::cmd::popped> pop("BLPOP", "never", 0);
+      pop.request().get_config().timeout = 200ms;
+      redcoro::error_code pop_ec;
+      co_await l->async_exec(std::move(pop), asio::redirect_error(use_awaitable, pop_ec));
+      CHECK(pop_ec == redcoro::error::timeout);
+      CHECK(l->pending_requests() == 1);
+    }
+    // The only slot in the pool gets a fresh connection, which answers at once.
+    redcoro::command<std::string> ping("PING");
+    ping.request().get_config().timeout = 5s;
+    auto pong = co_await cl.async_exec_dedicated(std::move(ping), use_awaitable);
+    CHECK(pong.value() == "PONG");
+    cl.close();
+  });
+}
+
+TEST_CASE("acquiring from an exhausted pool waits, then times out, and close() ends waits",
+          "[client][live][pool]") {
+  redis_server server;
+  asio::io_context ioc;
+  auto cfg = local_config(server.port());
+  cfg.request_timeout = 300ms;
+  redcoro::client cl(ioc, cfg, 1);
+  run_bounded(ioc, [&]() -> awaitable<void> {
+    cl.async_run(asio::detached);
+    auto [ec1, held] = co_await cl.async_acquire(asio::as_tuple(use_awaitable));
+    REQUIRE_FALSE(ec1);
+    auto [ec2, none] = co_await cl.async_acquire(asio::as_tuple(use_awaitable));
+    CHECK(ec2 == redcoro::error::timeout);
+    CHECK_FALSE(none);
+
+    redcoro::error_code waited;
+    bool done = false;
+    cl.async_acquire([&](redcoro::error_code ec, redcoro::lease) {
+      waited = ec;
+      done = true;
+    });
+    co_await sleep_for(50ms);
+    cl.close();
+    co_await sleep_for(20ms);
+    CHECK(done);
+    CHECK(waited == redcoro::error::closed);
+  });
+}
