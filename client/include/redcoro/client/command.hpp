@@ -123,7 +123,7 @@ struct queued_replies<0, std::tuple<Ts...>> {
 ///  - an error when the transaction was refused (EXECABORT: its message then also names the
 ///    first command the server refused to queue, such as a wrong number of arguments);
 ///  - `std::nullopt` when EXEC aborted because a WATCHed key changed (see
-///    client::async_optimistic for the retry loop);
+///    client::optimistic for the retry loop);
 ///  - otherwise one result per command; a command that failed while running (WRONGTYPE, say)
 ///    holds its error, the others their values.
 template <class... Ts>
