@@ -120,6 +120,10 @@ struct connection_impl final : push_sink {
     read_buffer.resize(std::max<std::size_t>(cfg.read_buffer_size, 512));
     mux.set_push_sink(this);
     if (cfg.tls.enabled) tls_context.emplace(make_tls_context(cfg.tls));
+    if (!cfg.key_prefix.empty()) {
+      prefixer.emplace(cfg.key_prefix);
+      mux.set_key_prefixer(&*prefixer);
+    }
   }
 
   // --- TLS ------------------------------------------------------------------------------
@@ -431,6 +435,7 @@ struct connection_impl final : push_sink {
     else
       r.push("HELLO", 3);
     if (cfg.database != 0) r.push("SELECT", cfg.database);
+    if (prefixer && !prefixer->loaded()) r.push("COMMAND");
     handshake.hello = true;
     queue_handshake();
   }
@@ -446,6 +451,7 @@ struct connection_impl final : push_sink {
     }
     if (!cfg.client_name.empty()) r.push("CLIENT", "SETNAME", cfg.client_name);
     if (cfg.database != 0) r.push("SELECT", cfg.database);
+    if (prefixer && !prefixer->loaded()) r.push("COMMAND");
     // PING makes the handshake non-empty, and proves the server answers.
     r.push("PING");
     handshake.hello = false;
@@ -477,6 +483,14 @@ struct connection_impl final : push_sink {
         fail_session(error::handshake_failed, message);
       }
       return;
+    }
+    if (prefixer && !prefixer->loaded()) {
+      // COMMAND is the last reply on RESP3, the one before PING on RESP2.
+      const auto& table = replies[replies.size() - (handshake.hello ? 1 : 2)];
+      if (prefixer->load(*table)) {
+        fail_session(error::handshake_failed, "COMMAND gave no key specifications for key_prefix");
+        return;
+      }
     }
     protocol_ = handshake.hello ? 3 : 2;
     retry.reset();
@@ -697,6 +711,7 @@ struct connection_impl final : push_sink {
   socket_type socket;
   std::optional<asio::ssl::context> tls_context;       // when cfg.tls.enabled
   std::optional<asio::ssl::stream<socket_type&>> tls;  // per connection, over `socket`
+  std::optional<key_prefixer> prefixer;                // when cfg.key_prefix is set
   asio::steady_timer write_event;
   asio::steady_timer timeout_timer;
   asio::steady_timer health_timer;

@@ -110,7 +110,10 @@ std::string_view multiplexer::prepare_write() {
   while (head_ && writable(*head_)) {
     exec_entry& e = *head_;
     unlink(e);
-    write_buffer_.append(e.req->payload());
+    if (prefixer_ && !e.priority && prefixer_->loaded())
+      prefixer_->rewrite(e.req->payload(), write_buffer_);
+    else
+      write_buffer_.append(e.req->payload());
     e.st = exec_entry::state::written;
     const std::size_t replies = e.req->expected_replies();
     if (replies == 0)

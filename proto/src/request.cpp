@@ -82,21 +82,27 @@ bool request::read_header(std::string_view bytes, std::size_t& pos, char prefix,
   return true;
 }
 
-std::string_view request::command_bytes(std::size_t index) const noexcept {
-  const std::string_view all = payload_;
-  std::size_t pos = 0;
-  for (std::size_t i = 0; i <= index && pos < all.size(); ++i) {
-    const std::size_t start = pos;
-    std::size_t count = 0;
-    if (!read_header(all, pos, '*', count)) return {};
-    for (std::size_t a = 0; a < count; ++a) {
-      std::size_t len = 0;
-      if (!read_header(all, pos, '$', len)) return {};
-      pos += len + 2;
-    }
-    if (i == index) return all.substr(start, pos - start);
+std::string_view request::next_command(std::string_view payload, std::size_t& pos) noexcept {
+  std::size_t at = pos, count = 0;
+  if (!read_header(payload, at, '*', count)) return {};
+  for (std::size_t a = 0; a < count; ++a) {
+    std::size_t len = 0;
+    if (!read_header(payload, at, '$', len) || payload.size() - at < len + 2) return {};
+    at += len + 2;
   }
-  return {};
+  const std::string_view command = payload.substr(pos, at - pos);
+  pos = at;
+  return command;
+}
+
+std::string_view request::command_bytes(std::size_t index) const noexcept {
+  std::size_t pos = 0;
+  std::string_view command;
+  for (std::size_t i = 0; i <= index; ++i) {
+    command = next_command(payload_, pos);
+    if (command.empty()) return {};
+  }
+  return command;
 }
 
 void request::clear() noexcept {

@@ -66,6 +66,11 @@ struct config {
   int database = 0;
   /// CLIENT SETNAME (sent inside HELLO); empty: none.
   std::string client_name;
+  /// Prepended to every key this connection sends, in every command, wrapped or not (the
+  /// positions come from the server's `COMMAND` reply, fetched during the first handshake),
+  /// and to the patterns of `KEYS` and `SCAN ... MATCH`. Replies are not changed: `KEYS`,
+  /// `SCAN` and `BLPOP` return the full key names. Empty: no prefix.
+  std::string key_prefix;
   /// 3: HELLO 3, falling back to RESP2 when the server rejects HELLO. 2: RESP2 only.
   int protocol = 3;
 

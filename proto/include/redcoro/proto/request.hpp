@@ -214,6 +214,9 @@ class request {
   /// The bytes of command number `index` (0-based) within payload(), found by walking the
   /// commands before it; empty when there is no such command.
   std::string_view command_bytes(std::size_t index) const noexcept;
+  /// The serialized command that starts at `pos` in `payload` (as payload() gives it), and
+  /// advances `pos` past it; empty at the end or when the bytes are not a command.
+  static std::string_view next_command(std::string_view payload, std::size_t& pos) noexcept;
   /// The arguments of one serialized command (from command_bytes), the name first: calls
   /// `f(std::string_view)` for each. Returns false if `bytes` is not one whole command.
   template <class F>

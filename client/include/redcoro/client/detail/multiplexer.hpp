@@ -1,5 +1,6 @@
 #pragma once
 
+#include <redcoro/client/detail/key_prefix.hpp>
 #include <redcoro/proto/node.hpp>
 #include <redcoro/proto/request.hpp>
 #include <redcoro/proto/response.hpp>
@@ -91,6 +92,9 @@ class multiplexer {
   /// Copies the payloads of every writable request into one buffer and moves them to the
   /// FIFO. The view stays valid until the next prepare_write().
   std::string_view prepare_write();
+  /// From now on, prepare_write() passes ordinary (not priority) requests through `p`
+  /// once it is loaded: config::key_prefix.
+  void set_key_prefixer(const key_prefixer* p) noexcept { prefixer_ = p; }
 
   /// The buffer of the last prepare_write() is on the wire. Requests that expect no reply
   /// (only SUBSCRIBE-family commands on RESP3) are over: they are appended to `done`.
@@ -164,6 +168,7 @@ class multiplexer {
   std::size_t waiting_ = 0;
   slot_queue slots_;
   std::string write_buffer_;
+  const key_prefixer* prefixer_ = nullptr;
   std::size_t max_queued_;
   std::vector<exec_entry*> written_without_replies_;
   push_sink* push_sink_ = nullptr;
