@@ -101,6 +101,7 @@ struct redcoro_run {
       proto::request req;
       for (int i = 0; i < depth; ++i)
         req.push("GET", key(id * depth + i));
+      const std::string own_key = key(id);  // the helper rows build only the command per call
       // Both reused: a typed response for single GETs, one slot per GET for pipelines.
       proto::response<std::string> one;
       std::vector<proto::result<std::string>> many;
@@ -116,7 +117,7 @@ struct redcoro_run {
           }
         }
         if (helper)
-          co_await conn.async_exec(redcoro::cmd::get(key(id)), asio::use_awaitable);
+          co_await conn.async_exec(redcoro::cmd::get(own_key), asio::use_awaitable);
         else if (depth == 1)
           co_await conn.async_exec(req, one, asio::use_awaitable);
         else

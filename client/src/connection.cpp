@@ -71,7 +71,8 @@ bool rejects_hello(std::string_view message) {
 // A pool of equal blocks for exec ops: after warm-up, no request allocates.
 class op_pool {
  public:
-  static constexpr std::size_t block_size = 256;
+  // Large enough for a typed command, pipeline or small transaction with its response.
+  static constexpr std::size_t block_size = 512;
 
   void* allocate(std::size_t size) {
     if (size > block_size) return ::operator new(size);

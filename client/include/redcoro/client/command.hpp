@@ -49,6 +49,8 @@ class command {
 
   template <class... Args>
   explicit command(std::string_view name, const Args&... args) {
+    // One allocation for a typical small command instead of a string growing twice.
+    req_.reserve(64);
     req_.push(name, args...);
   }
   /// A request holding exactly one command.
