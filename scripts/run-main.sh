@@ -5,7 +5,9 @@
 #  2. the client benchmark (it starts its own server): redcoro next to hiredis and
 #     redis-benchmark, a short run (REDCORO_BENCH_SCALE=1 REDCORO_BENCH_ROUNDS=5 for the
 #     README's figures);
-#  3. the protocol benchmark, a short run (REDCORO_BENCH_MEGABYTES=64 for the full one).
+#  3. the protocol benchmark, a short run (REDCORO_BENCH_MEGABYTES=64 for the full one);
+#  4. redcoro-bench --compare on a server it starts: redcoro, hiredis and redis-benchmark
+#     with 50 connections and 16 commands per request, and its HTML report.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 "$root/scripts/install-deps.sh"
@@ -13,7 +15,8 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 build=${REDCORO_BUILD_DIR:-$root/build/release}
 cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DREDCORO_BUILD_TESTS=OFF
 cmake --build "$build" --target hello_client threads game_loop cache_service user_service \
-  work_queue leaderboard event_stream distributed_lock rate_limiter bench_client bench_proto
+  work_queue leaderboard event_stream distributed_lock rate_limiter bench_client bench_proto \
+  redcoro-bench
 
 echo
 echo "== demo: the examples against a redis-server started for them =="
@@ -53,3 +56,8 @@ echo
 echo "== protocol: parsing a reply mix and building requests, next to hiredis =="
 REDCORO_BENCH_MEGABYTES=${REDCORO_BENCH_MEGABYTES:-16} \
   "$build/bench/bench_proto" --rounds=3 --benchmark_min_time=0.2
+
+echo
+echo "== redcoro-bench: the load generator, compared with hiredis and redis-benchmark =="
+"$build/bench/redcoro-bench" --compare --duration 2 --connections 50 --concurrency 1 \
+  --pipeline 16 --no-live --html "$build/redcoro-bench.html" --json "$build/redcoro-bench.json"
