@@ -437,6 +437,7 @@ struct connection_impl final : push_sink {
       r.push("HELLO", 3);
     if (cfg.database != 0) r.push("SELECT", cfg.database);
     if (prefixer && !prefixer->loaded()) r.push("COMMAND");
+    if (cfg.on_handshake) cfg.on_handshake(r);
     handshake.hello = true;
     queue_handshake();
   }
@@ -694,6 +695,15 @@ struct connection_impl final : push_sink {
     if (push_receiver) std::exchange(push_receiver, nullptr)->complete(error::closed, {});
   }
 
+  // Drops the current connection; async_run reconnects (connection::reconnect).
+  void drop_connection() {
+    if (!socket.is_open()) return;
+    log->warn("redcoro: {}: dropping the connection on request", target());
+    if (!session_error_) session_error_ = error::connection_lost;
+    error_code ignored;
+    socket.close(ignored);
+  }
+
   void close() {
     closed_ = true;
     error_code ignored;
@@ -786,6 +796,9 @@ int connection::protocol() const noexcept {
 }
 bool connection::is_connected() const noexcept {
   return impl_->mux.ready();
+}
+void connection::reconnect() {
+  impl_->drop_connection();
 }
 std::size_t connection::pending_requests() const noexcept {
   const auto s = impl_->mux.stats();

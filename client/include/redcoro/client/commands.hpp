@@ -583,6 +583,30 @@ command<T> fcall(string_view function, args keys, args arguments = {}, bool read
                     keys, arguments);
 }
 
+// --- pub/sub (publishing side; subscribing is redcoro::subscriber) -----------------------
+
+/// PUBLISH; the reply is the number of subscribers that received the message.
+inline command<std::int64_t> publish(string_view channel, arg message) {
+  return command<std::int64_t>("PUBLISH", channel, message);
+}
+/// SPUBLISH to a shard channel.
+inline command<std::int64_t> spublish(string_view channel, arg message) {
+  return command<std::int64_t>("SPUBLISH", channel, message);
+}
+/// PUBSUB CHANNELS [pattern]: channels with at least one subscriber.
+inline command<std::vector<std::string>> pubsub_channels(string_view pattern = {}) {
+  if (pattern.empty()) return command<std::vector<std::string>>("PUBSUB", "CHANNELS");
+  return command<std::vector<std::string>>("PUBSUB", "CHANNELS", pattern);
+}
+/// PUBSUB NUMSUB: subscribers per channel, in the order asked.
+inline command<std::vector<std::pair<std::string, std::int64_t>>> pubsub_numsub(args channels) {
+  return command<std::vector<std::pair<std::string, std::int64_t>>>("PUBSUB", "NUMSUB", channels);
+}
+inline command<std::vector<std::string>> pubsub_shardchannels(string_view pattern = {}) {
+  if (pattern.empty()) return command<std::vector<std::string>>("PUBSUB", "SHARDCHANNELS");
+  return command<std::vector<std::string>>("PUBSUB", "SHARDCHANNELS", pattern);
+}
+
 // --- server -------------------------------------------------------------------------------
 
 /// INFO, parsed into sections (all of them when `section` is empty).

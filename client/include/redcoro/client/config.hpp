@@ -1,10 +1,12 @@
 #pragma once
 
 #include <redcoro/proto/parser.hpp>
+#include <redcoro/proto/request.hpp>
 
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -92,6 +94,12 @@ struct config {
   /// Push messages (pub/sub, tracking invalidations) kept until async_receive_push takes
   /// them. When full, the connection stops reading until there is room: nothing is dropped.
   std::size_t max_queued_pushes = 8192;
+
+  /// Called on every connect, RESP3 only, to append commands to the handshake request, so
+  /// they run before anything else on the new connection; the subscriber re-subscribes
+  /// this way. Only commands answered out of band (SUBSCRIBE and friends) or whose replies
+  /// may be ignored belong here. Empty: nothing.
+  std::function<void(proto::request&)> on_handshake;
 
   /// Bounds on what the server may send; see proto::parser_limits.
   proto::parser_limits limits;

@@ -311,6 +311,10 @@ class connection {
 
   /// Stops async_run: closes the socket, fails every queued request with error::closed.
   void close();
+  /// Drops the current connection, as if the server had; async_run reconnects (with the
+  /// usual backoff). Written requests fail with error::connection_lost unless marked safe
+  /// to retry; waiting ones go out on the new connection.
+  void reconnect();
 
   /// Protocol of the current connection: 3, 2, or 0 while not connected.
   int protocol() const noexcept;

@@ -1,0 +1,219 @@
+#pragma once
+
+#include <redcoro/client/connection.hpp>
+
+#include <boost/asio/any_completion_handler.hpp>
+#include <boost/asio/async_result.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace redcoro {
+
+/// One thing the subscriber delivers: a message, or a confirmation of (un)subscribing.
+struct pubsub_message {
+  enum class kind : std::uint8_t {
+    message,     ///< on a channel
+    pmessage,    ///< on a channel matching a pattern
+    smessage,    ///< on a shard channel
+    subscribe,   ///< confirmations: `channel` is the channel or pattern,
+    psubscribe,  ///< `count` the subscriptions the connection now holds
+    ssubscribe,
+    unsubscribe,
+    punsubscribe,
+    sunsubscribe,
+  };
+  kind what = kind::message;
+  std::string channel;
+  std::string pattern;  ///< pmessage: the pattern that matched
+  std::string payload;  ///< messages
+  std::int64_t count = 0;
+  /// A confirmation the subscriber asked for by itself, after a reconnect.
+  bool resubscribed = false;
+
+  bool is_message() const noexcept { return what <= kind::smessage; }
+};
+
+/// What the subscriber does when its receive buffer is full.
+enum class overflow_policy : std::uint8_t {
+  /// Stop taking messages from the connection, which then stops reading the socket: the
+  /// server buffers (up to its client-output-buffer-limit). Nothing is dropped. The default.
+  wait,
+  /// Drop the oldest buffered message to make room, and count it.
+  drop_oldest,
+  /// Count the message as dropped and drop the connection; the subscriber reconnects and
+  /// re-subscribes (what was published meanwhile is lost, as with any disconnect).
+  disconnect,
+};
+
+struct subscriber_options {
+  std::size_t capacity = 65536;  ///< messages buffered until async_receive takes them
+  overflow_policy overflow = overflow_policy::wait;
+};
+
+/// Pub/sub on one RESP3 connection: channels, patterns and shard channels, with ordinary
+/// commands (PUBLISH included) on the same connection.
+///
+/// \code
+///   redcoro::subscriber sub(ioc, cfg);
+///   sub.async_run(asio::detached);
+///   co_await sub.async_subscribe({"news", "alerts"}, asio::use_awaitable);  // confirmed
+///   co_await sub.async_psubscribe({"user:*"}, asio::use_awaitable);
+///   for (;;) {
+///     auto m = co_await sub.async_receive(asio::use_awaitable);
+///     if (m.is_message()) handle(m.channel, m.payload);
+///   }
+/// \endcode
+///
+/// It remembers what it is subscribed to and subscribes again on every reconnect, inside
+/// the connection's handshake, so nothing published after the new subscription is missed
+/// before it, and every new message comes after the confirmations (delivered with
+/// `resubscribed` set). Threads: like connection, it belongs to its executor.
+class subscriber {
+ public:
+  using executor_type = asio::any_io_executor;
+  using receive_signature = void(error_code, pubsub_message);
+
+  subscriber(executor_type ex, config cfg = {}, subscriber_options opts = {});
+  subscriber(asio::io_context& ctx, config cfg = {}, subscriber_options opts = {})
+      : subscriber(ctx.get_executor(), std::move(cfg), opts) {}
+  ~subscriber();
+  subscriber(const subscriber&) = delete;
+  subscriber& operator=(const subscriber&) = delete;
+
+  executor_type get_executor() const noexcept { return conn_.get_executor(); }
+  /// The connection underneath, for ordinary commands (PUBLISH, PUBSUB NUMSUB, ...).
+  connection& get_connection() noexcept { return conn_; }
+
+  /// Runs the connection and the loop that sorts its push messages; completes when closed.
+  template <class Token>
+  auto async_run(Token&& token) {
+    return asio::async_initiate<Token, void(error_code)>(
+        [this](auto handler) {
+          run_impl(asio::any_completion_handler<void(error_code)>(std::move(handler)));
+        },
+        token);
+  }
+
+  /// SUBSCRIBE; completes when the server has confirmed every channel (or with the error
+  /// that stopped it: timeout after config::request_timeout, closed, ...).
+  template <class Token>
+  auto async_subscribe(std::vector<std::string> channels, Token&& token) {
+    return change(request_kind::subscribe, std::move(channels), std::forward<Token>(token));
+  }
+  template <class Token>
+  auto async_psubscribe(std::vector<std::string> patterns, Token&& token) {
+    return change(request_kind::psubscribe, std::move(patterns), std::forward<Token>(token));
+  }
+  template <class Token>
+  auto async_ssubscribe(std::vector<std::string> channels, Token&& token) {
+    return change(request_kind::ssubscribe, std::move(channels), std::forward<Token>(token));
+  }
+  /// UNSUBSCRIBE of these channels, or of all of them when empty; completes when confirmed.
+  template <class Token>
+  auto async_unsubscribe(std::vector<std::string> channels, Token&& token) {
+    return change(request_kind::unsubscribe, std::move(channels), std::forward<Token>(token));
+  }
+  template <class Token>
+  auto async_punsubscribe(std::vector<std::string> patterns, Token&& token) {
+    return change(request_kind::punsubscribe, std::move(patterns), std::forward<Token>(token));
+  }
+  template <class Token>
+  auto async_sunsubscribe(std::vector<std::string> channels, Token&& token) {
+    return change(request_kind::sunsubscribe, std::move(channels), std::forward<Token>(token));
+  }
+
+  /// The next message or confirmation, in the order the server sent them. One receive at a
+  /// time; completes with error::closed once the subscriber is closed and drained.
+  template <class Token>
+  auto async_receive(Token&& token) {
+    return asio::async_initiate<Token, receive_signature>(
+        [this](auto handler) {
+          receive_impl(asio::any_completion_handler<receive_signature>(std::move(handler)));
+        },
+        token);
+  }
+
+  /// Calls `on_message(message)` for each message (confirmations skipped) until closed: the
+  /// callback shape of other clients. `on_message` runs on the subscriber's executor.
+  void on_message(std::function<void(const pubsub_message&)> callback);
+
+  void close();
+
+  /// What the subscriber holds (wanted, whether or not confirmed yet).
+  const std::set<std::string, std::less<>>& channels() const noexcept { return channels_; }
+  const std::set<std::string, std::less<>>& patterns() const noexcept { return patterns_; }
+  const std::set<std::string, std::less<>>& shard_channels() const noexcept { return shards_; }
+  /// Messages dropped by the overflow policy, and connections dropped for it.
+  std::uint64_t dropped() const noexcept { return dropped_; }
+  std::uint64_t overflow_disconnects() const noexcept { return overflow_disconnects_; }
+  /// Messages waiting for async_receive.
+  std::size_t buffered() const noexcept { return buffer_.size(); }
+
+ private:
+  enum class request_kind : std::uint8_t {
+    subscribe,
+    psubscribe,
+    ssubscribe,
+    unsubscribe,
+    punsubscribe,
+    sunsubscribe
+  };
+
+  template <class Token>
+  auto change(request_kind k, std::vector<std::string> names, Token&& token) {
+    return asio::async_initiate<Token, void(error_code)>(
+        [this, k](auto handler, std::vector<std::string> n) {
+          change_impl(k, std::move(n),
+                      asio::any_completion_handler<void(error_code)>(std::move(handler)));
+        },
+        token, std::move(names));
+  }
+
+  void run_impl(asio::any_completion_handler<void(error_code)> handler);
+  void change_impl(request_kind k, std::vector<std::string> names,
+                   asio::any_completion_handler<void(error_code)> handler);
+  void receive_impl(asio::any_completion_handler<receive_signature> handler);
+  asio::awaitable<void> sort_pushes();
+  asio::awaitable<error_code> apply_change(request_kind k, std::vector<std::string> names);
+  void deliver(pubsub_message m);
+  void on_confirmation(pubsub_message& m);
+  void resubscribe(proto::request& handshake);
+  std::set<std::string, std::less<>>& wanted(request_kind k);
+  std::set<std::string, std::less<>>& confirmed(request_kind k);
+
+  subscriber_options opts_;
+  connection conn_;
+  std::set<std::string, std::less<>> channels_, patterns_, shards_;           // wanted
+  std::set<std::string, std::less<>> on_channels_, on_patterns_, on_shards_;  // confirmed
+  std::set<std::string, std::less<>> resubscribing_;  // "kind:name" asked for on reconnect
+  std::deque<pubsub_message> buffer_;
+  // Optional, never move-assigned: Asio 1.81's any_completion_handler move assignment wraps
+  // the handler in itself (infinite recursion when called).
+  std::optional<asio::any_completion_handler<receive_signature>> receiver_;
+  std::unique_ptr<asio::steady_timer> changed_;  // wakes waiting (un)subscribe calls
+  std::unique_ptr<asio::steady_timer> space_;    // wakes the sorting loop when there is room
+  std::uint64_t dropped_ = 0, overflow_disconnects_ = 0;
+  bool closed_ = false, loop_done_ = false, connected_before_ = false;
+};
+
+/// Channels of keyspace notifications (the server needs `notify-keyspace-events`, e.g. "KEA"
+/// for everything; see the README): events on keys matching `key_pattern` in `db`, and keys
+/// that had `event` ("expired", "set", "del", ...).
+inline std::string keyspace_channel(int db, std::string_view key_pattern) {
+  return "__keyspace@" + std::to_string(db) + "__:" + std::string(key_pattern);
+}
+inline std::string keyevent_channel(int db, std::string_view event) {
+  return "__keyevent@" + std::to_string(db) + "__:" + std::string(event);
+}
+
+}  // namespace redcoro

@@ -1,0 +1,288 @@
+#include "support/client_helpers.hpp"
+#include "support/redis_server.hpp"
+#include <redcoro/client/commands.hpp>
+#include <redcoro/pubsub/subscriber.hpp>
+
+#include <boost/asio/detached.hpp>
+#include <catch2/catch.hpp>
+
+#include <string>
+#include <vector>
+
+using namespace std::chrono_literals;
+using redcoro::connection;
+using redcoro::pubsub_message;
+using redcoro::subscriber;
+using redcoro::test::local_config;
+using redcoro::test::redis_server;
+using redcoro::test::run_bounded;
+using redcoro::test::sleep_for;
+namespace asio = boost::asio;
+namespace cmd = redcoro::cmd;
+using asio::awaitable;
+using asio::use_awaitable;
+using kind = pubsub_message::kind;
+using strings = std::vector<std::string>;
+
+namespace {
+
+// The next message, skipping confirmations.
+awaitable<pubsub_message> next_message(subscriber& sub) {
+  for (;;) {
+    auto m = co_await sub.async_receive(use_awaitable);
+    if (m.is_message()) co_return m;
+  }
+}
+
+// Waits (bounded) until `ready()` holds.
+awaitable<bool> eventually(const std::function<bool()>& ready) {
+  for (int i = 0; i < 1000; ++i) {
+    if (ready()) co_return true;
+    co_await sleep_for(10ms);
+  }
+  co_return ready();
+}
+
+}  // namespace
+
+TEST_CASE("channels and patterns: order, content, receiver counts, unsubscribe", "[pubsub][live]") {
+  redis_server server;
+  asio::io_context ioc;
+  subscriber sub(ioc, local_config(server.port()));
+  connection pub(ioc, local_config(server.port()));
+  run_bounded(ioc, [&]() -> awaitable<void> {
+    sub.async_run(asio::detached);
+    pub.async_run(asio::detached);
+    const strings channels{"a", "b"}, patterns{"news.*"};
+    co_await sub.async_subscribe(channels, use_awaitable);
+    co_await sub.async_psubscribe(patterns, use_awaitable);
+    // The confirmations come first, in order.
+    auto c1 = co_await sub.async_receive(use_awaitable);
+    auto c2 = co_await sub.async_receive(use_awaitable);
+    auto c3 = co_await sub.async_receive(use_awaitable);
+    CHECK(c1.what == kind::subscribe);
+    CHECK(c1.channel == "a");
+    CHECK(c2.channel == "b");
+    CHECK(c2.count == 2);
+    CHECK(c3.what == kind::psubscribe);
+    CHECK(c3.count == 3);
+    CHECK_FALSE(c1.resubscribed);
+
+    for (int i = 0; i < 100; ++i) {
+      const std::string channel = i % 3 == 0 ? "a" : i % 3 == 1 ? "b" : "news.sport";
+      auto receivers =
+          co_await pub.async_exec(cmd::publish(channel, "m" + std::to_string(i)), use_awaitable);
+      CHECK(receivers.value() == 1);
+    }
+    for (int i = 0; i < 100; ++i) {
+      auto m = co_await sub.async_receive(use_awaitable);
+      REQUIRE(m.is_message());
+      CHECK(m.payload == "m" + std::to_string(i));
+      if (i % 3 == 2) {
+        CHECK(m.what == kind::pmessage);
+        CHECK(m.pattern == "news.*");
+        CHECK(m.channel == "news.sport");
+      } else {
+        CHECK(m.what == kind::message);
+        CHECK(m.channel == (i % 3 == 0 ? "a" : "b"));
+      }
+    }
+
+    const strings only_a{"a"};
+    co_await sub.async_unsubscribe(only_a, use_awaitable);
+    CHECK(sub.channels() == std::set<std::string, std::less<>>{"b"});
+    auto nobody = co_await pub.async_exec(cmd::publish("a", "lost"), use_awaitable);
+    CHECK(nobody.value() == 0);
+    auto numsub = co_await pub.async_exec(cmd::pubsub_numsub(channels), use_awaitable);
+    CHECK(numsub.value() == std::vector<std::pair<std::string, std::int64_t>>{{"a", 0}, {"b", 1}});
+    co_await pub.async_exec(cmd::publish("b", "still here"), use_awaitable);
+    auto m = co_await next_message(sub);
+    CHECK(m.payload == "still here");
+    sub.close();
+    pub.close();
+  });
+}
+
+TEST_CASE("shard channels, and commands beside messages on one connection", "[pubsub][live]") {
+  redis_server server;
+  asio::io_context ioc;
+  subscriber sub(ioc, local_config(server.port()));
+  run_bounded(ioc, [&]() -> awaitable<void> {
+    sub.async_run(asio::detached);
+    const strings shards{"orders"};
+    co_await sub.async_ssubscribe(shards, use_awaitable);
+    auto& conn = sub.get_connection();
+    // The subscriber's own connection publishes, reads and writes between the messages.
+    for (int i = 0; i < 20; ++i) {
+      auto [n, set, get] = co_await conn.async_exec(
+          redcoro::pipeline(cmd::spublish("orders", std::to_string(i)),
+                            cmd::set("k", std::to_string(i)), cmd::get("k")),
+          use_awaitable);
+      CHECK(n.value() == 1);
+      CHECK(get.value() == std::to_string(i));
+    }
+    for (int i = 0; i < 20; ++i) {
+      auto m = co_await next_message(sub);
+      CHECK(m.what == kind::smessage);
+      CHECK(m.channel == "orders");
+      CHECK(m.payload == std::to_string(i));
+    }
+    auto shard_list = co_await conn.async_exec(cmd::pubsub_shardchannels(), use_awaitable);
+    CHECK(shard_list.value() == strings{"orders"});
+    sub.close();
+  });
+}
+
+TEST_CASE("after a server restart the subscriber re-subscribes before new messages",
+          "[pubsub][live][failure]") {
+  redis_server server;
+  asio::io_context ioc;
+  subscriber sub(ioc, local_config(server.port()));
+  connection pub(ioc, local_config(server.port()));
+  run_bounded(ioc, [&]() -> awaitable<void> {
+    sub.async_run(asio::detached);
+    pub.async_run(asio::detached);
+    const strings channels{"events"}, patterns{"game.*"};
+    co_await sub.async_subscribe(channels, use_awaitable);
+    co_await sub.async_psubscribe(patterns, use_awaitable);
+    co_await sub.async_receive(use_awaitable);  // the two confirmations
+    co_await sub.async_receive(use_awaitable);
+
+    server.kill();
+    server.restart();
+    // Both subscriptions come back on their own, marked as such.
+    auto r1 = co_await sub.async_receive(use_awaitable);
+    auto r2 = co_await sub.async_receive(use_awaitable);
+    CHECK(r1.what == kind::subscribe);
+    CHECK(r1.resubscribed);
+    CHECK(r2.what == kind::psubscribe);
+    CHECK(r2.resubscribed);
+    bool sent = false;
+    for (int i = 0; i < 500 && !sent; ++i) {  // the publisher reconnects too
+      redcoro::error_code ec;
+      auto n = co_await pub.async_exec(cmd::publish("events", "after"),
+                                       asio::redirect_error(use_awaitable, ec));
+      sent = !ec && n.has_value() && n.value() == 1;
+      if (!sent) co_await sleep_for(10ms);
+    }
+    REQUIRE(sent);
+    co_await pub.async_exec(cmd::publish("game.1", "also after"), use_awaitable);
+    auto m1 = co_await next_message(sub);
+    auto m2 = co_await next_message(sub);
+    CHECK(m1.payload == "after");
+    CHECK(m2.payload == "also after");
+    CHECK(m2.pattern == "game.*");
+    sub.close();
+    pub.close();
+  });
+}
+
+TEST_CASE("a slow consumer under each overflow policy", "[pubsub][live][backpressure]") {
+  redis_server server;
+  asio::io_context ioc;
+  const strings channels{"firehose"};
+
+  SECTION("drop_oldest keeps the newest, and counts exactly what it dropped") {
+    redcoro::subscriber_options opts;
+    opts.capacity = 10;
+    opts.overflow = redcoro::overflow_policy::drop_oldest;
+    subscriber sub(ioc, local_config(server.port()), opts);
+    connection pub(ioc, local_config(server.port()));
+    run_bounded(ioc, [&]() -> awaitable<void> {
+      sub.async_run(asio::detached);
+      pub.async_run(asio::detached);
+      co_await sub.async_subscribe(channels, use_awaitable);
+      co_await sub.async_receive(use_awaitable);  // the confirmation
+      for (int i = 0; i < 100; ++i)
+        co_await pub.async_exec(cmd::publish("firehose", std::to_string(i)), use_awaitable);
+      const bool all_seen =
+          co_await eventually([&] { return sub.dropped() + sub.buffered() == 100; });
+      REQUIRE(all_seen);
+      CHECK(sub.dropped() == 90);
+      for (int i = 90; i < 100; ++i) {
+        auto m = co_await sub.async_receive(use_awaitable);
+        CHECK(m.payload == std::to_string(i));
+      }
+      sub.close();
+      pub.close();
+    });
+  }
+
+  SECTION("wait drops nothing: the server holds what the client does not read") {
+    redcoro::subscriber_options opts;
+    opts.capacity = 10;
+    auto cfg = local_config(server.port());
+    cfg.max_queued_pushes = 10;
+    subscriber sub(ioc, cfg, opts);
+    connection pub(ioc, local_config(server.port()));
+    run_bounded(ioc, [&]() -> awaitable<void> {
+      sub.async_run(asio::detached);
+      pub.async_run(asio::detached);
+      co_await sub.async_subscribe(channels, use_awaitable);
+      co_await sub.async_receive(use_awaitable);
+      for (int i = 0; i < 1000; ++i)
+        co_await pub.async_exec(cmd::publish("firehose", std::to_string(i)), use_awaitable);
+      co_await sleep_for(50ms);
+      CHECK(sub.buffered() == 10);  // full, and it stopped taking more
+      for (int i = 0; i < 1000; ++i) {
+        auto m = co_await sub.async_receive(use_awaitable);
+        CHECK(m.payload == std::to_string(i));
+      }
+      CHECK(sub.dropped() == 0);
+      sub.close();
+      pub.close();
+    });
+  }
+
+  SECTION("disconnect drops the connection, then re-subscribes") {
+    redcoro::subscriber_options opts;
+    opts.capacity = 10;
+    opts.overflow = redcoro::overflow_policy::disconnect;
+    subscriber sub(ioc, local_config(server.port()), opts);
+    connection pub(ioc, local_config(server.port()));
+    run_bounded(ioc, [&]() -> awaitable<void> {
+      sub.async_run(asio::detached);
+      pub.async_run(asio::detached);
+      co_await sub.async_subscribe(channels, use_awaitable);
+      co_await sub.async_receive(use_awaitable);
+      for (int i = 0; i < 11; ++i)
+        co_await pub.async_exec(cmd::publish("firehose", std::to_string(i)), use_awaitable);
+      const bool overflowed = co_await eventually([&] { return sub.overflow_disconnects() == 1; });
+      REQUIRE(overflowed);
+      CHECK(sub.dropped() == 1);
+      for (int i = 0; i < 10; ++i) {  // what was buffered stays
+        auto m = co_await sub.async_receive(use_awaitable);
+        CHECK(m.payload == std::to_string(i));
+      }
+      auto again = co_await sub.async_receive(use_awaitable);
+      CHECK(again.what == kind::subscribe);
+      CHECK(again.resubscribed);
+      sub.close();
+      pub.close();
+    });
+  }
+}
+
+TEST_CASE("keyspace notifications through the channel helpers", "[pubsub][live]") {
+  redis_server server({"--notify-keyspace-events", "KEA"});
+  asio::io_context ioc;
+  subscriber sub(ioc, local_config(server.port()));
+  run_bounded(ioc, [&]() -> awaitable<void> {
+    sub.async_run(asio::detached);
+    const strings patterns{redcoro::keyspace_channel(0, "user:*")};
+    const strings events{redcoro::keyevent_channel(0, "del")};
+    co_await sub.async_psubscribe(patterns, use_awaitable);
+    co_await sub.async_subscribe(events, use_awaitable);
+    co_await sub.get_connection().async_exec(cmd::set("user:1", "x"), use_awaitable);
+    co_await sub.get_connection().async_exec(cmd::del("user:1"), use_awaitable);
+    auto set = co_await next_message(sub);
+    CHECK(set.channel == "__keyspace@0__:user:1");
+    CHECK(set.payload == "set");
+    auto del_space = co_await next_message(sub);
+    auto del_event = co_await next_message(sub);
+    CHECK(del_space.payload == "del");
+    CHECK(del_event.channel == "__keyevent@0__:del");
+    CHECK(del_event.payload == "user:1");
+    sub.close();
+  });
+}
