@@ -797,6 +797,9 @@ int connection::protocol() const noexcept {
 bool connection::is_connected() const noexcept {
   return impl_->mux.ready();
 }
+std::optional<proto::value> connection::try_receive_push() {
+  return detail::take_push(*impl_);
+}
 void connection::reconnect() {
   impl_->drop_connection();
 }
@@ -843,11 +846,17 @@ void connection::run_impl(asio::any_completion_handler<void(error_code)> handler
 
 namespace detail {
 
+std::optional<proto::value> take_push(connection_impl& c) {
+  if (c.pushes.empty()) return std::nullopt;
+  proto::value v = std::move(c.pushes.front());
+  c.pushes.pop_front();
+  c.push_space.cancel();  // the reader may be waiting for room
+  return v;
+}
+
 void receive_push(connection_impl& c, value_waiter& waiter) {
-  if (!c.pushes.empty()) {
-    proto::value v = std::move(c.pushes.front());
-    c.pushes.pop_front();
-    c.push_space.cancel();
+  if (auto queued = take_push(c)) {
+    proto::value v = std::move(*queued);
     // Not inside the initiating function: through the executor.
     asio::post(c.executor, [&waiter, v = std::move(v)]() mutable {
       waiter.complete(error_code{}, std::move(v));

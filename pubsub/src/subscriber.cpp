@@ -145,10 +145,18 @@ void subscriber::on_confirmation(pubsub_message& m) {
 
 asio::awaitable<void> subscriber::sort_pushes() {
   using k = pubsub_message::kind;
+  std::optional<proto::value> next;
   for (;;) {
-    error_code ec;
-    proto::value v = co_await conn_.async_receive_push(use_ec(ec));
-    if (ec) break;
+    // Wait only when nothing is queued: what one read brought is sorted without a
+    // completion per message.
+    if (!next) next = conn_.try_receive_push();
+    if (!next) {
+      error_code ec;
+      next = co_await conn_.async_receive_push(use_ec(ec));
+      if (ec) break;
+    }
+    proto::value v = std::move(*next);
+    next.reset();
     if (v.size() < 3 || v[0].is_aggregate()) continue;  // not pub/sub (tracking, say)
     const std::string_view type = v[0].text;
     pubsub_message m;
@@ -179,8 +187,10 @@ asio::awaitable<void> subscriber::sort_pushes() {
         case overflow_policy::wait:
           while (buffer_.size() >= opts_.capacity && !closed_) {
             space_->expires_at(clock_type::time_point::max());
+            waiting_for_space_ = true;
             error_code ignored;
             co_await space_->async_wait(use_ec(ignored));
+            waiting_for_space_ = false;
           }
           break;
         case overflow_policy::drop_oldest:
@@ -214,12 +224,17 @@ void subscriber::deliver(pubsub_message m) {
   buffer_.push_back(std::move(m));
 }
 
+std::optional<pubsub_message> subscriber::try_receive() {
+  if (buffer_.empty()) return std::nullopt;
+  pubsub_message m = std::move(buffer_.front());
+  buffer_.pop_front();
+  if (waiting_for_space_) space_->cancel();
+  return m;
+}
+
 void subscriber::receive_impl(asio::any_completion_handler<receive_signature> handler) {
-  if (!buffer_.empty()) {
-    pubsub_message m = std::move(buffer_.front());
-    buffer_.pop_front();
-    space_->cancel();
-    complete(get_executor(), false, std::move(handler), error_code{}, std::move(m));
+  if (auto m = try_receive()) {
+    complete(get_executor(), false, std::move(handler), error_code{}, std::move(*m));
   } else if (loop_done_ || closed_) {
     complete(get_executor(), false, std::move(handler), error_code(error::closed),
              pubsub_message{});
@@ -288,6 +303,8 @@ void subscriber::on_message(std::function<void(const pubsub_message&)> callback)
           pubsub_message m = co_await async_receive(use_ec(ec));
           if (ec) co_return;
           if (m.is_message()) cb(m);
+          while (auto more = try_receive())
+            if (more->is_message()) cb(*more);
         }
       },
       asio::detached);

@@ -22,6 +22,7 @@
 #include <functional>
 #include <memory>
 #include <new>
+#include <optional>
 #include <string_view>
 #include <type_traits>
 #include <utility>
@@ -204,6 +205,8 @@ class value_op final : public value_waiter {
   Handler handler;
 };
 
+// The oldest queued push, if any.
+std::optional<proto::value> take_push(connection_impl& c);
 // Queues a push receiver, or completes it at once with a queued push.
 void receive_push(connection_impl& c, value_waiter& waiter);
 
@@ -308,6 +311,10 @@ class connection {
         },
         token);
   }
+
+  /// The oldest queued push message without waiting, or nullopt: drains what arrived in one
+  /// read without a completion per message.
+  std::optional<proto::value> try_receive_push();
 
   /// Stops async_run: closes the socket, fails every queued request with error::closed.
   void close();

@@ -143,6 +143,16 @@ class subscriber {
         token);
   }
 
+  /// The next buffered message or confirmation without waiting, or nullopt. After an
+  /// async_receive, draining with try_receive takes a burst without a completion (and an
+  /// executor hop) per message:
+  /// \code
+  ///   auto m = co_await sub.async_receive(asio::use_awaitable);
+  ///   handle(m);
+  ///   while (auto more = sub.try_receive()) handle(*more);
+  /// \endcode
+  std::optional<pubsub_message> try_receive();
+
   /// Calls `on_message(message)` for each message (confirmations skipped) until closed: the
   /// callback shape of other clients. `on_message` runs on the subscriber's executor.
   void on_message(std::function<void(const pubsub_message&)> callback);
@@ -204,6 +214,7 @@ class subscriber {
   std::unique_ptr<asio::steady_timer> space_;    // wakes the sorting loop when there is room
   std::uint64_t dropped_ = 0, overflow_disconnects_ = 0;
   bool closed_ = false, loop_done_ = false, connected_before_ = false;
+  bool waiting_for_space_ = false;  // the sorting loop waits on space_
 };
 
 /// Channels of keyspace notifications (the server needs `notify-keyspace-events`, e.g. "KEA"
