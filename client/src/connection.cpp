@@ -580,7 +580,8 @@ struct connection_impl final : push_sink {
         std::memmove(read_buffer.data(), read_buffer.data() + pos, used - pos);
         used -= pos;
       }
-      while (pushes.size() >= cfg.max_queued_pushes && socket.is_open()) {
+      while ((pushes.size() >= cfg.max_queued_pushes || (outside_sink && outside_sink->paused())) &&
+             socket.is_open()) {
         // Backpressure: nobody takes the pushes; stop reading until they do.
         push_space.expires_at(clock::time_point::max());
         error_code wait_ec;
@@ -738,6 +739,7 @@ struct connection_impl final : push_sink {
   ping_entry ping;
 
   std::deque<proto::value> pushes;
+  push_sink* outside_sink = nullptr;  // connection::set_push_sink
   value_waiter* push_receiver = nullptr;
   proto::value push_value;
   proto::adapter<proto::value> push_adapter;
@@ -796,6 +798,13 @@ int connection::protocol() const noexcept {
 }
 bool connection::is_connected() const noexcept {
   return impl_->mux.ready();
+}
+void connection::set_push_sink(detail::push_sink* sink) noexcept {
+  impl_->outside_sink = sink;
+  impl_->mux.set_push_sink(sink ? sink : impl_.get());
+}
+void connection::resume_reading() noexcept {
+  impl_->push_space.cancel();
 }
 std::optional<proto::value> connection::try_receive_push() {
   return detail::take_push(*impl_);

@@ -3,19 +3,18 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/dispatch.hpp>
-#include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
 #include <algorithm>
+#include <charconv>
 
 namespace redcoro {
 
 namespace {
 
-using namespace asio::experimental::awaitable_operators;
 using clock_type = std::chrono::steady_clock;
 
 auto use_ec(error_code& ec) {
@@ -56,9 +55,9 @@ subscriber::subscriber(executor_type ex, config cfg, subscriber_options opts)
               cfg.max_queued_pushes = std::max<std::size_t>(cfg.max_queued_pushes, 1);
               return std::move(cfg);
             }()),
-      changed_(std::make_unique<asio::steady_timer>(ex)),
-      space_(std::make_unique<asio::steady_timer>(ex)) {
+      changed_(std::make_unique<asio::steady_timer>(ex)) {
   opts_.capacity = std::max<std::size_t>(opts_.capacity, 1);
+  conn_.set_push_sink(this);
 }
 
 subscriber::~subscriber() {
@@ -115,17 +114,16 @@ void subscriber::resubscribe(proto::request& r) {
 }
 
 void subscriber::run_impl(asio::any_completion_handler<void(error_code)> handler) {
-  asio::co_spawn(
-      get_executor(),
-      [this]() -> asio::awaitable<error_code> {
-        error_code ec;
-        co_await (conn_.async_run(use_ec(ec)) && sort_pushes());
-        co_return ec;
-      },
-      [h = std::move(handler)](std::exception_ptr e, error_code ec) mutable {
-        if (e) ec = asio::error::operation_aborted;
-        std::move(h)(ec);
-      });
+  conn_.async_run([this, h = std::move(handler)](error_code ec) mutable {
+    loop_done_ = true;
+    changed_->cancel();
+    if (receiver_ && buffer_.empty()) {
+      auto r = std::move(*receiver_);
+      receiver_.reset();
+      complete(get_executor(), true, std::move(r), error_code(error::closed), pubsub_message{});
+    }
+    std::move(h)(ec);
+  });
 }
 
 void subscriber::on_confirmation(pubsub_message& m) {
@@ -143,75 +141,79 @@ void subscriber::on_confirmation(pubsub_message& m) {
   changed_->cancel();  // (un)subscribe calls waiting for this look again
 }
 
-asio::awaitable<void> subscriber::sort_pushes() {
+void subscriber::on_push_node(const proto::node& n) {
   using k = pubsub_message::kind;
-  std::optional<proto::value> next;
-  for (;;) {
-    // Wait only when nothing is queued: what one read brought is sorted without a
-    // completion per message.
-    if (!next) next = conn_.try_receive_push();
-    if (!next) {
-      error_code ec;
-      next = co_await conn_.async_receive_push(use_ec(ec));
-      if (ec) break;
-    }
-    proto::value v = std::move(*next);
-    next.reset();
-    if (v.size() < 3 || v[0].is_aggregate()) continue;  // not pub/sub (tracking, say)
-    const std::string_view type = v[0].text;
-    pubsub_message m;
-    if (type == "message" || type == "smessage") {
-      m.what = type == "message" ? k::message : k::smessage;
-      m.channel = std::move(v[1].text);
-      m.payload = std::move(v[2].text);
-    } else if (type == "pmessage" && v.size() >= 4) {
-      m.what = k::pmessage;
-      m.pattern = std::move(v[1].text);
-      m.channel = std::move(v[2].text);
-      m.payload = std::move(v[3].text);
-    } else {
-      constexpr std::pair<std::string_view, k> confirmations[] = {
-          {"subscribe", k::subscribe},       {"psubscribe", k::psubscribe},
-          {"ssubscribe", k::ssubscribe},     {"unsubscribe", k::unsubscribe},
-          {"punsubscribe", k::punsubscribe}, {"sunsubscribe", k::sunsubscribe}};
-      const auto* c = std::find_if(std::begin(confirmations), std::end(confirmations),
-                                   [&](const auto& e) { return e.first == type; });
-      if (c == std::end(confirmations)) continue;
-      m.what = c->second;
-      m.channel = std::move(v[1].text);
-      m.count = v[2].to_integer().value_or(0);
-      on_confirmation(m);
-    }
-    if (buffer_.size() >= opts_.capacity) {
-      switch (opts_.overflow) {
-        case overflow_policy::wait:
-          while (buffer_.size() >= opts_.capacity && !closed_) {
-            space_->expires_at(clock_type::time_point::max());
-            waiting_for_space_ = true;
-            error_code ignored;
-            co_await space_->async_wait(use_ec(ignored));
-            waiting_for_space_ = false;
-          }
-          break;
-        case overflow_policy::drop_oldest:
-          buffer_.pop_front();
-          ++dropped_;
-          break;
-        case overflow_policy::disconnect:
-          ++dropped_;
-          ++overflow_disconnects_;
-          conn_.reconnect();
-          continue;
+  if (n.in_attribute) return;
+  if (n.depth == 0) {
+    incoming_index_ = 0;
+    incoming_known_ = false;
+    return;
+  }
+  if (n.depth != 1) return;
+  const std::string_view text = n.value;
+  switch (incoming_index_++) {
+    case 0: {
+      constexpr std::pair<std::string_view, k> kinds[] = {
+          {"message", k::message},          {"pmessage", k::pmessage},
+          {"smessage", k::smessage},        {"subscribe", k::subscribe},
+          {"psubscribe", k::psubscribe},    {"ssubscribe", k::ssubscribe},
+          {"unsubscribe", k::unsubscribe},  {"punsubscribe", k::punsubscribe},
+          {"sunsubscribe", k::sunsubscribe}};
+      const auto* found = std::find_if(std::begin(kinds), std::end(kinds),
+                                       [&](const auto& e) { return e.first == text; });
+      incoming_known_ = found != std::end(kinds);  // else not pub/sub (tracking, say)
+      if (incoming_known_) {
+        incoming_.what = found->second;
+        incoming_.pattern.clear();
+        incoming_.payload.clear();
+        incoming_.count = 0;
+        incoming_.resubscribed = false;
       }
+      break;
     }
-    deliver(std::move(m));
+    case 1:
+      (incoming_.what == k::pmessage ? incoming_.pattern : incoming_.channel).assign(text);
+      break;
+    case 2:
+      if (incoming_.what == k::pmessage) {
+        incoming_.channel.assign(text);
+      } else if (incoming_.is_message()) {
+        incoming_.payload.assign(text);
+      } else {
+        std::int64_t count = 0;
+        std::from_chars(text.data(), text.data() + text.size(), count);
+        incoming_.count = count;
+      }
+      break;
+    case 3:
+      if (incoming_.what == k::pmessage) incoming_.payload.assign(text);
+      break;
+    default:
+      break;
   }
-  loop_done_ = true;
-  if (receiver_ && buffer_.empty()) {
-    auto h = std::move(*receiver_);
-    receiver_.reset();
-    complete(get_executor(), true, std::move(h), error_code(error::closed), pubsub_message{});
+}
+
+void subscriber::on_push_done() {
+  if (!incoming_known_) return;
+  pubsub_message m = std::move(incoming_);
+  incoming_ = {};
+  if (!m.is_message()) on_confirmation(m);
+  if (buffer_.size() >= opts_.capacity) {
+    switch (opts_.overflow) {
+      case overflow_policy::wait:
+        break;  // paused() now stops the reader after this read
+      case overflow_policy::drop_oldest:
+        buffer_.pop_front();
+        ++dropped_;
+        break;
+      case overflow_policy::disconnect:
+        ++dropped_;
+        ++overflow_disconnects_;
+        conn_.reconnect();
+        return;
+    }
   }
+  deliver(std::move(m));
 }
 
 void subscriber::deliver(pubsub_message m) {
@@ -226,9 +228,10 @@ void subscriber::deliver(pubsub_message m) {
 
 std::optional<pubsub_message> subscriber::try_receive() {
   if (buffer_.empty()) return std::nullopt;
+  const bool was_paused = paused();
   pubsub_message m = std::move(buffer_.front());
   buffer_.pop_front();
-  if (waiting_for_space_) space_->cancel();
+  if (was_paused && !paused()) conn_.resume_reading();
   return m;
 }
 
@@ -315,7 +318,6 @@ void subscriber::close() {
   closed_ = true;
   conn_.close();
   changed_->cancel();
-  space_->cancel();
 }
 
 }  // namespace redcoro

@@ -316,6 +316,13 @@ class connection {
   /// read without a completion per message.
   std::optional<proto::value> try_receive_push();
 
+  /// For layers that decode pushes themselves (the subscriber): push frames go to `sink`, as
+  /// nodes viewing the read buffer, instead of being queued for async_receive_push. While
+  /// `sink->paused()` the connection stops reading; call resume_reading() when it has room.
+  /// `sink` must outlive the connection's run; nullptr restores the queue.
+  void set_push_sink(detail::push_sink* sink) noexcept;
+  void resume_reading() noexcept;
+
   /// Stops async_run: closes the socket, fails every queued request with error::closed.
   void close();
   /// Drops the current connection, as if the server had; async_run reconnects (with the

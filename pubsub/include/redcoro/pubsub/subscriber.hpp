@@ -45,8 +45,9 @@ struct pubsub_message {
 
 /// What the subscriber does when its receive buffer is full.
 enum class overflow_policy : std::uint8_t {
-  /// Stop taking messages from the connection, which then stops reading the socket: the
-  /// server buffers (up to its client-output-buffer-limit). Nothing is dropped. The default.
+  /// Stop reading the socket (after the messages of the read in progress, so the buffer
+  /// may pass its capacity by one read's worth): the server buffers, up to its
+  /// client-output-buffer-limit. Nothing is dropped. The default.
   wait,
   /// Drop the oldest buffered message to make room, and count it.
   drop_oldest,
@@ -78,7 +79,7 @@ struct subscriber_options {
 /// the connection's handshake, so nothing published after the new subscription is missed
 /// before it, and every new message comes after the confirmations (delivered with
 /// `resubscribed` set). Threads: like connection, it belongs to its executor.
-class subscriber {
+class subscriber : private detail::push_sink {
  public:
   using executor_type = asio::any_io_executor;
   using receive_signature = void(error_code, pubsub_message);
@@ -86,7 +87,7 @@ class subscriber {
   subscriber(executor_type ex, config cfg = {}, subscriber_options opts = {});
   subscriber(asio::io_context& ctx, config cfg = {}, subscriber_options opts = {})
       : subscriber(ctx.get_executor(), std::move(cfg), opts) {}
-  ~subscriber();
+  virtual ~subscriber();
   subscriber(const subscriber&) = delete;
   subscriber& operator=(const subscriber&) = delete;
 
@@ -193,7 +194,13 @@ class subscriber {
   void change_impl(request_kind k, std::vector<std::string> names,
                    asio::any_completion_handler<void(error_code)> handler);
   void receive_impl(asio::any_completion_handler<receive_signature> handler);
-  asio::awaitable<void> sort_pushes();
+  // push_sink: the connection's reader hands every push frame to the subscriber, which
+  // decodes pub/sub frames straight into a pubsub_message (one copy out of the read buffer).
+  void on_push_node(const proto::node& n) override;
+  void on_push_done() override;
+  bool paused() const noexcept override {
+    return opts_.overflow == overflow_policy::wait && buffer_.size() >= opts_.capacity;
+  }
   asio::awaitable<error_code> apply_change(request_kind k, std::vector<std::string> names);
   void deliver(pubsub_message m);
   void on_confirmation(pubsub_message& m);
@@ -211,10 +218,12 @@ class subscriber {
   // the handler in itself (infinite recursion when called).
   std::optional<asio::any_completion_handler<receive_signature>> receiver_;
   std::unique_ptr<asio::steady_timer> changed_;  // wakes waiting (un)subscribe calls
-  std::unique_ptr<asio::steady_timer> space_;    // wakes the sorting loop when there is room
   std::uint64_t dropped_ = 0, overflow_disconnects_ = 0;
   bool closed_ = false, loop_done_ = false, connected_before_ = false;
-  bool waiting_for_space_ = false;  // the sorting loop waits on space_
+  // The push frame being decoded.
+  pubsub_message incoming_;
+  std::size_t incoming_index_ = 0;
+  bool incoming_known_ = false;
 };
 
 /// Channels of keyspace notifications (the server needs `notify-keyspace-events`, e.g. "KEA"

@@ -50,6 +50,9 @@ class push_sink {
  public:
   virtual void on_push_node(const proto::node& n) = 0;
   virtual void on_push_done() = 0;
+  /// True while the sink cannot take more: the connection stops reading until
+  /// connection::resume_reading().
+  virtual bool paused() const noexcept { return false; }
 
  protected:
   ~push_sink() = default;
