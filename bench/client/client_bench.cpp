@@ -36,6 +36,7 @@
 namespace asio = boost::asio;
 namespace proto = redcoro::proto;
 using redcoro::bench::allocation_scope;
+using redcoro::bench::median;
 
 namespace {
 
@@ -191,11 +192,6 @@ struct contender {
   bool baseline;  // the hiredis run the group's ratios refer to
   std::function<double(std::size_t)> allocations = {};
 };
-
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v[v.size() / 2];
-}
 
 }  // namespace
 

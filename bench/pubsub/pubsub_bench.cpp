@@ -213,11 +213,6 @@ sample run_hiredis(std::uint16_t port, int subscribers, std::uint64_t messages) 
           latency.percentile(50), latency.percentile(99)};
 }
 
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v[v.size() / 2];
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -254,6 +249,7 @@ int main(int argc, char** argv) {
     for (const char* name : {"redcoro", "hiredis"}) {
       using redcoro::bench::format_number;
       using redcoro::bench::format_ratio;
+      using redcoro::bench::median;
       rows.push_back({std::to_string(subscribers) + " subscriber" + (subscribers > 1 ? "s" : ""),
                       name, format_number(median(rate[name])),
                       format_ratio(median(rate[name]) / median(rate["hiredis"])),

@@ -89,4 +89,10 @@ std::string format_ratio(double v) {
   return buf;
 }
 
+double median(std::vector<double> v) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];
+}
+
 }  // namespace redcoro::bench

@@ -38,4 +38,7 @@ std::string format_number(double v, int decimals = 0);
 /// "3.21x"
 std::string format_ratio(double v);
 
+/// The median of `v` (the upper one for an even count); 0 when empty.
+double median(std::vector<double> v);
+
 }  // namespace redcoro::bench

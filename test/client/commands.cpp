@@ -18,6 +18,7 @@ using namespace std::chrono_literals;
 using redcoro::connection;
 using redcoro::test::local_config;
 using redcoro::test::redis_server;
+using redcoro::test::run;
 using redcoro::test::run_bounded;
 namespace asio = boost::asio;
 namespace proto = redcoro::proto;
@@ -38,13 +39,6 @@ void with_connection(const std::function<awaitable<void>(connection&)>& body,
     co_await body(conn);
     conn.close();
   });
-}
-
-// One typed command's value; throws the server's error.
-template <class T>
-awaitable<T> run(connection& conn, redcoro::command<T> c) {
-  auto r = co_await conn.async_exec(std::move(c), use_awaitable);
-  co_return std::move(r).value();
 }
 
 }  // namespace

@@ -13,6 +13,7 @@
 using redcoro::connection;
 using redcoro::test::local_config;
 using redcoro::test::redis_server;
+using redcoro::test::run;
 using redcoro::test::run_bounded;
 namespace asio = boost::asio;
 namespace cmd = redcoro::cmd;
@@ -21,12 +22,6 @@ using asio::use_awaitable;
 using strings = std::vector<std::string>;
 
 namespace {
-
-template <class T>
-awaitable<T> run(connection& conn, redcoro::command<T> c) {
-  auto r = co_await conn.async_exec(std::move(c), use_awaitable);
-  co_return std::move(r).value();
-}
 
 strings sorted(strings v) {
   std::sort(v.begin(), v.end());

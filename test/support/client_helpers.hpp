@@ -57,6 +57,13 @@ asio::awaitable<redcoro::error_code> exec(redcoro::connection& conn,
   co_return ec;
 }
 
+/// Runs one typed command and returns its value; throws the server's error.
+template <class T>
+asio::awaitable<T> run(redcoro::connection& conn, redcoro::command<T> c) {
+  auto r = co_await conn.async_exec(std::move(c), asio::use_awaitable);
+  co_return std::move(r).value();
+}
+
 /// Sleeps inside a coroutine.
 inline asio::awaitable<void> sleep_for(std::chrono::milliseconds d) {
   asio::steady_timer t(co_await asio::this_coro::executor, d);

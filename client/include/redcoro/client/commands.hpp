@@ -161,6 +161,12 @@ class optional_args {
     (void)ec;
     add(std::string_view(buf.data(), static_cast<std::size_t>(end - buf.data())));
   }
+  /// `name n` when n is positive (COUNT, MAXLEN and the like).
+  void add_if_positive(std::string_view name, std::int64_t n) {
+    if (n <= 0) return;
+    add(name);
+    add_number(n);
+  }
   std::span<const std::string_view> get() const noexcept { return {args_.data(), n_}; }
 
  private:
@@ -191,10 +197,7 @@ struct set_options {
 inline command<std::optional<std::string>> set(string_view key, arg value,
                                                const set_options& o = {}) {
   detail::optional_args extra;
-  if (o.ttl.count() > 0) {
-    extra.add("PX");
-    extra.add_number(o.ttl.count());
-  }
+  extra.add_if_positive("PX", o.ttl.count());
   if (o.condition == set_if::absent) extra.add("NX");
   if (o.condition == set_if::present) extra.add("XX");
   if (o.keep_ttl) extra.add("KEEPTTL");
@@ -284,10 +287,7 @@ inline command<scan_page> scan(std::uint64_t cursor, const scan_options& o = {})
     extra.add("MATCH");
     extra.add(o.match);
   }
-  if (o.count > 0) {
-    extra.add("COUNT");
-    extra.add_number(o.count);
-  }
+  extra.add_if_positive("COUNT", o.count);
   if (!o.type.empty()) {
     extra.add("TYPE");
     extra.add(o.type);
@@ -486,20 +486,14 @@ inline command<std::int64_t> xlen(string_view key) {
 inline command<std::vector<stream_entry>> xrange(string_view key, string_view start = "-",
                                                  string_view end = "+", std::int64_t count = 0) {
   detail::optional_args extra;
-  if (count > 0) {
-    extra.add("COUNT");
-    extra.add_number(count);
-  }
+  extra.add_if_positive("COUNT", count);
   return command<std::vector<stream_entry>>("XRANGE", key, start, end, extra.get());
 }
 inline command<std::vector<stream_entry>> xrevrange(string_view key, string_view end = "+",
                                                     string_view start = "-",
                                                     std::int64_t count = 0) {
   detail::optional_args extra;
-  if (count > 0) {
-    extra.add("COUNT");
-    extra.add_number(count);
-  }
+  extra.add_if_positive("COUNT", count);
   return command<std::vector<stream_entry>>("XREVRANGE", key, end, start, extra.get());
 }
 /// XGROUP CREATE, with MKSTREAM when `make_stream`. A group that exists is a BUSYGROUP error.
@@ -520,10 +514,7 @@ struct xread_options {
 
 namespace detail {
 inline void xread_extra(optional_args& extra, const xread_options& o) {
-  if (o.count > 0) {
-    extra.add("COUNT");
-    extra.add_number(o.count);
-  }
+  extra.add_if_positive("COUNT", o.count);
   if (o.block) {
     extra.add("BLOCK");
     extra.add_number(o.block->count());
