@@ -1,8 +1,12 @@
-// Builds a request, parses a reply and makes a connection with an installed redcoro; exits
+// Builds a request, parses a reply and makes each module's objects with an installed redcoro; exits
 // non-zero on a mismatch.
+#include <redcoro/client/client.hpp>
+#include <redcoro/client/commands.hpp>
 #include <redcoro/client/connection.hpp>
+#include <redcoro/client/script.hpp>
 #include <redcoro/proto/parser.hpp>
 #include <redcoro/proto/request.hpp>
+#include <redcoro/pubsub/subscriber.hpp>
 
 #include <cstdio>
 #include <string_view>
@@ -23,6 +27,13 @@ int main() {
   boost::asio::io_context ioc;
   redcoro::connection conn(ioc, redcoro::config{});
   conn.close();
+  // And every module: typed commands, scripts (OpenSSL), the pool client, the subscriber.
+  if (redcoro::cmd::get("k").request().commands() != 1) return 1;
+  if (redcoro::script("return 1").sha1().size() != 40) return 1;
+  redcoro::client cl(ioc, redcoro::config{});
+  cl.close();
+  redcoro::subscriber sub(ioc, redcoro::config{});
+  sub.close();
   std::puts("redcoro found and working");
   return 0;
 }
