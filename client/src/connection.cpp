@@ -454,6 +454,9 @@ struct connection_impl final : push_sink {
     if (!cfg.client_name.empty()) r.push("CLIENT", "SETNAME", cfg.client_name);
     if (cfg.database != 0) r.push("SELECT", cfg.database);
     if (prefixer && !prefixer->loaded()) r.push("COMMAND");
+    // (Re)subscriptions: on RESP2 their confirmations are arrays, which the multiplexer
+    // routes to the push sink (set_push_sink turns that on).
+    if (cfg.on_handshake) cfg.on_handshake(r);
     // PING makes the handshake non-empty, and proves the server answers.
     r.push("PING");
     handshake.hello = false;
@@ -802,6 +805,7 @@ bool connection::is_connected() const noexcept {
 void connection::set_push_sink(detail::push_sink* sink) noexcept {
   impl_->outside_sink = sink;
   impl_->mux.set_push_sink(sink ? sink : impl_.get());
+  impl_->mux.set_resp2_pushes(sink != nullptr);
 }
 void connection::resume_reading() noexcept {
   impl_->push_space.cancel();

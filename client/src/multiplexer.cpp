@@ -134,8 +134,26 @@ void multiplexer::commit_write(std::vector<exec_entry*>& done) {
 
 void multiplexer::on_node(const proto::node& n) {
   if (reading_ == reading::none && !n.in_attribute) {
-    reading_ = n.depth == 0 && n.data_type == proto::type::push ? reading::push : reading::reply;
+    if (n.depth == 0 && n.data_type == proto::type::push) {
+      reading_ = reading::push;
+    } else if (resp2_pushes_ && n.depth == 0 && n.data_type == proto::type::array &&
+               n.aggregate_size > 0 && n.aggregate_size != proto::node::unbounded) {
+      // RESP2 pub/sub sends plain arrays: its first element tells.
+      reading_ = reading::undecided;
+      held_ = n;
+      return;
+    } else {
+      reading_ = reading::reply;
+    }
   }
+  if (reading_ == reading::undecided) {
+    reading_ = is_pubsub_kind(n.value) ? reading::push : reading::reply;
+    route(held_);
+  }
+  route(n);
+}
+
+void multiplexer::route(const proto::node& n) {
   if (reading_ == reading::push) {
     if (push_sink_) push_sink_->on_push_node(n);
     return;
@@ -144,6 +162,13 @@ void multiplexer::on_node(const proto::node& n) {
   // unless it gave up on it.
   if (slots_.empty()) return;  // reported at the end of the message
   if (exec_entry* e = slots_.front().entry) e->adapter.on_node(e->replies_seen, n);
+}
+
+bool multiplexer::is_pubsub_kind(std::string_view first) noexcept {
+  for (std::string_view k : {"message", "pmessage", "smessage", "subscribe", "psubscribe",
+                             "ssubscribe", "unsubscribe", "punsubscribe", "sunsubscribe"})
+    if (first == k) return true;
+  return false;
 }
 
 exec_entry* multiplexer::on_message_done(std::size_t bytes, std::error_code& ec) {

@@ -122,6 +122,36 @@ TEST_CASE("pushes bypass the reply queue", "[multiplexer]") {
   CHECK(a.resp[0]->text == "PONG");
 }
 
+TEST_CASE("RESP2 pub/sub arrays go to the push sink, other arrays to their request",
+          "[multiplexer]") {
+  struct sink final : redcoro::detail::push_sink {
+    std::vector<std::string> first;  // the first element of each push
+    std::size_t index = 0;
+    void on_push_node(const proto::node& n) override {
+      if (n.depth == 1 && index++ == 0) first.emplace_back(n.value);
+      if (n.depth == 0) index = 0;
+    }
+    void on_push_done() override {}
+  } pushes;
+  multiplexer mux;
+  mux.set_ready(true);
+  mux.set_push_sink(&pushes);
+  mux.set_resp2_pushes(true);
+  pending ping(cmd("PING"));
+  REQUIRE_FALSE(mux.add(ping.entry));
+  mux.prepare_write();
+  wire w{mux, {}};
+  // A message and a confirmation arrive before the PING's ["pong", ""]: they are not its reply.
+  REQUIRE_FALSE(
+      w.feed("*3\r\n$7\r\nmessage\r\n$2\r\nch\r\n$2\r\nhi\r\n"
+             "*3\r\n$9\r\nsubscribe\r\n$2\r\nch\r\n:1\r\n"
+             "*2\r\n$4\r\npong\r\n$0\r\n\r\n"));
+  CHECK(pushes.first == std::vector<std::string>{"message", "subscribe"});
+  REQUIRE(ping.completed);
+  CHECK(ping.resp[0]->size() == 2);
+  CHECK((*ping.resp[0])[0].text == "pong");
+}
+
 TEST_CASE("a request given up after writing leaves its replies to be dropped", "[multiplexer]") {
   multiplexer mux;
   mux.set_ready(true);

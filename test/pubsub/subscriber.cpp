@@ -286,3 +286,50 @@ TEST_CASE("keyspace notifications through the channel helpers", "[pubsub][live]"
     sub.close();
   });
 }
+
+TEST_CASE("RESP2: a server without HELLO gets a dedicated pub/sub connection",
+          "[pubsub][live][resp2]") {
+  redis_server server({"--rename-command", "HELLO", ""});
+  asio::io_context ioc;
+  subscriber sub(ioc, local_config(server.port()));
+  connection pub(ioc, local_config(server.port()));
+  run_bounded(ioc, [&]() -> awaitable<void> {
+    sub.async_run(asio::detached);
+    pub.async_run(asio::detached);
+    const strings channels{"legacy"}, patterns{"old.*"};
+    co_await sub.async_subscribe(channels, use_awaitable);
+    co_await sub.async_psubscribe(patterns, use_awaitable);
+    CHECK(sub.get_connection().protocol() == 2);
+    co_await pub.async_exec(cmd::publish("legacy", "one"), use_awaitable);
+    co_await pub.async_exec(cmd::publish("old.news", "two"), use_awaitable);
+    auto m1 = co_await next_message(sub);
+    auto m2 = co_await next_message(sub);
+    CHECK(m1.what == kind::message);
+    CHECK(m1.payload == "one");
+    CHECK(m2.what == kind::pmessage);
+    CHECK(m2.pattern == "old.*");
+    CHECK(m2.payload == "two");
+
+    // A restart: re-subscribed inside the RESP2 handshake too.
+    server.kill();
+    server.restart();
+    bool resubscribed = false;
+    while (!resubscribed) {
+      auto c = co_await sub.async_receive(use_awaitable);
+      resubscribed = c.what == kind::psubscribe && c.resubscribed;
+    }
+    bool sent = false;
+    for (int i = 0; i < 500 && !sent; ++i) {
+      redcoro::error_code ec;
+      auto n = co_await pub.async_exec(cmd::publish("legacy", "after"),
+                                       asio::redirect_error(use_awaitable, ec));
+      sent = !ec && n.has_value() && n.value() == 1;
+      if (!sent) co_await sleep_for(10ms);
+    }
+    REQUIRE(sent);
+    auto m3 = co_await next_message(sub);
+    CHECK(m3.payload == "after");
+    sub.close();
+    pub.close();
+  });
+}

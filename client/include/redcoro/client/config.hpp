@@ -95,7 +95,7 @@ struct config {
   /// them. When full, the connection stops reading until there is room: nothing is dropped.
   std::size_t max_queued_pushes = 8192;
 
-  /// Called on every connect, RESP3 only, to append commands to the handshake request, so
+  /// Called on every connect to append commands to the handshake request, so
   /// they run before anything else on the new connection; the subscriber re-subscribes
   /// this way. Only commands answered out of band (SUBSCRIBE and friends) or whose replies
   /// may be ignored belong here. Empty: nothing.

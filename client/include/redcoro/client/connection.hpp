@@ -319,6 +319,8 @@ class connection {
   /// For layers that decode pushes themselves (the subscriber): push frames go to `sink`, as
   /// nodes viewing the read buffer, instead of being queued for async_receive_push. While
   /// `sink->paused()` the connection stops reading; call resume_reading() when it has room.
+  /// On RESP2, top-level arrays that are pub/sub frames ("message", "subscribe", ...) go to
+  /// the sink too: such a connection is dedicated to pub/sub, as RESP2 requires.
   /// `sink` must outlive the connection's run; nullptr restores the queue.
   void set_push_sink(detail::push_sink* sink) noexcept;
   void resume_reading() noexcept;

@@ -130,6 +130,9 @@ class multiplexer {
 
   /// Without a sink, push messages are read and dropped.
   void set_push_sink(push_sink* sink) noexcept { push_sink_ = sink; }
+  /// RESP2 pub/sub: top-level arrays whose first element is a pub/sub kind ("message",
+  /// "subscribe", ...) go to the push sink too.
+  void set_resp2_pushes(bool on) noexcept { resp2_pushes_ = on; }
 
   /// Requests waiting to be written, and slots in the FIFO (detached ones included).
   mux_stats stats() const noexcept { return {waiting_, slots_.size()}; }
@@ -177,7 +180,12 @@ class multiplexer {
   push_sink* push_sink_ = nullptr;
   bool ready_ = false;
   // What the message being read is, decided by its first node that is not an attribute.
-  enum class reading : std::uint8_t { none, reply, push } reading_ = reading::none;
+  void route(const proto::node& n);
+  static bool is_pubsub_kind(std::string_view first) noexcept;
+
+  enum class reading : std::uint8_t { none, reply, push, undecided } reading_ = reading::none;
+  bool resp2_pushes_ = false;
+  proto::node held_;  // the array header while reading_ is undecided
 };
 
 }  // namespace redcoro::detail
