@@ -1,5 +1,6 @@
 #include <redcoro/client/connection.hpp>
 #include <redcoro/client/detail/backoff.hpp>
+#include <redcoro/client/detail/key_prefix.hpp>
 #include <redcoro/proto/parser.hpp>
 
 #include <boost/asio/bind_cancellation_slot.hpp>
@@ -119,7 +120,7 @@ struct connection_impl final : push_sink {
         parser(cfg.limits),
         retry(cfg.reconnect, reinterpret_cast<std::uintptr_t>(this)) {
     read_buffer.resize(std::max<std::size_t>(cfg.read_buffer_size, 512));
-    mux.set_push_sink(this);
+    mux.set_push_sink(push_target);
     if (cfg.tls.enabled) tls_context.emplace(make_tls_context(cfg.tls));
     if (!cfg.key_prefix.empty()) {
       prefixer.emplace(cfg.key_prefix);
@@ -237,12 +238,13 @@ struct connection_impl final : push_sink {
     if (entries.empty()) entries.swap(now);  // keep the capacity
   }
 
-  // Something became writable. Inside the reader's dispatch the reader sends it when it is
-  // done with the current read; otherwise the writer coroutine is woken.
+  // The entry is in the multiplexer: waiting to be written, or waiting for its replies.
   static bool queued(const exec_entry& e) noexcept {
     return e.st == exec_entry::state::waiting || e.st == exec_entry::state::written;
   }
 
+  // Something became writable. Inside the reader's dispatch the reader sends it when it is
+  // done with the current read; otherwise the writer coroutine is woken.
   void notify_writer() {
     if (!dispatching_) wake_writer();
   }
@@ -300,6 +302,9 @@ struct connection_impl final : push_sink {
     proto::reply_error unused;
     push_adapter.on_node(push_value, n, n.depth, unused);
   }
+
+  // The queue behind async_receive_push is full.
+  bool paused() const noexcept override { return pushes.size() >= cfg.max_queued_pushes; }
 
   void on_push_done() override {
     proto::value v = std::move(push_value);
@@ -401,6 +406,7 @@ struct connection_impl final : push_sink {
     proto::generic_response resp;
     proto::response_adapter<proto::generic_response> adapter_impl{resp};
     bool hello = false;
+    std::size_t command_reply = 0;  // where COMMAND's reply is, when key_prefix asked for it
   };
 
   void begin_handshake() {
@@ -436,8 +442,7 @@ struct connection_impl final : push_sink {
     else
       r.push("HELLO", 3);
     if (cfg.database != 0) r.push("SELECT", cfg.database);
-    if (prefixer && !prefixer->loaded()) r.push("COMMAND");
-    if (cfg.on_handshake) cfg.on_handshake(r);
+    append_handshake_extras(r);
     handshake.hello = true;
     queue_handshake();
   }
@@ -453,14 +458,22 @@ struct connection_impl final : push_sink {
     }
     if (!cfg.client_name.empty()) r.push("CLIENT", "SETNAME", cfg.client_name);
     if (cfg.database != 0) r.push("SELECT", cfg.database);
-    if (prefixer && !prefixer->loaded()) r.push("COMMAND");
-    // (Re)subscriptions: on RESP2 their confirmations are arrays, which the multiplexer
-    // routes to the push sink (set_push_sink turns that on).
-    if (cfg.on_handshake) cfg.on_handshake(r);
+    append_handshake_extras(r);
     // PING makes the handshake non-empty, and proves the server answers.
     r.push("PING");
     handshake.hello = false;
     queue_handshake();
+  }
+
+  // The key specifications for key_prefix (once), and the user's commands
+  // (config::on_handshake: the subscriber's re-subscriptions; on RESP2 their confirmations are
+  // arrays, which the multiplexer routes to the push sink).
+  void append_handshake_extras(proto::request& r) {
+    if (prefixer && !prefixer->loaded()) {
+      handshake.command_reply = r.expected_replies();
+      r.push("COMMAND");
+    }
+    if (cfg.on_handshake) cfg.on_handshake(r);
   }
 
   std::string_view user() const {
@@ -490,9 +503,7 @@ struct connection_impl final : push_sink {
       return;
     }
     if (prefixer && !prefixer->loaded()) {
-      // COMMAND is the last reply on RESP3, the one before PING on RESP2.
-      const auto& table = replies[replies.size() - (handshake.hello ? 1 : 2)];
-      if (prefixer->load(*table)) {
+      if (prefixer->load(*replies[handshake.command_reply])) {
         fail_session(error::handshake_failed, "COMMAND gave no key specifications for key_prefix");
         return;
       }
@@ -583,8 +594,7 @@ struct connection_impl final : push_sink {
         std::memmove(read_buffer.data(), read_buffer.data() + pos, used - pos);
         used -= pos;
       }
-      while ((pushes.size() >= cfg.max_queued_pushes || (outside_sink && outside_sink->paused())) &&
-             socket.is_open()) {
+      while (push_target->paused() && socket.is_open()) {
         // Backpressure: nobody takes the pushes; stop reading until they do.
         push_space.expires_at(clock::time_point::max());
         error_code wait_ec;
@@ -742,7 +752,7 @@ struct connection_impl final : push_sink {
   ping_entry ping;
 
   std::deque<proto::value> pushes;
-  push_sink* outside_sink = nullptr;  // connection::set_push_sink
+  push_sink* push_target = this;  // this queue, or connection::set_push_sink's sink
   value_waiter* push_receiver = nullptr;
   proto::value push_value;
   proto::adapter<proto::value> push_adapter;
@@ -803,8 +813,8 @@ bool connection::is_connected() const noexcept {
   return impl_->mux.ready();
 }
 void connection::set_push_sink(detail::push_sink* sink) noexcept {
-  impl_->outside_sink = sink;
-  impl_->mux.set_push_sink(sink ? sink : impl_.get());
+  impl_->push_target = sink ? sink : impl_.get();
+  impl_->mux.set_push_sink(impl_->push_target);
   impl_->mux.set_resp2_pushes(sink != nullptr);
 }
 void connection::resume_reading() noexcept {
@@ -861,9 +871,10 @@ namespace detail {
 
 std::optional<proto::value> take_push(connection_impl& c) {
   if (c.pushes.empty()) return std::nullopt;
+  const bool was_full = c.paused();
   proto::value v = std::move(c.pushes.front());
   c.pushes.pop_front();
-  c.push_space.cancel();  // the reader may be waiting for room
+  if (was_full) c.push_space.cancel();  // the reader waits for room
   return v;
 }
 

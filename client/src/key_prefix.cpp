@@ -205,17 +205,29 @@ void key_prefixer::rewrite(std::string_view payload, std::string& out) const {
       out.append(command);
       continue;
     }
-    proto::request one;
-    std::vector<std::string> rewritten(argv.begin(), argv.end());
-    for (std::size_t k : keys)
-      rewritten[k].insert(0, prefix_);
-    for (std::size_t p : patterns) {
-      pattern.clear();
-      append_pattern(pattern, argv[p]);
-      rewritten[p] = pattern;
+    // Serialized straight into `out`: keys get the prefix, patterns its escaped form.
+    auto append_bulk = [&](std::string_view head, std::string_view tail) {
+      out += '$';
+      out += std::to_string(head.size() + tail.size());
+      out += "\r\n";
+      out += head;
+      out += tail;
+      out += "\r\n";
+    };
+    out += '*';
+    out += std::to_string(argv.size());
+    out += "\r\n";
+    for (std::size_t i = 0; i < argv.size(); ++i) {
+      if (std::binary_search(keys.begin(), keys.end(), i)) {
+        append_bulk(prefix_, argv[i]);
+      } else if (std::find(patterns.begin(), patterns.end(), i) != patterns.end()) {
+        pattern.clear();
+        append_pattern(pattern, argv[i]);
+        append_bulk(pattern, {});
+      } else {
+        append_bulk(argv[i], {});
+      }
     }
-    one.push(rewritten[0], std::span<const std::string>(rewritten).subspan(1));
-    out.append(one.payload());
   }
 }
 

@@ -1,3 +1,4 @@
+#include <redcoro/client/detail/key_prefix.hpp>
 #include <redcoro/client/detail/multiplexer.hpp>
 #include <redcoro/client/error.hpp>
 
@@ -147,7 +148,9 @@ void multiplexer::on_node(const proto::node& n) {
     }
   }
   if (reading_ == reading::undecided) {
-    reading_ = is_pubsub_kind(n.value) ? reading::push : reading::reply;
+    const bool pubsub = std::find(std::begin(pubsub_kinds), std::end(pubsub_kinds), n.value) !=
+                        std::end(pubsub_kinds);
+    reading_ = pubsub ? reading::push : reading::reply;
     route(held_);
   }
   route(n);
@@ -162,13 +165,6 @@ void multiplexer::route(const proto::node& n) {
   // unless it gave up on it.
   if (slots_.empty()) return;  // reported at the end of the message
   if (exec_entry* e = slots_.front().entry) e->adapter.on_node(e->replies_seen, n);
-}
-
-bool multiplexer::is_pubsub_kind(std::string_view first) noexcept {
-  for (std::string_view k : {"message", "pmessage", "smessage", "subscribe", "psubscribe",
-                             "ssubscribe", "unsubscribe", "punsubscribe", "sunsubscribe"})
-    if (first == k) return true;
-  return false;
 }
 
 exec_entry* multiplexer::on_message_done(std::size_t bytes, std::error_code& ec) {

@@ -35,14 +35,9 @@ void complete(const asio::any_io_executor& own, bool may_run_inline, Handler h, 
     asio::post(own, std::move(call));
 }
 
-bool is_subscribe(pubsub_message::kind k) {
-  return k == pubsub_message::kind::subscribe || k == pubsub_message::kind::psubscribe ||
-         k == pubsub_message::kind::ssubscribe;
-}
-
-// The confirmation kinds, and the command of each request kind.
-constexpr std::string_view names[] = {"SUBSCRIBE",   "PSUBSCRIBE",   "SSUBSCRIBE",
-                                      "UNSUBSCRIBE", "PUNSUBSCRIBE", "SUNSUBSCRIBE"};
+// The command of each request kind.
+constexpr std::string_view commands[] = {"SUBSCRIBE",   "PSUBSCRIBE",   "SSUBSCRIBE",
+                                         "UNSUBSCRIBE", "PUNSUBSCRIBE", "SUNSUBSCRIBE"};
 
 }  // namespace
 
@@ -52,42 +47,15 @@ subscriber::subscriber(executor_type ex, config cfg, subscriber_options opts)
             [&] {
               // Every new connection subscribes again inside its handshake.
               cfg.on_handshake = [this](proto::request& r) { resubscribe(r); };
-              cfg.max_queued_pushes = std::max<std::size_t>(cfg.max_queued_pushes, 1);
               return std::move(cfg);
             }()),
-      changed_(std::make_unique<asio::steady_timer>(ex)) {
+      changed_(ex) {
   opts_.capacity = std::max<std::size_t>(opts_.capacity, 1);
   conn_.set_push_sink(this);
 }
 
 subscriber::~subscriber() {
   close();
-}
-
-std::set<std::string, std::less<>>& subscriber::wanted(request_kind k) {
-  switch (k) {
-    case request_kind::subscribe:
-    case request_kind::unsubscribe:
-      return channels_;
-    case request_kind::psubscribe:
-    case request_kind::punsubscribe:
-      return patterns_;
-    default:
-      return shards_;
-  }
-}
-
-std::set<std::string, std::less<>>& subscriber::confirmed(request_kind k) {
-  switch (k) {
-    case request_kind::subscribe:
-    case request_kind::unsubscribe:
-      return on_channels_;
-    case request_kind::psubscribe:
-    case request_kind::punsubscribe:
-      return on_patterns_;
-    default:
-      return on_shards_;
-  }
 }
 
 void subscriber::resubscribe(proto::request& r) {
@@ -98,25 +66,18 @@ void subscriber::resubscribe(proto::request& r) {
     return;
   }
   // A new connection holds nothing yet.
-  on_channels_.clear();
-  on_patterns_.clear();
-  on_shards_.clear();
-  resubscribing_.clear();
-  auto again = [&](std::string_view command, char tag, const auto& set) {
-    if (set.empty()) return;
-    r.push(command, set);
-    for (const auto& name : set)
-      resubscribing_.insert(tag + std::string(":") + name);
-  };
-  again("SUBSCRIBE", 'c', channels_);
-  again("PSUBSCRIBE", 'p', patterns_);
-  again("SSUBSCRIBE", 's', shards_);
+  for (std::size_t i = 0; i < 3; ++i) {
+    family& f = families_[i];
+    f.confirmed.clear();
+    f.resubscribing = f.wanted;
+    if (!f.wanted.empty()) r.push(commands[i], f.wanted);
+  }
 }
 
 void subscriber::run_impl(asio::any_completion_handler<void(error_code)> handler) {
   conn_.async_run([this, h = std::move(handler)](error_code ec) mutable {
-    loop_done_ = true;
-    changed_->cancel();
+    run_ended_ = true;
+    changed_.cancel();
     if (receiver_ && buffer_.empty()) {
       auto r = std::move(*receiver_);
       receiver_.reset();
@@ -127,18 +88,17 @@ void subscriber::run_impl(asio::any_completion_handler<void(error_code)> handler
 }
 
 void subscriber::on_confirmation(pubsub_message& m) {
-  using k = pubsub_message::kind;
-  const char tag = m.what == k::subscribe || m.what == k::unsubscribe     ? 'c'
-                   : m.what == k::psubscribe || m.what == k::punsubscribe ? 'p'
-                                                                          : 's';
-  auto& on = tag == 'c' ? on_channels_ : tag == 'p' ? on_patterns_ : on_shards_;
-  if (is_subscribe(m.what)) {
-    on.insert(m.channel);
-    m.resubscribed = resubscribing_.erase(tag + std::string(":") + m.channel) > 0;
+  // Confirmations follow the three messages in pubsub_message::kind, in request_kind order.
+  const auto k =
+      static_cast<std::size_t>(m.what) - static_cast<std::size_t>(pubsub_message::kind::subscribe);
+  family& f = families_[k % 3];
+  if (k < 3) {
+    f.confirmed.insert(m.channel);
+    m.resubscribed = f.resubscribing.erase(m.channel) > 0;
   } else {
-    on.erase(m.channel);
+    f.confirmed.erase(m.channel);
   }
-  changed_->cancel();  // (un)subscribe calls waiting for this look again
+  changed_.cancel();  // (un)subscribe calls waiting for this look again
 }
 
 void subscriber::on_push_node(const proto::node& n) {
@@ -153,17 +113,11 @@ void subscriber::on_push_node(const proto::node& n) {
   const std::string_view text = n.value;
   switch (incoming_index_++) {
     case 0: {
-      constexpr std::pair<std::string_view, k> kinds[] = {
-          {"message", k::message},          {"pmessage", k::pmessage},
-          {"smessage", k::smessage},        {"subscribe", k::subscribe},
-          {"psubscribe", k::psubscribe},    {"ssubscribe", k::ssubscribe},
-          {"unsubscribe", k::unsubscribe},  {"punsubscribe", k::punsubscribe},
-          {"sunsubscribe", k::sunsubscribe}};
-      const auto* found = std::find_if(std::begin(kinds), std::end(kinds),
-                                       [&](const auto& e) { return e.first == text; });
-      incoming_known_ = found != std::end(kinds);  // else not pub/sub (tracking, say)
+      const auto* found =
+          std::find(std::begin(detail::pubsub_kinds), std::end(detail::pubsub_kinds), text);
+      incoming_known_ = found != std::end(detail::pubsub_kinds);  // else tracking, say
       if (incoming_known_) {
-        incoming_.what = found->second;
+        incoming_.what = static_cast<k>(found - std::begin(detail::pubsub_kinds));
         incoming_.pattern.clear();
         incoming_.payload.clear();
         incoming_.count = 0;
@@ -238,7 +192,7 @@ std::optional<pubsub_message> subscriber::try_receive() {
 void subscriber::receive_impl(asio::any_completion_handler<receive_signature> handler) {
   if (auto m = try_receive()) {
     complete(get_executor(), false, std::move(handler), error_code{}, std::move(*m));
-  } else if (loop_done_ || closed_) {
+  } else if (run_ended_ || closed_) {
     complete(get_executor(), false, std::move(handler), error_code(error::closed),
              pubsub_message{});
   } else if (receiver_) {
@@ -261,8 +215,9 @@ void subscriber::change_impl(request_kind k, std::vector<std::string> list,
 asio::awaitable<error_code> subscriber::apply_change(request_kind k,
                                                      std::vector<std::string> list) {
   const bool adding = k <= request_kind::ssubscribe;
-  auto& want = wanted(k);
-  auto& on = confirmed(k);
+  family& f = families_[static_cast<std::size_t>(k) % 3];
+  auto& want = f.wanted;
+  auto& on = f.confirmed;
   if (adding) {
     want.insert(list.begin(), list.end());
   } else if (list.empty()) {
@@ -272,7 +227,7 @@ asio::awaitable<error_code> subscriber::apply_change(request_kind k,
       want.erase(n);
   }
   proto::request req;
-  req.push(names[static_cast<int>(k)], list);
+  req.push(commands[static_cast<std::size_t>(k)], list);
   proto::ignore_t none;
   error_code ec;
   co_await conn_.async_exec(req, none, use_ec(ec));
@@ -291,9 +246,9 @@ asio::awaitable<error_code> subscriber::apply_change(request_kind k,
     if (done) co_return error_code{};
     if (closed_) co_return error_code(error::closed);
     if (clock_type::now() >= deadline) co_return error_code(error::timeout);
-    changed_->expires_at(deadline);
+    changed_.expires_at(deadline);
     error_code ignored;
-    co_await changed_->async_wait(use_ec(ignored));
+    co_await changed_.async_wait(use_ec(ignored));
   }
 }
 
@@ -317,7 +272,7 @@ void subscriber::close() {
   if (closed_) return;
   closed_ = true;
   conn_.close();
-  changed_->cancel();
+  changed_.cancel();
 }
 
 }  // namespace redcoro

@@ -43,6 +43,20 @@ awaitable<bool> eventually(const std::function<bool()>& ready) {
   co_return ready();
 }
 
+// After a restart: publishes until one subscriber received it (the publisher reconnects
+// too), a bounded number of times.
+awaitable<bool> publish_to_one(connection& pub, std::string_view channel,
+                               std::string_view payload) {
+  for (int i = 0; i < 500; ++i) {
+    redcoro::error_code ec;
+    auto n = co_await pub.async_exec(cmd::publish(channel, payload),
+                                     asio::redirect_error(use_awaitable, ec));
+    if (!ec && n.has_value() && n.value() == 1) co_return true;
+    co_await sleep_for(10ms);
+  }
+  co_return false;
+}
+
 }  // namespace
 
 TEST_CASE("channels and patterns: order, content, receiver counts, unsubscribe", "[pubsub][live]") {
@@ -157,14 +171,7 @@ TEST_CASE("after a server restart the subscriber re-subscribes before new messag
     CHECK(r1.resubscribed);
     CHECK(r2.what == kind::psubscribe);
     CHECK(r2.resubscribed);
-    bool sent = false;
-    for (int i = 0; i < 500 && !sent; ++i) {  // the publisher reconnects too
-      redcoro::error_code ec;
-      auto n = co_await pub.async_exec(cmd::publish("events", "after"),
-                                       asio::redirect_error(use_awaitable, ec));
-      sent = !ec && n.has_value() && n.value() == 1;
-      if (!sent) co_await sleep_for(10ms);
-    }
+    const bool sent = co_await publish_to_one(pub, "events", "after");
     REQUIRE(sent);
     co_await pub.async_exec(cmd::publish("game.1", "also after"), use_awaitable);
     auto m1 = co_await next_message(sub);
@@ -318,14 +325,7 @@ TEST_CASE("RESP2: a server without HELLO gets a dedicated pub/sub connection",
       auto c = co_await sub.async_receive(use_awaitable);
       resubscribed = c.what == kind::psubscribe && c.resubscribed;
     }
-    bool sent = false;
-    for (int i = 0; i < 500 && !sent; ++i) {
-      redcoro::error_code ec;
-      auto n = co_await pub.async_exec(cmd::publish("legacy", "after"),
-                                       asio::redirect_error(use_awaitable, ec));
-      sent = !ec && n.has_value() && n.value() == 1;
-      if (!sent) co_await sleep_for(10ms);
-    }
+    const bool sent = co_await publish_to_one(pub, "legacy", "after");
     REQUIRE(sent);
     auto m3 = co_await next_message(sub);
     CHECK(m3.payload == "after");

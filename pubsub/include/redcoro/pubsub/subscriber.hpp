@@ -161,9 +161,15 @@ class subscriber : private detail::push_sink {
   void close();
 
   /// What the subscriber holds (wanted, whether or not confirmed yet).
-  const std::set<std::string, std::less<>>& channels() const noexcept { return channels_; }
-  const std::set<std::string, std::less<>>& patterns() const noexcept { return patterns_; }
-  const std::set<std::string, std::less<>>& shard_channels() const noexcept { return shards_; }
+  const std::set<std::string, std::less<>>& channels() const noexcept {
+    return families_[0].wanted;
+  }
+  const std::set<std::string, std::less<>>& patterns() const noexcept {
+    return families_[1].wanted;
+  }
+  const std::set<std::string, std::less<>>& shard_channels() const noexcept {
+    return families_[2].wanted;
+  }
   /// Messages dropped by the overflow policy, and connections dropped for it.
   std::uint64_t dropped() const noexcept { return dropped_; }
   std::uint64_t overflow_disconnects() const noexcept { return overflow_disconnects_; }
@@ -171,6 +177,7 @@ class subscriber : private detail::push_sink {
   std::size_t buffered() const noexcept { return buffer_.size(); }
 
  private:
+  // Ordered so that k % 3 is the family, and like the confirmations in pubsub_message::kind.
   enum class request_kind : std::uint8_t {
     subscribe,
     psubscribe,
@@ -205,21 +212,23 @@ class subscriber : private detail::push_sink {
   void deliver(pubsub_message m);
   void on_confirmation(pubsub_message& m);
   void resubscribe(proto::request& handshake);
-  std::set<std::string, std::less<>>& wanted(request_kind k);
-  std::set<std::string, std::less<>>& confirmed(request_kind k);
+
+  // Channels, patterns or shard channels: what the user wants, what the current
+  // connection has confirmed, and what it re-subscribed by itself and has not confirmed yet.
+  struct family {
+    std::set<std::string, std::less<>> wanted, confirmed, resubscribing;
+  };
 
   subscriber_options opts_;
   connection conn_;
-  std::set<std::string, std::less<>> channels_, patterns_, shards_;           // wanted
-  std::set<std::string, std::less<>> on_channels_, on_patterns_, on_shards_;  // confirmed
-  std::set<std::string, std::less<>> resubscribing_;  // "kind:name" asked for on reconnect
+  family families_[3];  // channels, patterns, shard channels: request_kind % 3
   std::deque<pubsub_message> buffer_;
   // Optional, never move-assigned: Asio 1.81's any_completion_handler move assignment wraps
   // the handler in itself (infinite recursion when called).
   std::optional<asio::any_completion_handler<receive_signature>> receiver_;
-  std::unique_ptr<asio::steady_timer> changed_;  // wakes waiting (un)subscribe calls
+  asio::steady_timer changed_;  // wakes waiting (un)subscribe calls
   std::uint64_t dropped_ = 0, overflow_disconnects_ = 0;
-  bool closed_ = false, loop_done_ = false, connected_before_ = false;
+  bool closed_ = false, run_ended_ = false, connected_before_ = false;
   // The push frame being decoded.
   pubsub_message incoming_;
   std::size_t incoming_index_ = 0;

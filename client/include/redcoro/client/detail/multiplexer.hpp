@@ -1,6 +1,5 @@
 #pragma once
 
-#include <redcoro/client/detail/key_prefix.hpp>
 #include <redcoro/proto/node.hpp>
 #include <redcoro/proto/request.hpp>
 #include <redcoro/proto/response.hpp>
@@ -14,6 +13,8 @@
 #include <vector>
 
 namespace redcoro::detail {
+
+class key_prefixer;
 
 using clock = std::chrono::steady_clock;
 
@@ -44,6 +45,12 @@ struct exec_entry {
   exec_entry(const proto::request& r, proto::any_adapter a, complete_fn c) noexcept
       : req(&r), adapter(a), complete(c) {}
 };
+
+/// The first element of every pub/sub frame, in the order of pubsub_message::kind: three
+/// messages, then the confirmations of SUBSCRIBE, PSUBSCRIBE, SSUBSCRIBE and their undoing.
+inline constexpr std::string_view pubsub_kinds[] = {"message",     "pmessage",     "smessage",
+                                                    "subscribe",   "psubscribe",   "ssubscribe",
+                                                    "unsubscribe", "punsubscribe", "sunsubscribe"};
 
 /// Where top-level push messages go: their nodes, then the end of each message.
 class push_sink {
@@ -181,7 +188,6 @@ class multiplexer {
   bool ready_ = false;
   // What the message being read is, decided by its first node that is not an attribute.
   void route(const proto::node& n);
-  static bool is_pubsub_kind(std::string_view first) noexcept;
 
   enum class reading : std::uint8_t { none, reply, push, undecided } reading_ = reading::none;
   bool resp2_pushes_ = false;
