@@ -1,6 +1,7 @@
 #include <redcoro/client/connection.hpp>
 #include <redcoro/client/detail/backoff.hpp>
 #include <redcoro/client/detail/key_prefix.hpp>
+#include <redcoro/client/detail/op_pool.hpp>
 #include <redcoro/proto/parser.hpp>
 
 #include <boost/asio/bind_cancellation_slot.hpp>
@@ -41,18 +42,6 @@ inline auto use_ec(error_code& ec) {
   return asio::redirect_error(asio::use_awaitable, ec);
 }
 
-std::shared_ptr<spdlog::logger> default_logger() {
-  if (auto existing = spdlog::get("redcoro")) return existing;
-  try {
-    auto created = spdlog::stderr_color_mt("redcoro");
-    created->set_level(spdlog::level::warn);
-    return created;
-  } catch (const spdlog::spdlog_ex&) {
-    // Another connection registered it between get() and here.
-    return spdlog::get("redcoro");
-  }
-}
-
 bool starts_with_word(std::string_view message, std::string_view word) {
   return message.size() >= word.size() && message.substr(0, word.size()) == word;
 }
@@ -69,42 +58,19 @@ bool rejects_hello(std::string_view message) {
          message.find("unknown command") != std::string_view::npos;
 }
 
-// A pool of equal blocks for exec ops: after warm-up, no request allocates.
-class op_pool {
- public:
-  // Large enough for a typed command, pipeline or small transaction with its response.
-  static constexpr std::size_t block_size = 512;
-
-  void* allocate(std::size_t size) {
-    if (size > block_size) return ::operator new(size);
-    if (free_.empty()) return ::operator new(block_size);
-    void* p = free_.back();
-    free_.pop_back();
-    return p;
-  }
-  void deallocate(void* p, std::size_t size) noexcept {
-    if (size > block_size) {
-      ::operator delete(p);
-      return;
-    }
-    // The vector only grows while more ops are alive than ever before; when it cannot, the
-    // block goes back to the heap instead.
-    try {
-      free_.push_back(p);
-    } catch (...) {
-      ::operator delete(p);
-    }
-  }
-  ~op_pool() {
-    for (void* p : free_)
-      ::operator delete(p);
-  }
-
- private:
-  std::vector<void*> free_;
-};
-
 }  // namespace
+
+std::shared_ptr<spdlog::logger> default_logger() {
+  if (auto existing = spdlog::get("redcoro")) return existing;
+  try {
+    auto created = spdlog::stderr_color_mt("redcoro");
+    created->set_level(spdlog::level::warn);
+    return created;
+  } catch (const spdlog::spdlog_ex&) {
+    // Another connection registered it between get() and here.
+    return spdlog::get("redcoro");
+  }
+}
 
 struct connection_impl final : push_sink {
   connection_impl(asio::any_io_executor ex, config c)
@@ -691,6 +657,9 @@ struct connection_impl final : push_sink {
       // at their timeout.
       mux.drain(failed_);
       complete_all(failed_, ec);
+    } else if (cfg.fail_waiting_on_disconnect) {
+      mux.drain(failed_);
+      complete_all(failed_, error::not_connected);
     }
     if (closed_)
       log->info("redcoro: closed the connection to {}", target());

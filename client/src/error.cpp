@@ -11,7 +11,7 @@ class category final : public std::error_category {
   std::string message(int ev) const override {
     switch (static_cast<error>(ev)) {
       case error::not_connected:
-        return "not connected, and the request asked not to wait";
+        return "not connected, and the request was not to wait for a connection";
       case error::connection_lost:
         return "the connection was lost after the request was sent; it may or may not have "
                "been executed";

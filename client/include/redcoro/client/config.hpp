@@ -91,6 +91,11 @@ struct config {
   /// Requests waiting or in flight on the connection at most; more fail at once with
   /// error::queue_full. 0: no bound.
   std::size_t max_queued_requests = 65536;
+  /// Requests still waiting to be written when the connection drops fail at once with
+  /// error::not_connected instead of waiting for the next connection. cluster_client sets
+  /// it on its node connections, so that it can send such requests to the node that took
+  /// over instead.
+  bool fail_waiting_on_disconnect = false;
   /// Push messages (pub/sub, tracking invalidations) kept until async_receive_push takes
   /// them. When full, the connection stops reading until there is room: nothing is dropped.
   std::size_t max_queued_pushes = 8192;
@@ -111,5 +116,11 @@ struct config {
   /// first use with level `warn` if there is none. Set its level to `info` to see connects.
   std::shared_ptr<spdlog::logger> logger;
 };
+
+namespace detail {
+/// The logger of config::logger's default: "redcoro" from spdlog's registry, made (level
+/// warn) if it is not there.
+std::shared_ptr<spdlog::logger> default_logger();
+}  // namespace detail
 
 }  // namespace redcoro

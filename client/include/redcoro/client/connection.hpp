@@ -70,13 +70,15 @@ struct exec_cancel {
   void operator()(asio::cancellation_type type) const { cancel_exec(*conn, *entry, type); }
 };
 
+// Completes `h` from an operation of an object living on `own`: at once when the caller
+// runs there too and we are not inside the initiating function, else through the handler's
+// executor.
 template <class Handler, class... Args>
-void complete_handler(connection_impl& c, Handler&& h, Args&&... args) {
-  const auto& own = executor_of(c);
-  if (!initiating(c)) {
+void complete_on(const asio::any_io_executor& own, bool initiating, Handler&& h, Args&&... args) {
+  if (!initiating) {
     auto ex = asio::get_associated_executor(h, own);
     if constexpr (std::is_same_v<decltype(ex), asio::any_io_executor>) {
-      // The common case: the caller runs on the connection's executor, and we are on it now
+      // The common case: the caller runs on the same executor, and we are on it now
       // (in the reader, writer or timer loop), so it resumes at once, with no queue hop.
       if (ex == own) {
         std::move(h)(std::forward<Args>(args)...);
@@ -89,6 +91,11 @@ void complete_handler(connection_impl& c, Handler&& h, Args&&... args) {
   asio::post(ex, [h = std::move(h), ... a = std::forward<Args>(args)]() mutable {
     std::move(h)(std::move(a)...);
   });
+}
+
+template <class Handler, class... Args>
+void complete_handler(connection_impl& c, Handler&& h, Args&&... args) {
+  complete_on(executor_of(c), initiating(c), std::forward<Handler>(h), std::forward<Args>(args)...);
 }
 
 // Ends an op: disconnects its cancellation slot, frees its block, then completes its

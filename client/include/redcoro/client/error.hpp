@@ -9,7 +9,8 @@ namespace redcoro {
 /// replies) are redcoro::proto::error values; a server's error reply to one command is data
 /// in that command's response, never one of these.
 enum class error {
-  not_connected = 1,    ///< the request asked not to wait (cancel_if_not_connected)
+  not_connected = 1,    ///< not written: no connection, and the request was not to wait for one
+                        ///< (cancel_if_not_connected, config::fail_waiting_on_disconnect)
   connection_lost,      ///< the connection dropped after the request was written
   timeout,              ///< the request's timeout expired before all its replies arrived
   queue_full,           ///< config::max_queued_requests requests are already queued

@@ -209,6 +209,13 @@ class request {
     out_of_band_ += other.out_of_band_;
   }
 
+  /// Appends `count` commands already serialized (bytes taken from another request's
+  /// payload(), say). None of them may be a command answered out of band (SUBSCRIBE...).
+  void append_serialized(std::string_view commands, std::size_t count) {
+    payload_ += commands;
+    commands_ += count;
+  }
+
   /// The serialized commands.
   std::string_view payload() const noexcept { return payload_; }
   /// The bytes of command number `index` (0-based) within payload(), found by walking the

@@ -120,7 +120,7 @@ class response_adapter<ignore_t> {
 };
 
 /// A non-owning, type-erased reference to a response_adapter: what the connection stores
-/// for each request in flight. Two pointers and a count; no allocation.
+/// for each request in flight. Five pointers; no allocation.
 class any_adapter {
  public:
   template <class Impl>
@@ -133,21 +133,33 @@ class any_adapter {
         prepare_([](void* p, std::size_t n) {
           if constexpr (requires(Impl & i) { i.prepare(n); }) static_cast<Impl*>(p)->prepare(n);
         }),
-        replies_(Impl::replies) {}
+        replies_([](const void* p) { return reply_count(*static_cast<const Impl*>(p)); }) {}
 
   void on_node(std::size_t index, const node& n) const { on_node_(object_, index, n); }
   std::error_code error() const { return error_(object_); }
   /// Called once per request with the number of replies, before the first node.
   void prepare(std::size_t replies) const { prepare_(object_, replies); }
   /// The number of replies the response holds, or any_reply_count.
-  std::size_t replies() const noexcept { return replies_; }
+  std::size_t replies() const noexcept { return replies_(object_); }
 
  private:
+  // Impl::replies, or impl.replies() for an adapter that learns its count at run time (one
+  // that wraps another any_adapter).
+  template <class Impl>
+  static std::size_t reply_count(const Impl& impl) noexcept {
+    if constexpr (requires { impl.replies(); })
+      return impl.replies();
+    else
+      return Impl::replies;
+  }
+
   void* object_;
   void (*on_node_)(void*, std::size_t, const node&);
   std::error_code (*error_)(const void*);
   void (*prepare_)(void*, std::size_t);
-  std::size_t replies_;
+  // Asked when the request is queued, not at construction: `impl` may not be constructed yet
+  // when the any_adapter is (it is a later member of the same operation).
+  std::size_t (*replies_)(const void*);
 };
 
 }  // namespace redcoro::proto

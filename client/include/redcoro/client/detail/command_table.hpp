@@ -1,0 +1,70 @@
+#pragma once
+
+#include <redcoro/proto/value.hpp>
+
+#include <cstddef>
+#include <span>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <unordered_map>
+#include <vector>
+
+namespace redcoro::detail {
+
+/// What the server says about its commands (the reply to `COMMAND`), sans-I/O: which
+/// arguments of a command are keys, found with the server's own key specifications, so
+/// commands without a typed helper and module commands are read right too; and whether a
+/// command only reads. The key prefix and the cluster's routing both use it.
+class command_table {
+ public:
+  /// What is known of one command (or one subcommand, such as `OBJECT ENCODING`).
+  class info {
+   public:
+    /// Appends the positions in `argv` (argv[0] is the command name) of the keys it names.
+    void keys(std::span<const std::string_view> argv, std::vector<std::size_t>& out) const;
+    /// Flagged `readonly` by the server: safe to send to a replica.
+    bool readonly() const noexcept { return readonly_; }
+
+   private:
+    friend class command_table;
+    struct spec {
+      enum class begin : unsigned char { index, keyword, unknown } begin_kind = begin::unknown;
+      int index = 0;        // begin::index
+      std::string keyword;  // begin::keyword (upper case)
+      int start_from = 0;
+      enum class find : unsigned char { range, keynum, unknown } find_kind = find::unknown;
+      int last_key = 0, key_step = 1, limit = 0;  // find::range
+      int keynum_index = 0, first_key = 0;        // find::keynum (key_step too)
+    };
+    static void apply(const spec& s, std::span<const std::string_view> argv,
+                      std::vector<std::size_t>& out);
+
+    std::vector<spec> specs_;
+    bool readonly_ = false;
+    std::unordered_map<std::string, info> subcommands_;  // by lower-case subcommand
+  };
+
+  bool loaded() const noexcept { return !table_.empty(); }
+
+  /// Reads the reply to `COMMAND` (RESP3 or RESP2 shapes). Fails with
+  /// proto::error::type_mismatch when it does not look like one.
+  std::error_code load(const proto::value& command_reply);
+
+  /// The entry of `argv`'s command (its subcommand's when it has those), or nullptr when the
+  /// server did not list it.
+  const info* find(std::span<const std::string_view> argv) const;
+
+  /// Sorted, unique positions of the keys in `argv`; empty for an unknown command.
+  void keys(std::span<const std::string_view> argv, std::vector<std::size_t>& out) const;
+
+ private:
+  static info parse_info(const proto::value& entry);
+  std::unordered_map<std::string, info> table_;  // by lower-case name
+};
+
+/// Lower-case copy and case-insensitive comparison of command names.
+std::string lower(std::string_view s);
+bool iequals(std::string_view a, std::string_view b) noexcept;
+
+}  // namespace redcoro::detail

@@ -1,0 +1,233 @@
+#pragma once
+
+#include <redcoro/client/command.hpp>
+#include <redcoro/client/config.hpp>
+#include <redcoro/client/connection.hpp>
+#include <redcoro/cluster/topology.hpp>
+#include <redcoro/proto/request.hpp>
+#include <redcoro/proto/response.hpp>
+
+#include <boost/asio/any_completion_handler.hpp>
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/async_result.hpp>
+#include <boost/asio/io_context.hpp>
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <new>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace redcoro {
+
+/// Which nodes serve read-only commands (those the server flags `readonly`: GET, MGET,
+/// HGETALL, ZRANGE...). Everything else always goes to the slot's primary.
+enum class read_from : std::uint8_t {
+  primary,         ///< the primary only (default): reads see every acknowledged write
+  prefer_replica,  ///< a connected, healthy replica of the slot's shard; the primary if none
+  replica,         ///< replicas only: reads wait (up to their timeout) while a shard has none
+  any              ///< primary and replicas in turn: spreads reads over the whole shard
+};
+
+/// What a cluster_client needs to know.
+struct cluster_config {
+  /// Nodes to ask for the topology, tried in order. Any node of the cluster will do; list a
+  /// few so that one being down does not stop the client from starting.
+  std::vector<cluster::node_address> seeds;
+  /// Settings of every node connection: credentials, TLS, timeouts, reconnect policy,
+  /// logger, key prefix. Its host, port and unix_socket are ignored.
+  config node;
+  read_from reads = read_from::primary;
+  /// Redirections (MOVED, ASK) and retries (TRYAGAIN, CLUSTERDOWN) one command may go
+  /// through; the next one ends it with a TOOMANYREDIRECTS error reply naming the last.
+  std::size_t max_redirects = 16;
+  /// The topology is read again this often, and also at once (at most every
+  /// `min_refresh_gap`) after a MOVED or a node that cannot be reached. 0: only then.
+  std::chrono::milliseconds refresh_interval{30000};
+  std::chrono::milliseconds min_refresh_gap{100};
+  /// Wait before sending again after TRYAGAIN, CLUSTERDOWN or an unreachable node; it
+  /// doubles on each retry of the same request, up to one second.
+  std::chrono::milliseconds retry_delay{20};
+};
+
+/// Counters of what the cluster layer did, for logs, tests and dashboards.
+struct cluster_stats {
+  std::size_t moved = 0;      ///< MOVED replies followed
+  std::size_t ask = 0;        ///< ASK replies followed
+  std::size_t retries = 0;    ///< sent again after TRYAGAIN, CLUSTERDOWN or no connection
+  std::size_t refreshes = 0;  ///< topology reads that succeeded
+  std::size_t split = 0;      ///< requests sent as several parts (several nodes or slots)
+};
+
+class cluster_client;
+
+namespace detail {
+struct cluster_impl;
+
+// One async_exec on a cluster_client, the non-template part: the caller's request and
+// response adapter, and what happened on the fast path.
+struct cluster_exec {
+  using complete_fn = void (*)(cluster_exec& self, std::error_code ec, std::size_t bytes);
+
+  cluster_exec(cluster_impl& c, const proto::request& r, proto::any_adapter a, complete_fn f)
+      : impl(&c), req(&r), user(a), complete(f) {}
+
+  cluster_impl* impl;
+  const proto::request* req;
+  proto::any_adapter user;
+  complete_fn complete;
+  std::size_t bytes = 0;
+  std::vector<std::size_t> held_back;  // fast path: replies that were redirects, to redo
+};
+
+void* allocate_op(cluster_impl& c, std::size_t size);
+void deallocate_op(cluster_impl& c, void* p, std::size_t size) noexcept;
+const asio::any_io_executor& executor_of(const cluster_impl& c) noexcept;
+bool initiating(const cluster_impl& c) noexcept;
+void start_exec(cluster_impl& c, cluster_exec& e);
+
+template <class Op, class... Args>
+void end_cluster_op(Op& self, Args... args) {
+  cluster_impl& c = *self.impl;
+  auto h = std::move(self.handler);
+  self.~Op();
+  deallocate_op(c, &self, sizeof(Op));
+  complete_on(executor_of(c), initiating(c), std::move(h), std::move(args)...);
+}
+
+template <class Response, class Handler>
+struct cluster_exec_op final : cluster_exec {
+  cluster_exec_op(cluster_impl& c, const proto::request& r, Response& resp, Handler&& h)
+      : cluster_exec(c, r, proto::any_adapter(adapter_impl), &finish),
+        adapter_impl(resp),
+        handler(std::move(h)) {}
+  static void finish(cluster_exec& base, std::error_code ec, std::size_t bytes) {
+    end_cluster_op(static_cast<cluster_exec_op&>(base), error_code(ec), bytes);
+  }
+  proto::response_adapter<Response> adapter_impl;
+  Handler handler;
+};
+
+template <class X, class Handler>
+struct cluster_owned_op final : cluster_exec {
+  cluster_owned_op(cluster_impl& c, X&& x, Handler&& h)
+      : cluster_exec(c, x.request(), proto::any_adapter(adapter_impl), &finish),
+        owned(std::move(x)),
+        adapter_impl(response),
+        handler(std::move(h)) {
+    req = &owned.request();
+  }
+  static void finish(cluster_exec& base, std::error_code ec, std::size_t) {
+    auto& self = static_cast<cluster_owned_op&>(base);
+    end_cluster_op(self, error_code(ec), X::take(self.response));
+  }
+  X owned;
+  typename X::response_type response{};
+  proto::response_adapter<typename X::response_type> adapter_impl;
+  Handler handler;
+};
+
+template <class Op, class... Args>
+void launch_cluster_op(cluster_impl& c, Args&&... args) {
+  start_exec(c, *::new (allocate_op(c, sizeof(Op))) Op(c, std::forward<Args>(args)...));
+}
+
+}  // namespace detail
+
+/// A client of a Redis Cluster: it learns the topology from the seeds (`CLUSTER SHARDS`,
+/// or `CLUSTER SLOTS` on older servers), keeps one multiplexed connection per node, and sends
+/// each command to the node serving its keys' slot. Redirections, resharding and failovers
+/// are followed without the caller noticing, and requests whose commands live on several
+/// nodes are split, sent in parallel and answered in the caller's order.
+///
+/// \code
+///   redcoro::cluster_config cfg;
+///   cfg.seeds = {{"127.0.0.1", 7000}, {"127.0.0.1", 7001}};
+///   redcoro::cluster_client cl(ioc, cfg);
+///   cl.async_run(asio::detached);
+///   auto v = co_await cl.async_exec(cmd::get("user:42"), asio::use_awaitable);
+///   auto [a, b] = co_await cl.async_exec(
+///       redcoro::pipeline(cmd::incr("{user:42}:visits"), cmd::get("other")), asio::use_awaitable);
+/// \endcode
+///
+/// Threads and lifetime as for connection: use it from its executor; destroy it only after
+/// async_run has completed (call close() and wait for it).
+class cluster_client {
+ public:
+  using executor_type = asio::any_io_executor;
+
+  cluster_client(executor_type ex, cluster_config cfg);
+  cluster_client(asio::io_context& ctx, cluster_config cfg)
+      : cluster_client(ctx.get_executor(), std::move(cfg)) {}
+  ~cluster_client();
+  cluster_client(const cluster_client&) = delete;
+  cluster_client& operator=(const cluster_client&) = delete;
+
+  executor_type get_executor() const noexcept;
+
+  /// Reads the topology from the seeds (retrying them with the node config's reconnect
+  /// policy), connects to the nodes, then keeps the topology fresh until close(). Completes
+  /// with error::closed after close(), or with the last error once
+  /// reconnect_policy::max_attempts rounds over the seeds failed. Requests made before the
+  /// topology is known wait for it, up to their timeout.
+  template <class Token>
+  auto async_run(Token&& token) {
+    return asio::async_initiate<Token, void(error_code)>(
+        [this](auto handler) {
+          run_impl(asio::any_completion_handler<void(error_code)>(std::move(handler)));
+        },
+        token);
+  }
+
+  /// As connection::async_exec, routed: every command goes to the node serving its keys.
+  /// Completes with an error code only when the request as a whole failed (timeout, a
+  /// connection lost after the request was written, closed); a command refused here (keys
+  /// in several slots where that cannot work) or by the server has its error reply in its
+  /// own slot of the response.
+  template <class Response, class Token>
+  auto async_exec(const proto::request& req, Response& resp, Token&& token) {
+    return asio::async_initiate<Token, void(error_code, std::size_t)>(
+        [this](auto handler, const proto::request* r, Response* out) {
+          detail::launch_cluster_op<detail::cluster_exec_op<Response, decltype(handler)>>(
+              *impl_, *r, *out, std::move(handler));
+        },
+        token, &req, &resp);
+  }
+
+  /// Runs a command, pipeline or transaction that carries its reply types (command.hpp).
+  /// A transaction must keep its keys in one slot (use hash tags). Scripts are not resent
+  /// on NOSCRIPT here: load them first with `script::load()`, which goes to every primary.
+  template <owned_request X, class Token>
+  auto async_exec(X x, Token&& token) {
+    return asio::async_initiate<Token, void(error_code, typename X::value_type)>(
+        [this](auto handler, X owned) {
+          detail::launch_cluster_op<detail::cluster_owned_op<X, decltype(handler)>>(
+              *impl_, std::move(owned), std::move(handler));
+        },
+        token, std::move(x));
+  }
+
+  /// Stops async_run: closes every node connection; queued requests fail with
+  /// error::closed.
+  void close();
+  /// Reads the topology again soon (coalesced with any refresh already asked for).
+  void refresh();
+
+  /// The topology as last read (and corrected by MOVED replies since).
+  const cluster::topology& current_topology() const noexcept;
+  /// The connection to one node (made if there is none yet), for commands meant for that
+  /// node only (INFO, CLUSTER INFO, SCAN of one node). Valid until close().
+  connection& node(const cluster::node_address& address);
+  /// Addresses of the primaries, one per shard that serves slots.
+  std::vector<cluster::node_address> primaries() const;
+  const cluster_stats& stats() const noexcept;
+
+ private:
+  void run_impl(asio::any_completion_handler<void(error_code)> handler);
+  std::unique_ptr<detail::cluster_impl> impl_;
+};
+
+}  // namespace redcoro

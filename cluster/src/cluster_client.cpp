@@ -1,0 +1,698 @@
+#include <redcoro/client/detail/backoff.hpp>
+#include <redcoro/client/detail/command_table.hpp>
+#include <redcoro/client/detail/op_pool.hpp>
+#include <redcoro/cluster/cluster_client.hpp>
+#include <redcoro/cluster/detail/router.hpp>
+#include <redcoro/proto/parser.hpp>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <map>
+#include <optional>
+
+namespace redcoro {
+
+namespace proto {
+
+// The fast path's response: the caller's adapter, minus the replies that are redirects,
+// which are held back for the retry.
+template <>
+class response_adapter<redcoro::detail::cluster_exec> {
+ public:
+  explicit response_adapter(redcoro::detail::cluster_exec& op) noexcept : op_(&op) {}
+  void on_node(std::size_t index, const node& n);
+  void prepare(std::size_t replies) { op_->user.prepare(replies); }
+  std::size_t replies() const noexcept { return op_->user.replies(); }
+  std::error_code error() const { return op_->user.error(); }
+
+ private:
+  redcoro::detail::cluster_exec* op_;
+};
+
+}  // namespace proto
+
+namespace detail {
+namespace {
+
+using cluster::node_address;
+using cluster::redirect;
+using cluster::topology;
+using cluster::detail::any_slot;
+using cluster::detail::merge;
+using clock = std::chrono::steady_clock;
+using asio::awaitable;
+using asio::use_awaitable;
+
+bool is_redirect(const proto::node& n) {
+  if (n.depth != 0 || n.in_attribute || n.data_type != proto::type::simple_error) return false;
+  const std::string_view v = n.value;
+  return v.starts_with("MOVED ") || v.starts_with("ASK ") || v.starts_with("TRYAGAIN") ||
+         v.starts_with("CLUSTERDOWN");
+}
+
+// Feeds a whole value to `a` as reply number `index`, as if it had just been read.
+void replay(const proto::value& v, std::size_t index, const proto::any_adapter& a) {
+  const std::string wire = proto::to_resp3(v);
+  proto::parser p;
+  std::size_t pos = 0;
+  std::error_code ec;
+  while (!ec) {
+    auto n = p.consume(wire, pos, ec);
+    if (n) a.on_node(index, *n);
+    if (p.done() || !n) break;
+  }
+}
+
+proto::value error_value(std::string message) {
+  return proto::value(proto::type::simple_error, std::move(message));
+}
+
+proto::value value_of(proto::result<proto::value>& r) {
+  if (r.has_error()) return error_value(std::move(r.error_storage().message));
+  return std::move(r).value();
+}
+
+// One part of a request on its way: where it goes, what came back.
+struct job {
+  cluster::detail::part* what = nullptr;
+  std::optional<node_address> pinned;  // fan-out: this primary
+  std::optional<node_address> ask;     // send ASKING first, to this node
+  std::size_t attempts = 0;
+  bool done = false;
+  bool launched = false;
+  proto::request sent;
+  proto::generic_response replies;
+  node_address sent_to;
+  error_code ec;
+};
+
+}  // namespace
+
+struct cluster_impl {
+  struct node_entry {
+    std::unique_ptr<connection> conn;
+    bool run_done = false;
+  };
+
+  cluster_impl(asio::any_io_executor e, cluster_config c)
+      : ex(std::move(e)),
+        cfg(std::move(c)),
+        router(table, cfg.node.key_prefix),
+        refresh_timer(ex),
+        log(cfg.node.logger ? cfg.node.logger : default_logger()) {}
+
+  // --- nodes ------------------------------------------------------------------------------
+
+  connection& node(const node_address& a) {
+    auto it = nodes.find(a);
+    if (it != nodes.end()) return *it->second->conn;
+    config c = cfg.node;
+    c.host = a.host;
+    c.port = a.port;
+    c.unix_socket.clear();
+    // What could not be written there is sent to whichever node serves the slot now.
+    c.fail_waiting_on_disconnect = true;
+    if (cfg.reads != read_from::primary) {
+      c.on_handshake = [user = std::move(c.on_handshake)](proto::request& r) {
+        r.push("READONLY");
+        if (user) user(r);
+      };
+    }
+    auto entry = std::make_unique<node_entry>();
+    entry->conn = std::make_unique<connection>(ex, std::move(c));
+    node_entry* e = entry.get();
+    ++running;
+    e->conn->async_run([this, e](error_code) {
+      e->run_done = true;
+      --running;
+      wake_all();
+    });
+    return *nodes.emplace(a, std::move(entry)).first->second->conn;
+  }
+
+  // Whether a node is worth a connection: it is in the topology and serves, or may serve.
+  bool wanted(const node_address& a) const {
+    const cluster::node_info* n = topo.find(a);
+    if (!n) return false;
+    if (n->healthy)
+      return n->role == cluster::node_role::primary || cfg.reads != read_from::primary;
+    // A failed node keeps its connection only while it still owns slots.
+    for (const auto& s : topo.shards())
+      if (&topo.nodes()[s.primary] == n) return true;
+    return false;
+  }
+
+  // Nodes that left the topology or failed: closed, destroyed once their run ended.
+  void retire_unwanted() {
+    for (auto it = nodes.begin(); it != nodes.end();) {
+      if (wanted(it->first)) {
+        ++it;
+        continue;
+      }
+      log->info("redcoro: cluster: closing the connection to {}", it->first.to_string());
+      it->second->conn->close();
+      retired.push_back(std::move(it->second));
+      it = nodes.erase(it);
+    }
+    std::erase_if(retired, [](const auto& e) { return e->run_done; });
+  }
+
+  // The node for a part: the slot's primary, or a replica for reads as cfg.reads says.
+  const node_address* pick(int slot, bool readonly) {
+    const auto& shards = topo.shards();
+    if (shards.empty()) return nullptr;
+    if (slot == any_slot) {
+      return &topo.nodes()[shards[next_turn++ % shards.size()].primary].address;
+    }
+    const std::size_t s = topo.shard_of(static_cast<std::uint16_t>(slot));
+    if (s == topology::no_shard) return nullptr;
+    const cluster::shard& sh = shards[s];
+    const node_address& primary = topo.nodes()[sh.primary].address;
+    if (!readonly || cfg.reads == read_from::primary) return &primary;
+    // Healthy replicas that are connected (or not tried yet).
+    const std::size_t options = sh.replicas.size() + (cfg.reads == read_from::any ? 1 : 0);
+    for (std::size_t tried = 0; tried < options; ++tried) {
+      const std::size_t k = next_turn++ % options;
+      if (k == sh.replicas.size()) return &primary;
+      const cluster::node_info& r = topo.nodes()[sh.replicas[k]];
+      if (!r.healthy) continue;
+      auto it = nodes.find(r.address);
+      if (it == nodes.end() || it->second->conn->is_connected()) return &r.address;
+    }
+    return cfg.reads == read_from::replica ? nullptr : &primary;
+  }
+
+  // --- state changes ----------------------------------------------------------------------
+
+  // Waits for notify() or `deadline`.
+  awaitable<void> wait_change(clock::time_point deadline) {
+    asio::steady_timer t(ex, deadline);
+    waiting_timers.push_back(&t);
+    error_code ignored;
+    co_await t.async_wait(asio::redirect_error(use_awaitable, ignored));
+    std::erase(waiting_timers, &t);
+  }
+
+  void wake_all() {
+    for (asio::steady_timer* t : waiting_timers)
+      t->cancel();
+  }
+
+  void request_refresh() {
+    if (refresh_wanted) return;
+    refresh_wanted = true;
+    refresh_timer.cancel();
+  }
+
+  // --- topology ---------------------------------------------------------------------------
+
+  void apply(topology t) {
+    topo = std::move(t);
+    for (const cluster::node_info& n : topo.nodes())
+      if (wanted(n.address)) node(n.address);
+    retire_unwanted();
+    ++stats.refreshes;
+    last_refresh = clock::now();
+    if (!ready) log->info("redcoro: cluster topology read: {} shards", topo.shards().size());
+    ready = true;
+    wake_all();
+  }
+
+  // Asks `conn` for the topology (and the command table when there is none yet).
+  awaitable<bool> read_topology(connection& conn, bool wait_for_connection) {
+    proto::request req;
+    req.get_config().cancel_if_not_connected = !wait_for_connection;
+    req.get_config().timeout = cfg.node.connect_timeout + cfg.node.request_timeout;
+    req.push("CLUSTER", "SHARDS");
+    const bool need_table = !table.loaded();
+    if (need_table) req.push("COMMAND");
+    proto::generic_response resp;
+    error_code ec;
+    co_await conn.async_exec(req, resp, asio::redirect_error(use_awaitable, ec));
+    if (ec || resp.size() < 1) co_return false;
+    topology t;
+    std::error_code parsed = proto::error::type_mismatch;
+    if (!resp[0].has_error()) {
+      parsed = topology::from_shards(resp[0].value(), t, cfg.node.tls.enabled);
+    } else {
+      // Servers older than 7.0.
+      proto::request slots;
+      slots.get_config() = req.get_config();
+      slots.push("CLUSTER", "SLOTS");
+      proto::response<proto::value> r;
+      co_await conn.async_exec(slots, r, asio::redirect_error(use_awaitable, ec));
+      if (ec || std::get<0>(r).has_error()) {
+        log->warn("redcoro: cluster: no topology from a node: {}",
+                  ec ? ec.message() : std::get<0>(r).error().message);
+        co_return false;
+      }
+      parsed = topology::from_slots(std::get<0>(r).value(), t);
+    }
+    if (parsed || t.shards().empty()) co_return false;
+    if (need_table) {
+      if (resp.size() < 2 || resp[1].has_error() || table.load(resp[1].value())) co_return false;
+    }
+    apply(std::move(t));
+    co_return true;
+  }
+
+  // One refresh: the nodes we are connected to first, then the seeds.
+  awaitable<bool> refresh_once() {
+    std::vector<node_address> connected;
+    for (const auto& [a, e] : nodes)
+      if (e->conn->is_connected()) connected.push_back(a);
+    for (const node_address& a : connected) {
+      if (closed) co_return false;
+      auto it = nodes.find(a);  // (an earlier answer may have retired it)
+      if (it == nodes.end() || !it->second->conn->is_connected()) continue;
+      if (co_await read_topology(*it->second->conn, false)) co_return true;
+    }
+    // Nothing connected answered: wait for the seeds' connections.
+    for (const node_address& a : cfg.seeds) {
+      if (closed) co_return false;
+      if (co_await read_topology(node(a), true)) co_return true;
+    }
+    co_return false;
+  }
+
+  awaitable<error_code> run() {
+    if (cfg.seeds.empty()) co_return error_code(asio::error::invalid_argument);
+    backoff wait(cfg.node.reconnect);
+    asio::steady_timer sleep(ex);
+    while (!ready) {
+      if (closed) break;
+      if (co_await refresh_once()) break;
+      const auto delay = wait.next();
+      if (!delay) {
+        co_await shut_down();
+        co_return error_code(error::connect_timeout);
+      }
+      log->warn("redcoro: cluster: no seed answered; retrying in {} ms", delay->count());
+      sleep.expires_after(*delay);
+      error_code ignored;
+      co_await sleep.async_wait(asio::redirect_error(use_awaitable, ignored));
+    }
+    while (!closed) {
+      const auto since = clock::now() - last_refresh;
+      if (refresh_wanted && since >= cfg.min_refresh_gap) {
+        refresh_wanted = false;
+        if (!co_await refresh_once()) log->warn("redcoro: cluster: topology refresh failed");
+        continue;
+      }
+      if (refresh_wanted)
+        refresh_timer.expires_after(cfg.min_refresh_gap - since);
+      else if (cfg.refresh_interval.count() > 0)
+        refresh_timer.expires_at(last_refresh + cfg.refresh_interval);
+      else
+        refresh_timer.expires_at(clock::time_point::max());
+      error_code ignored;
+      co_await refresh_timer.async_wait(asio::redirect_error(use_awaitable, ignored));
+      if (!refresh_wanted && clock::now() >= last_refresh + cfg.refresh_interval &&
+          cfg.refresh_interval.count() > 0)
+        refresh_wanted = true;
+    }
+    co_await shut_down();
+    co_return error_code(error::closed);
+  }
+
+  awaitable<void> shut_down() {
+    closed = true;
+    for (auto& [a, e] : nodes)
+      e->conn->close();
+    for (auto& e : retired)
+      e->conn->close();
+    while (running > 0)
+      co_await wait_change(clock::time_point::max());
+    wake_all();
+  }
+
+  // --- requests ---------------------------------------------------------------------------
+
+  void start(cluster_exec& op) {
+    initiating_ = true;
+    if (closed) {
+      op.complete(op, error::closed, 0);
+    } else if (op.req->out_of_band_commands() != 0) {
+      // SUBSCRIBE and friends: a subscriber's job.
+      op.complete(op, error_code(asio::error::operation_not_supported), 0);
+    } else if (!try_fast(op)) {
+      slow(op);
+    }
+    initiating_ = false;
+  }
+
+  // The common case: all of it goes to one connected node.
+  bool try_fast(cluster_exec& op) {
+    if (!ready) return false;
+    const auto r = router.single(op.req->payload());
+    if (!r) return false;
+    const node_address* target = pick(r->slot, r->readonly);
+    if (!target) return false;
+    connection& conn = node(*target);
+    if (!conn.is_connected()) return false;
+    conn.async_exec(*op.req, op,
+                    [&op](error_code ec, std::size_t n) { op.impl->fast_done(op, ec, n); });
+    return true;
+  }
+
+  void fast_done(cluster_exec& op, error_code ec, std::size_t n) {
+    op.bytes += n;
+    if (!ec && op.held_back.empty()) return op.complete(op, {}, op.bytes);
+    if (ec == error::not_connected || (ec == error::closed && !closed)) {
+      // Never written: the node is gone or going; send it where the slot lives now.
+      request_refresh();
+      return slow(op);
+    }
+    if (ec) return op.complete(op, ec, op.bytes);
+    slow(op);  // only the held-back replies are left
+  }
+
+  // A redirect seen on the fast path: MOVED updates the map now, so that the retry goes to
+  // the right node at once.
+  void note_redirect(std::string_view message) {
+    auto r = redirect::parse(message);
+    if (r && r->what == redirect::kind::moved && !r->target.host.empty()) {
+      topo.move_slot(r->slot, r->target);
+      ++stats.moved;
+      request_refresh();
+    }
+  }
+
+  void slow(cluster_exec& op) { asio::co_spawn(ex, run_slow(op), asio::detached); }
+
+  awaitable<void> run_slow(cluster_exec& op) {
+    error_code ec;
+    try {
+      ec = co_await routed(op);
+    } catch (...) {
+      // Whatever went wrong, the caller hears of it instead of waiting forever.
+      ec = make_error_code(std::errc::not_enough_memory);
+    }
+    op.complete(op, ec, op.bytes);
+  }
+
+  clock::time_point deadline_of(const proto::request& req) const {
+    const auto t = req.get_config().timeout;
+    const auto timeout = t.count() < 0 ? cfg.node.request_timeout : t;
+    return timeout.count() > 0 ? clock::now() + timeout : clock::time_point::max();
+  }
+
+  // Plans the request (or, after the fast path, what it held back), sends the parts, follows
+  // redirects, and feeds the replies to the caller's adapter in order.
+  awaitable<error_code> routed(cluster_exec& op) {
+    const auto deadline = deadline_of(*op.req);
+    const std::size_t total = op.req->commands();
+    const std::vector<std::size_t> only = std::move(op.held_back);
+    if (only.empty() && op.user.replies() != proto::any_reply_count && op.user.replies() < total)
+      co_return error_code(error::response_too_short);
+    while (!ready) {
+      if (closed) co_return error_code(error::closed);
+      if (clock::now() >= deadline) co_return error_code(error::timeout);
+      co_await wait_change(deadline);
+    }
+    cluster::detail::plan plan = router.make_plan(op.req->payload(), total);
+    auto wanted = [&](std::size_t i) {
+      return only.empty() || std::find(only.begin(), only.end(), i) != only.end();
+    };
+    std::vector<job> jobs;
+    for (auto& p : plan.parts) {
+      if (!wanted(p.first)) continue;
+      jobs.emplace_back().what = &p;
+      if (!p.every_primary) continue;
+      jobs.pop_back();
+      for (const auto& s : topo.shards()) {
+        job& j = jobs.emplace_back();
+        j.what = &p;
+        j.pinned = topo.nodes()[s.primary].address;
+      }
+    }
+    if (jobs.size() > 1) ++stats.split;
+
+    asio::steady_timer all_back(ex);
+    std::size_t pending = 0;
+    for (std::size_t round = 0;; ++round) {
+      // Send every part still owed, in parallel.
+      bool must_wait = false;
+      for (job& j : jobs) {
+        j.launched = false;
+        if (j.done) continue;
+        const node_address* target = j.ask      ? &*j.ask
+                                     : j.pinned ? &*j.pinned
+                                                : pick(j.what->slot, j.what->readonly);
+        if (!target) {
+          must_wait = true;
+          request_refresh();
+          continue;
+        }
+        j.sent.clear();
+        auto& sent_cfg = j.sent.get_config();
+        sent_cfg = op.req->get_config();
+        sent_cfg.cancel_if_not_connected = true;
+        if (deadline != clock::time_point::max())
+          sent_cfg.timeout = std::max(
+              std::chrono::milliseconds(1),
+              std::chrono::duration_cast<std::chrono::milliseconds>(deadline - clock::now()));
+        if (j.ask) j.sent.push("ASKING");
+        j.sent.append(j.what->req);
+        j.replies.clear();
+        j.launched = true;
+        ++pending;
+        node(*target).async_exec(j.sent, j.replies, [&, jp = &j](error_code e, std::size_t n) {
+          jp->ec = e;
+          op.bytes += n;
+          if (--pending == 0) all_back.cancel();
+        });
+        j.sent_to = *target;
+      }
+      while (pending > 0) {
+        all_back.expires_at(clock::time_point::max());
+        error_code ignored;
+        co_await all_back.async_wait(asio::redirect_error(use_awaitable, ignored));
+      }
+
+      // Look at what came back.
+      for (job& j : jobs) {
+        if (!j.launched) continue;
+        if (j.ec == error::not_connected || (j.ec == error::closed && !closed)) {
+          ++stats.retries;
+          must_wait = true;
+          request_refresh();
+          continue;
+        }
+        if (j.ec) co_return j.ec;
+        if (j.ask && !j.replies.empty()) j.replies.erase(j.replies.begin());  // ASKING's +OK
+        j.ask.reset();
+        std::optional<redirect> r;
+        std::size_t at = 0;
+        for (; at < j.replies.size(); ++at) {
+          const auto& reply = j.replies[at];
+          if (reply.has_error() && (r = redirect::parse(reply.error().message, j.sent_to))) break;
+        }
+        if (!r) {
+          j.done = true;
+          continue;
+        }
+        if (++j.attempts > cfg.max_redirects) {
+          std::string& message = j.replies[at].error_storage().message;
+          message = "TOOMANYREDIRECTS " + std::to_string(cfg.max_redirects) +
+                    " redirections, the last: " + message;
+          j.done = true;
+          continue;
+        }
+        switch (r->what) {
+          case redirect::kind::moved:
+            ++stats.moved;
+            topo.move_slot(r->slot, r->target);
+            request_refresh();
+            break;
+          case redirect::kind::ask:
+            ++stats.ask;
+            j.ask = r->target;
+            break;
+          case redirect::kind::try_again:
+          case redirect::kind::cluster_down:
+            ++stats.retries;
+            must_wait = true;
+            break;
+        }
+      }
+      if (std::all_of(jobs.begin(), jobs.end(), [](const job& j) { return j.done; })) break;
+      if (closed) co_return error_code(error::closed);
+      if (clock::now() >= deadline) co_return error_code(error::timeout);
+      if (must_wait) {
+        const auto delay = std::min<std::chrono::milliseconds>(
+            cfg.retry_delay * (1 << std::min<std::size_t>(round, 6)), std::chrono::seconds(1));
+        asio::steady_timer t(ex, std::min(clock::now() + delay, deadline));
+        error_code ignored;
+        co_await t.async_wait(asio::redirect_error(use_awaitable, ignored));
+      }
+    }
+
+    // Put the replies back in the caller's order, merging what was split.
+    std::vector<std::optional<proto::value>> finals(total);
+    for (std::size_t i = 0; i < total; ++i)
+      if (!plan.commands[i].error.empty()) finals[i] = error_value(plan.commands[i].error);
+    for (job& j : jobs) {
+      const cluster::detail::part& p = *j.what;
+      const auto& how = plan.commands[p.first];
+      if (how.how == merge::none) {
+        for (std::size_t k = 0; k < j.replies.size() && p.first + k < total; ++k)
+          finals[p.first + k] = value_of(j.replies[k]);
+        continue;
+      }
+      if (j.replies.empty()) continue;
+      merge_into(finals[p.first], how, p, value_of(j.replies[0]));
+    }
+    if (only.empty()) op.user.prepare(total);
+    for (std::size_t i = 0; i < total; ++i)
+      if (wanted(i) && finals[i]) replay(*finals[i], i, op.user);
+    co_return error_code();
+  }
+
+  // Adds one part's reply to the merged reply of a split or fanned-out command. An error
+  // reply wins over everything else.
+  static void merge_into(std::optional<proto::value>& out, const cluster::detail::command_plan& how,
+                         const cluster::detail::part& p, proto::value v) {
+    if (out && out->is_error()) return;
+    if (v.is_error()) {
+      out = std::move(v);
+      return;
+    }
+    switch (how.how) {
+      case merge::none:
+      case merge::first:
+        if (!out) out = std::move(v);
+        break;
+      case merge::sum: {
+        const std::int64_t add = v.to_integer().value_or(0);
+        const std::int64_t have = out ? out->to_integer().value_or(0) : 0;
+        out = proto::value(proto::type::number, std::to_string(have + add));
+        break;
+      }
+      case merge::concat:
+        if (!out) out = proto::value(proto::type::array, std::vector<proto::value>{});
+        for (auto& e : v.elements)
+          out->elements.push_back(std::move(e));
+        break;
+      case merge::by_key:
+        if (!out) out = proto::value(proto::type::array, std::vector<proto::value>(how.keys));
+        for (std::size_t k = 0; k < p.keys.size() && k < v.elements.size(); ++k)
+          if (p.keys[k] < out->elements.size()) out->elements[p.keys[k]] = std::move(v.elements[k]);
+        break;
+    }
+  }
+
+  asio::any_io_executor ex;
+  cluster_config cfg;
+  command_table table;
+  cluster::detail::router router;
+  topology topo;
+  std::map<node_address, std::unique_ptr<node_entry>> nodes;
+  std::vector<std::unique_ptr<node_entry>> retired;
+  std::size_t running = 0;  // node connections whose async_run has not completed
+  std::vector<asio::steady_timer*> waiting_timers;
+  asio::steady_timer refresh_timer;
+  bool ready = false;
+  bool closed = false;
+  bool refresh_wanted = false;
+  bool run_started = false;
+  clock::time_point last_refresh{};
+  std::size_t next_turn = 0;
+  cluster_stats stats;
+  op_pool pool;
+  bool initiating_ = false;
+  std::shared_ptr<spdlog::logger> log;
+};
+
+void* allocate_op(cluster_impl& c, std::size_t size) {
+  return c.pool.allocate(size);
+}
+void deallocate_op(cluster_impl& c, void* p, std::size_t size) noexcept {
+  c.pool.deallocate(p, size);
+}
+const asio::any_io_executor& executor_of(const cluster_impl& c) noexcept {
+  return c.ex;
+}
+bool initiating(const cluster_impl& c) noexcept {
+  return c.initiating_;
+}
+void start_exec(cluster_impl& c, cluster_exec& e) {
+  c.start(e);
+}
+
+}  // namespace detail
+
+void proto::response_adapter<detail::cluster_exec>::on_node(std::size_t index, const node& n) {
+  if (redcoro::detail::is_redirect(n)) {
+    op_->held_back.push_back(index);
+    op_->impl->note_redirect(n.value);
+    return;
+  }
+  op_->user.on_node(index, n);
+}
+
+cluster_client::cluster_client(executor_type ex, cluster_config cfg)
+    : impl_(std::make_unique<detail::cluster_impl>(std::move(ex), std::move(cfg))) {}
+
+cluster_client::~cluster_client() = default;
+
+cluster_client::executor_type cluster_client::get_executor() const noexcept {
+  return impl_->ex;
+}
+
+void cluster_client::run_impl(asio::any_completion_handler<void(error_code)> handler) {
+  auto& c = *impl_;
+  if (c.run_started) {
+    asio::post(c.ex, [h = std::move(handler)]() mutable {
+      std::move(h)(error_code(asio::error::already_started));
+    });
+    return;
+  }
+  c.run_started = true;
+  asio::co_spawn(c.ex, c.run(),
+                 [h = std::move(handler)](std::exception_ptr e, error_code ec) mutable {
+                   if (e) ec = make_error_code(std::errc::not_enough_memory);
+                   std::move(h)(ec);
+                 });
+}
+
+void cluster_client::close() {
+  auto& c = *impl_;
+  if (c.closed) return;
+  c.closed = true;
+  c.refresh_timer.cancel();
+  for (auto& [a, e] : c.nodes)
+    e->conn->close();
+  c.wake_all();
+}
+
+void cluster_client::refresh() {
+  impl_->request_refresh();
+}
+
+const cluster::topology& cluster_client::current_topology() const noexcept {
+  return impl_->topo;
+}
+
+connection& cluster_client::node(const cluster::node_address& address) {
+  return impl_->node(address);
+}
+
+std::vector<cluster::node_address> cluster_client::primaries() const {
+  std::vector<cluster::node_address> out;
+  for (const auto& s : impl_->topo.shards())
+    out.push_back(impl_->topo.nodes()[s.primary].address);
+  return out;
+}
+
+const cluster_stats& cluster_client::stats() const noexcept {
+  return impl_->stats;
+}
+
+}  // namespace redcoro

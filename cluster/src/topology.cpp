@@ -1,0 +1,215 @@
+#include <redcoro/cluster/topology.hpp>
+#include <redcoro/proto/error.hpp>
+
+#include <algorithm>
+#include <charconv>
+
+namespace redcoro::cluster {
+
+namespace {
+
+std::string_view text_of(const proto::value* v) {
+  return v ? std::string_view(v->text) : std::string_view();
+}
+
+std::optional<std::uint16_t> port_of(const proto::value* v) {
+  if (!v) return std::nullopt;
+  const auto n = v->to_integer();
+  if (!n || *n <= 0 || *n > 65535) return std::nullopt;
+  return static_cast<std::uint16_t>(*n);
+}
+
+std::optional<std::uint16_t> slot_of(const proto::value& v) {
+  const auto n = v.to_integer();
+  if (!n || *n < 0 || *n >= slot_count) return std::nullopt;
+  return static_cast<std::uint16_t>(*n);
+}
+
+bool starts_with_word(std::string_view text, std::string_view word) {
+  return text.size() >= word.size() && text.substr(0, word.size()) == word &&
+         (text.size() == word.size() || text[word.size()] == ' ');
+}
+
+}  // namespace
+
+std::string node_address::to_string() const {
+  if (host.find(':') != std::string::npos) return "[" + host + "]:" + std::to_string(port);
+  return host + ":" + std::to_string(port);
+}
+
+std::optional<node_address> node_address::parse(std::string_view text) {
+  const auto colon = text.rfind(':');
+  if (colon == std::string_view::npos) return std::nullopt;
+  std::string_view host = text.substr(0, colon);
+  const std::string_view port = text.substr(colon + 1);
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']')
+    host = host.substr(1, host.size() - 2);
+  unsigned value = 0;
+  const auto [p, ec] = std::from_chars(port.data(), port.data() + port.size(), value);
+  if (ec != std::errc{} || p != port.data() + port.size() || value == 0 || value > 65535)
+    return std::nullopt;
+  return node_address{std::string(host), static_cast<std::uint16_t>(value)};
+}
+
+topology::topology() : owner_(slot_count, no_shard) {}
+
+bool topology::covers_all_slots() const noexcept {
+  return std::find(owner_.begin(), owner_.end(), no_shard) == owner_.end();
+}
+
+const node_info* topology::find(const node_address& address) const noexcept {
+  for (const node_info& n : nodes_)
+    if (n.address == address) return &n;
+  return nullptr;
+}
+
+std::size_t topology::add_node(node_info n) {
+  for (std::size_t i = 0; i < nodes_.size(); ++i)
+    if (nodes_[i].address == n.address) return i;
+  nodes_.push_back(std::move(n));
+  return nodes_.size() - 1;
+}
+
+void topology::assign(std::size_t s, std::uint16_t first, std::uint16_t last) {
+  shards_[s].slots.emplace_back(first, last);
+  std::fill(owner_.begin() + first, owner_.begin() + last + 1, s);
+}
+
+std::error_code topology::from_shards(const proto::value& reply, topology& out, bool tls) {
+  if (!reply.is_aggregate()) return proto::error::type_mismatch;
+  topology t;
+  for (const proto::value& entry : reply.elements) {
+    const proto::value* slots = entry.find("slots");
+    const proto::value* nodes = entry.find("nodes");
+    if (!slots || !nodes || slots->size() % 2 != 0) return proto::error::type_mismatch;
+    shard s;
+    bool has_primary = false;
+    for (const proto::value& n : nodes->elements) {
+      node_info info;
+      info.id = std::string(text_of(n.find("id")));
+      // The endpoint clients are meant to use ("?" when the node does not know it).
+      std::string_view host = text_of(n.find("endpoint"));
+      if (host.empty() || host == "?") host = text_of(n.find("ip"));
+      auto port = port_of(n.find(tls ? "tls-port" : "port"));
+      if (!port && tls) port = port_of(n.find("port"));
+      if (host.empty() || !port) return proto::error::type_mismatch;
+      info.address = {std::string(host), *port};
+      info.role = text_of(n.find("role")) == "master" ? node_role::primary : node_role::replica;
+      info.healthy = text_of(n.find("health")) == "online";
+      const bool primary = info.role == node_role::primary;
+      const std::size_t index = t.add_node(std::move(info));
+      if (primary && !has_primary) {
+        s.primary = index;
+        has_primary = true;
+      } else {
+        s.replicas.push_back(index);
+      }
+    }
+    // A shard whose primary failed and has no replica to take over has no one to serve its
+    // slots; they stay unowned.
+    if (!has_primary || slots->size() == 0) continue;
+    t.shards_.push_back(std::move(s));
+    for (std::size_t i = 0; i + 1 < slots->size(); i += 2) {
+      const auto first = slot_of((*slots)[i]);
+      const auto last = slot_of((*slots)[i + 1]);
+      if (!first || !last || *first > *last) return proto::error::type_mismatch;
+      t.assign(t.shards_.size() - 1, *first, *last);
+    }
+  }
+  out = std::move(t);
+  return {};
+}
+
+std::error_code topology::from_slots(const proto::value& reply, topology& out) {
+  if (!reply.is_aggregate()) return proto::error::type_mismatch;
+  topology t;
+  auto node_of = [](const proto::value& v, node_role role) -> std::optional<node_info> {
+    if (v.size() < 2) return std::nullopt;
+    const auto port = port_of(&v[1]);
+    if (v[0].text.empty() || v[0].text == "?" || !port) return std::nullopt;
+    node_info n;
+    n.address = {v[0].text, *port};
+    if (v.size() > 2) n.id = v[2].text;
+    n.role = role;
+    return n;
+  };
+  for (const proto::value& range : reply.elements) {
+    if (range.size() < 3) return proto::error::type_mismatch;
+    const auto first = slot_of(range[0]);
+    const auto last = slot_of(range[1]);
+    auto primary = node_of(range[2], node_role::primary);
+    if (!first || !last || *first > *last || !primary) return proto::error::type_mismatch;
+    // A primary serving several ranges is listed once per range: one shard for all of them.
+    std::size_t s = 0;
+    while (s < t.shards_.size() && t.nodes_[t.shards_[s].primary].address != primary->address)
+      ++s;
+    if (s == t.shards_.size()) {
+      shard fresh;
+      fresh.primary = t.add_node(std::move(*primary));
+      for (std::size_t i = 3; i < range.size(); ++i)
+        if (auto r = node_of(range[i], node_role::replica))
+          fresh.replicas.push_back(t.add_node(*r));
+      t.shards_.push_back(std::move(fresh));
+    }
+    t.assign(s, *first, *last);
+  }
+  out = std::move(t);
+  return {};
+}
+
+void topology::move_slot(std::uint16_t slot, const node_address& address) {
+  for (std::size_t s = 0; s < shards_.size(); ++s) {
+    if (nodes_[shards_[s].primary].address == address) {
+      owner_[slot] = s;
+      return;
+    }
+  }
+  // Not a primary we know: a replica just promoted, or a node that joined.
+  std::size_t index = 0;
+  const node_info* known = find(address);
+  if (known) {
+    index = static_cast<std::size_t>(known - nodes_.data());
+    nodes_[index].role = node_role::primary;
+  } else {
+    index = add_node(node_info{{}, address, node_role::primary, true});
+  }
+  shard fresh;
+  fresh.primary = index;
+  shards_.push_back(std::move(fresh));
+  owner_[slot] = shards_.size() - 1;
+}
+
+std::optional<redirect> redirect::parse(std::string_view message, const node_address& from) {
+  redirect r;
+  if (starts_with_word(message, "TRYAGAIN")) {
+    r.what = kind::try_again;
+    return r;
+  }
+  if (starts_with_word(message, "CLUSTERDOWN")) {
+    r.what = kind::cluster_down;
+    return r;
+  }
+  if (starts_with_word(message, "MOVED"))
+    r.what = kind::moved;
+  else if (starts_with_word(message, "ASK"))
+    r.what = kind::ask;
+  else
+    return std::nullopt;
+  // "MOVED <slot> <host>:<port>"
+  const auto first = message.find(' ');
+  const auto second = message.find(' ', first + 1);
+  if (second == std::string_view::npos) return std::nullopt;
+  const std::string_view slot = message.substr(first + 1, second - first - 1);
+  unsigned value = 0;
+  const auto [p, ec] = std::from_chars(slot.data(), slot.data() + slot.size(), value);
+  if (ec != std::errc{} || p != slot.data() + slot.size() || value >= slot_count)
+    return std::nullopt;
+  r.slot = static_cast<std::uint16_t>(value);
+  auto target = node_address::parse(message.substr(second + 1));
+  if (!target) return std::nullopt;
+  if (target->host.empty()) target->host = from.host;
+  r.target = std::move(*target);
+  return r;
+}
+
+}  // namespace redcoro::cluster

@@ -1,0 +1,493 @@
+// cluster_client against real clusters on loopback: 3 primaries and 3 replicas each time,
+// made by redis-cli and stopped at the end of the test, also when it fails.
+
+#include "support/client_helpers.hpp"
+#include "support/redis_cluster.hpp"
+#include <redcoro/client/commands.hpp>
+#include <redcoro/client/script.hpp>
+#include <redcoro/cluster/cluster_client.hpp>
+#include <redcoro/cluster/slot.hpp>
+
+#include <boost/asio/detached.hpp>
+
+#include <atomic>
+#include <map>
+#include <thread>
+
+using namespace redcoro;
+using namespace std::chrono_literals;
+using asio::awaitable;
+using asio::use_awaitable;
+using test::sleep_for;
+
+namespace {
+
+cluster_config config_for(const test::redis_cluster& c) {
+  cluster_config cfg;
+  for (std::uint16_t p : c.ports())
+    cfg.seeds.push_back({"127.0.0.1", p});
+  cfg.node = test::local_config(0);
+  cfg.node.health_check_interval = 1s;
+  return cfg;
+}
+
+// Runs one command through the cluster client; throws the server's error.
+template <class T>
+awaitable<T> run(cluster_client& cl, command<T> c) {
+  auto r = co_await cl.async_exec(std::move(c), use_awaitable);
+  co_return std::move(r).value();
+}
+
+// The node connection of the primary serving `key`, asked directly.
+std::uint16_t owner_port(test::redis_cluster& c, std::string_view key) {
+  return c.owner_of(cluster::key_slot(key));
+}
+
+std::int64_t commandstat_calls(test::redis_server& s, std::string_view command) {
+  const std::string info = s.cli({"INFO", "commandstats"});
+  const std::string tag = "cmdstat_" + std::string(command) + ":calls=";
+  const auto at = info.find(tag);
+  if (at == std::string::npos) return 0;
+  return std::stoll(info.substr(at + tag.size()));
+}
+
+// Writers and readers over `keys` until `stop`: every write that was acknowledged is
+// remembered, every failure counted by reason.
+struct load {
+  std::map<std::string, std::string> acked;
+  std::map<std::string, int> failures;
+  std::size_t ops = 0;
+  bool stop = false;
+  std::size_t running = 0;
+
+  awaitable<void> worker(cluster_client& cl, int id) {
+    ++running;
+    for (int n = 0; !stop; ++n) {
+      const std::string key = "load:" + std::to_string((id * 7919 + n * 104729) % 5000);
+      const std::string value = std::to_string(id) + ":" + std::to_string(n);
+      error_code ec;
+      auto set =
+          co_await cl.async_exec(cmd::set(key, value), asio::redirect_error(use_awaitable, ec));
+      ++ops;
+      if (ec) {
+        ++failures[ec.message()];
+      } else if (set.has_error()) {
+        ++failures[set.error().message];
+      } else {
+        acked[key] = value;
+        auto got = co_await cl.async_exec(cmd::get(key), asio::redirect_error(use_awaitable, ec));
+        if (ec)
+          ++failures[ec.message()];
+        else if (got.has_error())
+          ++failures[got.error().message];
+        else if (!got.value() || *got.value() != acked[key])
+          ++failures["read a different value"];
+      }
+    }
+    --running;
+  }
+
+  awaitable<void> start(cluster_client& cl, int workers) {
+    for (int i = 0; i < workers; ++i)
+      asio::co_spawn(co_await asio::this_coro::executor, worker(cl, i), asio::detached);
+  }
+
+  awaitable<void> finish() {
+    stop = true;
+    while (running > 0)
+      co_await sleep_for(10ms);
+  }
+
+  // Every acknowledged write reads back.
+  awaitable<std::size_t> verify(cluster_client& cl) {
+    std::size_t wrong = 0;
+    for (const auto& [k, v] : acked) {
+      auto got = co_await run(cl, cmd::get(k));
+      if (!got || *got != v) ++wrong;
+    }
+    co_return wrong;
+  }
+};
+
+std::string describe(const std::map<std::string, int>& failures) {
+  std::string out;
+  for (const auto& [why, n] : failures)
+    out += why + " x" + std::to_string(n) + "; ";
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("cluster: every key goes to the node serving its slot, hash tags included") {
+  test::redis_cluster c;
+  asio::io_context ioc;
+  cluster_client cl(ioc, config_for(c));
+  cl.async_run(asio::detached);
+  test::run_bounded(ioc, [&]() -> awaitable<void> {
+    std::vector<std::string> keys;
+    for (int i = 0; i < 100; ++i) {
+      keys.push_back("key:" + std::to_string(i));
+      keys.push_back("{tag" + std::to_string(i % 7) + "}:" + std::to_string(i));
+    }
+    keys.push_back("{}empty-tag");
+    keys.push_back("a{b}c{d}");
+    co_await run(cl, cmd::get("warm"));  // the topology is known after the first reply
+    for (const auto& k : keys) {
+      const std::int64_t server_slot = co_await test::run(
+          cl.node(cl.primaries()[0]), command<std::int64_t>("CLUSTER", "KEYSLOT", k));
+      CHECK(server_slot == cluster::key_slot(k));
+      co_await run(cl, cmd::set(k, "v:" + k));
+    }
+    // Every write went straight to its owner: no redirection was needed.
+    CHECK(cl.stats().moved == 0);
+    CHECK(cl.stats().ask == 0);
+    // And each key is on the node that serves its slot.
+    for (const auto& k : keys) {
+      connection& owner = cl.node({"127.0.0.1", owner_port(c, k)});
+      auto v = co_await test::run(owner, cmd::get(k));
+      CHECK(v == "v:" + k);
+    }
+    cl.close();
+  });
+}
+
+TEST_CASE("cluster: cross-slot pipelines and multi-key commands, value by value") {
+  test::redis_cluster c;
+  asio::io_context ioc;
+  cluster_client cl(ioc, config_for(c));
+  cl.async_run(asio::detached);
+  test::run_bounded(ioc, [&]() -> awaitable<void> {
+    // A pipeline over 40 keys on every node, in the caller's order.
+    proto::request req;
+    for (int i = 0; i < 40; ++i)
+      req.push("SET", "p:" + std::to_string(i), i);
+    for (int i = 0; i < 40; ++i)
+      req.push("GET", "p:" + std::to_string(i));
+    req.push("INCR", "p:0");
+    proto::generic_response resp;
+    auto ec = co_await [&]() -> awaitable<error_code> {
+      error_code e;
+      co_await cl.async_exec(req, resp, asio::redirect_error(use_awaitable, e));
+      co_return e;
+    }();
+    REQUIRE_FALSE(ec);
+    REQUIRE(resp.size() == 81);
+    for (int i = 0; i < 40; ++i) {
+      CHECK(resp[i].value().text == "OK");
+      CHECK(resp[40 + i].value().text == std::to_string(i));
+    }
+    CHECK(resp[80].value().to_integer() == 1);
+    CHECK(cl.stats().split > 0);
+
+    // MSET / MGET / EXISTS / DEL across slots, split per slot and merged.
+    std::vector<std::string> pairs, keys;
+    for (int i = 0; i < 30; ++i) {
+      keys.push_back("m:" + std::to_string(i));
+      pairs.push_back(keys.back());
+      pairs.push_back("value" + std::to_string(i));
+    }
+    const auto got1 = co_await run(cl, cmd::mset(pairs));
+    CHECK(got1 == "OK");
+    std::vector<std::string> asked = keys;
+    asked.insert(asked.begin() + 5, "m:missing");
+    const auto values = co_await run(cl, cmd::mget(asked));
+    REQUIRE(values.size() == 31);
+    for (std::size_t i = 0, k = 0; i < values.size(); ++i) {
+      if (i == 5) {
+        CHECK_FALSE(values[i]);
+        continue;
+      }
+      CHECK(values[i] == "value" + std::to_string(k++));
+    }
+    const auto got2 = co_await run(cl, cmd::exists(asked));
+    CHECK(got2 == 30);
+    const auto got3 = co_await run(cl, cmd::dbsize());
+    CHECK(got3 == 40 + 30);
+    const auto all = co_await run(cl, cmd::keys("m:*"));
+    CHECK(all.size() == 30);
+    const auto got4 = co_await run(cl, cmd::del(asked));
+    CHECK(got4 == 30);
+    const auto got5 = co_await run(cl, cmd::dbsize());
+    CHECK(got5 == 40);
+
+    // What must stay in one slot is refused before anything is sent.
+    auto msetnx =
+        co_await cl.async_exec(command<std::int64_t>("MSETNX", "a", "1", "b", "2"), use_awaitable);
+    REQUIRE(msetnx.has_error());
+    CHECK(msetnx.error().message.starts_with("CROSSSLOT"));
+    auto tx = co_await cl.async_exec(transaction(cmd::incr("a"), cmd::incr("b")), use_awaitable);
+    CHECK(tx.has_error());
+    const std::vector<std::string> ab = {"a", "b"};
+    const auto got6 = co_await run(cl, cmd::exists(ab));
+    CHECK(got6 == 0);
+    // With a hash tag, the transaction runs.
+    auto tagged =
+        co_await cl.async_exec(transaction(cmd::incr("{t}a"), cmd::incr("{t}b")), use_awaitable);
+    REQUIRE(tagged.has_value());
+    REQUIRE(tagged.value());
+    CHECK(std::get<1>(**tagged).value() == 1);
+
+    // SCRIPT LOAD goes to every primary, so EVALSHA works wherever the key lives.
+    script s("return redis.call('GET', KEYS[1])");
+    const std::string sha = co_await run(cl, s.load());
+    CHECK(sha == s.sha1());
+    for (int i = 1; i < 10; ++i) {  // (p:0 was incremented)
+      auto v = co_await cl.async_exec(
+          command<std::optional<std::string>>("EVALSHA", s.sha1(), 1, "p:" + std::to_string(i)),
+          use_awaitable);
+      INFO((v.has_error() ? v.error().message : v.value().value_or("(nil)")));
+      CHECK(v.value() == std::to_string(i));
+    }
+    const auto got7 = co_await run(cl, command<std::string>("FLUSHALL"));
+    CHECK(got7 == "OK");
+    const auto got8 = co_await run(cl, cmd::dbsize());
+    CHECK(got8 == 0);
+    cl.close();
+  });
+}
+
+TEST_CASE("cluster: ASK during a migration driven by hand leaves the map alone") {
+  test::redis_cluster c;
+  asio::io_context ioc;
+  cluster_client cl(ioc, config_for(c));
+  cl.async_run(asio::detached);
+  const int slot = cluster::key_slot("ask");
+  const std::uint16_t source = c.owner_of(slot);
+  std::uint16_t target = 0;
+  std::string source_id, target_id;
+  for (const auto& n : c.nodes()) {
+    if (n.port == source) source_id = n.id;
+    if (n.primary && n.port != source && !target) {
+      target = n.port;
+      target_id = n.id;
+    }
+  }
+  test::run_bounded(ioc, [&]() -> awaitable<void> {
+    for (int i = 0; i < 10; ++i)
+      co_await run(cl, cmd::set("{ask}" + std::to_string(i), i));
+    // Half of the keys move to the target, the rest are still on the source.
+    c.server_on(target).cli({"CLUSTER", "SETSLOT", std::to_string(slot), "IMPORTING", source_id});
+    c.server_on(source).cli({"CLUSTER", "SETSLOT", std::to_string(slot), "MIGRATING", target_id});
+    std::vector<std::string> migrate = {"MIGRATE", "127.0.0.1", std::to_string(target), "", "0",
+                                        "5000",    "KEYS"};
+    for (int i = 0; i < 5; ++i)
+      migrate.push_back("{ask}" + std::to_string(i));
+    CHECK(c.server_on(source).cli(migrate).find("OK") != std::string::npos);
+
+    for (int i = 0; i < 10; ++i) {
+      const auto got = co_await run(cl, cmd::get("{ask}" + std::to_string(i)));
+      CHECK(got == std::to_string(i));
+    }
+    // A new key of the slot goes to the target (the source does not have it).
+    co_await run(cl, cmd::set("{ask}new", "n"));
+    // (The source does not have it: it answers ASK for it.)
+    CHECK(c.server_on(source).cli({"GET", "{ask}new"}).find("ASK") != std::string::npos);
+    const auto fresh = co_await run(cl, cmd::get("{ask}new"));
+    CHECK(fresh == "n");
+    CHECK(cl.stats().ask >= 6);
+    CHECK(cl.stats().moved == 0);
+    // The map still says the source.
+    const auto& t = cl.current_topology();
+    CHECK(
+        t.nodes()[t.shards()[t.shard_of(static_cast<std::uint16_t>(slot))].primary].address.port ==
+        source);
+    cl.close();
+  });
+}
+
+TEST_CASE("cluster: a redirection loop ends with TOOMANYREDIRECTS naming the last redirect") {
+  test::redis_cluster c;
+  asio::io_context ioc;
+  auto cfg = config_for(c);
+  cfg.max_redirects = 5;
+  cluster_client cl(ioc, cfg);
+  cl.async_run(asio::detached);
+  const int slot = cluster::key_slot("loop");
+  const std::uint16_t source = c.owner_of(slot);
+  std::string target_id;
+  for (const auto& n : c.nodes())
+    if (n.primary && n.port != source && target_id.empty()) target_id = n.id;
+  test::run_bounded(ioc, [&]() -> awaitable<void> {
+    co_await run(cl, cmd::get("other"));  // the topology is known
+    // MIGRATING without IMPORTING on the other side: the source says ASK, the target MOVED.
+    c.server_on(source).cli({"CLUSTER", "SETSLOT", std::to_string(slot), "MIGRATING", target_id});
+    auto r = co_await cl.async_exec(cmd::get("{loop}absent"), use_awaitable);
+    REQUIRE(r.has_error());
+    INFO(r.error().message);
+    CHECK(r.error().message.starts_with("TOOMANYREDIRECTS"));
+    CHECK((r.error().message.find("MOVED") != std::string::npos ||
+           r.error().message.find("ASK") != std::string::npos));
+    cl.close();
+  });
+}
+
+TEST_CASE("cluster: resharding 1000 slots under load loses nothing") {
+  test::redis_cluster c;
+  asio::io_context ioc;
+  cluster_client cl(ioc, config_for(c));
+  cl.async_run(asio::detached);
+  const auto nodes = c.nodes();
+  std::string from, to;
+  for (const auto& n : nodes) {
+    if (!n.primary) continue;
+    if (from.empty())
+      from = n.id;
+    else if (to.empty())
+      to = n.id;
+  }
+  const auto slots_of = [&](const std::string& id) {
+    int n = 0;
+    for (const auto& v : c.nodes())
+      if (v.id == id)
+        for (auto [first, last] : v.slots)
+          n += last - first + 1;
+    return n;
+  };
+  const int to_before = slots_of(to);
+  load l;
+  test::run_bounded(
+      ioc,
+      [&]() -> awaitable<void> {
+        co_await run(cl, cmd::get("warm"));
+        co_await l.start(cl, 20);
+        co_await sleep_for(300ms);
+        std::string out;
+        std::atomic<bool> done = false;
+        std::thread reshard([&] {
+          out = c.cli({"--cluster", "reshard", "127.0.0.1:" + std::to_string(c.ports()[0]),
+                       "--cluster-from", from, "--cluster-to", to, "--cluster-slots", "1000",
+                       "--cluster-yes", "--cluster-pipeline", "100"});
+          done = true;
+        });
+        // The client keeps working while the slots move.
+        while (!done)
+          co_await sleep_for(20ms);
+        reshard.join();
+        co_await sleep_for(300ms);
+        co_await l.finish();
+        INFO(out.substr(out.size() > 2000 ? out.size() - 2000 : 0));
+        CHECK(c.wait_healthy());
+        CHECK(slots_of(to) == to_before + 1000);
+        INFO("failures: " << describe(l.failures));
+        CHECK(l.failures.empty());
+        CHECK(l.ops > 1000);
+        CHECK(cl.stats().moved > 0);
+        const auto got10 = co_await l.verify(cl);
+        CHECK(got10 == 0);
+        cl.close();
+      },
+      120s);
+}
+
+TEST_CASE("cluster: failover by CLUSTER FAILOVER moves traffic to the new primary") {
+  test::redis_cluster c;
+  asio::io_context ioc;
+  cluster_client cl(ioc, config_for(c));
+  cl.async_run(asio::detached);
+  const std::uint16_t old_primary = owner_port(c, "load:0");
+  const std::uint16_t promoted = c.replicas_of(old_primary).at(0);
+  load l;
+  test::run_bounded(
+      ioc,
+      [&]() -> awaitable<void> {
+        co_await run(cl, cmd::get("warm"));
+        co_await l.start(cl, 20);
+        co_await sleep_for(300ms);
+        CHECK(c.server_on(promoted).cli({"CLUSTER", "FAILOVER"}).find("OK") != std::string::npos);
+        // Bounded: the replica takes over within a few seconds.
+        for (int i = 0; i < 100 && owner_port(c, "load:0") != promoted; ++i)
+          co_await sleep_for(100ms);
+        CHECK(owner_port(c, "load:0") == promoted);
+        co_await sleep_for(500ms);
+        co_await l.finish();
+        INFO("failures: " << describe(l.failures));
+        CHECK(l.failures.empty());
+        const auto got11 = co_await l.verify(cl);
+        CHECK(got11 == 0);
+        // New writes to the slot land on the promoted node.
+        const auto before = commandstat_calls(c.server_on(promoted), "set");
+        co_await run(cl, cmd::set("load:0", "after"));
+        CHECK(commandstat_calls(c.server_on(promoted), "set") == before + 1);
+        cl.close();
+      },
+      90s);
+}
+
+TEST_CASE("cluster: SIGKILL of a primary: errors while it is down, then recovery") {
+  test::redis_cluster c;
+  asio::io_context ioc;
+  auto cfg = config_for(c);
+  cfg.node.request_timeout = 3s;
+  cluster_client cl(ioc, cfg);
+  cl.async_run(asio::detached);
+  const std::uint16_t victim = owner_port(c, "load:0");
+  load l;
+  test::run_bounded(
+      ioc,
+      [&]() -> awaitable<void> {
+        co_await run(cl, cmd::get("warm"));
+        co_await l.start(cl, 20);
+        co_await sleep_for(300ms);
+        c.kill(victim);
+        const auto killed_at = std::chrono::steady_clock::now();
+        // Recovery: a write to the dead primary's slot succeeds again, within a bound.
+        bool recovered = false;
+        while (!recovered && std::chrono::steady_clock::now() - killed_at < 30s) {
+          error_code ec;
+          auto r = co_await cl.async_exec(cmd::set("load:0", "x"),
+                                          asio::redirect_error(use_awaitable, ec));
+          recovered = !ec && r.has_value();
+          if (!recovered) co_await sleep_for(100ms);
+        }
+        CHECK(recovered);
+        const auto ops_at_recovery = l.ops;
+        co_await sleep_for(500ms);
+        co_await l.finish();
+        // Every request completed (the workers are done), the failed window as errors, and
+        // traffic flows again afterwards.
+        INFO("failures: " << describe(l.failures));
+        CHECK(l.ops > ops_at_recovery);
+        for (const auto& [why, n] : l.failures)
+          CHECK((why.find("connection") != std::string::npos ||
+                 why.find("timeout") != std::string::npos ||
+                 why.find("timed out") != std::string::npos ||
+                 why.find("CLUSTERDOWN") != std::string::npos ||
+                 why.find("TOOMANYREDIRECTS") != std::string::npos));
+        cl.close();
+      },
+      90s);
+}
+
+TEST_CASE("cluster: reads go to replicas when asked, and only reads") {
+  test::redis_cluster c;
+  asio::io_context ioc;
+  auto cfg = config_for(c);
+  cfg.reads = read_from::replica;
+  cluster_client cl(ioc, cfg);
+  cl.async_run(asio::detached);
+  test::run_bounded(ioc, [&]() -> awaitable<void> {
+    for (int i = 0; i < 50; ++i)
+      co_await run(cl, cmd::set("r:" + std::to_string(i), i));
+    // Replication is asynchronous: wait until each replica has the writes.
+    for (std::uint16_t p : c.ports())
+      c.server_on(p).cli({"WAIT", "1", "2000"});
+    std::map<std::uint16_t, std::int64_t> gets_before;
+    for (std::uint16_t p : c.ports())
+      gets_before[p] = commandstat_calls(c.server_on(p), "get");
+    for (int round = 0; round < 4; ++round)
+      for (int i = 0; i < 50; ++i) {
+        auto v = co_await run(cl, cmd::get("r:" + std::to_string(i)));
+        if (v) CHECK(*v == std::to_string(i));
+      }
+    std::int64_t on_replicas = 0, on_primaries = 0;
+    for (const auto& n : c.nodes()) {
+      const auto calls = commandstat_calls(c.server_on(n.port), "get") - gets_before[n.port];
+      (n.primary ? on_primaries : on_replicas) += calls;
+    }
+    CHECK(on_replicas == 200);
+    CHECK(on_primaries == 0);
+    // Writes still go to primaries.
+    co_await run(cl, cmd::set("r:x", "1"));
+    cl.close();
+  });
+}
