@@ -2,6 +2,7 @@
 
 #include "tool/workload.hpp"
 #include <redcoro/client/connection.hpp>
+#include <redcoro/cluster/cluster_client.hpp>
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -208,16 +209,21 @@ void judge(const Response& resp, const std::vector<sent_command>& sent, const ke
 
 }  // namespace
 
-run_result run_redcoro(const options& o, const target& t, const std::atomic<bool>& interrupted) {
+namespace {
+
+// The redcoro driver over any client with connection's interface (a connection, or a
+// cluster_client): `make(ioc)` gives one client; each thread has options::connections.
+template <class Client, class Make>
+run_result run_clients(const options& o, const std::string& driver, Make make,
+                       const std::atomic<bool>& interrupted) {
   const key_values kv(o);
   written_set written(o.key_space);
   const std::uint64_t streams = o.total_coroutines();
-  const redcoro::config cfg = client_config(o, t);
   auto body = [&](int thread, thread_stats& stats, run_control& ctl) {
     asio::io_context ioc(1);
-    std::vector<std::unique_ptr<redcoro::connection>> conns;
+    std::vector<std::unique_ptr<Client>> conns;
     for (int c = 0; c < o.connections; ++c) {
-      conns.push_back(std::make_unique<redcoro::connection>(ioc, cfg));
+      conns.push_back(make(ioc));
       conns.back()->async_run(asio::detached);
     }
     int active = o.connections * o.concurrency;
@@ -226,7 +232,7 @@ run_result run_redcoro(const options& o, const target& t, const std::atomic<bool
         o.rate > 0 ? std::chrono::duration_cast<clock_type::duration>(
                          std::chrono::duration<double>(static_cast<double>(streams) / o.rate))
                    : clock_type::duration::zero();
-    auto worker = [&](redcoro::connection& conn, std::uint64_t stream) -> asio::awaitable<void> {
+    auto worker = [&](Client& conn, std::uint64_t stream) -> asio::awaitable<void> {
       request_maker maker(o, kv, stream, streams);
       proto::request req;
       std::vector<sent_command> sent;
@@ -277,7 +283,26 @@ run_result run_redcoro(const options& o, const target& t, const std::atomic<bool
         asio::co_spawn(ioc, worker(*c, stream++), asio::detached);
     ioc.run();
   };
-  return run_threads(o, "redcoro", body, interrupted);
+  return run_threads(o, driver, body, interrupted);
+}
+
+}  // namespace
+
+run_result run_redcoro(const options& o, const target& t, const std::atomic<bool>& interrupted) {
+  const redcoro::config cfg = client_config(o, t);
+  if (!t.cluster) {
+    return run_clients<redcoro::connection>(
+        o, "redcoro",
+        [&](asio::io_context& ioc) { return std::make_unique<redcoro::connection>(ioc, cfg); },
+        interrupted);
+  }
+  redcoro::cluster_config cc;
+  cc.seeds.push_back({t.host, t.port});
+  cc.node = cfg;
+  return run_clients<redcoro::cluster_client>(
+      o, "redcoro-cluster",
+      [&](asio::io_context& ioc) { return std::make_unique<redcoro::cluster_client>(ioc, cc); },
+      interrupted);
 }
 
 // --- hiredis ----------------------------------------------------------------------------

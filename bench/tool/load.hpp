@@ -21,6 +21,7 @@ struct target {
   std::string host;
   std::uint16_t port = 0;
   std::string unix_socket;
+  bool cluster = false;  ///< host:port is a seed of a Redis Cluster
 };
 
 /// Shared by the threads of a run.

@@ -1,6 +1,7 @@
 // redcoro-bench: drives a Redis server with redcoro (or hiredis), records the latency of every
 // request, checks what it reads, and reports. See bench/README.md and --help.
 
+#include "support/redis_cluster.hpp"
 #include "support/redis_server.hpp"
 #include "tool/load.hpp"
 #include "tool/options.hpp"
@@ -61,10 +62,26 @@ int main(int argc, char** argv) {
   bench::options o = *parsed.opts;
   std::signal(SIGINT, on_sigint);
 
-  // Without a target: a redis-server of our own on a free loopback port, stopped at the end.
+  // Without a target: a redis-server (or cluster) of our own on free loopback ports, stopped
+  // at the end. --cluster --compare needs a standalone server too.
   std::unique_ptr<redcoro::test::redis_server> own;
-  bench::target t{o.host, o.port, o.unix_socket};
-  if (o.port == 0 && o.unix_socket.empty()) {
+  std::unique_ptr<redcoro::test::redis_cluster> own_cluster;
+  bench::target t{o.host, o.port, o.unix_socket, o.cluster};
+  if (o.cluster && o.port == 0) {
+    try {
+      own_cluster = std::make_unique<redcoro::test::redis_cluster>(
+          static_cast<std::size_t>(o.cluster_primaries),
+          static_cast<std::size_t>(o.cluster_replicas));
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "redcoro-bench: cannot start a cluster: %s\n", e.what());
+      return 2;
+    }
+    t = {"127.0.0.1", own_cluster->ports()[0], "", true};
+    std::fprintf(stderr, "redcoro-bench: started a cluster of %zu nodes, seed 127.0.0.1:%u\n",
+                 own_cluster->size(), static_cast<unsigned>(t.port));
+  }
+  bench::target standalone = t;
+  if ((o.port == 0 && o.unix_socket.empty() && !o.cluster) || (o.cluster && o.compare)) {
     try {
       own = std::make_unique<redcoro::test::redis_server>(
           std::vector<std::string>{"--maxmemory-policy", "noeviction"});
@@ -72,13 +89,38 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "redcoro-bench: cannot start redis-server: %s\n", e.what());
       return 2;
     }
-    t = {"127.0.0.1", own->port(), ""};
+    standalone = {"127.0.0.1", own->port(), "", false};
+    if (!o.cluster) t = standalone;
     std::fprintf(stderr, "redcoro-bench: started redis-server on 127.0.0.1:%u\n",
-                 static_cast<unsigned>(t.port));
+                 static_cast<unsigned>(standalone.port));
   }
 
   std::vector<bench::run_result> runs;
-  if (o.compare) {
+  std::string verdict;
+  if (o.cluster && o.compare) {
+    // The same load on the cluster and on one server, round after round; the cluster
+    // layer's cost is the ratio of client CPU per operation, median over the rounds.
+    std::vector<bench::run_result> on_cluster, on_standalone;
+    std::vector<double> ratios;
+    for (int r = 0; r < o.compare_rounds && !interrupted; ++r) {
+      on_cluster.push_back(bench::run_redcoro(o, t, interrupted));
+      if (interrupted) break;
+      on_standalone.push_back(bench::run_redcoro(o, standalone, interrupted));
+      if (on_standalone.back().cpu_us_per_op > 0)
+        ratios.push_back(on_cluster.back().cpu_us_per_op / on_standalone.back().cpu_us_per_op);
+    }
+    for (auto* set : {&on_cluster, &on_standalone})
+      if (!set->empty()) runs.push_back(median_round(*set));
+    if (!ratios.empty()) {
+      std::sort(ratios.begin(), ratios.end());
+      char line[200];
+      std::snprintf(line, sizeof line,
+                    "cluster layer: %.2fx the client CPU per operation of a standalone server "
+                    "(median of %zu rounds)\n",
+                    ratios[ratios.size() / 2], ratios.size());
+      verdict = line;
+    }
+  } else if (o.compare) {
     std::vector<bench::run_result> mine, theirs, reference;
     for (int r = 0; r < o.compare_rounds && !interrupted; ++r) {
       mine.push_back(bench::run_redcoro(o, t, interrupted));
@@ -99,6 +141,7 @@ int main(int argc, char** argv) {
 
   if (interrupted) std::fprintf(stdout, "\ninterrupted: partial results\n");
   bench::print_summary(stdout, runs);
+  std::fputs(verdict.c_str(), stdout);
   const auto settings = o.describe();
   bool ok = true;
   if (!o.json_path.empty())

@@ -77,6 +77,12 @@ workload:
 output:
   --json FILE  --html FILE  --no-live
   --driver redcoro|hiredis   --compare [--compare-rounds N]
+cluster:
+  --cluster          the target is a Redis Cluster (--host/--port: a seed node; without
+                     them, a cluster of 3 primaries and 3 replicas of its own). With
+                     --compare: the same load on the cluster and on a standalone server,
+                     and the client CPU per operation of each
+  --cluster-primaries N  --cluster-replicas N   size of the tool's own cluster     (3, 1)
 Ctrl-C stops the run and prints what was measured so far.
 )";
 }
@@ -180,12 +186,21 @@ parse_result parse_options(int argc, const char* const* argv) {
              throw bad_option{"--driver: '" + std::string(v) + "' is not redcoro or hiredis"};
            o.driver = v;
          }},
+        {"cluster-primaries",
+         [&](std::string_view v) {
+           o.cluster_primaries = number<int>("cluster-primaries", v, 1, 16);
+         }},
+        {"cluster-replicas",
+         [&](std::string_view v) {
+           o.cluster_replicas = number<int>("cluster-replicas", v, 0, 4);
+         }},
         {"compare-rounds",
          [&](std::string_view v) { o.compare_rounds = number<int>("compare-rounds", v, 1, 100); }},
     };
     const std::map<std::string, std::function<void()>> flags = {
         {"tls", [&] { o.tls = true; }},
         {"compare", [&] { o.compare = true; }},
+        {"cluster", [&] { o.cluster = true; }},
         {"no-live", [&] { o.live = false; }},
     };
     for (int i = 1; i < argc; ++i) {
@@ -237,6 +252,10 @@ parse_result parse_options(int argc, const char* const* argv) {
       throw bad_option{"--rate paces the redcoro driver only (not hiredis or --compare)"};
     if (o.compare && (o.tls || !o.unix_socket.empty()))
       throw bad_option{"--compare runs redis-benchmark too: use plain TCP"};
+    if (o.cluster && (o.driver == "hiredis" || !o.unix_socket.empty()))
+      throw bad_option{"--cluster: the redcoro driver over TCP (hiredis has no cluster client)"};
+    if (o.cluster && o.rate > 0 && o.compare)
+      throw bad_option{"--rate paces the redcoro driver only (not --compare)"};
     if (o.compare && !o.commands.empty())
       throw bad_option{"--compare uses the --ratio workload (redis-benchmark runs SET and GET)"};
   } catch (const bad_option& e) {
@@ -255,6 +274,10 @@ std::vector<std::pair<std::string, std::string>> options::describe() const {
   else
     add("target", host + ":" + (port ? std::to_string(port) : std::string("(own server)")));
   add("tls", tls ? "on" : "off");
+  if (cluster)
+    add("cluster", port ? std::string("yes")
+                        : "own: " + std::to_string(cluster_primaries) + " primaries, " +
+                              std::to_string(cluster_replicas) + " replicas each");
   if (!user.empty()) add("user", user);
   add("db", std::to_string(db));
   add("threads", std::to_string(threads));
@@ -284,7 +307,11 @@ std::vector<std::pair<std::string, std::string>> options::describe() const {
       std::string(patterns[static_cast<int>(key_pattern)]) +
           (key_pattern == key_pattern_kind::zipf ? ":" + std::to_string(zipf_s) : ""));
   add("seed", std::to_string(seed));
-  add("driver", compare ? "compare: redcoro, hiredis, redis-benchmark" : driver);
+  if (cluster)
+    add("driver", compare ? "compare: redcoro on the cluster and on a standalone server"
+                          : "redcoro (cluster)");
+  else
+    add("driver", compare ? "compare: redcoro, hiredis, redis-benchmark" : driver);
   return d;
 }
 

@@ -25,6 +25,9 @@ struct options {
   std::uint16_t port = 0;
   std::string unix_socket;
   bool tls = false;
+  // a Redis Cluster: --host/--port name a seed node; without them, a cluster of our own
+  bool cluster = false;
+  int cluster_primaries = 3, cluster_replicas = 1;  // the size of our own cluster
   std::string tls_ca, tls_cert, tls_key, tls_server_name;
   std::string user, password;
   int db = 0;

@@ -2,22 +2,27 @@
 #include <redcoro/proto/error.hpp>
 
 #include <algorithm>
-#include <cctype>
 #include <charconv>
 
 namespace redcoro::detail {
 
+namespace {
+// Command names are ASCII; no locale is consulted.
+char ascii_lower(char c) noexcept {
+  return c >= 'A' && c <= 'Z' ? static_cast<char>(c + 32) : c;
+}
+}  // namespace
+
 std::string lower(std::string_view s) {
   std::string out(s);
   for (char& c : out)
-    c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    c = ascii_lower(c);
   return out;
 }
 
 bool iequals(std::string_view a, std::string_view b) noexcept {
   return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
-           return std::tolower(static_cast<unsigned char>(x)) ==
-                  std::tolower(static_cast<unsigned char>(y));
+           return ascii_lower(x) == ascii_lower(y);
          });
 }
 

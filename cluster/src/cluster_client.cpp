@@ -163,29 +163,36 @@ struct cluster_impl {
     std::erase_if(retired, [](const auto& e) { return e->run_done; });
   }
 
-  // The node for a part: the slot's primary, or a replica for reads as cfg.reads says.
-  const node_address* pick(int slot, bool readonly) {
+  static constexpr std::size_t no_node = static_cast<std::size_t>(-1);
+
+  // The node for a part (its index in topo.nodes()): the slot's primary, or a replica for
+  // reads as cfg.reads says; no_node when no node will do.
+  std::size_t pick(int slot, bool readonly) {
     const auto& shards = topo.shards();
-    if (shards.empty()) return nullptr;
-    if (slot == any_slot) {
-      return &topo.nodes()[shards[next_turn++ % shards.size()].primary].address;
-    }
+    if (shards.empty()) return no_node;
+    if (slot == any_slot) return shards[next_turn++ % shards.size()].primary;
     const std::size_t s = topo.shard_of(static_cast<std::uint16_t>(slot));
-    if (s == topology::no_shard) return nullptr;
+    if (s == topology::no_shard) return no_node;
     const cluster::shard& sh = shards[s];
-    const node_address& primary = topo.nodes()[sh.primary].address;
-    if (!readonly || cfg.reads == read_from::primary) return &primary;
+    if (!readonly || cfg.reads == read_from::primary) return sh.primary;
     // Healthy replicas that are connected (or not tried yet).
     const std::size_t options = sh.replicas.size() + (cfg.reads == read_from::any ? 1 : 0);
     for (std::size_t tried = 0; tried < options; ++tried) {
       const std::size_t k = next_turn++ % options;
-      if (k == sh.replicas.size()) return &primary;
-      const cluster::node_info& r = topo.nodes()[sh.replicas[k]];
-      if (!r.healthy) continue;
-      auto it = nodes.find(r.address);
-      if (it == nodes.end() || it->second->conn->is_connected()) return &r.address;
+      if (k == sh.replicas.size()) return sh.primary;
+      const std::size_t r = sh.replicas[k];
+      if (!topo.nodes()[r].healthy) continue;
+      if (!node_conns[r] || node_conns[r]->is_connected()) return r;
     }
-    return cfg.reads == read_from::replica ? nullptr : &primary;
+    return cfg.reads == read_from::replica ? no_node : sh.primary;
+  }
+
+  // The connection to node `i` of the topology, through a cache indexed like topo.nodes()
+  // (the hot path does no map lookup).
+  connection& conn_at(std::size_t i) {
+    if (node_conns.size() < topo.nodes().size()) node_conns.resize(topo.nodes().size(), nullptr);
+    if (!node_conns[i]) node_conns[i] = &node(topo.nodes()[i].address);
+    return *node_conns[i];
   }
 
   // --- state changes ----------------------------------------------------------------------
@@ -214,6 +221,7 @@ struct cluster_impl {
 
   void apply(topology t) {
     topo = std::move(t);
+    node_conns.assign(topo.nodes().size(), nullptr);
     for (const cluster::node_info& n : topo.nodes())
       if (wanted(n.address)) node(n.address);
     retire_unwanted();
@@ -226,6 +234,7 @@ struct cluster_impl {
 
   // Asks `conn` for the topology (and the command table when there is none yet).
   awaitable<bool> read_topology(connection& conn, bool wait_for_connection) {
+    const std::string& host = conn.get_config().host;
     proto::request req;
     req.get_config().cancel_if_not_connected = !wait_for_connection;
     req.get_config().timeout = cfg.node.connect_timeout + cfg.node.request_timeout;
@@ -239,7 +248,7 @@ struct cluster_impl {
     topology t;
     std::error_code parsed = proto::error::type_mismatch;
     if (!resp[0].has_error()) {
-      parsed = topology::from_shards(resp[0].value(), t, cfg.node.tls.enabled);
+      parsed = topology::from_shards(resp[0].value(), t, cfg.node.tls.enabled, host);
     } else {
       // Servers older than 7.0.
       proto::request slots;
@@ -252,7 +261,7 @@ struct cluster_impl {
                   ec ? ec.message() : std::get<0>(r).error().message);
         co_return false;
       }
-      parsed = topology::from_slots(std::get<0>(r).value(), t);
+      parsed = topology::from_slots(std::get<0>(r).value(), t, host);
     }
     if (parsed || t.shards().empty()) co_return false;
     if (need_table) {
@@ -352,9 +361,9 @@ struct cluster_impl {
     if (!ready) return false;
     const auto r = router.single(op.req->payload());
     if (!r) return false;
-    const node_address* target = pick(r->slot, r->readonly);
-    if (!target) return false;
-    connection& conn = node(*target);
+    const std::size_t target = pick(r->slot, r->readonly);
+    if (target == no_node) return false;
+    connection& conn = conn_at(target);
     if (!conn.is_connected()) return false;
     conn.async_exec(*op.req, op,
                     [&op](error_code ec, std::size_t n) { op.impl->fast_done(op, ec, n); });
@@ -442,10 +451,14 @@ struct cluster_impl {
       for (job& j : jobs) {
         j.launched = false;
         if (j.done) continue;
-        const node_address* target = j.ask      ? &*j.ask
-                                     : j.pinned ? &*j.pinned
-                                                : pick(j.what->slot, j.what->readonly);
-        if (!target) {
+        connection* conn = nullptr;
+        if (j.ask || j.pinned) {
+          j.sent_to = j.ask ? *j.ask : *j.pinned;
+          conn = &node(j.sent_to);
+        } else if (const std::size_t i = pick(j.what->slot, j.what->readonly); i != no_node) {
+          j.sent_to = topo.nodes()[i].address;
+          conn = &conn_at(i);
+        } else {
           must_wait = true;
           request_refresh();
           continue;
@@ -463,12 +476,11 @@ struct cluster_impl {
         j.replies.clear();
         j.launched = true;
         ++pending;
-        node(*target).async_exec(j.sent, j.replies, [&, jp = &j](error_code e, std::size_t n) {
+        conn->async_exec(j.sent, j.replies, [&, jp = &j](error_code e, std::size_t n) {
           jp->ec = e;
           op.bytes += n;
           if (--pending == 0) all_back.cancel();
         });
-        j.sent_to = *target;
       }
       while (pending > 0) {
         all_back.expires_at(clock::time_point::max());
@@ -594,6 +606,7 @@ struct cluster_impl {
   cluster::detail::router router;
   topology topo;
   std::map<node_address, std::unique_ptr<node_entry>> nodes;
+  std::vector<connection*> node_conns;  // by index in topo.nodes(); see conn_at
   std::vector<std::unique_ptr<node_entry>> retired;
   std::size_t running = 0;  // node connections whose async_run has not completed
   std::vector<asio::steady_timer*> waiting_timers;

@@ -56,8 +56,21 @@ int router::slot_of_key(std::string_view key) {
   return key_slot(prefixed_);
 }
 
-int router::slot_of(const std::vector<std::string_view>& argv) {
-  table_->keys(argv, keys_);
+const router::info* router::lookup(const std::vector<std::string_view>& argv) {
+  for (const cached& c : recent_)
+    if (c.entry && c.name == argv[0]) return c.entry;
+  const info* entry = table_->find(argv);
+  if (entry && !entry->has_subcommands()) {
+    cached& slot = recent_[recent_next_++ % recent_.size()];
+    slot.name.assign(argv[0]);
+    slot.entry = entry;
+  }
+  return entry;
+}
+
+int router::slot_of(const std::vector<std::string_view>& argv, const info* entry) {
+  keys_.clear();
+  if (entry) entry->keys(argv, keys_);
   int slot = any_slot;
   for (std::size_t k : keys_) {
     const int s = slot_of_key(argv[k]);
@@ -67,11 +80,6 @@ int router::slot_of(const std::vector<std::string_view>& argv) {
       return cross_slot;
   }
   return slot;
-}
-
-bool router::readonly(const std::vector<std::string_view>& argv) const {
-  const auto* info = table_->find(argv);
-  return info && info->readonly();
 }
 
 std::optional<route> router::single(std::string_view payload) {
@@ -87,13 +95,14 @@ std::optional<route> router::single(std::string_view payload) {
       return std::nullopt;
     // (A multi-key command whose keys share a slot needs no split.)
     if (in_transaction(argv_[0]) || fan_out_kind(argv_)) return std::nullopt;
-    const int slot = slot_of(argv_);
+    const info* entry = lookup(argv_);
+    const int slot = slot_of(argv_, entry);
     if (slot == cross_slot) return std::nullopt;
     if (slot != any_slot) {
       if (r.slot != any_slot && r.slot != slot) return std::nullopt;
       r.slot = slot;
     }
-    r.readonly = r.readonly && readonly(argv_);
+    r.readonly = r.readonly && entry && entry->readonly();
     empty = false;
   }
   if (empty) return std::nullopt;
@@ -127,8 +136,9 @@ plan router::make_plan(std::string_view payload, std::size_t count) {
     for (std::string_view c : commands) {
       parse(c);
       if (argv_.empty()) continue;
-      const int s = slot_of(argv_);
-      readonly_all = readonly_all && readonly(argv_);
+      const info* entry = lookup(argv_);
+      const int s = slot_of(argv_, entry);
+      readonly_all = readonly_all && entry && entry->readonly();
       if (s == any_slot) continue;
       if (s == cross_slot || (slot != any_slot && s != slot)) {
         for (command_plan& cp : p.commands)
@@ -159,13 +169,15 @@ plan router::make_plan(std::string_view payload, std::size_t count) {
       p.commands[i].how = *how;
       continue;
     }
-    const int slot = slot_of(argv_);
+    const info* entry = lookup(argv_);
+    const bool readonly = entry && entry->readonly();
+    const int slot = slot_of(argv_, entry);
     if (slot != cross_slot) {
       part one;
       one.req.append_serialized(commands[i], 1);
       one.first = i;
       one.slot = slot;
-      one.readonly = readonly(argv_);
+      one.readonly = readonly;
       p.parts.push_back(std::move(one));
       continue;
     }
@@ -183,13 +195,12 @@ plan router::make_plan(std::string_view payload, std::size_t count) {
     for (std::size_t k = 0; k < keys.size(); ++k)
       slots[k] = slot_of_key(argv_[keys[k]]);
     std::vector<bool> taken(keys.size(), false);
-    const bool readonly_command = readonly(argv_);
     for (std::size_t k = 0; k < keys.size(); ++k) {
       if (taken[k]) continue;
       part s;
       s.first = i;
       s.slot = slots[k];
-      s.readonly = readonly_command;
+      s.readonly = readonly;
       args.clear();
       for (std::size_t j = k; j < keys.size(); ++j) {
         if (taken[j] || slots[j] != slots[k]) continue;

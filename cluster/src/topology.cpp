@@ -51,10 +51,10 @@ std::optional<node_address> node_address::parse(std::string_view text) {
   return node_address{std::string(host), static_cast<std::uint16_t>(value)};
 }
 
-topology::topology() : owner_(slot_count, no_shard) {}
+topology::topology() : owner_(slot_count, no_owner) {}
 
 bool topology::covers_all_slots() const noexcept {
-  return std::find(owner_.begin(), owner_.end(), no_shard) == owner_.end();
+  return std::find(owner_.begin(), owner_.end(), no_owner) == owner_.end();
 }
 
 const node_info* topology::find(const node_address& address) const noexcept {
@@ -72,10 +72,11 @@ std::size_t topology::add_node(node_info n) {
 
 void topology::assign(std::size_t s, std::uint16_t first, std::uint16_t last) {
   shards_[s].slots.emplace_back(first, last);
-  std::fill(owner_.begin() + first, owner_.begin() + last + 1, s);
+  std::fill(owner_.begin() + first, owner_.begin() + last + 1, static_cast<std::uint16_t>(s));
 }
 
-std::error_code topology::from_shards(const proto::value& reply, topology& out, bool tls) {
+std::error_code topology::from_shards(const proto::value& reply, topology& out, bool tls,
+                                      std::string_view asked) {
   if (!reply.is_aggregate()) return proto::error::type_mismatch;
   topology t;
   for (const proto::value& entry : reply.elements) {
@@ -90,6 +91,7 @@ std::error_code topology::from_shards(const proto::value& reply, topology& out, 
       // The endpoint clients are meant to use ("?" when the node does not know it).
       std::string_view host = text_of(n.find("endpoint"));
       if (host.empty() || host == "?") host = text_of(n.find("ip"));
+      if (host.empty()) host = asked;
       auto port = port_of(n.find(tls ? "tls-port" : "port"));
       if (!port && tls) port = port_of(n.find("port"));
       if (host.empty() || !port) return proto::error::type_mismatch;
@@ -120,15 +122,17 @@ std::error_code topology::from_shards(const proto::value& reply, topology& out, 
   return {};
 }
 
-std::error_code topology::from_slots(const proto::value& reply, topology& out) {
+std::error_code topology::from_slots(const proto::value& reply, topology& out,
+                                     std::string_view asked) {
   if (!reply.is_aggregate()) return proto::error::type_mismatch;
   topology t;
-  auto node_of = [](const proto::value& v, node_role role) -> std::optional<node_info> {
+  auto node_of = [&](const proto::value& v, node_role role) -> std::optional<node_info> {
     if (v.size() < 2) return std::nullopt;
     const auto port = port_of(&v[1]);
-    if (v[0].text.empty() || v[0].text == "?" || !port) return std::nullopt;
+    const std::string_view host = v[0].text.empty() ? asked : std::string_view(v[0].text);
+    if (host.empty() || host == "?" || !port) return std::nullopt;
     node_info n;
-    n.address = {v[0].text, *port};
+    n.address = {std::string(host), *port};
     if (v.size() > 2) n.id = v[2].text;
     n.role = role;
     return n;
@@ -160,7 +164,7 @@ std::error_code topology::from_slots(const proto::value& reply, topology& out) {
 void topology::move_slot(std::uint16_t slot, const node_address& address) {
   for (std::size_t s = 0; s < shards_.size(); ++s) {
     if (nodes_[shards_[s].primary].address == address) {
-      owner_[slot] = s;
+      owner_[slot] = static_cast<std::uint16_t>(s);
       return;
     }
   }
@@ -176,7 +180,7 @@ void topology::move_slot(std::uint16_t slot, const node_address& address) {
   shard fresh;
   fresh.primary = index;
   shards_.push_back(std::move(fresh));
-  owner_[slot] = shards_.size() - 1;
+  owner_[slot] = static_cast<std::uint16_t>(shards_.size() - 1);
 }
 
 std::optional<redirect> redirect::parse(std::string_view message, const node_address& from) {

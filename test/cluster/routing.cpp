@@ -70,6 +70,7 @@ std::string commands_of(const proto::request& r) {
 
 TEST_CASE("crc16 and hash slots are those of the cluster specification") {
   CHECK(crc16("123456789") == 0x31C3);
+  CHECK(crc16("12345678") == 0x9015);  // an even length: the two-byte steps only
   CHECK(key_slot("foo") == 12182);
   CHECK(key_slot("bar") == 5061);
   CHECK(key_slot("") == 0);
@@ -116,6 +117,16 @@ TEST_CASE("the topology is read from CLUSTER SHARDS") {
   // MOVED to a node never seen.
   t.move_slot(200, {"10.0.0.9", 7010});
   CHECK(primary_of(200) == 7010);
+
+  // A lone node that never met another does not know its address: the one asked is used.
+  value lone =
+      map({str("id"), str("z"), str("port"), num(7100), str("ip"), str(""), str("endpoint"),
+           str(""), str("role"), str("master"), str("health"), str("online")});
+  topology single;
+  REQUIRE_FALSE(topology::from_shards(
+      arr({map({str("slots"), arr({num(0), num(16383)}), str("nodes"), arr({lone})})}), single,
+      false, "10.0.0.5"));
+  CHECK(single.nodes().at(0).address == node_address{"10.0.0.5", 7100});
 
   topology bad;
   CHECK(topology::from_shards(str("nope"), bad));

@@ -4,6 +4,7 @@
 #include <redcoro/client/commands.hpp>
 #include <redcoro/client/connection.hpp>
 #include <redcoro/client/script.hpp>
+#include <redcoro/cluster/cluster_client.hpp>
 #include <redcoro/proto/parser.hpp>
 #include <redcoro/proto/request.hpp>
 #include <redcoro/pubsub/subscriber.hpp>
@@ -27,13 +28,17 @@ int main() {
   boost::asio::io_context ioc;
   redcoro::connection conn(ioc, redcoro::config{});
   conn.close();
-  // And every module: typed commands, scripts (OpenSSL), the pool client, the subscriber.
+  // And every module: typed commands, scripts (OpenSSL), the pool client, the subscriber,
+  // the cluster client.
   if (redcoro::cmd::get("k").request().commands() != 1) return 1;
   if (redcoro::script("return 1").sha1().size() != 40) return 1;
   redcoro::client cl(ioc, redcoro::config{});
   cl.close();
   redcoro::subscriber sub(ioc, redcoro::config{});
   sub.close();
+  if (redcoro::cluster::key_slot("foo") != 12182) return 1;
+  redcoro::cluster_client cluster(ioc, redcoro::cluster_config{});
+  cluster.close();
   std::puts("redcoro found and working");
   return 0;
 }

@@ -1,8 +1,10 @@
 // Runs a program against a redis-server of its own, so that CTest can run the client
 // examples:
-//   with_server <program> [args...]
-// starts redis-server on a free loopback port, runs `program args... <port>`, stops the
+//   with_server [--cluster] <program> [args...]
+// starts redis-server on a free loopback port (with --cluster: a cluster of 3 primaries and
+// 3 replicas, and the port is one of its nodes), runs `program args... <port>`, stops the
 // server, and exits with the program's exit code (128 + the signal if it was killed).
+#include "support/redis_cluster.hpp"
 #include "support/redis_server.hpp"
 
 #include <sys/prctl.h>
@@ -13,19 +15,28 @@
 #include <csignal>
 #include <cstdio>
 #include <exception>
+#include <memory>
 #include <stdexcept>
 #include <string>
 #include <vector>
 
 int main(int argc, char** argv) {
-  if (argc < 2) {
-    std::fprintf(stderr, "usage: with_server <program> [args...]\n");
+  const bool cluster = argc > 1 && std::string(argv[1]) == "--cluster";
+  const int first = cluster ? 2 : 1;
+  if (argc <= first) {
+    std::fprintf(stderr, "usage: with_server [--cluster] <program> [args...]\n");
     return 2;
   }
   try {
-    redcoro::test::redis_server server;  // stopped when this scope ends, however it ends
-    std::string port = std::to_string(server.port());
-    std::vector<char*> args(argv + 1, argv + argc);
+    // Stopped when this scope ends, however it ends.
+    std::unique_ptr<redcoro::test::redis_server> server;
+    std::unique_ptr<redcoro::test::redis_cluster> nodes;
+    if (cluster)
+      nodes = std::make_unique<redcoro::test::redis_cluster>();
+    else
+      server = std::make_unique<redcoro::test::redis_server>();
+    std::string port = std::to_string(cluster ? nodes->ports()[0] : server->port());
+    std::vector<char*> args(argv + first, argv + argc);
     args.push_back(port.data());
     args.push_back(nullptr);
 

@@ -54,16 +54,23 @@ class topology {
   topology();
 
   /// Reads the reply to `CLUSTER SHARDS` (Redis 7). `tls` picks the nodes' `tls-port`.
-  /// Fails with proto::error::type_mismatch when the reply does not look like one.
-  static std::error_code from_shards(const proto::value& reply, topology& out, bool tls = false);
+  /// `asked` is the host the reply came from: a node that does not know its own address (a
+  /// cluster of one node that never met another) leaves it empty. Fails with
+  /// proto::error::type_mismatch when the reply does not look like one.
+  static std::error_code from_shards(const proto::value& reply, topology& out, bool tls = false,
+                                     std::string_view asked = {});
   /// Reads the reply to `CLUSTER SLOTS`, which older servers have.
-  static std::error_code from_slots(const proto::value& reply, topology& out);
+  static std::error_code from_slots(const proto::value& reply, topology& out,
+                                    std::string_view asked = {});
 
   const std::vector<node_info>& nodes() const noexcept { return nodes_; }
   const std::vector<shard>& shards() const noexcept { return shards_; }
 
   /// The shard serving `slot`, or no_shard.
-  std::size_t shard_of(std::uint16_t slot) const noexcept { return owner_[slot]; }
+  std::size_t shard_of(std::uint16_t slot) const noexcept {
+    const std::uint16_t s = owner_[slot];
+    return s == no_owner ? no_shard : s;
+  }
   /// True when every slot has an owner.
   bool covers_all_slots() const noexcept;
   /// The node at `address`, or nullptr.
@@ -79,7 +86,10 @@ class topology {
 
   std::vector<node_info> nodes_;
   std::vector<shard> shards_;
-  std::vector<std::size_t> owner_;  // slot_count entries
+  // slot_count entries, 2 bytes each: the table is looked up on every request, and at
+  // 32 KiB it stays in cache where 8-byte entries would not.
+  static constexpr std::uint16_t no_owner = 0xffff;
+  std::vector<std::uint16_t> owner_;
 };
 
 /// A cluster redirection or transient refusal, read from an error reply.

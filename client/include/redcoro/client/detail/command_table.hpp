@@ -25,6 +25,8 @@ class command_table {
     void keys(std::span<const std::string_view> argv, std::vector<std::size_t>& out) const;
     /// Flagged `readonly` by the server: safe to send to a replica.
     bool readonly() const noexcept { return readonly_; }
+    /// True when what a command is depends on its first argument (`OBJECT ENCODING`).
+    bool has_subcommands() const noexcept { return !subcommands_.empty(); }
 
    private:
     friend class command_table;
