@@ -406,6 +406,43 @@ struct cluster_impl {
     op.complete(op, ec, op.bytes);
   }
 
+  // Until the topology is known, or the reason it will not be.
+  awaitable<error_code> wait_ready(clock::time_point deadline) {
+    while (!ready) {
+      if (closed) co_return error_code(error::closed);
+      if (clock::now() >= deadline) co_return error_code(error::timeout);
+      co_await wait_change(deadline);
+    }
+    co_return error_code();
+  }
+
+  awaitable<std::pair<error_code, std::vector<std::string>>> scan_step(cluster_scan& s) {
+    using out = std::pair<error_code, std::vector<std::string>>;
+    const auto deadline = cfg.node.request_timeout.count() > 0
+                              ? clock::now() + cfg.node.request_timeout
+                              : clock::time_point::max();
+    if (error_code ec = co_await wait_ready(deadline)) co_return out{ec, {}};
+    if (!s.started_) {
+      for (const auto& sh : topo.shards())
+        s.nodes_.push_back(topo.nodes()[sh.primary].address);
+      s.started_ = true;
+    }
+    if (s.done()) co_return out{};
+    cmd::scan_options o;
+    o.match = s.match_;
+    o.type = s.type_;
+    o.count = s.count_;
+    error_code ec;
+    auto page = co_await node(s.nodes_[s.next_node_])
+                    .async_exec(cmd::scan(s.cursor_, o), asio::redirect_error(use_awaitable, ec));
+    if (ec) co_return out{ec, {}};
+    if (page.has_error()) co_return out{error_code(proto::error::server_error), {}};
+    auto& [next, keys] = page.value();
+    s.cursor_ = next;
+    if (next == 0) ++s.next_node_;
+    co_return out{error_code(), std::move(keys)};
+  }
+
   clock::time_point deadline_of(const proto::request& req) const {
     const auto t = req.get_config().timeout;
     const auto timeout = t.count() < 0 ? cfg.node.request_timeout : t;
@@ -420,11 +457,7 @@ struct cluster_impl {
     const std::vector<std::size_t> only = std::move(op.held_back);
     if (only.empty() && op.user.replies() != proto::any_reply_count && op.user.replies() < total)
       co_return error_code(error::response_too_short);
-    while (!ready) {
-      if (closed) co_return error_code(error::closed);
-      if (clock::now() >= deadline) co_return error_code(error::timeout);
-      co_await wait_change(deadline);
-    }
+    if (error_code ec = co_await wait_ready(deadline)) co_return ec;
     cluster::detail::plan plan = router.make_plan(op.req->payload(), total);
     auto wanted = [&](std::size_t i) {
       return only.empty() || std::find(only.begin(), only.end(), i) != only.end();
@@ -673,6 +706,18 @@ void cluster_client::run_impl(asio::any_completion_handler<void(error_code)> han
                    if (e) ec = make_error_code(std::errc::not_enough_memory);
                    std::move(h)(ec);
                  });
+}
+
+void cluster_client::scan_impl(
+    cluster_scan& scan,
+    asio::any_completion_handler<void(error_code, std::vector<std::string>)> handler) {
+  asio::co_spawn(
+      impl_->ex, impl_->scan_step(scan),
+      [h = std::move(handler)](std::exception_ptr e,
+                               std::pair<error_code, std::vector<std::string>> r) mutable {
+        if (e) r.first = make_error_code(std::errc::not_enough_memory);
+        std::move(h)(r.first, std::move(r.second));
+      });
 }
 
 void cluster_client::close() {

@@ -12,6 +12,7 @@
 
 #include <atomic>
 #include <map>
+#include <set>
 #include <thread>
 
 using namespace redcoro;
@@ -238,6 +239,16 @@ TEST_CASE("cluster: cross-slot pipelines and multi-key commands, value by value"
       INFO((v.has_error() ? v.error().message : v.value().value_or("(nil)")));
       CHECK(v.value() == std::to_string(i));
     }
+    // A SCAN of the whole cluster sees each key once.
+    cluster_scan scan(cmd::scan_options{.match = "p:*", .count = 7, .type = {}});
+    std::multiset<std::string> scanned;
+    while (!scan.done()) {
+      auto batch = co_await cl.async_scan(scan, use_awaitable);
+      scanned.insert(batch.begin(), batch.end());
+    }
+    CHECK(scanned.size() == 40);
+    CHECK(std::set<std::string>(scanned.begin(), scanned.end()).size() == 40);
+
     const auto got7 = co_await run(cl, command<std::string>("FLUSHALL"));
     CHECK(got7 == "OK");
     const auto got8 = co_await run(cl, cmd::dbsize());

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <redcoro/client/command.hpp>
+#include <redcoro/client/commands.hpp>
 #include <redcoro/client/config.hpp>
 #include <redcoro/client/connection.hpp>
 #include <redcoro/cluster/topology.hpp>
@@ -63,6 +64,36 @@ struct cluster_stats {
 };
 
 class cluster_client;
+namespace detail {
+struct cluster_impl;
+}
+
+/// A SCAN of the whole cluster: every primary in turn, each until it returns cursor 0. Keys
+/// that move between nodes while it runs may be seen twice or not at all, as with SCAN on
+/// one server during a rehash; keys that stay where they are are seen exactly once.
+/// \code
+///   redcoro::cluster_scan scan({.match = "user:*"});
+///   while (!scan.done())
+///     for (auto& key : co_await cl.async_scan(scan, asio::use_awaitable)) use(key);
+/// \endcode
+class cluster_scan {
+ public:
+  cluster_scan() = default;
+  explicit cluster_scan(const cmd::scan_options& o)
+      : match_(o.match), type_(o.type), count_(o.count) {}
+  /// True once every primary has been scanned to its end.
+  bool done() const noexcept { return started_ && next_node_ >= nodes_.size(); }
+
+ private:
+  friend class cluster_client;
+  friend struct detail::cluster_impl;
+  std::string match_, type_;
+  std::int64_t count_ = 0;
+  std::vector<cluster::node_address> nodes_;  // the primaries when the scan started
+  std::size_t next_node_ = 0;
+  std::uint64_t cursor_ = 0;
+  bool started_ = false;
+};
 
 namespace detail {
 struct cluster_impl;
@@ -210,6 +241,19 @@ class cluster_client {
         token, std::move(x));
   }
 
+  /// The next keys of a cluster-wide SCAN (see cluster_scan); an empty batch is possible
+  /// before the end. Completes with the node's error (a connection error, or
+  /// proto::error::server_error when it refused SCAN) without moving the scan on: call again.
+  template <class Token>
+  auto async_scan(cluster_scan& scan, Token&& token) {
+    return asio::async_initiate<Token, void(error_code, std::vector<std::string>)>(
+        [this](auto handler, cluster_scan* s) {
+          scan_impl(*s, asio::any_completion_handler<void(error_code, std::vector<std::string>)>(
+                            std::move(handler)));
+        },
+        token, &scan);
+  }
+
   /// Stops async_run: closes every node connection; queued requests fail with
   /// error::closed.
   void close();
@@ -227,6 +271,8 @@ class cluster_client {
 
  private:
   void run_impl(asio::any_completion_handler<void(error_code)> handler);
+  void scan_impl(cluster_scan& scan,
+                 asio::any_completion_handler<void(error_code, std::vector<std::string>)> handler);
   std::unique_ptr<detail::cluster_impl> impl_;
 };
 
