@@ -148,18 +148,26 @@ struct cluster_impl {
     return false;
   }
 
-  // Nodes that left the topology or failed: closed, destroyed once their run ended.
+  // Nodes that left the topology, failed or became replicas no read goes to: no new request
+  // goes to them; each connection is closed once its requests are answered (a primary
+  // demoted by a failover answers the ones it held with MOVED, which are followed), and
+  // destroyed once its run ended.
   void retire_unwanted() {
     for (auto it = nodes.begin(); it != nodes.end();) {
       if (wanted(it->first)) {
         ++it;
         continue;
       }
-      log->info("redcoro: cluster: closing the connection to {}", it->first.to_string());
-      it->second->conn->close();
+      log->info("redcoro: cluster: leaving {}", it->first.to_string());
       retired.push_back(std::move(it->second));
       it = nodes.erase(it);
     }
+    close_drained();
+  }
+
+  void close_drained() {
+    for (auto& e : retired)
+      if (!e->run_done && e->conn->pending_requests() == 0) e->conn->close();
     std::erase_if(retired, [](const auto& e) { return e->run_done; });
   }
 
@@ -372,6 +380,7 @@ struct cluster_impl {
 
   void fast_done(cluster_exec& op, error_code ec, std::size_t n) {
     op.bytes += n;
+    if (!retired.empty()) close_drained();
     if (!ec && op.held_back.empty()) return op.complete(op, {}, op.bytes);
     if (ec == error::not_connected || (ec == error::closed && !closed)) {
       // Never written: the node is gone or going; send it where the slot lives now.
@@ -521,6 +530,7 @@ struct cluster_impl {
         co_await all_back.async_wait(asio::redirect_error(use_awaitable, ignored));
       }
 
+      if (!retired.empty()) close_drained();
       // Look at what came back.
       for (job& j : jobs) {
         if (!j.launched) continue;
