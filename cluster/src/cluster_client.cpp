@@ -98,6 +98,7 @@ struct cluster_impl {
   struct node_entry {
     std::unique_ptr<connection> conn;
     bool run_done = false;
+    bool pinned = false;  // handed out by cluster_client::node(): kept until close()
   };
 
   cluster_impl(asio::any_io_executor e, cluster_config c)
@@ -133,6 +134,9 @@ struct cluster_impl {
       --running;
       wake_all();
     });
+    // After close() (a request still being routed, say): it fails its requests with
+    // error::closed, and shut_down does not wait for it forever.
+    if (closed) e->conn->close();
     return *nodes.emplace(a, std::move(entry)).first->second->conn;
   }
 
@@ -154,7 +158,7 @@ struct cluster_impl {
   // destroyed once its run ended.
   void retire_unwanted() {
     for (auto it = nodes.begin(); it != nodes.end();) {
-      if (wanted(it->first)) {
+      if (wanted(it->first) || it->second->pinned) {
         ++it;
         continue;
       }
@@ -234,7 +238,6 @@ struct cluster_impl {
       if (wanted(n.address)) node(n.address);
     retire_unwanted();
     ++stats.refreshes;
-    last_refresh = clock::now();
     if (!ready) log->info("redcoro: cluster topology read: {} shards", topo.shards().size());
     ready = true;
     wake_all();
@@ -315,24 +318,28 @@ struct cluster_impl {
       error_code ignored;
       co_await sleep.async_wait(asio::redirect_error(use_awaitable, ignored));
     }
+    // Refreshes on demand at most every min_refresh_gap, and every refresh_interval anyway,
+    // both counted from the last attempt, so that a cluster that cannot answer is not asked
+    // in a loop.
+    last_attempt = clock::now();
+    const bool periodic = cfg.refresh_interval.count() > 0;
     while (!closed) {
-      const auto since = clock::now() - last_refresh;
-      if (refresh_wanted && since >= cfg.min_refresh_gap) {
+      const auto since = clock::now() - last_attempt;
+      if ((refresh_wanted && since >= cfg.min_refresh_gap) ||
+          (periodic && since >= cfg.refresh_interval)) {
         refresh_wanted = false;
+        last_attempt = clock::now();
         if (!co_await refresh_once()) log->warn("redcoro: cluster: topology refresh failed");
         continue;
       }
       if (refresh_wanted)
-        refresh_timer.expires_after(cfg.min_refresh_gap - since);
-      else if (cfg.refresh_interval.count() > 0)
-        refresh_timer.expires_at(last_refresh + cfg.refresh_interval);
+        refresh_timer.expires_at(last_attempt + cfg.min_refresh_gap);
+      else if (periodic)
+        refresh_timer.expires_at(last_attempt + cfg.refresh_interval);
       else
         refresh_timer.expires_at(clock::time_point::max());
       error_code ignored;
       co_await refresh_timer.async_wait(asio::redirect_error(use_awaitable, ignored));
-      if (!refresh_wanted && clock::now() >= last_refresh + cfg.refresh_interval &&
-          cfg.refresh_interval.count() > 0)
-        refresh_wanted = true;
     }
     co_await shut_down();
     co_return error_code(error::closed);
@@ -658,7 +665,7 @@ struct cluster_impl {
   bool closed = false;
   bool refresh_wanted = false;
   bool run_started = false;
-  clock::time_point last_refresh{};
+  clock::time_point last_attempt{};  // of a topology refresh
   std::size_t next_turn = 0;
   cluster_stats stats;
   op_pool pool;
@@ -749,7 +756,9 @@ const cluster::topology& cluster_client::current_topology() const noexcept {
 }
 
 connection& cluster_client::node(const cluster::node_address& address) {
-  return impl_->node(address);
+  connection& conn = impl_->node(address);
+  impl_->nodes.find(address)->second->pinned = true;
+  return conn;
 }
 
 std::vector<cluster::node_address> cluster_client::primaries() const {

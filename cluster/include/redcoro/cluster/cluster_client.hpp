@@ -263,7 +263,8 @@ class cluster_client {
   /// The topology as last read (and corrected by MOVED replies since).
   const cluster::topology& current_topology() const noexcept;
   /// The connection to one node (made if there is none yet), for commands meant for that
-  /// node only (INFO, CLUSTER INFO, SCAN of one node). Valid until close().
+  /// node only (INFO, CLUSTER INFO, SCAN of one node). Kept, and valid, until close(), even
+  /// if the node leaves the topology.
   connection& node(const cluster::node_address& address);
   /// Addresses of the primaries, one per shard that serves slots.
   std::vector<cluster::node_address> primaries() const;
