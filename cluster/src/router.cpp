@@ -87,12 +87,10 @@ std::optional<route> router::single(std::string_view payload) {
   bool empty = true;
   std::size_t pos = 0;
   while (pos < payload.size()) {
-    const std::string_view command = proto::request::next_command(payload, pos);
     argv_.clear();
-    if (command.empty() ||
-        !proto::request::for_each_arg(command, [&](std::string_view a) { argv_.push_back(a); }) ||
-        argv_.empty())
-      return std::nullopt;
+    const std::string_view command =
+        proto::request::next_command(payload, pos, [&](std::string_view a) { argv_.push_back(a); });
+    if (command.empty() || argv_.empty()) return std::nullopt;
     // (A multi-key command whose keys share a slot needs no split.)
     if (in_transaction(argv_[0]) || fan_out_kind(argv_)) return std::nullopt;
     const info* entry = lookup(argv_);

@@ -83,16 +83,7 @@ bool request::read_header(std::string_view bytes, std::size_t& pos, char prefix,
 }
 
 std::string_view request::next_command(std::string_view payload, std::size_t& pos) noexcept {
-  std::size_t at = pos, count = 0;
-  if (!read_header(payload, at, '*', count)) return {};
-  for (std::size_t a = 0; a < count; ++a) {
-    std::size_t len = 0;
-    if (!read_header(payload, at, '$', len) || payload.size() - at < len + 2) return {};
-    at += len + 2;
-  }
-  const std::string_view command = payload.substr(pos, at - pos);
-  pos = at;
-  return command;
+  return next_command(payload, pos, [](std::string_view) {});
 }
 
 std::string_view request::command_bytes(std::size_t index) const noexcept {

@@ -150,3 +150,26 @@ TEST_CASE("clear keeps capacity and config", "[request]") {
   req.push("GET", "k");
   CHECK(req.commands() == 1);
 }
+
+TEST_CASE("commands are read back out of a payload, one pass or two", "[request]") {
+  request req;
+  req.push("SET", "k", "a\r\nb");
+  req.push("PING");
+  const std::string_view payload = req.payload();
+  std::size_t pos = 0;
+  std::vector<std::string> args;
+  const auto first =
+      request::next_command(payload, pos, [&](std::string_view a) { args.emplace_back(a); });
+  CHECK(first == req.command_bytes(0));
+  CHECK(args == std::vector<std::string>{"SET", "k", "a\r\nb"});
+  std::vector<std::string> again;
+  CHECK(request::for_each_arg(first, [&](std::string_view a) { again.emplace_back(a); }));
+  CHECK(again == args);
+  CHECK(request::next_command(payload, pos) == req.command_bytes(1));
+  CHECK(pos == payload.size());
+  CHECK(request::next_command(payload, pos).empty());
+  // A cut command is not one.
+  std::size_t at = 0;
+  CHECK(request::next_command(payload.substr(0, first.size() - 3), at).empty());
+  CHECK(at == 0);
+}

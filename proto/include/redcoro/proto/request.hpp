@@ -224,6 +224,23 @@ class request {
   /// The serialized command that starts at `pos` in `payload` (as payload() gives it), and
   /// advances `pos` past it; empty at the end or when the bytes are not a command.
   static std::string_view next_command(std::string_view payload, std::size_t& pos) noexcept;
+  /// next_command, calling `f(std::string_view)` for each argument (the name first) on the
+  /// way: one pass where next_command then for_each_arg would make two. On malformed bytes
+  /// it returns empty after calling `f` for the arguments before them.
+  template <class F>
+  static std::string_view next_command(std::string_view payload, std::size_t& pos, F&& f) {
+    std::size_t at = pos, count = 0;
+    if (!read_header(payload, at, '*', count)) return {};
+    for (std::size_t a = 0; a < count; ++a) {
+      std::size_t len = 0;
+      if (!read_header(payload, at, '$', len) || payload.size() - at < len + 2) return {};
+      f(payload.substr(at, len));
+      at += len + 2;
+    }
+    const std::string_view command = payload.substr(pos, at - pos);
+    pos = at;
+    return command;
+  }
   /// The arguments of one serialized command (from command_bytes), the name first: calls
   /// `f(std::string_view)` for each. Returns false if `bytes` is not one whole command.
   template <class F>
