@@ -85,6 +85,11 @@ std::error_code topology::from_shards(const proto::value& reply, topology& out, 
     if (!slots || !nodes || slots->size() % 2 != 0) return proto::error::type_mismatch;
     shard s;
     bool has_primary = false;
+    // Redis 7.0 reports a replica whose replication offset is 0 as "loading", even when its
+    // primary has nothing to send either (a cluster nothing was written to yet): such a
+    // replica is in sync, and may serve reads.
+    std::vector<std::pair<std::size_t, std::int64_t>> loading;  // node, offset
+    std::int64_t primary_offset = -1;
     for (const proto::value& n : nodes->elements) {
       node_info info;
       info.id = std::string(text_of(n.find("id")));
@@ -97,16 +102,25 @@ std::error_code topology::from_shards(const proto::value& reply, topology& out, 
       if (host.empty() || !port) return proto::error::type_mismatch;
       info.address = {std::string(host), *port};
       info.role = text_of(n.find("role")) == "master" ? node_role::primary : node_role::replica;
-      info.healthy = text_of(n.find("health")) == "online";
+      const std::string_view health = text_of(n.find("health"));
+      info.healthy = health == "online";
+      const std::int64_t offset = [&] {
+        const proto::value* o = n.find("replication-offset");
+        return o ? o->to_integer().value_or(-1) : -1;
+      }();
       const bool primary = info.role == node_role::primary;
       const std::size_t index = t.add_node(std::move(info));
       if (primary && !has_primary) {
         s.primary = index;
         has_primary = true;
+        primary_offset = offset;
       } else {
         s.replicas.push_back(index);
+        if (health == "loading") loading.emplace_back(index, offset);
       }
     }
+    for (auto [index, offset] : loading)
+      if (offset >= 0 && offset == primary_offset) t.nodes_[index].healthy = true;
     // A shard whose primary failed and has no replica to take over has no one to serve its
     // slots; they stay unowned.
     if (!has_primary || slots->size() == 0) continue;

@@ -502,3 +502,42 @@ TEST_CASE("cluster: reads go to replicas when asked, and only reads") {
     cl.close();
   });
 }
+
+TEST_CASE("cluster: over RESP2, with reads spread over primaries and replicas") {
+  test::redis_cluster c;
+  asio::io_context ioc;
+  auto cfg = config_for(c);
+  cfg.node.protocol = 2;
+  cfg.reads = read_from::any;
+  cluster_client cl(ioc, cfg);
+  cl.async_run(asio::detached);
+  test::run_bounded(ioc, [&]() -> awaitable<void> {
+    std::vector<std::string> pairs, keys;
+    for (int i = 0; i < 20; ++i) {
+      keys.push_back("two:" + std::to_string(i));
+      pairs.push_back(keys.back());
+      pairs.push_back(std::to_string(i));
+    }
+    const auto ok = co_await run(cl, cmd::mset(pairs));
+    CHECK(ok == "OK");
+    for (std::uint16_t p : c.ports())
+      c.server_on(p).cli({"WAIT", "1", "2000"});
+    std::map<std::uint16_t, std::int64_t> before;
+    for (std::uint16_t p : c.ports())
+      before[p] = commandstat_calls(c.server_on(p), "mget");
+    for (int round = 0; round < 6; ++round) {
+      const auto values = co_await run(cl, cmd::mget(keys));
+      REQUIRE(values.size() == 20);
+      for (int i = 0; i < 20; ++i)
+        CHECK(values[static_cast<std::size_t>(i)] == std::to_string(i));
+    }
+    // Both roles served some of the reads.
+    std::int64_t on_replicas = 0, on_primaries = 0;
+    for (const auto& n : c.nodes())
+      (n.primary ? on_primaries : on_replicas) +=
+          commandstat_calls(c.server_on(n.port), "mget") - before[n.port];
+    CHECK(on_replicas > 0);
+    CHECK(on_primaries > 0);
+    cl.close();
+  });
+}

@@ -30,10 +30,11 @@ value map(std::vector<value> e) {
   return value(type::map, std::move(e));
 }
 
-value shard_node(std::string id, int port, std::string role, std::string health = "online") {
+value shard_node(std::string id, int port, std::string role, std::string health = "online",
+                 std::int64_t offset = 100) {
   return map({str("id"), str(std::move(id)), str("port"), num(port), str("ip"), str("127.0.0.1"),
               str("endpoint"), str("127.0.0.1"), str("role"), str(std::move(role)),
-              str("replication-offset"), num(0), str("health"), str(std::move(health))});
+              str("replication-offset"), num(offset), str("health"), str(std::move(health))});
 }
 
 // The reply to COMMAND of a real server.
@@ -89,7 +90,7 @@ TEST_CASE("the topology is read from CLUSTER SHARDS") {
       map({str("slots"), arr({num(0), num(5460)}), str("nodes"),
            arr({shard_node("a", 7000, "master"), shard_node("d", 7003, "replica")})}),
       map({str("slots"), arr({num(5461), num(10922)}), str("nodes"),
-           arr({shard_node("e", 7004, "replica", "loading"), shard_node("b", 7001, "master")})}),
+           arr({shard_node("e", 7004, "replica", "loading", 0), shard_node("b", 7001, "master")})}),
       map({str("slots"), arr({num(10923), num(12000), num(12001), num(16383)}), str("nodes"),
            arr({shard_node("c", 7002, "master")})}),
       // An old primary that lost its slots: listed, serves nothing.
@@ -127,6 +128,21 @@ TEST_CASE("the topology is read from CLUSTER SHARDS") {
       arr({map({str("slots"), arr({num(0), num(16383)}), str("nodes"), arr({lone})})}), single,
       false, "10.0.0.5"));
   CHECK(single.nodes().at(0).address == node_address{"10.0.0.5", 7100});
+
+  // Redis 7.0 calls a replica at offset 0 "loading" even when its primary is at 0 too (a
+  // cluster nothing was written to): it is in sync. One behind its primary really loads.
+  const value fresh = arr({
+      map({str("slots"), arr({num(0), num(8000)}), str("nodes"),
+           arr({shard_node("a", 7000, "master", "online", 0),
+                shard_node("b", 7001, "replica", "loading", 0)})}),
+      map({str("slots"), arr({num(8001), num(16383)}), str("nodes"),
+           arr({shard_node("c", 7002, "master", "online", 500),
+                shard_node("d", 7003, "replica", "loading", 0)})}),
+  });
+  topology f;
+  REQUIRE_FALSE(topology::from_shards(fresh, f));
+  CHECK(f.find({"127.0.0.1", 7001})->healthy);
+  CHECK_FALSE(f.find({"127.0.0.1", 7003})->healthy);
 
   topology bad;
   CHECK(topology::from_shards(str("nope"), bad));
