@@ -163,9 +163,7 @@ struct connection_impl final : push_sink {
     } else if (e.req->get_config().cancel_if_not_connected && !mux.ready()) {
       ec = error::not_connected;
     } else {
-      const auto t = e.req->get_config().timeout;
-      const auto timeout = t.count() < 0 ? cfg.request_timeout : t;
-      e.deadline = timeout.count() > 0 ? clock::now() + timeout : clock::time_point::max();
+      e.deadline = deadline_for(e.req->get_config().timeout, cfg.request_timeout);
       ec = mux.add(e);
       if (!ec) {
         arm_timeout(e.deadline);

@@ -49,13 +49,6 @@ using clock = std::chrono::steady_clock;
 using asio::awaitable;
 using asio::use_awaitable;
 
-bool is_redirect(const proto::node& n) {
-  if (n.depth != 0 || n.in_attribute || n.data_type != proto::type::simple_error) return false;
-  const std::string_view v = n.value;
-  return v.starts_with("MOVED ") || v.starts_with("ASK ") || v.starts_with("TRYAGAIN") ||
-         v.starts_with("CLUSTERDOWN");
-}
-
 // Feeds a whole value to `a` as reply number `index`, as if it had just been read.
 void replay(const proto::value& v, std::size_t index, const proto::any_adapter& a) {
   const std::string wire = proto::to_resp3(v);
@@ -86,7 +79,7 @@ struct job {
   std::size_t attempts = 0;
   bool done = false;
   bool launched = false;
-  proto::request sent;
+  proto::request asking;  // ASKING and the part, after an ASK
   proto::generic_response replies;
   node_address sent_to;
   error_code ec;
@@ -128,10 +121,8 @@ struct cluster_impl {
     auto entry = std::make_unique<node_entry>();
     entry->conn = std::make_unique<connection>(ex, std::move(c));
     node_entry* e = entry.get();
-    ++running;
     e->conn->async_run([this, e](error_code) {
       e->run_done = true;
-      --running;
       wake_all();
     });
     // After close() (a request still being routed, say): it fails its requests with
@@ -351,7 +342,10 @@ struct cluster_impl {
       e->conn->close();
     for (auto& e : retired)
       e->conn->close();
-    while (running > 0)
+    const auto running = [](const auto& e) { return !e->run_done; };
+    while (
+        std::any_of(retired.begin(), retired.end(), running) ||
+        std::any_of(nodes.begin(), nodes.end(), [&](const auto& n) { return running(n.second); }))
       co_await wait_change(clock::time_point::max());
     wake_all();
   }
@@ -389,8 +383,8 @@ struct cluster_impl {
     op.bytes += n;
     if (!retired.empty()) close_drained();
     if (!ec && op.held_back.empty()) return op.complete(op, {}, op.bytes);
-    if (ec == error::not_connected || (ec == error::closed && !closed)) {
-      // Never written: the node is gone or going; send it where the slot lives now.
+    if (unsent(ec)) {
+      // The node is gone or going: send it where the slot lives now.
       request_refresh();
       return slow(op);
     }
@@ -398,15 +392,17 @@ struct cluster_impl {
     slow(op);  // only the held-back replies are left
   }
 
-  // A redirect seen on the fast path: MOVED updates the map now, so that the retry goes to
-  // the right node at once.
-  void note_redirect(std::string_view message) {
-    auto r = redirect::parse(message);
-    if (r && r->what == redirect::kind::moved && !r->target.host.empty()) {
-      topo.move_slot(r->slot, r->target);
-      ++stats.moved;
-      request_refresh();
-    }
+  // MOVED: the slot lives elsewhere now; the rest of the map is read again soon.
+  void follow_moved(const redirect& r) {
+    ++stats.moved;
+    topo.move_slot(r.slot, r.target);
+    request_refresh();
+  }
+
+  // A node connection's error that says the request was never written: it can go to the
+  // node that serves the slot now.
+  bool unsent(error_code ec) const {
+    return ec == error::not_connected || (ec == error::closed && !closed);
   }
 
   void slow(cluster_exec& op) { asio::co_spawn(ex, run_slow(op), asio::detached); }
@@ -434,9 +430,7 @@ struct cluster_impl {
 
   awaitable<std::pair<error_code, std::vector<std::string>>> scan_step(cluster_scan& s) {
     using out = std::pair<error_code, std::vector<std::string>>;
-    const auto deadline = cfg.node.request_timeout.count() > 0
-                              ? clock::now() + cfg.node.request_timeout
-                              : clock::time_point::max();
+    const auto deadline = deadline_for(std::chrono::milliseconds(-1), cfg.node.request_timeout);
     if (error_code ec = co_await wait_ready(deadline)) co_return out{ec, {}};
     if (!s.started_) {
       for (const auto& sh : topo.shards())
@@ -459,16 +453,10 @@ struct cluster_impl {
     co_return out{error_code(), std::move(keys)};
   }
 
-  clock::time_point deadline_of(const proto::request& req) const {
-    const auto t = req.get_config().timeout;
-    const auto timeout = t.count() < 0 ? cfg.node.request_timeout : t;
-    return timeout.count() > 0 ? clock::now() + timeout : clock::time_point::max();
-  }
-
   // Plans the request (or, after the fast path, what it held back), sends the parts, follows
   // redirects, and feeds the replies to the caller's adapter in order.
   awaitable<error_code> routed(cluster_exec& op) {
-    const auto deadline = deadline_of(*op.req);
+    const auto deadline = deadline_for(op.req->get_config().timeout, cfg.node.request_timeout);
     const std::size_t total = op.req->commands();
     const std::vector<std::size_t> only = std::move(op.held_back);
     if (only.empty() && op.user.replies() != proto::any_reply_count && op.user.replies() < total)
@@ -481,9 +469,10 @@ struct cluster_impl {
     std::vector<job> jobs;
     for (auto& p : plan.parts) {
       if (!wanted(p.first)) continue;
-      jobs.emplace_back().what = &p;
-      if (!p.every_primary) continue;
-      jobs.pop_back();
+      if (!p.every_primary) {
+        jobs.emplace_back().what = &p;
+        continue;
+      }
       for (const auto& s : topo.shards()) {
         job& j = jobs.emplace_back();
         j.what = &p;
@@ -512,20 +501,24 @@ struct cluster_impl {
           request_refresh();
           continue;
         }
-        j.sent.clear();
-        auto& sent_cfg = j.sent.get_config();
+        // The part goes as it is; after ASK, behind ASKING, in a request of the job's own.
+        proto::request& sent = j.ask ? j.asking : j.what->req;
+        if (j.ask) {
+          j.asking.clear();
+          j.asking.push("ASKING");
+          j.asking.append(j.what->req);
+        }
+        auto& sent_cfg = sent.get_config();
         sent_cfg = op.req->get_config();
         sent_cfg.cancel_if_not_connected = true;
         if (deadline != clock::time_point::max())
           sent_cfg.timeout = std::max(
               std::chrono::milliseconds(1),
               std::chrono::duration_cast<std::chrono::milliseconds>(deadline - clock::now()));
-        if (j.ask) j.sent.push("ASKING");
-        j.sent.append(j.what->req);
         j.replies.clear();
         j.launched = true;
         ++pending;
-        conn->async_exec(j.sent, j.replies, [&, jp = &j](error_code e, std::size_t n) {
+        conn->async_exec(sent, j.replies, [&, jp = &j](error_code e, std::size_t n) {
           jp->ec = e;
           op.bytes += n;
           if (--pending == 0) all_back.cancel();
@@ -541,7 +534,7 @@ struct cluster_impl {
       // Look at what came back.
       for (job& j : jobs) {
         if (!j.launched) continue;
-        if (j.ec == error::not_connected || (j.ec == error::closed && !closed)) {
+        if (unsent(j.ec)) {
           ++stats.retries;
           must_wait = true;
           request_refresh();
@@ -569,9 +562,7 @@ struct cluster_impl {
         }
         switch (r->what) {
           case redirect::kind::moved:
-            ++stats.moved;
-            topo.move_slot(r->slot, r->target);
-            request_refresh();
+            follow_moved(*r);
             break;
           case redirect::kind::ask:
             ++stats.ask;
@@ -658,7 +649,6 @@ struct cluster_impl {
   std::map<node_address, std::unique_ptr<node_entry>> nodes;
   std::vector<connection*> node_conns;  // by index in topo.nodes(); see conn_at
   std::vector<std::unique_ptr<node_entry>> retired;
-  std::size_t running = 0;  // node connections whose async_run has not completed
   std::vector<asio::steady_timer*> waiting_timers;
   asio::steady_timer refresh_timer;
   bool ready = false;
@@ -692,10 +682,14 @@ void start_exec(cluster_impl& c, cluster_exec& e) {
 }  // namespace detail
 
 void proto::response_adapter<detail::cluster_exec>::on_node(std::size_t index, const node& n) {
-  if (redcoro::detail::is_redirect(n)) {
-    op_->held_back.push_back(index);
-    op_->impl->note_redirect(n.value);
-    return;
+  if (n.depth == 0 && !n.in_attribute && n.data_type == type::simple_error) {
+    if (auto r = cluster::redirect::parse(n.value)) {
+      op_->held_back.push_back(index);
+      // MOVED updates the map now, so that the retry goes to the right node at once.
+      if (r->what == cluster::redirect::kind::moved && !r->target.host.empty())
+        op_->impl->follow_moved(*r);
+      return;
+    }
   }
   op_->user.on_node(index, n);
 }

@@ -110,10 +110,17 @@ std::optional<route> router::single(std::string_view payload) {
 plan router::make_plan(std::string_view payload, std::size_t count) {
   plan p;
   p.commands.resize(count);
+  // The commands, and whether one of them opens a transaction (its name is its first
+  // argument).
   std::vector<std::string_view> commands;
+  bool whole = false;
   std::size_t pos = 0;
   while (pos < payload.size() && commands.size() < count) {
-    const std::string_view c = proto::request::next_command(payload, pos);
+    bool name = true;
+    const std::string_view c = proto::request::next_command(payload, pos, [&](std::string_view a) {
+      if (name && opens_transaction(a)) whole = true;
+      name = false;
+    });
     if (c.empty()) break;
     commands.push_back(c);
   }
@@ -122,11 +129,6 @@ plan router::make_plan(std::string_view payload, std::size_t count) {
     proto::request::for_each_arg(bytes, [&](std::string_view a) { argv_.push_back(a); });
   };
 
-  bool whole = false;
-  for (std::string_view c : commands) {
-    parse(c);
-    if (!argv_.empty() && opens_transaction(argv_[0])) whole = true;
-  }
   if (whole || commands.size() != count) {
     // One node runs all of it: every key must live in one slot.
     int slot = any_slot;

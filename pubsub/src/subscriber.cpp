@@ -232,9 +232,8 @@ asio::awaitable<error_code> subscriber::apply_change(request_kind k,
   error_code ec;
   co_await conn_.async_exec(req, none, use_ec(ec));
   if (ec) co_return ec;
-  const auto timeout = conn_.get_config().request_timeout;
   const auto deadline =
-      timeout.count() > 0 ? clock_type::now() + timeout : clock_type::time_point::max();
+      detail::deadline_for(std::chrono::milliseconds(-1), conn_.get_config().request_timeout);
   for (;;) {
     bool done = false;
     if (adding)

@@ -18,6 +18,14 @@ class key_prefixer;
 
 using clock = std::chrono::steady_clock;
 
+/// When a request must be done by: `timeout` from now (request::config::timeout), `fallback`
+/// when it is negative (the connection's default), no limit when the one chosen is zero.
+inline clock::time_point deadline_for(std::chrono::milliseconds timeout,
+                                      std::chrono::milliseconds fallback) {
+  if (timeout.count() < 0) timeout = fallback;
+  return timeout.count() > 0 ? clock::now() + timeout : clock::time_point::max();
+}
+
 /// One request on its way through a connection: queued, written, then completed exactly
 /// once through `complete`. The connection's async operation derives from it and holds the
 /// response adapter and the caller's handler; the multiplexer only sees this part.
