@@ -369,7 +369,10 @@ struct connection_impl final : push_sink {
     proto::request req;
     proto::generic_response resp;
     proto::response_adapter<proto::generic_response> adapter_impl{resp};
-    bool hello = false;
+    // HELLO 3 first, then the extras (see append_handshake_extras) once the server took it:
+    // sent together, a server that refuses HELLO would run them before the RESP2 handshake
+    // (unauthenticated), and again within it. RESP2 sends everything at once.
+    enum class stage : unsigned char { hello, extras, resp2 } step = stage::hello;
     std::size_t command_reply = 0;  // where COMMAND's reply is, when key_prefix asked for it
   };
 
@@ -406,8 +409,7 @@ struct connection_impl final : push_sink {
     else
       r.push("HELLO", 3);
     if (cfg.database != 0) r.push("SELECT", cfg.database);
-    append_handshake_extras(r);
-    handshake.hello = true;
+    handshake.step = handshake_entry::stage::hello;
     queue_handshake();
   }
 
@@ -425,7 +427,7 @@ struct connection_impl final : push_sink {
     append_handshake_extras(r);
     // PING makes the handshake non-empty, and proves the server answers.
     r.push("PING");
-    handshake.hello = false;
+    handshake.step = handshake_entry::stage::resp2;
     queue_handshake();
   }
 
@@ -454,7 +456,7 @@ struct connection_impl final : push_sink {
     for (std::size_t i = 0; i < replies.size(); ++i) {
       if (!replies[i].has_error()) continue;
       const std::string& message = replies[i].error().message;
-      if (i == 0 && handshake.hello && rejects_hello(message)) {
+      if (i == 0 && handshake.step == handshake_entry::stage::hello && rejects_hello(message)) {
         log->info("redcoro: {} rejects HELLO 3 ({}); using RESP2", target(), message);
         send_resp2_handshake();
         return;
@@ -466,13 +468,23 @@ struct connection_impl final : push_sink {
       }
       return;
     }
+    if (handshake.step == handshake_entry::stage::hello) {
+      auto& r = handshake.req;
+      r.clear();
+      append_handshake_extras(r);
+      handshake.step = handshake_entry::stage::extras;
+      if (r.commands() != 0) {
+        queue_handshake();
+        return;
+      }
+    }
     if (prefixer && !prefixer->loaded()) {
       if (prefixer->load(*replies[handshake.command_reply])) {
         fail_session(error::handshake_failed, "COMMAND gave no key specifications for key_prefix");
         return;
       }
     }
-    protocol_ = handshake.hello ? 3 : 2;
+    protocol_ = handshake.step == handshake_entry::stage::resp2 ? 2 : 3;
     retry.reset();
     mux.set_ready(true);
     log->info("redcoro: connected to {} (RESP{})", target(), protocol_);
