@@ -42,14 +42,11 @@ constexpr std::string_view commands[] = {"SUBSCRIBE",   "PSUBSCRIBE",   "SSUBSCR
 }  // namespace
 
 subscriber::subscriber(executor_type ex, config cfg, subscriber_options opts)
-    : opts_(opts),
-      conn_(ex,
-            [&] {
-              // Every new connection subscribes again inside its handshake.
-              cfg.on_handshake = [this](proto::request& r) { resubscribe(r); };
-              return std::move(cfg);
-            }()),
-      changed_(ex) {
+    : opts_(opts), conn_(ex, [&] {
+        // Every new connection subscribes again inside its handshake.
+        cfg.on_handshake = [this](proto::request& r) { resubscribe(r); };
+        return std::move(cfg);
+      }()) {
   opts_.capacity = std::max<std::size_t>(opts_.capacity, 1);
   conn_.set_push_sink(this);
 }
@@ -77,14 +74,22 @@ void subscriber::resubscribe(proto::request& r) {
 void subscriber::run_impl(asio::any_completion_handler<void(error_code)> handler) {
   conn_.async_run([this, h = std::move(handler)](error_code ec) mutable {
     run_ended_ = true;
-    changed_.cancel();
-    if (receiver_ && buffer_.empty()) {
-      auto r = std::move(*receiver_);
-      receiver_.reset();
-      complete(get_executor(), true, std::move(r), error_code(error::closed), pubsub_message{});
-    }
+    wake_waiters();
+    end_receive();
     std::move(h)(ec);
   });
+}
+
+void subscriber::wake_waiters() {
+  for (asio::steady_timer* t : waiters_)
+    t->cancel();
+}
+
+void subscriber::end_receive() {
+  if (!receiver_ || !buffer_.empty()) return;
+  auto r = std::move(*receiver_);
+  receiver_.reset();
+  complete(get_executor(), true, std::move(r), error_code(error::closed), pubsub_message{});
 }
 
 void subscriber::on_confirmation(pubsub_message& m) {
@@ -98,7 +103,7 @@ void subscriber::on_confirmation(pubsub_message& m) {
   } else {
     f.confirmed.erase(m.channel);
   }
-  changed_.cancel();  // (un)subscribe calls waiting for this look again
+  wake_waiters();  // (un)subscribe calls waiting for this look again
 }
 
 void subscriber::on_push_node(const proto::node& n) {
@@ -192,7 +197,7 @@ std::optional<pubsub_message> subscriber::try_receive() {
 void subscriber::receive_impl(asio::any_completion_handler<receive_signature> handler) {
   if (auto m = try_receive()) {
     complete(get_executor(), false, std::move(handler), error_code{}, std::move(*m));
-  } else if (run_ended_ || closed_) {
+  } else if (ended()) {
     complete(get_executor(), false, std::move(handler), error_code(error::closed),
              pubsub_message{});
   } else if (receiver_) {
@@ -215,6 +220,8 @@ void subscriber::change_impl(request_kind k, std::vector<std::string> list,
 asio::awaitable<error_code> subscriber::apply_change(request_kind k,
                                                      std::vector<std::string> list) {
   const bool adding = k <= request_kind::ssubscribe;
+  // A bare SUBSCRIBE is an error reply the connection would take for the next request's.
+  if (adding && list.empty()) co_return error_code(asio::error::invalid_argument);
   family& f = families_[static_cast<std::size_t>(k) % 3];
   auto& want = f.wanted;
   auto& on = f.confirmed;
@@ -243,11 +250,13 @@ asio::awaitable<error_code> subscriber::apply_change(request_kind k,
     else
       done = std::none_of(list.begin(), list.end(), [&](const auto& n) { return on.count(n); });
     if (done) co_return error_code{};
-    if (closed_) co_return error_code(error::closed);
+    if (ended()) co_return error_code(error::closed);
     if (clock_type::now() >= deadline) co_return error_code(error::timeout);
-    changed_.expires_at(deadline);
+    asio::steady_timer wait(get_executor(), deadline);
+    waiters_.push_back(&wait);
     error_code ignored;
-    co_await changed_.async_wait(use_ec(ignored));
+    co_await wait.async_wait(use_ec(ignored));
+    std::erase(waiters_, &wait);
   }
 }
 
@@ -271,7 +280,8 @@ void subscriber::close() {
   if (closed_) return;
   closed_ = true;
   conn_.close();
-  changed_.cancel();
+  wake_waiters();
+  end_receive();
 }
 
 }  // namespace redcoro

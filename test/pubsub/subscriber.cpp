@@ -307,6 +307,13 @@ TEST_CASE("RESP2: a server without HELLO gets a dedicated pub/sub connection",
     co_await sub.async_subscribe(channels, use_awaitable);
     co_await sub.async_psubscribe(patterns, use_awaitable);
     CHECK(sub.get_connection().protocol() == 2);
+    // Exactly one confirmation each: the refused HELLO ran nothing else.
+    auto c1 = co_await sub.async_receive(use_awaitable);
+    auto c2 = co_await sub.async_receive(use_awaitable);
+    CHECK(c1.what == kind::subscribe);
+    CHECK_FALSE(c1.resubscribed);
+    CHECK(c2.what == kind::psubscribe);
+    CHECK_FALSE(c2.resubscribed);
     co_await pub.async_exec(cmd::publish("legacy", "one"), use_awaitable);
     co_await pub.async_exec(cmd::publish("old.news", "two"), use_awaitable);
     auto m1 = co_await next_message(sub);
@@ -320,16 +327,70 @@ TEST_CASE("RESP2: a server without HELLO gets a dedicated pub/sub connection",
     // A restart: re-subscribed inside the RESP2 handshake too.
     server.kill();
     server.restart();
-    bool resubscribed = false;
-    while (!resubscribed) {
-      auto c = co_await sub.async_receive(use_awaitable);
-      resubscribed = c.what == kind::psubscribe && c.resubscribed;
-    }
+    auto r1 = co_await sub.async_receive(use_awaitable);
+    auto r2 = co_await sub.async_receive(use_awaitable);
+    CHECK(r1.what == kind::subscribe);
+    CHECK(r1.resubscribed);
+    CHECK(r2.what == kind::psubscribe);
+    CHECK(r2.resubscribed);
     const bool sent = co_await publish_to_one(pub, "legacy", "after");
     REQUIRE(sent);
-    auto m3 = co_await next_message(sub);
+    // The next thing is the message: no second round of confirmations.
+    auto m3 = co_await sub.async_receive(use_awaitable);
+    CHECK(m3.what == kind::message);
     CHECK(m3.payload == "after");
     sub.close();
     pub.close();
   });
+}
+
+TEST_CASE("calls at the same time each complete, and an empty SUBSCRIBE is refused",
+          "[pubsub][live]") {
+  redis_server server;
+  asio::io_context ioc;
+  subscriber sub(ioc, local_config(server.port()));
+  run_bounded(ioc, [&]() -> awaitable<void> {
+    sub.async_run(asio::detached);
+    // Four calls waiting for confirmations together.
+    int done = 0;
+    redcoro::error_code failed;
+    auto call = [&](auto start) {
+      start([&](redcoro::error_code ec) {
+        if (ec) failed = ec;
+        ++done;
+      });
+    };
+    const strings a{"a1", "a2"}, p{"p.*"}, s{"s1"}, a3{"a3"};
+    call([&](auto h) { sub.async_subscribe(a, h); });
+    call([&](auto h) { sub.async_psubscribe(p, h); });
+    call([&](auto h) { sub.async_ssubscribe(s, h); });
+    call([&](auto h) { sub.async_subscribe(a3, h); });
+    for (int i = 0; i < 500 && done < 4; ++i)
+      co_await sleep_for(10ms);
+    CHECK(done == 4);
+    CHECK_FALSE(failed);
+
+    redcoro::error_code ec;
+    const strings none, after{"after"};
+    co_await sub.async_subscribe(none, asio::redirect_error(use_awaitable, ec));
+    CHECK(ec == asio::error::invalid_argument);
+    // The connection is still in order: one more subscription is confirmed.
+    co_await sub.async_subscribe(after, use_awaitable);
+    sub.close();
+  });
+}
+
+TEST_CASE("close() ends a waiting receive even when the subscriber never ran", "[pubsub]") {
+  asio::io_context ioc;
+  subscriber sub(ioc, local_config(1));
+  bool ended = false;
+  redcoro::error_code got;
+  sub.async_receive([&](redcoro::error_code ec, pubsub_message) {
+    ended = true;
+    got = ec;
+  });
+  sub.close();
+  ioc.run_for(std::chrono::seconds(5));
+  CHECK(ended);
+  CHECK(got == redcoro::error::closed);
 }

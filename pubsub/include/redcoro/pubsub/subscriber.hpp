@@ -106,7 +106,8 @@ class subscriber : private detail::push_sink {
   }
 
   /// SUBSCRIBE; completes when the server has confirmed every channel (or with the error
-  /// that stopped it: timeout after config::request_timeout, closed, ...).
+  /// that stopped it: timeout after config::request_timeout, closed, ...). An empty list
+  /// completes with invalid_argument and sends nothing.
   template <class Token>
   auto async_subscribe(std::vector<std::string> channels, Token&& token) {
     return change(request_kind::subscribe, std::move(channels), std::forward<Token>(token));
@@ -226,7 +227,13 @@ class subscriber : private detail::push_sink {
   // Optional, never move-assigned: Asio 1.81's any_completion_handler move assignment wraps
   // the handler in itself (infinite recursion when called).
   std::optional<asio::any_completion_handler<receive_signature>> receiver_;
-  asio::steady_timer changed_;  // wakes waiting (un)subscribe calls
+  // The timers of the (un)subscribe calls waiting for confirmations: each has its own
+  // deadline; wake_waiters() makes them all look again.
+  std::vector<asio::steady_timer*> waiters_;
+  void wake_waiters();
+  // Completes a waiting async_receive with error::closed, once nothing is left to take.
+  void end_receive();
+  bool ended() const noexcept { return closed_ || run_ended_; }
   std::uint64_t dropped_ = 0, overflow_disconnects_ = 0;
   bool closed_ = false, run_ended_ = false, connected_before_ = false;
   // The push frame being decoded.
