@@ -8,7 +8,7 @@
 namespace redcoro {
 namespace detail {
 
-struct pool_state {
+struct pool_state : std::enable_shared_from_this<pool_state> {
   pool_state(asio::any_io_executor e, config c, std::size_t m)
       : ex(std::move(e)), cfg(std::move(c)), max(std::max<std::size_t>(1, m)) {}
 
@@ -20,8 +20,19 @@ struct pool_state {
 
   std::shared_ptr<connection> make() {
     auto c = std::make_shared<connection>(ex, cfg);
-    // The run keeps the connection alive until it ends (after close()).
-    c->async_run([c](error_code) {});
+    // The run keeps the connection alive until it ends: after close(), or when it gave up
+    // reconnecting (reconnect_policy::max_attempts); such a connection is lent no more.
+    c->async_run([c, self = weak_from_this()](error_code) {
+      auto p = self.lock();
+      if (!p || p->closed) return;
+      const auto idle_at = std::find(p->idle.begin(), p->idle.end(), c);
+      if (idle_at != p->idle.end()) {
+        p->idle.erase(idle_at);
+        --p->total;
+      } else {
+        p->ended.push_back(c.get());  // lent: release() drops it
+      }
+    });
     all.push_back(c);
     std::erase_if(all, [](const auto& w) { return w.expired(); });
     ++total;
@@ -31,7 +42,10 @@ struct pool_state {
   void release(std::shared_ptr<connection> c) noexcept {
     // A connection with unanswered requests (a blocking command whose caller gave up) would
     // hand its pending reply to the next caller's wait: close it instead.
-    if (closed || c->pending_requests() > 0) {
+    const auto gone = std::find(ended.begin(), ended.end(), c.get());
+    const bool run_ended = gone != ended.end();
+    if (run_ended) ended.erase(gone);
+    if (closed || run_ended || c->pending_requests() > 0) {
       c->close();
       --total;
       if (!closed && !waiters.empty()) hand_over(make());
@@ -67,6 +81,7 @@ struct pool_state {
   std::vector<std::shared_ptr<connection>> idle;
   std::vector<std::weak_ptr<connection>> all;
   std::deque<waiter> waiters;
+  std::vector<const connection*> ended;  // lent connections whose run ended
   bool closed = false;
 };
 
@@ -105,14 +120,16 @@ void client::close() {
 }
 
 asio::awaitable<std::pair<error_code, lease>> client::acquire() {
-  auto& p = *pool_;
+  // The pool, not the client, from here on: the client may be destroyed while this waits.
+  const std::shared_ptr<detail::pool_state> pool = pool_;
+  auto& p = *pool;
   if (p.closed) co_return std::pair{error_code(error::closed), lease{}};
   if (!p.idle.empty()) {
     auto c = std::move(p.idle.back());
     p.idle.pop_back();
-    co_return std::pair{error_code{}, lease(pool_, std::move(c))};
+    co_return std::pair{error_code{}, lease(pool, std::move(c))};
   }
-  if (p.total < p.max) co_return std::pair{error_code{}, lease(pool_, p.make())};
+  if (p.total < p.max) co_return std::pair{error_code{}, lease(pool, p.make())};
 
   // All lent: wait for one, up to the request timeout.
   asio::steady_timer timer(p.ex);
@@ -125,8 +142,12 @@ asio::awaitable<std::pair<error_code, lease>> client::acquire() {
   error_code ignored;
   co_await timer.async_wait(asio::redirect_error(asio::use_awaitable, ignored));
   std::erase_if(p.waiters, [&](const auto& w) { return w.slot == &got; });
-  if (got) co_return std::pair{error_code{}, lease(pool_, std::move(got))};
-  co_return std::pair{error_code(p.closed ? error::closed : error::timeout), lease{}};
+  if (got) co_return std::pair{error_code{}, lease(pool, std::move(got))};
+  if (p.closed) co_return std::pair{error_code(error::closed), lease{}};
+  const auto cancelled = (co_await asio::this_coro::cancellation_state).cancelled();
+  if (cancelled != asio::cancellation_type::none)
+    co_return std::pair{error_code(asio::error::operation_aborted), lease{}};
+  co_return std::pair{error_code(error::timeout), lease{}};
 }
 
 }  // namespace redcoro

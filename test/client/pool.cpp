@@ -5,6 +5,7 @@
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/detached.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
 #include <catch2/catch.hpp>
 
 #include <set>
@@ -147,4 +148,26 @@ TEST_CASE("acquiring from an exhausted pool waits, then times out, and close() e
     CHECK(done);
     CHECK(waited == redcoro::error::closed);
   });
+}
+
+TEST_CASE("a blocking pop on a dedicated connection can be cancelled", "[client][live][pool]") {
+  redis_server server;
+  asio::io_context ioc;
+  redcoro::client cl(ioc, local_config(server.port()), 1);
+  run_bounded(
+      ioc,
+      [&]() -> awaitable<void> {
+        using namespace asio::experimental::awaitable_operators;
+        cl.async_run(asio::detached);
+        asio::steady_timer timer(ioc, 100ms);
+        // BLPOP with no timeout: only the cancellation can end it.
+        auto first = co_await (cl.async_exec_dedicated(cmd::blpop("nothing", 0ms), use_awaitable) ||
+                               timer.async_wait(use_awaitable));
+        CHECK(first.index() == 1);
+        // The connection whose BLPOP was abandoned is not lent again; another one is made.
+        auto v = co_await cl.async_exec_dedicated(cmd::get("k"), use_awaitable);
+        CHECK_FALSE(v.value());
+        cl.close();
+      },
+      std::chrono::seconds(20));
 }

@@ -4,6 +4,8 @@
 #include <redcoro/client/connection.hpp>
 
 #include <boost/asio/awaitable.hpp>
+#include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/bind_executor.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -159,18 +161,24 @@ class client {
 
  private:
   // Runs an internal coroutine that returns (error_code, value) and completes the caller's
-  // token with them. The coroutines run no user code and report errors as codes; only
+  // token with them, on the caller's executor; the caller's cancellation reaches the
+  // coroutine. The coroutines run no user code and report errors as codes; only
   // std::bad_alloc could escape, and it is rethrown.
   template <class Signature, class T, class Token>
   auto run_coroutine(awaitable<std::pair<error_code, T>> body, Token&& token) {
     return asio::async_initiate<Token, Signature>(
         [ex = get_executor()](auto handler, awaitable<std::pair<error_code, T>> b) mutable {
+          auto slot = asio::get_associated_cancellation_slot(handler);
+          auto handler_ex = asio::get_associated_executor(handler, ex);
           asio::co_spawn(
               ex, std::move(b),
-              [h = std::move(handler)](std::exception_ptr e, std::pair<error_code, T> r) mutable {
-                if (e) std::rethrow_exception(e);
-                std::move(h)(r.first, std::move(r.second));
-              });
+              asio::bind_cancellation_slot(
+                  slot, asio::bind_executor(handler_ex, [h = std::move(handler)](
+                                                            std::exception_ptr e,
+                                                            std::pair<error_code, T> r) mutable {
+                    if (e) std::rethrow_exception(e);
+                    std::move(h)(r.first, std::move(r.second));
+                  })));
         },
         token, std::move(body));
   }
