@@ -45,7 +45,22 @@ command_table::info command_table::parse_info(const proto::value& entry) {
   // [name, arity, flags, first, last, step, acl categories, tips, key specs, subcommands]
   for (const proto::value& flag : entry[2].elements)
     if (flag.text == "readonly") out.readonly_ = true;
-  if (entry.size() > 8) {
+  if (entry.size() <= 8) {
+    // Servers before 7.0 have no key specifications, only first, last and step: one range
+    // (last negative counts from the end). Commands whose keys move about (`movablekeys`,
+    // such as EVAL) cannot be described so; their keys are not found.
+    const int first = int_of(&entry[3]);
+    const int last = int_of(&entry[4]);
+    if (first > 0) {
+      info::spec s;
+      s.begin_kind = info::spec::begin::index;
+      s.index = first;
+      s.find_kind = info::spec::find::range;
+      s.last_key = last < 0 ? last : last - first;
+      s.key_step = std::max(1, int_of(&entry[5], 1));
+      out.specs_.push_back(std::move(s));
+    }
+  } else {
     for (const proto::value& k : entry[8].elements) {
       info::spec s;
       if (const proto::value* b = k.find("begin_search")) {

@@ -27,18 +27,17 @@ void key_prefixer::append_pattern(std::string& arg, std::string_view pattern) co
 }
 
 void key_prefixer::rewrite(std::string_view payload, std::string& out) const {
-  std::vector<std::string_view> argv;
-  std::vector<std::size_t> keys, patterns;
-  std::string pattern;
+  // Scratch space kept between calls: after warm-up, a request allocates nothing here.
+  auto& [argv, keys, patterns, pattern] = scratch_;
   std::size_t pos = 0;
   while (pos < payload.size()) {
-    const std::string_view command = proto::request::next_command(payload, pos);
+    argv.clear();
+    const std::string_view command =
+        proto::request::next_command(payload, pos, [&](std::string_view a) { argv.push_back(a); });
     if (command.empty()) {  // not ours to judge: send the rest as it is
       out.append(payload.substr(pos));
       return;
     }
-    argv.clear();
-    proto::request::for_each_arg(command, [&](std::string_view a) { argv.push_back(a); });
     classify(argv, keys, patterns);
     if (keys.empty() && patterns.empty()) {
       out.append(command);

@@ -2,6 +2,7 @@
 #include "support/redis_server.hpp"
 #include <redcoro/client/commands.hpp>
 #include <redcoro/client/connection.hpp>
+#include <redcoro/client/detail/command_table.hpp>
 
 #include <boost/asio/detached.hpp>
 #include <catch2/catch.hpp>
@@ -128,4 +129,37 @@ TEST_CASE("key prefix: glob characters in the prefix match only themselves in pa
     conn.close();
     raw.close();
   });
+}
+
+TEST_CASE("key positions from the first, last and step of servers before 7.0",
+          "[client][key_prefix]") {
+  using redcoro::proto::type;
+  using redcoro::proto::value;
+  const auto num = [](int n) { return value(type::number, std::to_string(n)); };
+  const auto str = [](std::string s) { return value(type::blob_string, std::move(s)); };
+  // Redis 6 entries: [name, arity, flags, first, last, step, acl categories].
+  const auto entry = [&](std::string name, int first, int last, int step) {
+    return value(type::array,
+                 std::vector<value>{str(std::move(name)), num(-2),
+                                    value(type::array, std::vector<value>{}), num(first), num(last),
+                                    num(step), value(type::array, std::vector<value>{})});
+  };
+  const value reply(type::array,
+                    std::vector<value>{entry("get", 1, 1, 1), entry("mset", 1, -1, 2),
+                                       entry("del", 1, -1, 1), entry("ping", 0, 0, 0)});
+  redcoro::detail::command_table table;
+  REQUIRE_FALSE(table.load(reply));
+  std::vector<std::size_t> keys;
+  const std::vector<std::string_view> get = {"GET", "k"};
+  table.keys(get, keys);
+  CHECK(keys == std::vector<std::size_t>{1});
+  const std::vector<std::string_view> mset = {"MSET", "a", "1", "b", "2"};
+  table.keys(mset, keys);
+  CHECK(keys == std::vector<std::size_t>{1, 3});
+  const std::vector<std::string_view> del = {"DEL", "a", "b", "c"};
+  table.keys(del, keys);
+  CHECK(keys == std::vector<std::size_t>{1, 2, 3});
+  const std::vector<std::string_view> ping = {"PING"};
+  table.keys(ping, keys);
+  CHECK(keys.empty());
 }

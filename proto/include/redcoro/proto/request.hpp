@@ -245,15 +245,8 @@ class request {
   /// `f(std::string_view)` for each. Returns false if `bytes` is not one whole command.
   template <class F>
   static bool for_each_arg(std::string_view bytes, F&& f) {
-    std::size_t pos = 0, count = 0;
-    if (!read_header(bytes, pos, '*', count)) return false;
-    for (std::size_t i = 0; i < count; ++i) {
-      std::size_t len = 0;
-      if (!read_header(bytes, pos, '$', len) || bytes.size() - pos < len + 2) return false;
-      f(bytes.substr(pos, len));
-      pos += len + 2;
-    }
-    return pos == bytes.size();
+    std::size_t pos = 0;
+    return !next_command(bytes, pos, std::forward<F>(f)).empty() && pos == bytes.size();
   }
   /// Commands pushed.
   std::size_t commands() const noexcept { return commands_; }

@@ -21,7 +21,6 @@ class key_prefixer {
  public:
   explicit key_prefixer(std::string prefix) : prefix_(std::move(prefix)) {}
 
-  const std::string& prefix() const noexcept { return prefix_; }
   bool loaded() const noexcept { return table_.loaded(); }
 
   /// Reads the reply to `COMMAND`; see command_table::load.
@@ -40,6 +39,12 @@ class key_prefixer {
 
   std::string prefix_;
   command_table table_;
+  struct scratch {
+    std::vector<std::string_view> argv;
+    std::vector<std::size_t> keys, patterns;
+    std::string pattern;
+  };
+  mutable scratch scratch_;  // rewrite's, reused (one connection, one executor)
 };
 
 }  // namespace redcoro::detail
