@@ -92,6 +92,7 @@ run_result run_threads(const options& o, const std::string& driver,
   bool warm = o.warmup_s <= 0;
   if (warm) ctl.measuring = true;
   auto next_tick = begin + std::chrono::seconds(1);
+  auto last_tick = begin;  // when the interval figures were last taken
   histogram second;
   while (running > 0) {
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
@@ -106,6 +107,7 @@ run_result run_threads(const options& o, const std::string& driver,
       cpu0 = cpu_seconds(RUSAGE_SELF);
       ctl.measuring = true;
       next_tick = now + std::chrono::seconds(1);
+      last_tick = now;
     }
     if (warm && o.duration_s > 0 && now - start >= std::chrono::duration<double>(o.duration_s))
       ctl.stop = true;
@@ -121,7 +123,8 @@ run_result run_threads(const options& o, const std::string& driver,
         s->interval_ops = s->interval_errors = 0;
       }
       const double t = std::chrono::duration<double>(now - start).count();
-      const double elapsed = 1.0 + std::chrono::duration<double>(now - next_tick).count();
+      const double elapsed = std::chrono::duration<double>(now - last_tick).count();
+      last_tick = now;
       timeline_point p{t, static_cast<double>(ops) / elapsed, second.percentile(50),
                        second.percentile(99), errors};
       result.timeline.push_back(p);
@@ -183,7 +186,7 @@ void judge(const Response& resp, const std::vector<sent_command>& sent, const ke
     const auto& r = resp[i];
     ++out.ops;
     if (r.has_error()) {
-      out.add_error(r.error().is_server_error() ? server_kind(r.error().message)
+      out.add_error(r.error().is_server_error() ? std::string(r.error().server_code())
                                                 : r.error().code.message());
       continue;
     }
@@ -240,7 +243,11 @@ run_result run_clients(const options& o, const std::string& driver, Make make,
       proto::generic_response generic;
       std::string expected;
       asio::steady_timer pace(ioc);
-      auto next = clock_type::now();
+      // Each stream starts at its own phase of the interval, so that the requests are spread
+      // evenly instead of all streams sending together once per interval.
+      clock_type::time_point next = clock_type::now() + interval *
+                                                            static_cast<std::int64_t>(stream) /
+                                                            static_cast<std::int64_t>(streams);
       const std::uint64_t share = o.requests ? requests_per_stream(o, stream) : 0;
       std::uint64_t done = 0;
       while (!ctl.stop.load(std::memory_order_relaxed)) {
@@ -363,6 +370,14 @@ run_result run_hiredis(const options& o, const target& t, const std::atomic<bool
           any = true;
         }
       if (!any) break;
+      // Every connection's requests go out before any reply is read: redisGetReply alone
+      // would write each connection's only when the replies of the ones before it were in,
+      // one connection in flight at a time.
+      for (auto& c : conns) {
+        int done = 0;
+        while (!done && !broken)
+          broken = redisBufferWrite(c.ctx, &done) != REDIS_OK;
+      }
       for (auto& c : conns)
         for (auto& s : c.slots) {
           if (s.share && s.done >= s.share) continue;

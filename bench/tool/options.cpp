@@ -254,8 +254,6 @@ parse_result parse_options(int argc, const char* const* argv) {
       throw bad_option{"--compare runs redis-benchmark too: use plain TCP"};
     if (o.cluster && (o.driver == "hiredis" || !o.unix_socket.empty()))
       throw bad_option{"--cluster: the redcoro driver over TCP (hiredis has no cluster client)"};
-    if (o.cluster && o.rate > 0 && o.compare)
-      throw bad_option{"--rate paces the redcoro driver only (not --compare)"};
     if (o.compare && !o.commands.empty())
       throw bad_option{"--compare uses the --ratio workload (redis-benchmark runs SET and GET)"};
   } catch (const bad_option& e) {
