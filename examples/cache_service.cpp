@@ -2,6 +2,7 @@
 // load from the source and store the value with a TTL (SET ... PX), so stale entries go
 // away by themselves. When the source changes, DEL drops the entry at once.
 //   cache_service [port]      (a redis-server on 127.0.0.1, port 6379 by default)
+#include "example.hpp"
 #include <redcoro/client/commands.hpp>
 #include <redcoro/client/connection.hpp>
 
@@ -17,15 +18,12 @@
 #include <string>
 
 namespace asio = boost::asio;
+using example::expect;
 namespace cmd = redcoro::cmd;
 using namespace std::chrono_literals;
 
 const std::string prefix = "example:cache_service:";
 int source_reads = 0;
-
-void expect(bool ok, const char* what) {
-  if (!ok) throw std::runtime_error(std::string("unexpected: ") + what);
-}
 
 // The slow source (a database, another service): we count how often it is asked.
 std::string load_product(const std::string& id) {
@@ -71,22 +69,7 @@ asio::awaitable<void> session(redcoro::connection& conn) {
 
 int main(int argc, char** argv) {
   asio::io_context ioc;
-  redcoro::config cfg;
-  if (argc > 1) cfg.port = static_cast<std::uint16_t>(std::atoi(argv[1]));
-  redcoro::connection conn(ioc, cfg);
+  redcoro::connection conn(ioc, example::config_from(argc, argv));
   conn.async_run(asio::detached);  // connects, and reconnects until close()
-  int status = 0;
-  asio::co_spawn(ioc, session(conn), [&](std::exception_ptr e) {
-    if (e) {
-      status = 1;
-      try {
-        std::rethrow_exception(e);
-      } catch (const std::exception& x) {
-        std::fprintf(stderr, "cache_service: %s\n", x.what());
-      }
-    }
-    conn.close();  // async_run completes, so ioc.run() returns
-  });
-  ioc.run();
-  return status;
+  return example::run("cache_service", ioc, session(conn), [&] { conn.close(); });
 }

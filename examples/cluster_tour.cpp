@@ -1,6 +1,7 @@
 // Redis Cluster with redcoro: one client for the whole cluster, keys routed to their nodes,
 // requests that span nodes split and answered in order.
 //   cluster_tour [port]       (any node of a cluster on 127.0.0.1, port 7000 by default)
+#include "example.hpp"
 #include <redcoro/client/commands.hpp>
 #include <redcoro/cluster/cluster_client.hpp>
 
@@ -16,23 +17,31 @@
 
 namespace asio = boost::asio;
 namespace cmd = redcoro::cmd;
+using example::expect;
 using redcoro::command;
 
 asio::awaitable<void> session(redcoro::cluster_client& cl) {
+  // A clean start: DEL over keys of several slots is split per slot, the counts added.
+  const std::vector<std::string> mine = {"user:42:name", "{user:42}:visits", "{user:42}:logins",
+                                         "item:0",       "item:1",           "item:2",
+                                         "item:3",       "item:4",           "item:5"};
+  co_await cl.async_exec(cmd::del(mine), asio::use_awaitable);
+
   // One command: it goes straight to the node that serves its key's slot.
   co_await cl.async_exec(cmd::set("user:42:name", "ada"), asio::use_awaitable);
   auto name = co_await cl.async_exec(cmd::get("user:42:name"), asio::use_awaitable);
   std::printf("user:42:name = %s\n", name.value().value_or("(nil)").c_str());
+  expect(name.value() == "ada", "GET reads what SET wrote");
 
   // Keys with the same {hash tag} share a slot, so a transaction can use them together.
   auto tx = co_await cl.async_exec(
       redcoro::transaction(cmd::incr("{user:42}:visits"), cmd::incr("{user:42}:logins")),
       asio::use_awaitable);
-  if (tx.has_value() && tx.value()) {
-    auto& [visits, logins] = **tx;
-    std::printf("visits %lld, logins %lld\n", static_cast<long long>(visits.value()),
-                static_cast<long long>(logins.value()));
-  }
+  expect(tx.has_value() && tx.value().has_value(), "the hash-tagged transaction ran");
+  auto& [visits, logins] = **tx;
+  std::printf("visits %lld, logins %lld\n", static_cast<long long>(visits.value()),
+              static_cast<long long>(logins.value()));
+  expect(visits.value() == 1 && logins.value() == 1, "both counters were incremented");
 
   // Keys on every node: MSET and MGET are split per slot, the values come back in order.
   std::vector<std::string> pairs, keys;
@@ -43,8 +52,10 @@ asio::awaitable<void> session(redcoro::cluster_client& cl) {
   }
   co_await cl.async_exec(cmd::mset(pairs), asio::use_awaitable);
   auto values = co_await cl.async_exec(cmd::mget(keys), asio::use_awaitable);
-  for (std::size_t i = 0; i < keys.size(); ++i)
+  for (std::size_t i = 0; i < keys.size(); ++i) {
     std::printf("%s = %s\n", keys[i].c_str(), values.value()[i].value_or("(nil)").c_str());
+    expect(values.value()[i] == "value " + std::to_string(i), "MGET gives the values in order");
+  }
 
   // A pipeline over several nodes: sent in parallel, replies in the order written.
   auto [a, b, n] = co_await cl.async_exec(
@@ -53,16 +64,18 @@ asio::awaitable<void> session(redcoro::cluster_client& cl) {
   std::printf("item:0 %s, item:5 %s, keys in the whole cluster: %lld\n",
               a.value().value_or("-").c_str(), b.value().value_or("-").c_str(),
               static_cast<long long>(n.value()));
+  expect(a.value() == "value 0" && b.value() == "value 5" && n.value() >= 9,
+         "the pipeline's replies, in order, and DBSIZE summed over the primaries");
 
   // What cannot span slots is refused before anything is sent.
   auto refused = co_await cl.async_exec(command<std::int64_t>("MSETNX", "a", "1", "b", "2"),
                                         asio::use_awaitable);
-  if (refused.has_error()) std::printf("MSETNX a b: %s\n", refused.error().message.c_str());
+  expect(refused.has_error(), "MSETNX over two slots is refused");
+  std::printf("MSETNX a b: %s\n", refused.error().message.c_str());
 
   const auto& st = cl.stats();
   std::printf("%zu primaries; %zu requests split, %zu MOVED followed\n", cl.primaries().size(),
               st.split, st.moved);
-  cl.close();
 }
 
 int main(int argc, char** argv) {
@@ -72,9 +85,5 @@ int main(int argc, char** argv) {
   cfg.seeds = {{"127.0.0.1", port}};  // list a few in production
   redcoro::cluster_client cl(ioc, cfg);
   cl.async_run(asio::detached);  // reads the topology, keeps it fresh until close()
-  asio::co_spawn(ioc, session(cl), [](std::exception_ptr e) {
-    if (e) std::rethrow_exception(e);
-  });
-  ioc.run();
-  return 0;
+  return example::run("cluster_tour", ioc, session(cl), [&] { cl.close(); });
 }

@@ -4,6 +4,7 @@
 // token, atomically. redcoro::script sends EVALSHA; when the server does not know the
 // script yet (NOSCRIPT), the connection sends it once more as EVAL, by itself.
 //   distributed_lock [port]   (a redis-server on 127.0.0.1, port 6379 by default)
+#include "example.hpp"
 #include <redcoro/client/commands.hpp>
 #include <redcoro/client/connection.hpp>
 #include <redcoro/client/script.hpp>
@@ -21,6 +22,7 @@
 #include <string>
 
 namespace asio = boost::asio;
+using example::expect;
 namespace cmd = redcoro::cmd;
 using namespace std::chrono_literals;
 
@@ -28,10 +30,6 @@ const std::string lock_key = "example:distributed_lock:nightly-report";
 const redcoro::script release_script(
     "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) "
     "else return 0 end");
-
-void expect(bool ok, const char* what) {
-  if (!ok) throw std::runtime_error(std::string("unexpected: ") + what);
-}
 
 // 128 random bits in hex: unique to one holder.
 std::string random_token() {
@@ -86,22 +84,7 @@ asio::awaitable<void> session(redcoro::connection& conn) {
 
 int main(int argc, char** argv) {
   asio::io_context ioc;
-  redcoro::config cfg;
-  if (argc > 1) cfg.port = static_cast<std::uint16_t>(std::atoi(argv[1]));
-  redcoro::connection conn(ioc, cfg);
+  redcoro::connection conn(ioc, example::config_from(argc, argv));
   conn.async_run(asio::detached);  // connects, and reconnects until close()
-  int status = 0;
-  asio::co_spawn(ioc, session(conn), [&](std::exception_ptr e) {
-    if (e) {
-      status = 1;
-      try {
-        std::rethrow_exception(e);
-      } catch (const std::exception& x) {
-        std::fprintf(stderr, "distributed_lock: %s\n", x.what());
-      }
-    }
-    conn.close();  // async_run completes, so ioc.run() returns
-  });
-  ioc.run();
-  return status;
+  return example::run("distributed_lock", ioc, session(conn), [&] { conn.close(); });
 }

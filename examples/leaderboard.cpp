@@ -2,6 +2,7 @@
 // server (atomic, whoever else scores at the same time), ZRANGE ... REV WITHSCORES lists the
 // top players with their scores, and ZREVRANK gives one player's place.
 //   leaderboard [port]        (a redis-server on 127.0.0.1, port 6379 by default)
+#include "example.hpp"
 #include <redcoro/client/commands.hpp>
 #include <redcoro/client/connection.hpp>
 
@@ -18,13 +19,10 @@
 #include <vector>
 
 namespace asio = boost::asio;
+using example::expect;
 namespace cmd = redcoro::cmd;
 
 const std::string board = "example:leaderboard:season-1";
-
-void expect(bool ok, const char* what) {
-  if (!ok) throw std::runtime_error(std::string("unexpected: ") + what);
-}
 
 asio::awaitable<void> session(redcoro::connection& conn) {
   co_await conn.async_exec(cmd::del(board), asio::use_awaitable);  // a clean start
@@ -58,22 +56,7 @@ asio::awaitable<void> session(redcoro::connection& conn) {
 
 int main(int argc, char** argv) {
   asio::io_context ioc;
-  redcoro::config cfg;
-  if (argc > 1) cfg.port = static_cast<std::uint16_t>(std::atoi(argv[1]));
-  redcoro::connection conn(ioc, cfg);
+  redcoro::connection conn(ioc, example::config_from(argc, argv));
   conn.async_run(asio::detached);  // connects, and reconnects until close()
-  int status = 0;
-  asio::co_spawn(ioc, session(conn), [&](std::exception_ptr e) {
-    if (e) {
-      status = 1;
-      try {
-        std::rethrow_exception(e);
-      } catch (const std::exception& x) {
-        std::fprintf(stderr, "leaderboard: %s\n", x.what());
-      }
-    }
-    conn.close();  // async_run completes, so ioc.run() returns
-  });
-  ioc.run();
-  return status;
+  return example::run("leaderboard", ioc, session(conn), [&] { conn.close(); });
 }

@@ -9,6 +9,7 @@
 //    an idle client. Denied requests count too: a client that keeps hammering stays limited.
 // Both take the time as an argument, so this example steps through time without sleeping.
 //   rate_limiter [port]       (a redis-server on 127.0.0.1, port 6379 by default)
+#include "example.hpp"
 #include <redcoro/client/commands.hpp>
 #include <redcoro/client/connection.hpp>
 
@@ -26,16 +27,13 @@
 #include <vector>
 
 namespace asio = boost::asio;
+using example::expect;
 namespace cmd = redcoro::cmd;
 using namespace std::chrono_literals;
 using time_point = std::chrono::system_clock::time_point;
 
 const std::string prefix = "example:rate_limiter:";
 constexpr int limit = 3;
-
-void expect(bool ok, const char* what) {
-  if (!ok) throw std::runtime_error(std::string("unexpected: ") + what);
-}
 
 std::string fixed_key(const std::string& client, time_point now) {
   return prefix + "fixed:" + client + ":" + std::to_string(now.time_since_epoch() / 1min);
@@ -102,22 +100,7 @@ asio::awaitable<void> session(redcoro::connection& conn) {
 
 int main(int argc, char** argv) {
   asio::io_context ioc;
-  redcoro::config cfg;
-  if (argc > 1) cfg.port = static_cast<std::uint16_t>(std::atoi(argv[1]));
-  redcoro::connection conn(ioc, cfg);
+  redcoro::connection conn(ioc, example::config_from(argc, argv));
   conn.async_run(asio::detached);  // connects, and reconnects until close()
-  int status = 0;
-  asio::co_spawn(ioc, session(conn), [&](std::exception_ptr e) {
-    if (e) {
-      status = 1;
-      try {
-        std::rethrow_exception(e);
-      } catch (const std::exception& x) {
-        std::fprintf(stderr, "rate_limiter: %s\n", x.what());
-      }
-    }
-    conn.close();  // async_run completes, so ioc.run() returns
-  });
-  ioc.run();
-  return status;
+  return example::run("rate_limiter", ioc, session(conn), [&] { conn.close(); });
 }

@@ -2,6 +2,7 @@
 // std::map in one command, HGETALL reads it back as a map, and HINCRBY counts logins on the
 // server, atomically: no read-modify-write race between two logins at the same time.
 //   user_service [port]       (a redis-server on 127.0.0.1, port 6379 by default)
+#include "example.hpp"
 #include <redcoro/client/commands.hpp>
 #include <redcoro/client/connection.hpp>
 
@@ -17,13 +18,10 @@
 #include <string>
 
 namespace asio = boost::asio;
+using example::expect;
 namespace cmd = redcoro::cmd;
 
 const std::string prefix = "example:user_service:";
-
-void expect(bool ok, const char* what) {
-  if (!ok) throw std::runtime_error(std::string("unexpected: ") + what);
-}
 
 // A login: one more on the counter, which the server returns.
 asio::awaitable<std::int64_t> record_login(redcoro::connection& conn, std::string user_key) {
@@ -62,22 +60,7 @@ asio::awaitable<void> session(redcoro::connection& conn) {
 
 int main(int argc, char** argv) {
   asio::io_context ioc;
-  redcoro::config cfg;
-  if (argc > 1) cfg.port = static_cast<std::uint16_t>(std::atoi(argv[1]));
-  redcoro::connection conn(ioc, cfg);
+  redcoro::connection conn(ioc, example::config_from(argc, argv));
   conn.async_run(asio::detached);  // connects, and reconnects until close()
-  int status = 0;
-  asio::co_spawn(ioc, session(conn), [&](std::exception_ptr e) {
-    if (e) {
-      status = 1;
-      try {
-        std::rethrow_exception(e);
-      } catch (const std::exception& x) {
-        std::fprintf(stderr, "user_service: %s\n", x.what());
-      }
-    }
-    conn.close();  // async_run completes, so ioc.run() returns
-  });
-  ioc.run();
-  return status;
+  return example::run("user_service", ioc, session(conn), [&] { conn.close(); });
 }

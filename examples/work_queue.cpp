@@ -3,6 +3,7 @@
 // redcoro::connection of its own: the shared one stays free for everything else. Producer
 // and worker are two coroutines on one io_context; the worker stops after `jobs` jobs.
 //   work_queue [port]         (a redis-server on 127.0.0.1, port 6379 by default)
+#include "example.hpp"
 #include <redcoro/client/commands.hpp>
 #include <redcoro/client/connection.hpp>
 
@@ -20,16 +21,13 @@
 #include <string>
 
 namespace asio = boost::asio;
+using example::expect;
 namespace cmd = redcoro::cmd;
 using namespace std::chrono_literals;
 using namespace asio::experimental::awaitable_operators;
 
 const std::string queue = "example:work_queue:jobs";
 constexpr int jobs = 5;
-
-void expect(bool ok, const char* what) {
-  if (!ok) throw std::runtime_error(std::string("unexpected: ") + what);
-}
 
 asio::awaitable<void> producer(redcoro::connection& shared) {
   asio::steady_timer pause(co_await asio::this_coro::executor);
@@ -66,25 +64,13 @@ asio::awaitable<void> session(redcoro::connection& shared, redcoro::connection& 
 
 int main(int argc, char** argv) {
   asio::io_context ioc;
-  redcoro::config cfg;
-  if (argc > 1) cfg.port = static_cast<std::uint16_t>(std::atoi(argv[1]));
+  const redcoro::config cfg = example::config_from(argc, argv);
   redcoro::connection shared(ioc, cfg);    // for the application's ordinary commands
   redcoro::connection blocking(ioc, cfg);  // the worker's, for BRPOP only
   shared.async_run(asio::detached);
   blocking.async_run(asio::detached);
-  int status = 0;
-  asio::co_spawn(ioc, session(shared, blocking), [&](std::exception_ptr e) {
-    if (e) {
-      status = 1;
-      try {
-        std::rethrow_exception(e);
-      } catch (const std::exception& x) {
-        std::fprintf(stderr, "work_queue: %s\n", x.what());
-      }
-    }
-    shared.close();  // both async_runs complete, so ioc.run() returns
+  return example::run("work_queue", ioc, session(shared, blocking), [&] {
+    shared.close();
     blocking.close();
   });
-  ioc.run();
-  return status;
 }
