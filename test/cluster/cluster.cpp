@@ -11,6 +11,8 @@
 #include <boost/asio/detached.hpp>
 
 #include <atomic>
+#include <exception>
+#include <functional>
 #include <map>
 #include <set>
 #include <thread>
@@ -19,6 +21,7 @@ using namespace redcoro;
 using namespace std::chrono_literals;
 using asio::awaitable;
 using asio::use_awaitable;
+using test::run;
 using test::sleep_for;
 
 namespace {
@@ -32,11 +35,27 @@ cluster_config config_for(const test::redis_cluster& c) {
   return cfg;
 }
 
-// Runs one command through the cluster client; throws the server's error.
-template <class T>
-awaitable<T> run(cluster_client& cl, command<T> c) {
-  auto r = co_await cl.async_exec(std::move(c), use_awaitable);
-  co_return std::move(r).value();
+// Runs `body` with a running client of the cluster `cfg` names (bounded by `limit`), and
+// closes the client afterwards, also when the body failed.
+void with_client(const cluster_config& cfg,
+                 const std::function<awaitable<void>(cluster_client&)>& body,
+                 std::chrono::seconds limit = 60s) {
+  asio::io_context ioc;
+  cluster_client cl(ioc, cfg);
+  cl.async_run(asio::detached);
+  test::run_bounded(
+      ioc,
+      [&]() -> awaitable<void> {
+        std::exception_ptr failure;
+        try {
+          co_await body(cl);
+        } catch (...) {
+          failure = std::current_exception();
+        }
+        cl.close();
+        if (failure) std::rethrow_exception(failure);
+      },
+      limit);
 }
 
 // The node connection of the primary serving `key`, asked directly.
@@ -121,10 +140,7 @@ std::string describe(const std::map<std::string, int>& failures) {
 
 TEST_CASE("cluster: every key goes to the node serving its slot, hash tags included") {
   test::redis_cluster c;
-  asio::io_context ioc;
-  cluster_client cl(ioc, config_for(c));
-  cl.async_run(asio::detached);
-  test::run_bounded(ioc, [&]() -> awaitable<void> {
+  with_client(config_for(c), [&](cluster_client& cl) -> awaitable<void> {
     std::vector<std::string> keys;
     for (int i = 0; i < 100; ++i) {
       keys.push_back("key:" + std::to_string(i));
@@ -148,16 +164,12 @@ TEST_CASE("cluster: every key goes to the node serving its slot, hash tags inclu
       auto v = co_await test::run(owner, cmd::get(k));
       CHECK(v == "v:" + k);
     }
-    cl.close();
   });
 }
 
 TEST_CASE("cluster: cross-slot pipelines and multi-key commands, value by value") {
   test::redis_cluster c;
-  asio::io_context ioc;
-  cluster_client cl(ioc, config_for(c));
-  cl.async_run(asio::detached);
-  test::run_bounded(ioc, [&]() -> awaitable<void> {
+  with_client(config_for(c), [&](cluster_client& cl) -> awaitable<void> {
     // A pipeline over 40 keys on every node, in the caller's order.
     proto::request req;
     for (int i = 0; i < 40; ++i)
@@ -253,15 +265,11 @@ TEST_CASE("cluster: cross-slot pipelines and multi-key commands, value by value"
     CHECK(got7 == "OK");
     const auto got8 = co_await run(cl, cmd::dbsize());
     CHECK(got8 == 0);
-    cl.close();
   });
 }
 
 TEST_CASE("cluster: ASK during a migration driven by hand leaves the map alone") {
   test::redis_cluster c;
-  asio::io_context ioc;
-  cluster_client cl(ioc, config_for(c));
-  cl.async_run(asio::detached);
   const int slot = cluster::key_slot("ask");
   const std::uint16_t source = c.owner_of(slot);
   std::uint16_t target = 0;
@@ -273,7 +281,7 @@ TEST_CASE("cluster: ASK during a migration driven by hand leaves the map alone")
       target_id = n.id;
     }
   }
-  test::run_bounded(ioc, [&]() -> awaitable<void> {
+  with_client(config_for(c), [&](cluster_client& cl) -> awaitable<void> {
     for (int i = 0; i < 10; ++i)
       co_await run(cl, cmd::set("{ask}" + std::to_string(i), i));
     // Half of the keys move to the target, the rest are still on the source.
@@ -302,23 +310,19 @@ TEST_CASE("cluster: ASK during a migration driven by hand leaves the map alone")
     CHECK(
         t.nodes()[t.shards()[t.shard_of(static_cast<std::uint16_t>(slot))].primary].address.port ==
         source);
-    cl.close();
   });
 }
 
 TEST_CASE("cluster: a redirection loop ends with TOOMANYREDIRECTS naming the last redirect") {
   test::redis_cluster c;
-  asio::io_context ioc;
   auto cfg = config_for(c);
   cfg.max_redirects = 5;
-  cluster_client cl(ioc, cfg);
-  cl.async_run(asio::detached);
   const int slot = cluster::key_slot("loop");
   const std::uint16_t source = c.owner_of(slot);
   std::string target_id;
   for (const auto& n : c.nodes())
     if (n.primary && n.port != source && target_id.empty()) target_id = n.id;
-  test::run_bounded(ioc, [&]() -> awaitable<void> {
+  with_client(cfg, [&](cluster_client& cl) -> awaitable<void> {
     co_await run(cl, cmd::get("other"));  // the topology is known
     // MIGRATING without IMPORTING on the other side: the source says ASK, the target MOVED.
     c.server_on(source).cli({"CLUSTER", "SETSLOT", std::to_string(slot), "MIGRATING", target_id});
@@ -328,15 +332,11 @@ TEST_CASE("cluster: a redirection loop ends with TOOMANYREDIRECTS naming the las
     CHECK(r.error().message.starts_with("TOOMANYREDIRECTS"));
     CHECK((r.error().message.find("MOVED") != std::string::npos ||
            r.error().message.find("ASK") != std::string::npos));
-    cl.close();
   });
 }
 
 TEST_CASE("cluster: resharding 1000 slots under load loses nothing") {
   test::redis_cluster c;
-  asio::io_context ioc;
-  cluster_client cl(ioc, config_for(c));
-  cl.async_run(asio::detached);
   const auto nodes = c.nodes();
   std::string from, to;
   for (const auto& n : nodes) {
@@ -356,9 +356,9 @@ TEST_CASE("cluster: resharding 1000 slots under load loses nothing") {
   };
   const int to_before = slots_of(to);
   load l;
-  test::run_bounded(
-      ioc,
-      [&]() -> awaitable<void> {
+  with_client(
+      config_for(c),
+      [&](cluster_client& cl) -> awaitable<void> {
         co_await run(cl, cmd::get("warm"));
         co_await l.start(cl, 20);
         co_await sleep_for(300ms);
@@ -385,22 +385,18 @@ TEST_CASE("cluster: resharding 1000 slots under load loses nothing") {
         CHECK(cl.stats().moved > 0);
         const auto got10 = co_await l.verify(cl);
         CHECK(got10 == 0);
-        cl.close();
       },
       120s);
 }
 
 TEST_CASE("cluster: failover by CLUSTER FAILOVER moves traffic to the new primary") {
   test::redis_cluster c;
-  asio::io_context ioc;
-  cluster_client cl(ioc, config_for(c));
-  cl.async_run(asio::detached);
   const std::uint16_t old_primary = owner_port(c, "load:0");
   const std::uint16_t promoted = c.replicas_of(old_primary).at(0);
   load l;
-  test::run_bounded(
-      ioc,
-      [&]() -> awaitable<void> {
+  with_client(
+      config_for(c),
+      [&](cluster_client& cl) -> awaitable<void> {
         co_await run(cl, cmd::get("warm"));
         co_await l.start(cl, 20);
         co_await sleep_for(300ms);
@@ -419,23 +415,19 @@ TEST_CASE("cluster: failover by CLUSTER FAILOVER moves traffic to the new primar
         const auto before = commandstat_calls(c.server_on(promoted), "set");
         co_await run(cl, cmd::set("load:0", "after"));
         CHECK(commandstat_calls(c.server_on(promoted), "set") == before + 1);
-        cl.close();
       },
       90s);
 }
 
 TEST_CASE("cluster: SIGKILL of a primary: errors while it is down, then recovery") {
   test::redis_cluster c;
-  asio::io_context ioc;
   auto cfg = config_for(c);
   cfg.node.request_timeout = 3s;
-  cluster_client cl(ioc, cfg);
-  cl.async_run(asio::detached);
   const std::uint16_t victim = owner_port(c, "load:0");
   load l;
-  test::run_bounded(
-      ioc,
-      [&]() -> awaitable<void> {
+  with_client(
+      cfg,
+      [&](cluster_client& cl) -> awaitable<void> {
         co_await run(cl, cmd::get("warm"));
         co_await l.start(cl, 20);
         co_await sleep_for(300ms);
@@ -464,19 +456,15 @@ TEST_CASE("cluster: SIGKILL of a primary: errors while it is down, then recovery
                  why.find("timed out") != std::string::npos ||
                  why.find("CLUSTERDOWN") != std::string::npos ||
                  why.find("TOOMANYREDIRECTS") != std::string::npos));
-        cl.close();
       },
       90s);
 }
 
 TEST_CASE("cluster: reads go to replicas when asked, and only reads") {
   test::redis_cluster c;
-  asio::io_context ioc;
   auto cfg = config_for(c);
   cfg.reads = read_from::replica;
-  cluster_client cl(ioc, cfg);
-  cl.async_run(asio::detached);
-  test::run_bounded(ioc, [&]() -> awaitable<void> {
+  with_client(cfg, [&](cluster_client& cl) -> awaitable<void> {
     for (int i = 0; i < 50; ++i)
       co_await run(cl, cmd::set("r:" + std::to_string(i), i));
     // Replication is asynchronous: wait until each replica has the writes.
@@ -499,19 +487,15 @@ TEST_CASE("cluster: reads go to replicas when asked, and only reads") {
     CHECK(on_primaries == 0);
     // Writes still go to primaries.
     co_await run(cl, cmd::set("r:x", "1"));
-    cl.close();
   });
 }
 
 TEST_CASE("cluster: over RESP2, with reads spread over primaries and replicas") {
   test::redis_cluster c;
-  asio::io_context ioc;
   auto cfg = config_for(c);
   cfg.node.protocol = 2;
   cfg.reads = read_from::any;
-  cluster_client cl(ioc, cfg);
-  cl.async_run(asio::detached);
-  test::run_bounded(ioc, [&]() -> awaitable<void> {
+  with_client(cfg, [&](cluster_client& cl) -> awaitable<void> {
     std::vector<std::string> pairs, keys;
     for (int i = 0; i < 20; ++i) {
       keys.push_back("two:" + std::to_string(i));
@@ -538,6 +522,5 @@ TEST_CASE("cluster: over RESP2, with reads spread over primaries and replicas") 
           commandstat_calls(c.server_on(n.port), "mget") - before[n.port];
     CHECK(on_replicas > 0);
     CHECK(on_primaries > 0);
-    cl.close();
   });
 }

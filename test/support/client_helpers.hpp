@@ -57,10 +57,11 @@ asio::awaitable<redcoro::error_code> exec(redcoro::connection& conn,
   co_return ec;
 }
 
-/// Runs one typed command and returns its value; throws the server's error.
-template <class T>
-asio::awaitable<T> run(redcoro::connection& conn, redcoro::command<T> c) {
-  auto r = co_await conn.async_exec(std::move(c), asio::use_awaitable);
+/// Runs one typed command on a connection (or any client with its async_exec: the pool
+/// client, the cluster client) and returns its value; throws the server's error.
+template <class Client, class T>
+asio::awaitable<T> run(Client& client, redcoro::command<T> c) {
+  auto r = co_await client.async_exec(std::move(c), asio::use_awaitable);
   co_return std::move(r).value();
 }
 
