@@ -28,7 +28,10 @@ void key_prefixer::append_pattern(std::string& arg, std::string_view pattern) co
 
 void key_prefixer::rewrite(std::string_view payload, std::string& out) const {
   // Scratch space kept between calls: after warm-up, a request allocates nothing here.
-  auto& [argv, keys, patterns, pattern] = scratch_;
+  auto& argv = scratch_.argv;  // (references, not a structured binding: lambdas capture them)
+  auto& keys = scratch_.keys;
+  auto& patterns = scratch_.patterns;
+  auto& pattern = scratch_.pattern;
   std::size_t pos = 0;
   while (pos < payload.size()) {
     argv.clear();
