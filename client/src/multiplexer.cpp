@@ -12,11 +12,11 @@ void multiplexer::slot_queue::push_back(slot s) {
     // Grow to the next power of two, unrolling the ring so that head_ is 0.
     std::vector<slot> bigger(std::max<std::size_t>(16, items_.size() * 2));
     for (std::size_t i = 0; i < size_; ++i)
-      bigger[i] = at(i);
+      bigger[i] = std::move(at(i));
     items_.swap(bigger);
     head_ = 0;
   }
-  items_[(head_ + size_) & (items_.size() - 1)] = s;
+  items_[(head_ + size_) & (items_.size() - 1)] = std::move(s);
   ++size_;
 }
 
@@ -116,11 +116,16 @@ std::string_view multiplexer::prepare_write() {
     else
       write_buffer_.append(e.req->payload());
     e.st = exec_entry::state::written;
-    const std::size_t replies = e.req->expected_replies();
-    if (replies == 0)
+    const std::size_t commands = e.req->commands();
+    if (commands == 0) {
       written_without_replies_.push_back(&e);
-    else
-      slots_.push_back({&e, replies});
+    } else {
+      slot sl;
+      sl.entry = &e;
+      sl.remaining = commands;
+      sl.out_of_band = e.req->out_of_band();
+      slots_.push_back(std::move(sl));
+    }
   }
   return write_buffer_;
 }
@@ -158,6 +163,15 @@ void multiplexer::on_node(const proto::node& n) {
 
 void multiplexer::route(const proto::node& n) {
   if (reading_ == reading::push) {
+    if (n.depth == 0 && !n.in_attribute) {
+      push_first_ = true;
+      push_kind_ = -1;
+    } else if (push_first_ && n.depth == 1 && !n.in_attribute) {
+      push_first_ = false;
+      const auto* found = std::find(std::begin(pubsub_kinds), std::end(pubsub_kinds), n.value);
+      if (found != std::end(pubsub_kinds))
+        push_kind_ = static_cast<int>(found - std::begin(pubsub_kinds));
+    }
     if (push_sink_) push_sink_->on_push_node(n);
     return;
   }
@@ -172,19 +186,40 @@ exec_entry* multiplexer::on_message_done(std::size_t bytes, std::error_code& ec)
   reading_ = reading::none;
   if (kind == reading::push) {
     if (push_sink_) push_sink_->on_push_done();
-    return nullptr;
+    // A confirmation of the (un)subscribe command the head request waits for? The kinds of
+    // confirmations follow the three messages in pubsub_kinds, in the commands' order.
+    if (slots_.empty() || push_kind_ < 3) return nullptr;
+    slot& s = slots_.front();
+    const proto::out_of_band_command* c = s.current();
+    if (!c || c->kind != push_kind_ - 3) return nullptr;  // a message, or not ours
+    if (s.entry) s.entry->bytes_read += bytes;
+    // Unsubscribing from everything: only the server knows how many confirmations come; the
+    // first answers it, the others go to the push sink like any.
+    if (++s.confirmed < c->confirmations) return nullptr;
+    return answer_one();
   }
   if (slots_.empty()) {
     ec = error::unexpected_reply;
     return nullptr;
   }
-  slot& s = slots_.front();
-  exec_entry* e = s.entry;
-  if (e) {
+  // A reply, or the error that refused the out-of-band command the head request waits for:
+  // both go to the adapter.
+  if (exec_entry* e = slots_.front().entry) {
     ++e->replies_seen;
     e->bytes_read += bytes;
   }
+  return answer_one();
+}
+
+exec_entry* multiplexer::answer_one() {
+  slot& s = slots_.front();
+  if (s.current()) {
+    ++s.next_out_of_band;
+    s.confirmed = 0;
+  }
+  ++s.answered;
   if (--s.remaining != 0) return nullptr;
+  exec_entry* e = s.entry;
   slots_.pop_front();
   if (e) e->st = exec_entry::state::done;
   return e;

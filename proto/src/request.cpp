@@ -57,18 +57,26 @@ void arg_sink::add_double(double v) {
   add_bulk(std::string_view(buf.data(), static_cast<std::size_t>(r.ptr - buf.data())));
 }
 
+int subscribe_family_index(std::string_view command) noexcept {
+  if (command.size() < 9 || command.size() > 12) return -1;
+  static constexpr std::string_view names[] = {"SUBSCRIBE",   "PSUBSCRIBE",   "SSUBSCRIBE",
+                                               "UNSUBSCRIBE", "PUNSUBSCRIBE", "SUNSUBSCRIBE"};
+  for (int i = 0; i < 6; ++i)
+    if (iequals(command, names[i])) return i;
+  return -1;
+}
+
 bool is_subscribe_family(std::string_view command) noexcept {
-  if (command.size() < 9 || command.size() > 12) return false;
-  return iequals(command, "SUBSCRIBE") || iequals(command, "PSUBSCRIBE") ||
-         iequals(command, "SSUBSCRIBE") || iequals(command, "UNSUBSCRIBE") ||
-         iequals(command, "PUNSUBSCRIBE") || iequals(command, "SUNSUBSCRIBE");
+  return subscribe_family_index(command) >= 0;
 }
 
 void request::begin_command(std::string_view command, std::size_t args) {
   append_header(payload_, '*', args);
   arg_sink(&payload_).add_bulk(command);
+  if (const int kind = subscribe_family_index(command); kind >= 0)
+    out_of_band_.push_back({static_cast<std::uint32_t>(commands_), static_cast<std::uint8_t>(kind),
+                            static_cast<std::uint32_t>(args - 1)});
   ++commands_;
-  if (is_subscribe_family(command)) ++out_of_band_;
 }
 
 bool request::read_header(std::string_view bytes, std::size_t& pos, char prefix,
@@ -99,7 +107,7 @@ std::string_view request::command_bytes(std::size_t index) const noexcept {
 void request::clear() noexcept {
   payload_.clear();
   commands_ = 0;
-  out_of_band_ = 0;
+  out_of_band_.clear();
 }
 
 }  // namespace redcoro::proto

@@ -7,6 +7,7 @@
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <charconv>
@@ -235,10 +236,21 @@ asio::awaitable<error_code> subscriber::apply_change(request_kind k,
   }
   proto::request req;
   req.push(commands[static_cast<std::size_t>(k)], list);
-  proto::ignore_t none;
+  // It completes with the confirmations, or with the error reply that refused the command.
+  proto::generic_response reply;
   error_code ec;
-  co_await conn_.async_exec(req, none, use_ec(ec));
-  if (ec) co_return ec;
+  co_await conn_.async_exec(req, reply, use_ec(ec));
+  // A connection lost meanwhile: the next one's handshake subscribes to what is wanted.
+  if (ec && ec != error::connection_lost) co_return ec;
+  if (!ec && !reply.empty() && reply.front().has_error()) {
+    // NOPERM, or MOVED/CROSSSLOT for shard channels: not subscribed, and not to be
+    // subscribed again on the next connection either.
+    if (adding)
+      for (const auto& n : list)
+        if (!on.count(n)) want.erase(n);
+    log_refusal(commands[static_cast<std::size_t>(k)], reply.front().error().message);
+    co_return error_code(proto::error::server_error);
+  }
   const auto deadline =
       detail::deadline_for(std::chrono::milliseconds(-1), conn_.get_config().request_timeout);
   for (;;) {
@@ -258,6 +270,12 @@ asio::awaitable<error_code> subscriber::apply_change(request_kind k,
     co_await wait.async_wait(use_ec(ignored));
     std::erase(waiters_, &wait);
   }
+}
+
+void subscriber::log_refusal(std::string_view command, const std::string& message) {
+  last_refusal_ = message;
+  auto log = conn_.get_config().logger ? conn_.get_config().logger : detail::default_logger();
+  log->warn("redcoro: subscriber: {} refused: {}", command, message);
 }
 
 void subscriber::on_message(std::function<void(const pubsub_message&)> callback) {

@@ -247,16 +247,80 @@ TEST_CASE("a reply nobody asked for is an error", "[multiplexer]") {
   CHECK(w.feed("+OK\r\n") == redcoro::error::unexpected_reply);
 }
 
-TEST_CASE("SUBSCRIBE-only requests complete once written", "[multiplexer]") {
+TEST_CASE("an (un)subscribe completes with its confirmations (also sent to the push sink)",
+          "[multiplexer]") {
+  struct sink final : redcoro::detail::push_sink {
+    int messages = 0;
+    void on_push_node(const proto::node&) override {}
+    void on_push_done() override { ++messages; }
+  } pushes;
   multiplexer mux;
   mux.set_ready(true);
-  pending s(cmd("SUBSCRIBE", "news"));
+  mux.set_push_sink(&pushes);
+  proto::request two;
+  two.push("SUBSCRIBE", "a", "b");
+  pending s(std::move(two)), get(cmd("GET", "k"));
   REQUIRE_FALSE(mux.add(s.entry));
+  REQUIRE_FALSE(mux.add(get.entry));
   mux.prepare_write();
   std::vector<exec_entry*> done;
   mux.commit_write(done);
-  REQUIRE(done.size() == 1);
-  CHECK(done[0] == &s.entry);
+  CHECK(done.empty());
+  wire w{mux, {}};
+  // A message, and another kind of confirmation, are not this command's.
+  REQUIRE_FALSE(
+      w.feed(">3\r\n$7\r\nmessage\r\n$1\r\nz\r\n$1\r\np\r\n"
+             ">3\r\n$12\r\nsunsubscribe\r\n$1\r\nz\r\n:0\r\n"
+             ">3\r\n$9\r\nsubscribe\r\n$1\r\na\r\n:1\r\n"));
+  CHECK_FALSE(s.completed);
+  REQUIRE_FALSE(w.feed(">3\r\n$9\r\nsubscribe\r\n$1\r\nb\r\n:2\r\n"));
+  CHECK(s.completed);
+  CHECK(s.resp.empty());  // no reply of its own
+  CHECK(pushes.messages == 4);
+  REQUIRE_FALSE(w.feed("$1\r\nv\r\n"));
+  REQUIRE(get.completed);
+  CHECK(get.resp.at(0).value().text == "v");
+}
+
+TEST_CASE("a refused (un)subscribe gets its error reply and the next request its own",
+          "[multiplexer]") {
+  multiplexer mux;
+  mux.set_ready(true);
+  proto::request handshake;  // as the connection's handshake carries re-subscriptions
+  handshake.push("PING");
+  handshake.push("SSUBSCRIBE", "c");
+  handshake.push("SUBSCRIBE", "d");
+  pending h(std::move(handshake)), get(cmd("GET", "k"));
+  REQUIRE_FALSE(mux.add(h.entry));
+  REQUIRE_FALSE(mux.add(get.entry));
+  mux.prepare_write();
+  wire w{mux, {}};
+  REQUIRE_FALSE(w.feed("+PONG\r\n-MOVED 7365 127.0.0.1:7001\r\n"));
+  CHECK_FALSE(h.completed);
+  REQUIRE_FALSE(w.feed(">3\r\n$9\r\nsubscribe\r\n$1\r\nd\r\n:1\r\n"));
+  REQUIRE(h.completed);
+  REQUIRE(h.resp.size() == 2);
+  CHECK(h.resp[0].has_value());
+  REQUIRE(h.resp[1].has_error());
+  CHECK(h.resp[1].error().message == "MOVED 7365 127.0.0.1:7001");
+  REQUIRE_FALSE(w.feed("$1\r\nv\r\n"));
+  REQUIRE(get.completed);
+  CHECK(get.resp.at(0).value().text == "v");
+}
+
+TEST_CASE("unsubscribing from everything completes with its first confirmation", "[multiplexer]") {
+  multiplexer mux;
+  mux.set_ready(true);
+  pending u(cmd("UNSUBSCRIBE")), get(cmd("GET", "k"));
+  REQUIRE_FALSE(mux.add(u.entry));
+  REQUIRE_FALSE(mux.add(get.entry));
+  mux.prepare_write();
+  wire w{mux, {}};
+  REQUIRE_FALSE(w.feed(">3\r\n$11\r\nunsubscribe\r\n$1\r\na\r\n:1\r\n"));
+  CHECK(u.completed);
+  REQUIRE_FALSE(w.feed(">3\r\n$11\r\nunsubscribe\r\n$1\r\nb\r\n:0\r\n$1\r\nv\r\n"));
+  REQUIRE(get.completed);
+  CHECK(get.resp.at(0).value().text == "v");
 }
 
 TEST_CASE("backoff grows, stays within bounds, and gives up when told", "[backoff]") {

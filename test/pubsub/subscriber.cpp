@@ -394,3 +394,41 @@ TEST_CASE("close() ends a waiting receive even when the subscriber never ran", "
   CHECK(ended);
   CHECK(got == redcoro::error::closed);
 }
+
+TEST_CASE("a SUBSCRIBE the server refuses fails with its reply and the connection stays usable",
+          "[pubsub][live]") {
+  redis_server server;
+  asio::io_context ioc;
+  connection admin(ioc, local_config(server.port()));
+  auto cfg = local_config(server.port());
+  cfg.username = "reader";
+  cfg.password = "pw";
+  subscriber sub(ioc, cfg);
+  run_bounded(ioc, [&]() -> awaitable<void> {
+    admin.async_run(asio::detached);
+    // "reader" may use the channels "ok*" only.
+    redcoro::proto::request acl;
+    acl.push("ACL", "SETUSER", "reader", "on", ">pw", "+@all", "~*", "resetchannels", "&ok*");
+    redcoro::proto::generic_response r;
+    co_await admin.async_exec(acl, r, use_awaitable);
+    REQUIRE(r.at(0).has_value());
+    sub.async_run(asio::detached);
+
+    redcoro::error_code ec;
+    const strings mixed{"ok1", "secret"}, fine{"ok2"};
+    co_await sub.async_subscribe(mixed, asio::redirect_error(use_awaitable, ec));
+    CHECK(ec == redcoro::proto::error::server_error);
+    CHECK(sub.last_refusal().rfind("NOPERM", 0) == 0);
+    CHECK(sub.channels().empty());  // neither is held, nor subscribed again on reconnect
+    // The connection is still in order: the next subscription, a command, and a message.
+    co_await sub.async_subscribe(fine, use_awaitable);
+    CHECK(sub.channels() == std::set<std::string, std::less<>>{"ok2"});
+    auto pong = co_await sub.get_connection().async_exec(cmd::ping(), use_awaitable);
+    CHECK(pong.value() == "PONG");
+    co_await admin.async_exec(cmd::publish("ok2", "hi"), use_awaitable);
+    auto m = co_await next_message(sub);
+    CHECK(m.payload == "hi");
+    sub.close();
+    admin.close();
+  });
+}

@@ -11,6 +11,7 @@
 #include <tuple>
 #include <type_traits>
 #include <utility>
+#include <vector>
 
 /// \file
 /// Commands are serialized into one contiguous buffer of RESP arrays of bulk strings. Every
@@ -160,6 +161,16 @@ std::size_t arg_count(const T& v) {
 
 }  // namespace detail
 
+/// A command of a request that the server answers out of band: SUBSCRIBE and friends.
+struct out_of_band_command {
+  std::uint32_t index = 0;  ///< its position among the request's commands
+  /// 0..5: SUBSCRIBE, PSUBSCRIBE, SSUBSCRIBE, UNSUBSCRIBE, PUNSUBSCRIBE, SUNSUBSCRIBE
+  std::uint8_t kind = 0;
+  /// The confirmations the server sends, one per name; 0 for an unsubscribe from everything,
+  /// whose count only the server knows.
+  std::uint32_t confirmations = 0;
+};
+
 /// A batch of commands, serialized as they are pushed, sent in one write.
 ///
 /// \code
@@ -204,9 +215,12 @@ class request {
 
   /// Appends the commands of another request (its config is not copied).
   void append(const request& other) {
+    for (out_of_band_command c : other.out_of_band_) {
+      c.index += static_cast<std::uint32_t>(commands_);
+      out_of_band_.push_back(c);
+    }
     payload_ += other.payload_;
     commands_ += other.commands_;
-    out_of_band_ += other.out_of_band_;
   }
 
   /// Appends `count` commands already serialized (bytes taken from another request's
@@ -250,11 +264,14 @@ class request {
   }
   /// Commands pushed.
   std::size_t commands() const noexcept { return commands_; }
-  /// Replies the server sends in order for this request: on RESP3, the (un)subscribe
-  /// commands answer with push frames instead of replies and are not counted.
-  std::size_t expected_replies() const noexcept { return commands_ - out_of_band_; }
-  /// Commands answered out of band on RESP3 (SUBSCRIBE and friends).
-  std::size_t out_of_band_commands() const noexcept { return out_of_band_; }
+  /// Replies the server sends in order for this request: the (un)subscribe commands answer
+  /// with push frames (pub/sub arrays on RESP2) instead of replies and are not counted.
+  std::size_t expected_replies() const noexcept { return commands_ - out_of_band_.size(); }
+  /// Commands answered out of band (SUBSCRIBE and friends).
+  std::size_t out_of_band_commands() const noexcept { return out_of_band_.size(); }
+  /// Where they are, what confirms them, and how many confirmations each gets: one per
+  /// name, as the server sends them. A refused one gets an error reply instead.
+  const std::vector<out_of_band_command>& out_of_band() const noexcept { return out_of_band_; }
 
   const config& get_config() const noexcept { return config_; }
   config& get_config() noexcept { return config_; }
@@ -271,12 +288,15 @@ class request {
 
   std::string payload_;
   std::size_t commands_ = 0;
-  std::size_t out_of_band_ = 0;
+  std::vector<out_of_band_command> out_of_band_;  // empty but for (un)subscribing requests
   config config_;
 };
 
 /// True for SUBSCRIBE, PSUBSCRIBE, SSUBSCRIBE and their unsubscribe counterparts (any case):
-/// on RESP3 the server confirms them with push frames.
+/// the server confirms them with push frames.
 bool is_subscribe_family(std::string_view command) noexcept;
+/// Which of them: 0..5 in the order SUBSCRIBE, PSUBSCRIBE, SSUBSCRIBE, UNSUBSCRIBE,
+/// PUNSUBSCRIBE, SUNSUBSCRIBE (any case), or -1.
+int subscribe_family_index(std::string_view command) noexcept;
 
 }  // namespace redcoro::proto

@@ -107,7 +107,9 @@ class subscriber : private detail::push_sink {
 
   /// SUBSCRIBE; completes when the server has confirmed every channel (or with the error
   /// that stopped it: timeout after config::request_timeout, closed, ...). An empty list
-  /// completes with invalid_argument and sends nothing.
+  /// completes with invalid_argument and sends nothing. When the server refuses the command
+  /// (NOPERM...) it completes with proto::error::server_error (the reply: last_refusal()),
+  /// and the subscriber does not hold those channels.
   template <class Token>
   auto async_subscribe(std::vector<std::string> channels, Token&& token) {
     return change(request_kind::subscribe, std::move(channels), std::forward<Token>(token));
@@ -176,6 +178,10 @@ class subscriber : private detail::push_sink {
   std::uint64_t overflow_disconnects() const noexcept { return overflow_disconnects_; }
   /// Messages waiting for async_receive.
   std::size_t buffered() const noexcept { return buffer_.size(); }
+  /// The error reply of the last (un)subscribe call the server refused (their calls complete
+  /// with proto::error::server_error): "NOPERM ...", or for shard channels "MOVED ..." and
+  /// "CROSSSLOT ...". Empty when none was.
+  const std::string& last_refusal() const noexcept { return last_refusal_; }
 
  private:
   // Ordered so that k % 3 is the family, and like the confirmations in pubsub_message::kind.
@@ -211,6 +217,7 @@ class subscriber : private detail::push_sink {
   }
   asio::awaitable<error_code> apply_change(request_kind k, std::vector<std::string> names);
   void deliver(pubsub_message m);
+  void log_refusal(std::string_view command, const std::string& message);
   void on_confirmation(pubsub_message& m);
   void resubscribe(proto::request& handshake);
 
@@ -235,6 +242,7 @@ class subscriber : private detail::push_sink {
   void end_receive();
   bool ended() const noexcept { return closed_ || run_ended_; }
   std::uint64_t dropped_ = 0, overflow_disconnects_ = 0;
+  std::string last_refusal_;
   bool closed_ = false, run_ended_ = false, connected_before_ = false;
   // The push frame being decoded.
   pubsub_message incoming_;

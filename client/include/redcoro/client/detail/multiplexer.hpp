@@ -114,8 +114,8 @@ class multiplexer {
   /// once it is loaded: config::key_prefix.
   void set_key_prefixer(const key_prefixer* p) noexcept { prefixer_ = p; }
 
-  /// The buffer of the last prepare_write() is on the wire. Requests that expect no reply
-  /// (only SUBSCRIBE-family commands on RESP3) are over: they are appended to `done`.
+  /// The buffer of the last prepare_write() is on the wire. Requests without commands are
+  /// over: they are appended to `done`.
   void commit_write(std::vector<exec_entry*>& done);
 
   /// Routes one node of the message being read. The first node of a top-level push goes to
@@ -125,6 +125,10 @@ class multiplexer {
   /// The message being read is complete (`bytes`: its size on the wire). Returns the entry
   /// whose last reply it was (removed from the FIFO; the caller completes it), or nullptr.
   /// Sets `ec` to error::unexpected_reply for a reply no request waits for.
+  ///
+  /// A SUBSCRIBE-family command is answered by its confirmations, one push per name (they
+  /// also go to the push sink), or, when the server refuses it (NOPERM, MOVED, CROSSSLOT...),
+  /// by one error reply, which goes to the request's adapter as its next reply.
   exec_entry* on_message_done(std::size_t bytes, std::error_code& ec);
 
   /// The connection was lost or reset. Written requests marked retry_if_unanswered go back
@@ -155,8 +159,22 @@ class multiplexer {
 
  private:
   struct slot {
-    exec_entry* entry;      // nullptr once the caller gave up: replies are dropped
-    std::size_t remaining;  // replies still expected
+    exec_entry* entry = nullptr;  // nullptr once the caller gave up: replies are dropped
+    std::size_t remaining = 0;    // commands not answered yet
+    std::size_t answered = 0;     // commands answered
+    // The request's commands answered out of band (a copy: the caller may give up on the
+    // request and free it). Empty but for (un)subscribing requests.
+    std::vector<proto::out_of_band_command> out_of_band;
+    std::size_t next_out_of_band = 0;  // the first of them not answered
+    std::uint32_t confirmed = 0;       // confirmations that one has had
+
+    // The out-of-band command answered next, or nullptr when it is an ordinary one.
+    const proto::out_of_band_command* current() const noexcept {
+      return next_out_of_band < out_of_band.size() &&
+                     out_of_band[next_out_of_band].index == answered
+                 ? &out_of_band[next_out_of_band]
+                 : nullptr;
+    }
   };
 
   // A ring buffer of slots that keeps its capacity: no allocation per request once warm.
@@ -168,10 +186,15 @@ class multiplexer {
     slot& at(std::size_t i) noexcept { return items_[(head_ + i) & (items_.size() - 1)]; }
     void push_back(slot s);
     void pop_front() noexcept {
+      items_[head_].out_of_band.clear();
       head_ = (head_ + 1) & (items_.size() - 1);
       --size_;
     }
-    void clear() noexcept { head_ = size_ = 0; }
+    void clear() noexcept {
+      while (size_ != 0)
+        pop_front();
+      head_ = 0;
+    }
 
    private:
     std::vector<slot> items_;  // size is a power of two
@@ -197,8 +220,14 @@ class multiplexer {
   // What the message being read is, decided by its first node that is not an attribute.
   void route(const proto::node& n);
 
+  // The head slot answered one more command; returns its entry once all are answered.
+  exec_entry* answer_one();
+
   enum class reading : std::uint8_t { none, reply, push, undecided } reading_ = reading::none;
   bool resp2_pushes_ = false;
+  // The push being read: its first element's index in pubsub_kinds, or -1.
+  int push_kind_ = -1;
+  bool push_first_ = false;
   proto::node held_;  // the array header while reading_ is undecided
 };
 
