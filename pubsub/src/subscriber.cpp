@@ -22,20 +22,6 @@ auto use_ec(error_code& ec) {
   return asio::redirect_error(asio::use_awaitable, ec);
 }
 
-// Completes a handler on the subscriber's executor (type-erased handlers carry no usable
-// executor of their own in this Asio): at once when we already run there, never inside an
-// initiating function (`post`).
-template <class Handler, class... Args>
-void complete(const asio::any_io_executor& own, bool may_run_inline, Handler h, Args... args) {
-  auto call = [h = std::move(h), ... a = std::move(args)]() mutable {
-    std::move(h)(std::move(a)...);
-  };
-  if (may_run_inline)
-    asio::dispatch(own, std::move(call));
-  else
-    asio::post(own, std::move(call));
-}
-
 // The command of each request kind.
 constexpr std::string_view commands[] = {"SUBSCRIBE",   "PSUBSCRIBE",   "SSUBSCRIBE",
                                          "UNSUBSCRIBE", "PUNSUBSCRIBE", "SUNSUBSCRIBE"};
@@ -43,12 +29,14 @@ constexpr std::string_view commands[] = {"SUBSCRIBE",   "PSUBSCRIBE",   "SSUBSCR
 }  // namespace
 
 subscriber::subscriber(executor_type ex, config cfg, subscriber_options opts)
-    : opts_(opts), conn_(ex, [&] {
-        // Every new connection subscribes again inside its handshake.
-        cfg.on_handshake = [this](proto::request& r) { resubscribe(r); };
-        return std::move(cfg);
-      }()) {
-  opts_.capacity = std::max<std::size_t>(opts_.capacity, 1);
+    : conn_(ex,
+            [&] {
+              // Every new connection subscribes again inside its handshake.
+              cfg.on_handshake = [this](proto::request& r) { resubscribe(r); };
+              return std::move(cfg);
+            }()),
+      queue_(ex, opts) {
+  queue_.on_room = [this] { conn_.resume_reading(); };
   conn_.set_push_sink(this);
 }
 
@@ -74,9 +62,8 @@ void subscriber::resubscribe(proto::request& r) {
 
 void subscriber::run_impl(asio::any_completion_handler<void(error_code)> handler) {
   conn_.async_run([this, h = std::move(handler)](error_code ec) mutable {
-    run_ended_ = true;
     wake_waiters();
-    end_receive();
+    queue_.end();
     std::move(h)(ec);
   });
 }
@@ -84,13 +71,6 @@ void subscriber::run_impl(asio::any_completion_handler<void(error_code)> handler
 void subscriber::wake_waiters() {
   for (asio::steady_timer* t : waiters_)
     t->cancel();
-}
-
-void subscriber::end_receive() {
-  if (!receiver_ || !buffer_.empty()) return;
-  auto r = std::move(*receiver_);
-  receiver_.reset();
-  complete(get_executor(), true, std::move(r), error_code(error::closed), pubsub_message{});
 }
 
 void subscriber::on_confirmation(pubsub_message& m) {
@@ -158,55 +138,7 @@ void subscriber::on_push_done() {
   pubsub_message m = std::move(incoming_);
   incoming_ = {};
   if (!m.is_message()) on_confirmation(m);
-  if (buffer_.size() >= opts_.capacity) {
-    switch (opts_.overflow) {
-      case overflow_policy::wait:
-        break;  // paused() now stops the reader after this read
-      case overflow_policy::drop_oldest:
-        buffer_.pop_front();
-        ++dropped_;
-        break;
-      case overflow_policy::disconnect:
-        ++dropped_;
-        ++overflow_disconnects_;
-        conn_.reconnect();
-        return;
-    }
-  }
-  deliver(std::move(m));
-}
-
-void subscriber::deliver(pubsub_message m) {
-  if (receiver_) {
-    auto h = std::move(*receiver_);
-    receiver_.reset();
-    complete(get_executor(), true, std::move(h), error_code{}, std::move(m));
-    return;
-  }
-  buffer_.push_back(std::move(m));
-}
-
-std::optional<pubsub_message> subscriber::try_receive() {
-  if (buffer_.empty()) return std::nullopt;
-  const bool was_paused = paused();
-  pubsub_message m = std::move(buffer_.front());
-  buffer_.pop_front();
-  if (was_paused && !paused()) conn_.resume_reading();
-  return m;
-}
-
-void subscriber::receive_impl(asio::any_completion_handler<receive_signature> handler) {
-  if (auto m = try_receive()) {
-    complete(get_executor(), false, std::move(handler), error_code{}, std::move(*m));
-  } else if (ended()) {
-    complete(get_executor(), false, std::move(handler), error_code(error::closed),
-             pubsub_message{});
-  } else if (receiver_) {
-    complete(get_executor(), false, std::move(handler), error_code(asio::error::already_started),
-             pubsub_message{});
-  } else {
-    receiver_.emplace(std::move(handler));
-  }
+  if (!queue_.offer(std::move(m))) conn_.reconnect();
 }
 
 void subscriber::change_impl(request_kind k, std::vector<std::string> list,
@@ -262,7 +194,7 @@ asio::awaitable<error_code> subscriber::apply_change(request_kind k,
     else
       done = std::none_of(list.begin(), list.end(), [&](const auto& n) { return on.count(n); });
     if (done) co_return error_code{};
-    if (ended()) co_return error_code(error::closed);
+    if (queue_.ended()) co_return error_code(error::closed);
     if (clock_type::now() >= deadline) co_return error_code(error::timeout);
     asio::steady_timer wait(get_executor(), deadline);
     waiters_.push_back(&wait);
@@ -278,28 +210,12 @@ void subscriber::log_refusal(std::string_view command, const std::string& messag
   log->warn("redcoro: subscriber: {} refused: {}", command, message);
 }
 
-void subscriber::on_message(std::function<void(const pubsub_message&)> callback) {
-  asio::co_spawn(
-      get_executor(),
-      [this, cb = std::move(callback)]() -> asio::awaitable<void> {
-        for (;;) {
-          error_code ec;
-          pubsub_message m = co_await async_receive(use_ec(ec));
-          if (ec) co_return;
-          if (m.is_message()) cb(m);
-          while (auto more = try_receive())
-            if (more->is_message()) cb(*more);
-        }
-      },
-      asio::detached);
-}
-
 void subscriber::close() {
   if (closed_) return;
   closed_ = true;
   conn_.close();
   wake_waiters();
-  end_receive();
+  queue_.end();
 }
 
 }  // namespace redcoro

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <redcoro/client/connection.hpp>
+#include <redcoro/pubsub/message.hpp>
 
 #include <boost/asio/any_completion_handler.hpp>
 #include <boost/asio/async_result.hpp>
@@ -18,48 +19,6 @@
 #include <vector>
 
 namespace redcoro {
-
-/// One thing the subscriber delivers: a message, or a confirmation of (un)subscribing.
-struct pubsub_message {
-  enum class kind : std::uint8_t {
-    message,     ///< on a channel
-    pmessage,    ///< on a channel matching a pattern
-    smessage,    ///< on a shard channel
-    subscribe,   ///< confirmations: `channel` is the channel or pattern,
-    psubscribe,  ///< `count` the subscriptions the connection now holds
-    ssubscribe,
-    unsubscribe,
-    punsubscribe,
-    sunsubscribe,
-  };
-  kind what = kind::message;
-  std::string channel;
-  std::string pattern;  ///< pmessage: the pattern that matched
-  std::string payload;  ///< messages
-  std::int64_t count = 0;
-  /// A confirmation the subscriber asked for by itself, after a reconnect.
-  bool resubscribed = false;
-
-  bool is_message() const noexcept { return what <= kind::smessage; }
-};
-
-/// What the subscriber does when its receive buffer is full.
-enum class overflow_policy : std::uint8_t {
-  /// Stop reading the socket (after the messages of the read in progress, so the buffer
-  /// may pass its capacity by one read's worth): the server buffers, up to its
-  /// client-output-buffer-limit. Nothing is dropped. The default.
-  wait,
-  /// Drop the oldest buffered message to make room, and count it.
-  drop_oldest,
-  /// Count the message as dropped and drop the connection; the subscriber reconnects and
-  /// re-subscribes (what was published meanwhile is lost, as with any disconnect).
-  disconnect,
-};
-
-struct subscriber_options {
-  std::size_t capacity = 65536;  ///< messages buffered until async_receive takes them
-  overflow_policy overflow = overflow_policy::wait;
-};
 
 /// Pub/sub on one RESP3 connection: channels, patterns and shard channels, with ordinary
 /// commands (PUBLISH included) on the same connection.
@@ -82,7 +41,7 @@ struct subscriber_options {
 class subscriber : private detail::push_sink {
  public:
   using executor_type = asio::any_io_executor;
-  using receive_signature = void(error_code, pubsub_message);
+  using receive_signature = detail::message_queue::receive_signature;
 
   subscriber(executor_type ex, config cfg = {}, subscriber_options opts = {});
   subscriber(asio::io_context& ctx, config cfg = {}, subscriber_options opts = {})
@@ -140,11 +99,7 @@ class subscriber : private detail::push_sink {
   /// time; completes with error::closed once the subscriber is closed and drained.
   template <class Token>
   auto async_receive(Token&& token) {
-    return asio::async_initiate<Token, receive_signature>(
-        [this](auto handler) {
-          receive_impl(asio::any_completion_handler<receive_signature>(std::move(handler)));
-        },
-        token);
+    return queue_.async_receive(std::forward<Token>(token));
   }
 
   /// The next buffered message or confirmation without waiting, or nullopt. After an
@@ -155,11 +110,13 @@ class subscriber : private detail::push_sink {
   ///   handle(m);
   ///   while (auto more = sub.try_receive()) handle(*more);
   /// \endcode
-  std::optional<pubsub_message> try_receive();
+  std::optional<pubsub_message> try_receive() { return queue_.try_pop(); }
 
   /// Calls `on_message(message)` for each message (confirmations skipped) until closed: the
   /// callback shape of other clients. `on_message` runs on the subscriber's executor.
-  void on_message(std::function<void(const pubsub_message&)> callback);
+  void on_message(std::function<void(const pubsub_message&)> callback) {
+    queue_.on_message(std::move(callback));
+  }
 
   void close();
 
@@ -174,10 +131,10 @@ class subscriber : private detail::push_sink {
     return families_[2].wanted;
   }
   /// Messages dropped by the overflow policy, and connections dropped for it.
-  std::uint64_t dropped() const noexcept { return dropped_; }
-  std::uint64_t overflow_disconnects() const noexcept { return overflow_disconnects_; }
+  std::uint64_t dropped() const noexcept { return queue_.dropped(); }
+  std::uint64_t overflow_disconnects() const noexcept { return queue_.overflow_disconnects(); }
   /// Messages waiting for async_receive.
-  std::size_t buffered() const noexcept { return buffer_.size(); }
+  std::size_t buffered() const noexcept { return queue_.size(); }
   /// The error reply of the last (un)subscribe call the server refused (their calls complete
   /// with proto::error::server_error): "NOPERM ...", or for shard channels "MOVED ..." and
   /// "CROSSSLOT ...". Empty when none was.
@@ -207,16 +164,12 @@ class subscriber : private detail::push_sink {
   void run_impl(asio::any_completion_handler<void(error_code)> handler);
   void change_impl(request_kind k, std::vector<std::string> names,
                    asio::any_completion_handler<void(error_code)> handler);
-  void receive_impl(asio::any_completion_handler<receive_signature> handler);
   // push_sink: the connection's reader hands every push frame to the subscriber, which
   // decodes pub/sub frames straight into a pubsub_message (one copy out of the read buffer).
   void on_push_node(const proto::node& n) override;
   void on_push_done() override;
-  bool paused() const noexcept override {
-    return opts_.overflow == overflow_policy::wait && buffer_.size() >= opts_.capacity;
-  }
+  bool paused() const noexcept override { return queue_.paused(); }
   asio::awaitable<error_code> apply_change(request_kind k, std::vector<std::string> names);
-  void deliver(pubsub_message m);
   void log_refusal(std::string_view command, const std::string& message);
   void on_confirmation(pubsub_message& m);
   void resubscribe(proto::request& handshake);
@@ -227,23 +180,15 @@ class subscriber : private detail::push_sink {
     std::set<std::string, std::less<>> wanted, confirmed, resubscribing;
   };
 
-  subscriber_options opts_;
   connection conn_;
   family families_[3];  // channels, patterns, shard channels: request_kind % 3
-  std::deque<pubsub_message> buffer_;
-  // Optional, never move-assigned: Asio 1.81's any_completion_handler move assignment wraps
-  // the handler in itself (infinite recursion when called).
-  std::optional<asio::any_completion_handler<receive_signature>> receiver_;
+  detail::message_queue queue_;
   // The timers of the (un)subscribe calls waiting for confirmations: each has its own
   // deadline; wake_waiters() makes them all look again.
   std::vector<asio::steady_timer*> waiters_;
   void wake_waiters();
-  // Completes a waiting async_receive with error::closed, once nothing is left to take.
-  void end_receive();
-  bool ended() const noexcept { return closed_ || run_ended_; }
-  std::uint64_t dropped_ = 0, overflow_disconnects_ = 0;
   std::string last_refusal_;
-  bool closed_ = false, run_ended_ = false, connected_before_ = false;
+  bool closed_ = false, connected_before_ = false;
   // The push frame being decoded.
   pubsub_message incoming_;
   std::size_t incoming_index_ = 0;

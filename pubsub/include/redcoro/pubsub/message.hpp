@@ -1,0 +1,118 @@
+#pragma once
+
+#include <boost/asio/any_completion_handler.hpp>
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/async_result.hpp>
+#include <boost/system/error_code.hpp>
+
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <optional>
+#include <string>
+
+namespace redcoro {
+
+/// One thing the subscriber delivers: a message, or a confirmation of (un)subscribing.
+struct pubsub_message {
+  enum class kind : std::uint8_t {
+    message,     ///< on a channel
+    pmessage,    ///< on a channel matching a pattern
+    smessage,    ///< on a shard channel
+    subscribe,   ///< confirmations: `channel` is the channel or pattern,
+    psubscribe,  ///< `count` the subscriptions the connection now holds
+    ssubscribe,
+    unsubscribe,
+    punsubscribe,
+    sunsubscribe,
+  };
+  kind what = kind::message;
+  std::string channel;
+  std::string pattern;  ///< pmessage: the pattern that matched
+  std::string payload;  ///< messages
+  std::int64_t count = 0;
+  /// A confirmation the subscriber asked for by itself, after a reconnect.
+  bool resubscribed = false;
+
+  bool is_message() const noexcept { return what <= kind::smessage; }
+};
+
+/// What the subscriber does when its receive buffer is full.
+enum class overflow_policy : std::uint8_t {
+  /// Stop reading the socket (after the messages of the read in progress, so the buffer
+  /// may pass its capacity by one read's worth): the server buffers, up to its
+  /// client-output-buffer-limit. Nothing is dropped. The default.
+  wait,
+  /// Drop the oldest buffered message to make room, and count it.
+  drop_oldest,
+  /// Count the message as dropped and drop the connection; the subscriber reconnects and
+  /// re-subscribes (what was published meanwhile is lost, as with any disconnect).
+  disconnect,
+};
+
+struct subscriber_options {
+  std::size_t capacity = 65536;  ///< messages buffered until async_receive takes them
+  overflow_policy overflow = overflow_policy::wait;
+};
+
+namespace detail {
+
+/// The messages a subscriber holds until async_receive takes them: a bounded buffer under an
+/// overflow_policy, and the one receive that may wait. Used by subscriber and
+/// cluster_subscriber; sans-I/O but for completing the receive on the executor.
+class message_queue {
+ public:
+  using receive_signature = void(boost::system::error_code, pubsub_message);
+  using receive_handler = boost::asio::any_completion_handler<receive_signature>;
+
+  message_queue(boost::asio::any_io_executor ex, subscriber_options opts);
+
+  /// Takes a message under the policy. Returns false when the policy is `disconnect` and the
+  /// buffer was full: the message was counted as dropped, and the caller drops its
+  /// connection (counted in overflow_disconnects()).
+  bool offer(pubsub_message m);
+  /// True while the policy is `wait` and the buffer is full: stop reading until on_room.
+  bool paused() const noexcept {
+    return opts_.overflow == overflow_policy::wait && buffer_.size() >= opts_.capacity;
+  }
+  /// Called when a paused queue has room again.
+  std::function<void()> on_room;
+
+  std::optional<pubsub_message> try_pop();
+  /// Completes `h` with the next message, now or when one arrives; with closed once ended
+  /// and drained; with already_started when a receive already waits. Called from an
+  /// initiating function: it never completes inline.
+  void receive(receive_handler h);
+  template <class Token>
+  auto async_receive(Token&& token) {
+    return boost::asio::async_initiate<Token, receive_signature>(
+        [this](auto handler) { receive(receive_handler(std::move(handler))); }, token);
+  }
+  /// No more messages will come: a waiting receive completes with closed once drained.
+  void end();
+  bool ended() const noexcept { return ended_; }
+
+  /// Calls `callback` for each message (confirmations skipped) until ended.
+  void on_message(std::function<void(const pubsub_message&)> callback);
+
+  std::size_t size() const noexcept { return buffer_.size(); }
+  std::uint64_t dropped() const noexcept { return dropped_; }
+  std::uint64_t overflow_disconnects() const noexcept { return overflow_disconnects_; }
+
+ private:
+  void complete(receive_handler h, boost::system::error_code ec, pubsub_message m,
+                bool may_run_inline);
+
+  boost::asio::any_io_executor ex_;
+  subscriber_options opts_;
+  std::deque<pubsub_message> buffer_;
+  // Optional, never move-assigned: Asio 1.81's any_completion_handler move assignment wraps
+  // the handler in itself (infinite recursion when called).
+  std::optional<receive_handler> receiver_;
+  std::uint64_t dropped_ = 0, overflow_disconnects_ = 0;
+  bool ended_ = false;
+};
+
+}  // namespace detail
+}  // namespace redcoro
