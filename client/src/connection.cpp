@@ -374,6 +374,8 @@ struct connection_impl final : push_sink {
     // (unauthenticated), and again within it. RESP2 sends everything at once.
     enum class stage : unsigned char { hello, extras, resp2 } step = stage::hello;
     std::size_t command_reply = 0;  // where COMMAND's reply is, when key_prefix asked for it
+    // Where the replies of config::on_handshake's commands begin (none in the hello stage).
+    std::size_t user_replies = static_cast<std::size_t>(-1);
   };
 
   void begin_handshake() {
@@ -400,6 +402,7 @@ struct connection_impl final : push_sink {
   void send_hello() {
     auto& r = handshake.req;
     r.clear();
+    handshake.user_replies = static_cast<std::size_t>(-1);
     if (!cfg.password.empty() && !cfg.client_name.empty())
       r.push("HELLO", 3, "AUTH", user(), cfg.password, "SETNAME", cfg.client_name);
     else if (!cfg.password.empty())
@@ -439,6 +442,7 @@ struct connection_impl final : push_sink {
       handshake.command_reply = r.expected_replies();
       r.push("COMMAND");
     }
+    handshake.user_replies = r.expected_replies();
     if (cfg.on_handshake) cfg.on_handshake(r);
   }
 
@@ -456,6 +460,12 @@ struct connection_impl final : push_sink {
     for (std::size_t i = 0; i < replies.size(); ++i) {
       if (!replies[i].has_error()) continue;
       const std::string& message = replies[i].error().message;
+      if (i >= handshake.user_replies) {
+        // A command of config::on_handshake refused (a re-subscription to a shard channel
+        // whose slot moved, say): its owner's business, not a reason to drop the connection.
+        log->warn("redcoro: {}: a handshake command was refused: {}", target(), message);
+        continue;
+      }
       if (i == 0 && handshake.step == handshake_entry::stage::hello && rejects_hello(message)) {
         log->info("redcoro: {} rejects HELLO 3 ({}); using RESP2", target(), message);
         send_resp2_handshake();

@@ -103,7 +103,8 @@ struct config {
   /// Called on every connect to append commands to the handshake request, so
   /// they run before anything else on the new connection; the subscriber re-subscribes
   /// this way. Only commands answered out of band (SUBSCRIBE and friends) or whose replies
-  /// may be ignored belong here. Empty: nothing.
+  /// may be ignored belong here: an error reply to one of them is logged, and the
+  /// connection goes on. Empty: nothing.
   std::function<void(proto::request&)> on_handshake;
 
   /// Bounds on what the server may send; see proto::parser_limits.
