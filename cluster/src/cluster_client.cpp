@@ -223,6 +223,23 @@ struct cluster_impl {
   // --- topology ---------------------------------------------------------------------------
 
   void apply(topology t) {
+    // A node that has not heard of a failover yet describes the cluster as it was: a slot a
+    // MOVED reply placed elsewhere since the last refresh keeps that place, and the topology
+    // is read again (from the next node), a bounded number of times.
+    bool stale = false;
+    for (const redirect& m : recent_moves) {
+      const std::size_t s = t.shard_of(m.slot);
+      if (s != topology::no_shard && t.nodes()[t.shards()[s].primary].address == m.target) continue;
+      t.move_slot(m.slot, m.target);
+      stale = true;
+    }
+    if (stale && stale_reads < max_stale_reads) {
+      ++stale_reads;
+      request_refresh();
+    } else {
+      recent_moves.clear();
+      stale_reads = 0;
+    }
     topo = std::move(t);
     node_conns.assign(topo.nodes().size(), nullptr);
     for (const cluster::node_info& n : topo.nodes())
@@ -232,6 +249,7 @@ struct cluster_impl {
     if (!ready) log->info("redcoro: cluster topology read: {} shards", topo.shards().size());
     ready = true;
     wake_all();
+    if (on_change) on_change();
   }
 
   // Asks `conn` for the topology (and the command table when there is none yet).
@@ -273,11 +291,17 @@ struct cluster_impl {
     co_return true;
   }
 
-  // One refresh: the nodes we are connected to first, then the seeds.
+  // One refresh: the nodes we are connected to first (starting from a different one each
+  // time, so that one node behind the others does not answer every time), then the seeds.
   awaitable<bool> refresh_once() {
     std::vector<node_address> connected;
     for (const auto& [a, e] : nodes)
       if (e->conn->is_connected()) connected.push_back(a);
+    if (!connected.empty())
+      std::rotate(
+          connected.begin(),
+          connected.begin() + static_cast<std::ptrdiff_t>(refresh_turn++ % connected.size()),
+          connected.end());
     for (const node_address& a : connected) {
       if (closed) co_return false;
       auto it = nodes.find(a);  // (an earlier answer may have retired it)
@@ -396,7 +420,10 @@ struct cluster_impl {
   void follow_moved(const redirect& r) {
     ++stats.moved;
     topo.move_slot(r.slot, r.target);
+    std::erase_if(recent_moves, [&](const redirect& m) { return m.slot == r.slot; });
+    recent_moves.push_back(r);
     request_refresh();
+    if (on_change) on_change();
   }
 
   // A node connection's error that says the request was never written: it can go to the
@@ -658,6 +685,12 @@ struct cluster_impl {
   clock::time_point last_attempt{};  // of a topology refresh
   std::size_t next_turn = 0;
   cluster_stats stats;
+  std::function<void()> on_change;  // cluster_client::on_topology_change
+  // MOVED replies since the last refresh that agreed with them (see apply).
+  std::vector<redirect> recent_moves;
+  std::size_t stale_reads = 0;
+  static constexpr std::size_t max_stale_reads = 10;
+  std::size_t refresh_turn = 0;
   op_pool pool;
   bool initiating_ = false;
   std::shared_ptr<spdlog::logger> log;
@@ -760,6 +793,14 @@ std::vector<cluster::node_address> cluster_client::primaries() const {
   for (const auto& s : impl_->topo.shards())
     out.push_back(impl_->topo.nodes()[s.primary].address);
   return out;
+}
+
+void cluster_client::on_topology_change(std::function<void()> callback) {
+  impl_->on_change = std::move(callback);
+}
+
+bool cluster_client::has_topology() const noexcept {
+  return impl_->ready;
 }
 
 const cluster_stats& cluster_client::stats() const noexcept {

@@ -16,6 +16,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <new>
 #include <string>
@@ -269,6 +270,12 @@ class cluster_client {
   /// Addresses of the primaries, one per shard that serves slots.
   std::vector<cluster::node_address> primaries() const;
   const cluster_stats& stats() const noexcept;
+  /// True once the topology has been read.
+  bool has_topology() const noexcept;
+  /// Calls `callback` on the client's executor after every topology read and every slot a
+  /// MOVED reply moved (cluster_subscriber follows shard channels this way). One callback;
+  /// a new one replaces the last.
+  void on_topology_change(std::function<void()> callback);
 
  private:
   void run_impl(asio::any_completion_handler<void(error_code)> handler);
