@@ -1,9 +1,10 @@
 // Redis Cluster with redcoro: one client for the whole cluster, keys routed to their nodes,
-// requests that span nodes split and answered in order.
+// requests that span nodes split and answered in order; then pub/sub on shard channels.
 //   cluster_tour [port]       (any node of a cluster on 127.0.0.1, port 7000 by default)
 #include "example.hpp"
 #include <redcoro/client/commands.hpp>
 #include <redcoro/cluster/cluster_client.hpp>
+#include <redcoro/pubsub/cluster_subscriber.hpp>
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -78,6 +79,38 @@ asio::awaitable<void> session(redcoro::cluster_client& cl) {
               st.split, st.moved);
 }
 
+asio::awaitable<void> shard_pubsub(redcoro::cluster_subscriber& sub) {
+  // Each shard channel is subscribed on the primary that owns its slot (and follows the slot
+  // if it moves).
+  const std::vector<std::string> orders = {"orders:{eu}", "orders:{us}", "orders:{asia}"};
+  co_await sub.async_ssubscribe(orders, asio::use_awaitable);
+  for (const auto& ch : orders) {
+    const auto node = sub.node_of(ch);
+    expect(node.has_value(), "a subscribed shard channel has a node");
+    std::printf("%s is subscribed on %s\n", ch.c_str(), node->to_string().c_str());
+  }
+  // SPUBLISH goes through the cluster client to the channel's slot.
+  for (const auto& ch : orders) {
+    auto receivers = co_await sub.get_cluster().async_exec(cmd::spublish(ch, "order for " + ch),
+                                                           asio::use_awaitable);
+    expect(receivers.value() == 1, "one subscriber receives each SPUBLISH");
+  }
+  for (int got = 0; got < 3;) {
+    auto m = co_await sub.async_receive(asio::use_awaitable);
+    if (!m.is_message()) continue;  // the confirmations come first
+    ++got;
+    std::printf("%s: %s\n", m.channel.c_str(), m.payload.c_str());
+    expect(
+        m.what == redcoro::pubsub_message::kind::smessage && m.payload == "order for " + m.channel,
+        "each shard message arrives with its channel");
+  }
+}
+
+asio::awaitable<void> tour(redcoro::cluster_client& cl, redcoro::cluster_subscriber& sub) {
+  co_await session(cl);
+  co_await shard_pubsub(sub);
+}
+
 int main(int argc, char** argv) {
   asio::io_context ioc;
   redcoro::cluster_config cfg;
@@ -85,5 +118,10 @@ int main(int argc, char** argv) {
   cfg.seeds = {{"127.0.0.1", port}};  // list a few in production
   redcoro::cluster_client cl(ioc, cfg);
   cl.async_run(asio::detached);  // reads the topology, keeps it fresh until close()
-  return example::run("cluster_tour", ioc, session(cl), [&] { cl.close(); });
+  redcoro::cluster_subscriber sub(ioc, cfg);
+  sub.async_run(asio::detached);
+  return example::run("cluster_tour", ioc, tour(cl, sub), [&] {
+    cl.close();
+    sub.close();
+  });
 }

@@ -143,6 +143,25 @@ void subscriber::on_push_done() {
 
 void subscriber::change_impl(request_kind k, std::vector<std::string> list,
                              asio::any_completion_handler<void(error_code)> handler) {
+  const bool adding = k <= request_kind::ssubscribe;
+  // A bare SUBSCRIBE is an error reply the connection would take for the next request's.
+  if (adding && list.empty()) {
+    asio::post(get_executor(), [h = std::move(handler)]() mutable {
+      std::move(h)(error_code(asio::error::invalid_argument));
+    });
+    return;
+  }
+  // What is wanted changes at once: channels() shows it, and a reconnect from now on
+  // subscribes to it.
+  auto& want = families_[static_cast<std::size_t>(k) % 3].wanted;
+  if (adding) {
+    want.insert(list.begin(), list.end());
+  } else if (list.empty()) {
+    want.clear();
+  } else {
+    for (const auto& n : list)
+      want.erase(n);
+  }
   asio::co_spawn(get_executor(), apply_change(k, std::move(list)),
                  [h = std::move(handler)](std::exception_ptr e, error_code ec) mutable {
                    if (e) ec = asio::error::operation_aborted;
@@ -153,19 +172,9 @@ void subscriber::change_impl(request_kind k, std::vector<std::string> list,
 asio::awaitable<error_code> subscriber::apply_change(request_kind k,
                                                      std::vector<std::string> list) {
   const bool adding = k <= request_kind::ssubscribe;
-  // A bare SUBSCRIBE is an error reply the connection would take for the next request's.
-  if (adding && list.empty()) co_return error_code(asio::error::invalid_argument);
   family& f = families_[static_cast<std::size_t>(k) % 3];
   auto& want = f.wanted;
   auto& on = f.confirmed;
-  if (adding) {
-    want.insert(list.begin(), list.end());
-  } else if (list.empty()) {
-    want.clear();
-  } else {
-    for (const auto& n : list)
-      want.erase(n);
-  }
   proto::request req;
   req.push(commands[static_cast<std::size_t>(k)], list);
   // It completes with the confirmations, or with the error reply that refused the command.

@@ -7,6 +7,7 @@
 #include <redcoro/cluster/cluster_client.hpp>
 #include <redcoro/proto/parser.hpp>
 #include <redcoro/proto/request.hpp>
+#include <redcoro/pubsub/cluster_subscriber.hpp>
 #include <redcoro/pubsub/subscriber.hpp>
 
 #include <cstdio>
@@ -29,7 +30,7 @@ int main() {
   redcoro::connection conn(ioc, redcoro::config{});
   conn.close();
   // And every module: typed commands, scripts (OpenSSL), the pool client, the subscriber,
-  // the cluster client.
+  // the cluster client, the cluster subscriber.
   if (redcoro::cmd::get("k").request().commands() != 1) return 1;
   if (redcoro::script("return 1").sha1().size() != 40) return 1;
   redcoro::client cl(ioc, redcoro::config{});
@@ -39,6 +40,8 @@ int main() {
   if (redcoro::cluster::key_slot("foo") != 12182) return 1;
   redcoro::cluster_client cluster(ioc, redcoro::cluster_config{});
   cluster.close();
+  redcoro::cluster_subscriber cluster_sub(ioc, redcoro::cluster_config{});
+  cluster_sub.close();
   std::puts("redcoro found and working");
   return 0;
 }
