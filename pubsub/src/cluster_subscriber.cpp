@@ -353,6 +353,8 @@ struct cluster_subscriber_impl {
         continue;
       }
       s.close();
+      // Confirmations it will not send any more.
+      std::erase_if(own, [&](const own_key& k) { return std::get<0>(k) == it->first; });
       retired.push_back(std::move(it->second));
       it = nodes.erase(it);
     }

@@ -64,8 +64,19 @@ void subscriber::run_impl(asio::any_completion_handler<void(error_code)> handler
   conn_.async_run([this, h = std::move(handler)](error_code ec) mutable {
     wake_waiters();
     queue_.end();
-    std::move(h)(ec);
+    run_handler_.emplace(std::move(h));
+    run_result_ = ec;
+    finish_run();
   });
+}
+
+void subscriber::finish_run() {
+  // The calls still running end first: once async_run has completed, the subscriber may be
+  // destroyed.
+  if (!run_handler_ || changes_ != 0) return;
+  auto h = std::move(*run_handler_);
+  run_handler_.reset();
+  std::move(h)(run_result_);
 }
 
 void subscriber::wake_waiters() {
@@ -162,10 +173,14 @@ void subscriber::change_impl(request_kind k, std::vector<std::string> list,
     for (const auto& n : list)
       want.erase(n);
   }
+  ++changes_;
   asio::co_spawn(get_executor(), apply_change(k, std::move(list)),
-                 [h = std::move(handler)](std::exception_ptr e, error_code ec) mutable {
+                 [this, h = std::move(handler)](std::exception_ptr e, error_code ec) mutable {
                    if (e) ec = asio::error::operation_aborted;
-                   std::move(h)(ec);
+                   --changes_;
+                   auto call = std::move(h);
+                   finish_run();  // (may let the subscriber be destroyed: nothing after)
+                   std::move(call)(ec);
                  });
 }
 

@@ -187,6 +187,11 @@ class subscriber : private detail::push_sink {
   // deadline; wake_waiters() makes them all look again.
   std::vector<asio::steady_timer*> waiters_;
   void wake_waiters();
+  // async_run completes once the connection's run ended and no (un)subscribe call is left.
+  void finish_run();
+  std::optional<asio::any_completion_handler<void(error_code)>> run_handler_;
+  error_code run_result_;
+  std::size_t changes_ = 0;
   std::string last_refusal_;
   bool closed_ = false, connected_before_ = false;
   // The push frame being decoded.
