@@ -7,19 +7,6 @@
 
 namespace redcoro::detail {
 
-void multiplexer::slot_queue::push_back(slot s) {
-  if (size_ == items_.size()) {
-    // Grow to the next power of two, unrolling the ring so that head_ is 0.
-    std::vector<slot> bigger(std::max<std::size_t>(16, items_.size() * 2));
-    for (std::size_t i = 0; i < size_; ++i)
-      bigger[i] = std::move(at(i));
-    items_.swap(bigger);
-    head_ = 0;
-  }
-  items_[(head_ + size_) & (items_.size() - 1)] = std::move(s);
-  ++size_;
-}
-
 void multiplexer::link_back(exec_entry& e) noexcept {
   e.prev = tail_;
   e.next = nullptr;
@@ -164,7 +151,8 @@ void multiplexer::on_node(const proto::node& n) {
 void multiplexer::route(const proto::node& n) {
   if (reading_ == reading::push) {
     if (n.depth == 0 && !n.in_attribute) {
-      push_first_ = true;
+      // Its kind matters only to an (un)subscribe waiting for confirmations.
+      push_first_ = !slots_.empty() && slots_.front().current();
       push_kind_ = -1;
     } else if (push_first_ && n.depth == 1 && !n.in_attribute) {
       push_first_ = false;

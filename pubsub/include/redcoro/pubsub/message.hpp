@@ -1,5 +1,7 @@
 #pragma once
 
+#include <redcoro/client/detail/ring.hpp>
+
 #include <boost/asio/any_completion_handler.hpp>
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/async_result.hpp>
@@ -7,7 +9,6 @@
 
 #include <cstddef>
 #include <cstdint>
-#include <deque>
 #include <functional>
 #include <optional>
 #include <string>
@@ -106,7 +107,7 @@ class message_queue {
 
   boost::asio::any_io_executor ex_;
   subscriber_options opts_;
-  std::deque<pubsub_message> buffer_;
+  ring<pubsub_message> buffer_;
   // Optional, never move-assigned: Asio 1.81's any_completion_handler move assignment wraps
   // the handler in itself (infinite recursion when called).
   std::optional<receive_handler> receiver_;

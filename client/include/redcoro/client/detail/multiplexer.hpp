@@ -1,5 +1,6 @@
 #pragma once
 
+#include <redcoro/client/detail/ring.hpp>
 #include <redcoro/proto/node.hpp>
 #include <redcoro/proto/request.hpp>
 #include <redcoro/proto/response.hpp>
@@ -177,31 +178,6 @@ class multiplexer {
     }
   };
 
-  // A ring buffer of slots that keeps its capacity: no allocation per request once warm.
-  class slot_queue {
-   public:
-    bool empty() const noexcept { return size_ == 0; }
-    std::size_t size() const noexcept { return size_; }
-    slot& front() noexcept { return items_[head_]; }
-    slot& at(std::size_t i) noexcept { return items_[(head_ + i) & (items_.size() - 1)]; }
-    void push_back(slot s);
-    void pop_front() noexcept {
-      items_[head_].out_of_band.clear();
-      head_ = (head_ + 1) & (items_.size() - 1);
-      --size_;
-    }
-    void clear() noexcept {
-      while (size_ != 0)
-        pop_front();
-      head_ = 0;
-    }
-
-   private:
-    std::vector<slot> items_;  // size is a power of two
-    std::size_t head_ = 0;
-    std::size_t size_ = 0;
-  };
-
   void link_back(exec_entry& e) noexcept;
   void link_front(exec_entry& e) noexcept;
   void unlink(exec_entry& e) noexcept;
@@ -210,7 +186,7 @@ class multiplexer {
   exec_entry* head_ = nullptr;  // waiting list, priority entries first
   exec_entry* tail_ = nullptr;
   std::size_t waiting_ = 0;
-  slot_queue slots_;
+  ring<slot> slots_;  // no allocation per request once warm
   std::string write_buffer_;
   const key_prefixer* prefixer_ = nullptr;
   std::size_t max_queued_;
