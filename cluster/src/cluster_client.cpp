@@ -1,6 +1,7 @@
 #include <redcoro/client/detail/backoff.hpp>
 #include <redcoro/client/detail/command_table.hpp>
 #include <redcoro/client/detail/op_pool.hpp>
+#include <redcoro/client/detail/spawn.hpp>
 #include <redcoro/cluster/cluster_client.hpp>
 #include <redcoro/cluster/detail/router.hpp>
 #include <redcoro/proto/parser.hpp>
@@ -738,18 +739,7 @@ cluster_client::executor_type cluster_client::get_executor() const noexcept {
 
 void cluster_client::run_impl(asio::any_completion_handler<void(error_code)> handler) {
   auto& c = *impl_;
-  if (c.run_started) {
-    asio::post(c.ex, [h = std::move(handler)]() mutable {
-      std::move(h)(error_code(asio::error::already_started));
-    });
-    return;
-  }
-  c.run_started = true;
-  asio::co_spawn(c.ex, c.run(),
-                 [h = std::move(handler)](std::exception_ptr e, error_code ec) mutable {
-                   if (e) ec = make_error_code(std::errc::not_enough_memory);
-                   std::move(h)(ec);
-                 });
+  detail::start_run_once(c.ex, c.run_started, c.run(), std::move(handler));
 }
 
 void cluster_client::scan_impl(

@@ -1,3 +1,4 @@
+#include <redcoro/client/detail/spawn.hpp>
 #include <redcoro/cluster/slot.hpp>
 #include <redcoro/pubsub/cluster_subscriber.hpp>
 #include <redcoro/pubsub/subscriber.hpp>
@@ -537,27 +538,13 @@ detail::message_queue& cluster_subscriber::queue() noexcept {
 
 void cluster_subscriber::run_impl(asio::any_completion_handler<void(error_code)> handler) {
   auto& c = *impl_;
-  if (c.run_started) {
-    asio::post(c.ex, [h = std::move(handler)]() mutable {
-      std::move(h)(error_code(asio::error::already_started));
-    });
-    return;
-  }
-  c.run_started = true;
-  asio::co_spawn(c.ex, c.run(),
-                 [h = std::move(handler)](std::exception_ptr e, error_code ec) mutable {
-                   if (e) ec = make_error_code(std::errc::not_enough_memory);
-                   std::move(h)(ec);
-                 });
+  detail::start_run_once(c.ex, c.run_started, c.run(), std::move(handler));
 }
 
 void cluster_subscriber::change_impl(int family, bool adding, std::vector<std::string> names,
                                      asio::any_completion_handler<void(error_code)> handler) {
-  asio::co_spawn(impl_->ex, impl_->change(family, adding, std::move(names)),
-                 [h = std::move(handler)](std::exception_ptr e, error_code ec) mutable {
-                   if (e) ec = asio::error::operation_aborted;
-                   std::move(h)(ec);
-                 });
+  detail::spawn_to_handler(impl_->ex, impl_->change(family, adding, std::move(names)),
+                           std::move(handler));
 }
 
 std::optional<pubsub_message> cluster_subscriber::try_receive() {

@@ -1,8 +1,7 @@
 // cluster_client against real clusters on loopback: 3 primaries and 3 replicas each time,
 // made by redis-cli and stopped at the end of the test, also when it fails.
 
-#include "support/client_helpers.hpp"
-#include "support/redis_cluster.hpp"
+#include "support/cluster_helpers.hpp"
 #include <redcoro/client/commands.hpp>
 #include <redcoro/client/script.hpp>
 #include <redcoro/cluster/cluster_client.hpp>
@@ -26,36 +25,12 @@ using test::sleep_for;
 
 namespace {
 
-cluster_config config_for(const test::redis_cluster& c) {
-  cluster_config cfg;
-  for (std::uint16_t p : c.ports())
-    cfg.seeds.push_back({"127.0.0.1", p});
-  cfg.node = test::local_config(0);
-  cfg.node.health_check_interval = 1s;
-  return cfg;
-}
+using test::config_for;
 
-// Runs `body` with a running client of the cluster `cfg` names (bounded by `limit`), and
-// closes the client afterwards, also when the body failed.
 void with_client(const cluster_config& cfg,
                  const std::function<awaitable<void>(cluster_client&)>& body,
                  std::chrono::seconds limit = 60s) {
-  asio::io_context ioc;
-  cluster_client cl(ioc, cfg);
-  cl.async_run(asio::detached);
-  test::run_bounded(
-      ioc,
-      [&]() -> awaitable<void> {
-        std::exception_ptr failure;
-        try {
-          co_await body(cl);
-        } catch (...) {
-          failure = std::current_exception();
-        }
-        cl.close();
-        if (failure) std::rethrow_exception(failure);
-      },
-      limit);
+  test::with_running<cluster_client>(cfg, body, limit);
 }
 
 // The node connection of the primary serving `key`, asked directly.

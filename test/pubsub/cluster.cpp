@@ -2,8 +2,7 @@
 // channels on their owners, and following them across a slot move, a failover and a
 // primary killed.
 
-#include "support/client_helpers.hpp"
-#include "support/redis_cluster.hpp"
+#include "support/cluster_helpers.hpp"
 #include <redcoro/client/commands.hpp>
 #include <redcoro/client/connection.hpp>
 #include <redcoro/cluster/slot.hpp>
@@ -28,37 +27,16 @@ using test::sleep_for;
 
 namespace {
 
-cluster_config config_for(const test::redis_cluster& c) {
-  cluster_config cfg;
-  for (std::uint16_t p : c.ports())
-    cfg.seeds.push_back({"127.0.0.1", p});
-  cfg.node = test::local_config(0);
-  cfg.node.health_check_interval = 1s;
+cluster_config subscriber_config(const test::redis_cluster& c) {
+  auto cfg = test::config_for(c);
   cfg.node.request_timeout = 5s;
   return cfg;
 }
 
-// Runs `body` with a running subscriber (bounded by `limit`) and closes it afterwards, also
-// when the body failed.
 void with_subscriber(const cluster_config& cfg,
                      const std::function<awaitable<void>(cluster_subscriber&)>& body,
                      std::chrono::seconds limit = 60s) {
-  asio::io_context ioc;
-  cluster_subscriber sub(ioc, cfg);
-  sub.async_run(asio::detached);
-  test::run_bounded(
-      ioc,
-      [&]() -> awaitable<void> {
-        std::exception_ptr failure;
-        try {
-          co_await body(sub);
-        } catch (...) {
-          failure = std::current_exception();
-        }
-        sub.close();
-        if (failure) std::rethrow_exception(failure);
-      },
-      limit);
+  test::with_running<cluster_subscriber>(cfg, body, limit);
 }
 
 // Everything received so far, without waiting.
@@ -108,7 +86,7 @@ std::uint16_t port_of(const std::optional<cluster::node_address>& a) {
 TEST_CASE("cluster subscriber: shard channels on their owners, channels and patterns on one node",
           "[pubsub][cluster]") {
   test::redis_cluster c;
-  with_subscriber(config_for(c), [&](cluster_subscriber& sub) -> awaitable<void> {
+  with_subscriber(subscriber_config(c), [&](cluster_subscriber& sub) -> awaitable<void> {
     strings shard;
     for (int i = 0; i < 12; ++i)
       shard.push_back("orders:" + std::to_string(i));
@@ -179,7 +157,7 @@ TEST_CASE("cluster subscriber: a shard channel follows its slot to another prima
       target_id = n.id;
     }
   }
-  with_subscriber(config_for(c), [&](cluster_subscriber& sub) -> awaitable<void> {
+  with_subscriber(subscriber_config(c), [&](cluster_subscriber& sub) -> awaitable<void> {
     const strings list{ch};
     co_await sub.async_ssubscribe(list, use_awaitable);
     CHECK(port_of(sub.node_of(ch)) == source);
@@ -219,7 +197,7 @@ TEST_CASE("cluster subscriber: a shard channel follows a failover", "[pubsub][cl
   const std::uint16_t old_primary = c.owner_of(cluster::key_slot(ch));
   const std::uint16_t promoted = c.replicas_of(old_primary).at(0);
   with_subscriber(
-      config_for(c),
+      subscriber_config(c),
       [&](cluster_subscriber& sub) -> awaitable<void> {
         const strings list{ch};
         co_await sub.async_ssubscribe(list, use_awaitable);
@@ -257,7 +235,7 @@ TEST_CASE("cluster subscriber: a shard channel follows a failover", "[pubsub][cl
 
 TEST_CASE("cluster subscriber: SIGKILL of the node that holds everything", "[pubsub][cluster]") {
   test::redis_cluster c;
-  auto cfg = config_for(c);
+  auto cfg = subscriber_config(c);
   cfg.node.request_timeout = 2s;
   with_subscriber(
       cfg,
