@@ -8,7 +8,9 @@
 #  3. the protocol benchmark, a short run (REDCORO_BENCH_MEGABYTES=64 for the full one);
 #  4. redcoro-bench --compare on a server it starts: redcoro, hiredis and redis-benchmark
 #     with 50 connections and 16 commands per request, and its HTML report;
-#  5. the cluster example, and redcoro-bench --cluster --compare, each against a cluster of
+#  5. the pub/sub benchmark, a short run (it starts its own server): 1 and 100 subscribers,
+#     redcoro next to hiredis (--rounds=3 --messages=200000 for the README's figures);
+#  6. the cluster example, and redcoro-bench --cluster --compare, each against a cluster of
 #     3 primaries and 3 replicas started for it.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -18,7 +20,7 @@ build=${REDCORO_BUILD_DIR:-$root/build/release}
 cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DREDCORO_BUILD_TESTS=OFF
 cmake --build "$build" --target hello_client threads game_loop cache_service user_service \
   work_queue leaderboard event_stream distributed_lock rate_limiter cluster_tour with_server \
-  bench_client bench_proto redcoro-bench
+  bench_client bench_proto bench_pubsub redcoro-bench
 
 echo
 echo "== demo: the examples against a redis-server started for them =="
@@ -63,6 +65,10 @@ echo
 echo "== redcoro-bench: the load generator, compared with hiredis and redis-benchmark =="
 "$build/bench/redcoro-bench" --compare --duration 2 --connections 50 --concurrency 1 \
   --pipeline 16 --no-live --html "$build/redcoro-bench.html" --json "$build/redcoro-bench.json"
+
+echo
+echo "== pub/sub: publish to receive, 1 and 100 subscribers, next to hiredis =="
+"$build/bench/bench_pubsub" --rounds=1 --messages=50000
 
 echo
 echo "== cluster: the example and the load generator, each on a cluster started for it =="

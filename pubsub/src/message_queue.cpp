@@ -37,9 +37,12 @@ void message_queue::complete(receive_handler h, error_code ec, pubsub_message m,
 
 bool message_queue::offer(pubsub_message m) {
   if (receiver_) {
+    // offer() runs on the executor (the connection's reader, the cluster subscriber's
+    // pumps), so the receiver resumes right here, as a request's caller does: no dispatch
+    // through the type-erased executor per read.
     auto h = std::move(*receiver_);
     receiver_.reset();
-    complete(std::move(h), {}, std::move(m), true);
+    std::move(h)(error_code(), std::move(m));
     return true;
   }
   if (buffer_.size() >= opts_.capacity) {

@@ -69,7 +69,8 @@ class message_queue {
 
   message_queue(boost::asio::any_io_executor ex, subscriber_options opts);
 
-  /// Takes a message under the policy. Returns false when the policy is `disconnect` and the
+  /// Takes a message under the policy; call it on the executor (a waiting receive resumes
+  /// inside it). Returns false when the policy is `disconnect` and the
   /// buffer was full: the message was counted as dropped, and the caller drops its
   /// connection (counted in overflow_disconnects()).
   bool offer(pubsub_message m);
