@@ -63,6 +63,9 @@ command_table::info command_table::parse_info(const proto::value& entry) {
   } else {
     for (const proto::value& k : entry[8].elements) {
       info::spec s;
+      if (const proto::value* flags = k.find("flags"))
+        for (const proto::value& f : flags->elements)
+          if (iequals(f.text, "not_key")) s.not_key = true;
       if (const proto::value* b = k.find("begin_search")) {
         const std::string_view type = text_of(b->find("type"));
         const proto::value* sp = b->find("spec");
@@ -133,13 +136,13 @@ const command_table::info* command_table::find(std::span<const std::string_view>
 void command_table::keys(std::span<const std::string_view> argv,
                          std::vector<std::size_t>& out) const {
   out.clear();
-  if (const info* i = find(argv)) i->keys(argv, out);
+  if (const info* i = find(argv)) i->keys(argv, out, false);
 }
 
 void command_table::info::keys(std::span<const std::string_view> argv,
-                               std::vector<std::size_t>& out) const {
+                               std::vector<std::size_t>& out, bool not_keys) const {
   for (const spec& s : specs_)
-    apply(s, argv, out);
+    if (not_keys || !s.not_key) apply(s, argv, out);
   std::sort(out.begin(), out.end());
   out.erase(std::unique(out.begin(), out.end()), out.end());
 }

@@ -106,6 +106,15 @@ TEST_CASE("key prefix: keys in every position, from the server's key specificati
     match_k.count = 1000;
     const auto page = co_await run(conn, cmd::scan(0, match_k));
     CHECK(page.second == strings{"app1:k"});
+
+    // Shard channels are placed like keys but flagged not_key: SPUBLISH keeps the channel's
+    // name, as PUBLISH does, so a subscriber without the prefix receives it.
+    redcoro::proto::request subscribe;
+    subscribe.push("SSUBSCRIBE", "orders");
+    redcoro::proto::generic_response confirmed;
+    co_await raw.async_exec(subscribe, confirmed, use_awaitable);  // once confirmed
+    const auto receivers = co_await run(conn, cmd::spublish("orders", "x"));
+    CHECK(receivers == 1);
     conn.close();
     raw.close();
   });

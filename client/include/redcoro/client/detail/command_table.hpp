@@ -22,7 +22,11 @@ class command_table {
   class info {
    public:
     /// Appends the positions in `argv` (argv[0] is the command name) of the keys it names.
-    void keys(std::span<const std::string_view> argv, std::vector<std::size_t>& out) const;
+    /// With `not_keys`, also of the arguments the server places like keys but flags
+    /// `not_key`: the shard channels of SPUBLISH and SSUBSCRIBE, which live in a slot (cluster
+    /// routing wants them) but are not keys (the key prefix leaves them alone).
+    void keys(std::span<const std::string_view> argv, std::vector<std::size_t>& out,
+              bool not_keys = true) const;
     /// Flagged `readonly` by the server: safe to send to a replica.
     bool readonly() const noexcept { return readonly_; }
     /// True when what a command is depends on its first argument (`OBJECT ENCODING`).
@@ -38,6 +42,7 @@ class command_table {
       enum class find : unsigned char { range, keynum, unknown } find_kind = find::unknown;
       int last_key = 0, key_step = 1, limit = 0;  // find::range
       int keynum_index = 0, first_key = 0;        // find::keynum (key_step too)
+      bool not_key = false;                       // flagged not_key: a shard channel
     };
     static void apply(const spec& s, std::span<const std::string_view> argv,
                       std::vector<std::size_t>& out);
@@ -57,7 +62,8 @@ class command_table {
   /// server did not list it.
   const info* find(std::span<const std::string_view> argv) const;
 
-  /// Sorted, unique positions of the keys in `argv`; empty for an unknown command.
+  /// Sorted, unique positions of the keys in `argv` (not_key arguments left out); empty for
+  /// an unknown command.
   void keys(std::span<const std::string_view> argv, std::vector<std::size_t>& out) const;
 
  private:
