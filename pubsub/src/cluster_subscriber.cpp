@@ -131,13 +131,12 @@ struct cluster_subscriber_impl {
       const int k = static_cast<int>(m.what) - static_cast<int>(pubsub_message::kind::subscribe);
       if (own.erase({n.address, k, m.channel}) != 0) {
         m.resubscribed = true;
-      } else if (k == 5 && wanted[shard].count(m.channel) &&
-                 n.sub->shard_channels().count(m.channel)) {
-        // The node dropped a shard channel we want: its slot moved away. It is subscribed
-        // on the new owner as soon as the topology (read again now) or a MOVED says where.
+      } else if (k == 5 && wanted[shard].count(m.channel)) {
+        // The node dropped a shard channel we want: its slot moved away (the node's
+        // subscriber no longer holds it). It is subscribed on the new owner as soon as the
+        // topology (read again now) or a MOVED says where.
         log->info("redcoro: cluster subscriber: {} dropped shard channel {}", n.address.to_string(),
                   m.channel);
-        leave(n, shard, {m.channel});
         cl.refresh();
         poke();
       }
@@ -150,7 +149,12 @@ struct cluster_subscriber_impl {
   void leave(node_sub& n, int family, names list) {
     for (const auto& name : list)
       own.insert({n.address, 3 + family, name});
-    auto done = [](error_code) {};
+    // Refused or not sent: no confirmations will come.
+    auto done = [this, address = n.address, family, list](error_code ec) {
+      if (ec)
+        for (const auto& name : list)
+          own.erase({address, 3 + family, name});
+    };
     if (family == channels)
       n.sub->async_unsubscribe(std::move(list), done);
     else if (family == patterns)
@@ -242,6 +246,7 @@ struct cluster_subscriber_impl {
         if (!r) co_return out{ec, std::nullopt};  // NOPERM, ...: final
         if (r->what == cluster::redirect::kind::moved) {
           target = r->target;
+          moved_to[slot] = r->target;
           cl.refresh();
           continue;
         }
@@ -259,6 +264,11 @@ struct cluster_subscriber_impl {
 
   awaitable<void> reconcile() {
     if (!cl.has_topology() || closed) co_return;
+    // What MOVED replies said holds until the topology is read again.
+    if (cl.stats().refreshes != refreshes_seen) {
+      refreshes_seen = cl.stats().refreshes;
+      moved_to.clear();
+    }
     // Channels and patterns: onto another primary when their node failed or left.
     // (Until a call chose the first node, there is nothing to move.)
     const bool any_plain = !wanted[channels].empty() || !wanted[patterns].empty();
@@ -279,7 +289,10 @@ struct cluster_subscriber_impl {
         if (placing.count(c)) continue;  // a call is subscribing to it now
         const std::uint16_t slot = cluster::key_slot(c);
         const auto o = owner(slot);
-        if (n->run_done || (o && *o != address)) moves[{slot, address}].push_back(c);
+        // (A MOVED put it where it is since the topology was read: the topology is behind.)
+        const auto m = moved_to.find(slot);
+        const bool behind = m != moved_to.end() && m->second == address;
+        if (n->run_done || (o && *o != address && !behind)) moves[{slot, address}].push_back(c);
       }
       if (!unwanted.empty()) leave(*n, shard, std::move(unwanted));
     }
@@ -421,9 +434,11 @@ struct cluster_subscriber_impl {
       co_await n.sub->async_subscribe(list, use_ec(ec));
     else
       co_await n.sub->async_psubscribe(list, use_ec(ec));
-    if (ec == proto::error::server_error)
+    if (ec == proto::error::server_error) {
+      const auto& held = family == channels ? n.sub->channels() : n.sub->patterns();
       for (const auto& c : list)
-        if (!n.sub->channels().count(c) && !n.sub->patterns().count(c)) want.erase(c);
+        if (!held.count(c)) want.erase(c);
+    }
     co_return ec;
   }
 
@@ -477,7 +492,8 @@ struct cluster_subscriber_impl {
       co_await wake.async_wait(use_ec(ignored));
     }
     close();
-    while (!cluster_done || !nodes.empty() || !retired.empty()) {
+    // Until everything that could still touch this object has ended.
+    while (!cluster_done || !nodes.empty() || !retired.empty() || calls != 0) {
       retire_idle();
       wake.expires_after(std::chrono::milliseconds(50));
       error_code ignored;
@@ -508,7 +524,11 @@ struct cluster_subscriber_impl {
   std::optional<node_address> home;                // where channels and patterns are
   std::set<own_key> own;
   std::multiset<std::string, std::less<>> placing;  // shard channels a call subscribes now
-  asio::steady_timer wake;                          // the run loop waits here; poke() wakes it
+  // Slots a MOVED placed elsewhere than the topology says, until the next topology read.
+  std::map<std::uint16_t, node_address> moved_to;
+  std::size_t refreshes_seen = 0;
+  std::size_t calls = 0;    // the user's (un)subscribe calls running
+  asio::steady_timer wake;  // the run loop waits here; poke() wakes it
   cluster_subscriber_stats stats;
   bool closed = false, closed_by_user = false, run_started = false;
   std::shared_ptr<spdlog::logger> log;
@@ -543,8 +563,15 @@ void cluster_subscriber::run_impl(asio::any_completion_handler<void(error_code)>
 
 void cluster_subscriber::change_impl(int family, bool adding, std::vector<std::string> names,
                                      asio::any_completion_handler<void(error_code)> handler) {
-  detail::spawn_to_handler(impl_->ex, impl_->change(family, adding, std::move(names)),
-                           std::move(handler));
+  auto& c = *impl_;
+  ++c.calls;  // async_run completes only after the calls
+  detail::spawn_to_handler(c.ex, c.change(family, adding, std::move(names)),
+                           asio::any_completion_handler<void(error_code)>(
+                               [&c, h = std::move(handler)](error_code ec) mutable {
+                                 --c.calls;
+                                 c.poke();
+                                 std::move(h)(ec);
+                               }));
 }
 
 std::optional<pubsub_message> cluster_subscriber::try_receive() {

@@ -1,3 +1,4 @@
+#include <redcoro/cluster/slot.hpp>
 #include <redcoro/pubsub/subscriber.hpp>
 
 #include <boost/asio/co_spawn.hpp>
@@ -11,6 +12,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <map>
 
 namespace redcoro {
 
@@ -25,6 +27,22 @@ auto use_ec(error_code& ec) {
 // The command of each request kind.
 constexpr std::string_view commands[] = {"SUBSCRIBE",   "PSUBSCRIBE",   "SSUBSCRIBE",
                                          "UNSUBSCRIBE", "PUNSUBSCRIBE", "SUNSUBSCRIBE"};
+
+// Appends the command of request kind `k` for `names`. Shard channels go one command per
+// slot: a cluster node refuses a SSUBSCRIBE or SUNSUBSCRIBE whose channels span slots
+// (CROSSSLOT), and a standalone server does not mind.
+template <class Names>
+void push_change(proto::request& r, std::size_t k, const Names& names) {
+  if (k % 3 != 2 || names.size() < 2) {
+    r.push(commands[k], names);
+    return;
+  }
+  std::map<std::uint16_t, std::vector<std::string_view>> by_slot;
+  for (const auto& n : names)
+    by_slot[cluster::key_slot(n)].push_back(n);
+  for (const auto& [slot, group] : by_slot)
+    r.push(commands[k], group);
+}
 
 }  // namespace
 
@@ -56,11 +74,18 @@ void subscriber::resubscribe(proto::request& r) {
     family& f = families_[i];
     f.confirmed.clear();
     f.resubscribing = f.wanted;
-    if (!f.wanted.empty()) r.push(commands[i], f.wanted);
+    if (!f.wanted.empty()) push_change(r, i, f.wanted);
   }
 }
 
 void subscriber::run_impl(asio::any_completion_handler<void(error_code)> handler) {
+  if (run_started_) {
+    asio::post(get_executor(), [h = std::move(handler)]() mutable {
+      std::move(h)(error_code(asio::error::already_started));
+    });
+    return;
+  }
+  run_started_ = true;
   conn_.async_run([this, h = std::move(handler)](error_code ec) mutable {
     wake_waiters();
     queue_.end();
@@ -94,6 +119,10 @@ void subscriber::on_confirmation(pubsub_message& m) {
     m.resubscribed = f.resubscribing.erase(m.channel) > 0;
   } else {
     f.confirmed.erase(m.channel);
+    // A shard channel still wanted (an unsubscribe call takes it out of `wanted` first):
+    // the server dropped it by itself, because its slot moved to another node. It is not
+    // held any more, and not asked for again on this node.
+    if (k == 5 && f.wanted.erase(m.channel) != 0) f.resubscribing.erase(m.channel);
   }
   wake_waiters();  // (un)subscribe calls waiting for this look again
 }
@@ -177,10 +206,11 @@ void subscriber::change_impl(request_kind k, std::vector<std::string> list,
   asio::co_spawn(get_executor(), apply_change(k, std::move(list)),
                  [this, h = std::move(handler)](std::exception_ptr e, error_code ec) mutable {
                    if (e) ec = asio::error::operation_aborted;
+                   // The call's handler first: the subscriber lives until async_run has
+                   // completed, which finish_run() may let happen.
                    --changes_;
-                   auto call = std::move(h);
-                   finish_run();  // (may let the subscriber be destroyed: nothing after)
-                   std::move(call)(ec);
+                   std::move(h)(ec);
+                   finish_run();
                  });
 }
 
@@ -191,20 +221,22 @@ asio::awaitable<error_code> subscriber::apply_change(request_kind k,
   auto& want = f.wanted;
   auto& on = f.confirmed;
   proto::request req;
-  req.push(commands[static_cast<std::size_t>(k)], list);
+  push_change(req, static_cast<std::size_t>(k), list);
   // It completes with the confirmations, or with the error reply that refused the command.
   proto::generic_response reply;
   error_code ec;
   co_await conn_.async_exec(req, reply, use_ec(ec));
   // A connection lost meanwhile: the next one's handshake subscribes to what is wanted.
   if (ec && ec != error::connection_lost) co_return ec;
-  if (!ec && !reply.empty() && reply.front().has_error()) {
-    // NOPERM, or MOVED/CROSSSLOT for shard channels: not subscribed, and not to be
-    // subscribed again on the next connection either.
+  const auto refused =
+      std::find_if(reply.begin(), reply.end(), [](const auto& r) { return r.has_error(); });
+  if (!ec && refused != reply.end()) {
+    // NOPERM, or MOVED for shard channels: not subscribed, and not to be subscribed again on
+    // the next connection either.
     if (adding)
       for (const auto& n : list)
         if (!on.count(n)) want.erase(n);
-    log_refusal(commands[static_cast<std::size_t>(k)], reply.front().error().message);
+    log_refusal(commands[static_cast<std::size_t>(k)], refused->error().message);
     co_return error_code(proto::error::server_error);
   }
   const auto deadline =

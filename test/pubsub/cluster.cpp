@@ -129,6 +129,14 @@ TEST_CASE("cluster subscriber: shard channels on their owners, channels and patt
     CHECK(payloads.count("hello") == 1);
     CHECK(payloads.count("event") == 1);
 
+    // Every node drops its subscribers: each node subscriber reconnects and subscribes again
+    // to its channels, one SSUBSCRIBE per slot (a node refuses one that spans slots).
+    for (std::uint16_t p : nodes)
+      c.server_on(p).cli({"CLIENT", "KILL", "TYPE", "pubsub"});
+    std::vector<pubsub_message> seen;
+    for (const auto& ch : shard)
+      CHECK(co_await publish_until_received(sub, ch, "again:" + ch, true, seen));
+
     // Unsubscribed: nobody receives it any more.
     const strings one{shard[0]};
     co_await sub.async_sunsubscribe(one, use_awaitable);

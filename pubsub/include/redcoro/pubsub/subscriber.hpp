@@ -193,7 +193,7 @@ class subscriber : private detail::push_sink {
   error_code run_result_;
   std::size_t changes_ = 0;
   std::string last_refusal_;
-  bool closed_ = false, connected_before_ = false;
+  bool closed_ = false, connected_before_ = false, run_started_ = false;
   // The push frame being decoded.
   pubsub_message incoming_;
   std::size_t incoming_index_ = 0;
