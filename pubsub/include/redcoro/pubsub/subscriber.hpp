@@ -120,7 +120,8 @@ class subscriber : private detail::push_sink {
 
   void close();
 
-  /// What the subscriber holds (wanted, whether or not confirmed yet).
+  /// What the subscriber holds (wanted, whether or not confirmed yet). A shard channel the
+  /// server dropped by itself (its slot moved to another node) is not held any more.
   const std::set<std::string, std::less<>>& channels() const noexcept {
     return families_[0].wanted;
   }
