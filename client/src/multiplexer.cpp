@@ -109,7 +109,7 @@ std::string_view multiplexer::prepare_write() {
     } else {
       slot sl;
       sl.entry = &e;
-      sl.remaining = commands;
+      sl.commands = commands;
       sl.out_of_band = e.req->out_of_band();
       slots_.push_back(std::move(sl));
     }
@@ -205,8 +205,7 @@ exec_entry* multiplexer::answer_one() {
     ++s.next_out_of_band;
     s.confirmed = 0;
   }
-  ++s.answered;
-  if (--s.remaining != 0) return nullptr;
+  if (++s.answered != s.commands) return nullptr;
   exec_entry* e = s.entry;
   slots_.pop_front();
   if (e) e->st = exec_entry::state::done;

@@ -789,6 +789,14 @@ void cluster_client::on_topology_change(std::function<void()> callback) {
   impl_->on_change = std::move(callback);
 }
 
+void cluster_client::wait_topology_impl(std::chrono::milliseconds timeout,
+                                        asio::any_completion_handler<void(error_code)> handler) {
+  auto& c = *impl_;
+  detail::spawn_to_handler(c.ex,
+                           c.wait_ready(detail::deadline_for(timeout, c.cfg.node.request_timeout)),
+                           std::move(handler));
+}
+
 bool cluster_client::has_topology() const noexcept {
   return impl_->ready;
 }

@@ -59,10 +59,8 @@ void arg_sink::add_double(double v) {
 
 int subscribe_family_index(std::string_view command) noexcept {
   if (command.size() < 9 || command.size() > 12) return -1;
-  static constexpr std::string_view names[] = {"SUBSCRIBE",   "PSUBSCRIBE",   "SSUBSCRIBE",
-                                               "UNSUBSCRIBE", "PUNSUBSCRIBE", "SUNSUBSCRIBE"};
   for (int i = 0; i < 6; ++i)
-    if (iequals(command, names[i])) return i;
+    if (iequals(command, subscribe_commands[i])) return i;
   return -1;
 }
 

@@ -4,8 +4,6 @@
 #include <redcoro/pubsub/subscriber.hpp>
 
 #include <boost/asio/co_spawn.hpp>
-#include <boost/asio/detached.hpp>
-#include <boost/asio/post.hpp>
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -144,23 +142,38 @@ struct cluster_subscriber_impl {
     if (!queue.offer(std::move(m))) n.sub->get_connection().reconnect();
   }
 
+  // A node subscriber's (un)subscribe call of kind `k`: 0..2 subscribe to channels,
+  // patterns, shard channels; 3..5 unsubscribe from them.
+  template <class Token>
+  static auto call(node_sub& n, int k, names list, Token&& token) {
+    subscriber& s = *n.sub;
+    switch (k) {
+      case 0:
+        return s.async_subscribe(std::move(list), std::forward<Token>(token));
+      case 1:
+        return s.async_psubscribe(std::move(list), std::forward<Token>(token));
+      case 2:
+        return s.async_ssubscribe(std::move(list), std::forward<Token>(token));
+      case 3:
+        return s.async_unsubscribe(std::move(list), std::forward<Token>(token));
+      case 4:
+        return s.async_punsubscribe(std::move(list), std::forward<Token>(token));
+      default:
+        return s.async_sunsubscribe(std::move(list), std::forward<Token>(token));
+    }
+  }
+
   // Unsubscribes `list` on a node, without waiting: it no longer holds them at once, and its
   // confirmations are marked as the subscriber's own.
   void leave(node_sub& n, int family, names list) {
     for (const auto& name : list)
       own.insert({n.address, 3 + family, name});
     // Refused or not sent: no confirmations will come.
-    auto done = [this, address = n.address, family, list](error_code ec) {
+    call(n, 3 + family, list, [this, address = n.address, family, list](error_code ec) {
       if (ec)
         for (const auto& name : list)
           own.erase({address, 3 + family, name});
-    };
-    if (family == channels)
-      n.sub->async_unsubscribe(std::move(list), done);
-    else if (family == patterns)
-      n.sub->async_punsubscribe(std::move(list), done);
-    else
-      n.sub->async_sunsubscribe(std::move(list), done);
+    });
   }
 
   // --- where things go --------------------------------------------------------------------
@@ -186,17 +199,6 @@ struct cluster_subscriber_impl {
       if (n.healthy && (!home || n.address != *home)) return n.address;
     }
     return std::nullopt;
-  }
-
-  awaitable<error_code> wait_topology(clock::time_point deadline) {
-    while (!cl.has_topology()) {
-      if (closed) co_return error_code(error::closed);
-      if (clock::now() >= deadline) co_return error_code(error::timeout);
-      asio::steady_timer t(ex, std::min(deadline, clock::now() + std::chrono::milliseconds(50)));
-      error_code ignored;
-      co_await t.async_wait(use_ec(ignored));
-    }
-    co_return error_code();
   }
 
   awaitable<void> sleep(std::chrono::milliseconds d) {
@@ -232,7 +234,7 @@ struct cluster_subscriber_impl {
         for (const auto& c : list)
           own.insert({at, shard, c});
       ec = {};
-      co_await n.sub->async_ssubscribe(list, use_ec(ec));
+      co_await call(n, shard, list, use_ec(ec));
       if (!ec) {
         if (moving) stats.shard_moves += list.size();
         co_return out{error_code(), at};
@@ -349,10 +351,7 @@ struct cluster_subscriber_impl {
     for (const auto& c : list)
       own.insert({n.address, family, c});
     error_code ec;
-    if (family == channels)
-      co_await n.sub->async_subscribe(list, use_ec(ec));
-    else
-      co_await n.sub->async_psubscribe(list, use_ec(ec));
+    co_await call(n, family, std::move(list), use_ec(ec));
     co_return ec;
   }
 
@@ -386,8 +385,6 @@ struct cluster_subscriber_impl {
     else
       for (const auto& c : list)
         want.erase(c);
-    const auto deadline = deadline_for(std::chrono::milliseconds(-1), cfg.node.request_timeout);
-
     if (!adding) {
       // From every node that holds them.
       std::vector<awaitable<error_code>> tasks;
@@ -398,7 +395,7 @@ struct cluster_subscriber_impl {
         names here;
         for (const auto& c : list)
           if (held.count(c)) here.push_back(c);
-        if (!here.empty()) tasks.push_back(unsubscribe_on(*n, family, std::move(here)));
+        if (!here.empty()) tasks.push_back(call_on(*n, 3 + family, std::move(here)));
       }
       co_return co_await gather(ex, std::move(tasks));
     }
@@ -407,7 +404,8 @@ struct cluster_subscriber_impl {
       // Until this call is done, the run loop leaves these channels to it.
       for (const auto& c : list)
         placing.insert(c);
-      error_code ec = co_await wait_topology(deadline);
+      error_code ec;
+      co_await cl.async_wait_topology(std::chrono::milliseconds(-1), use_ec(ec));
       if (!ec) {
         std::map<std::uint16_t, names> by_slot;
         for (const auto& c : list)
@@ -421,8 +419,9 @@ struct cluster_subscriber_impl {
         placing.erase(placing.find(c));
       co_return ec;
     }
-    if (auto ec = co_await wait_topology(deadline)) co_return ec;
     error_code ec;
+    co_await cl.async_wait_topology(std::chrono::milliseconds(-1), use_ec(ec));
+    if (ec) co_return ec;
     if (!home) home = pick_home();
     if (!home) {  // no healthy primary
       for (const auto& c : list)
@@ -430,10 +429,7 @@ struct cluster_subscriber_impl {
       co_return error_code(error::not_connected);
     }
     node_sub& n = node(*home);
-    if (family == channels)
-      co_await n.sub->async_subscribe(list, use_ec(ec));
-    else
-      co_await n.sub->async_psubscribe(list, use_ec(ec));
+    co_await call(n, family, list, use_ec(ec));
     if (ec == proto::error::server_error) {
       const auto& held = family == channels ? n.sub->channels() : n.sub->patterns();
       for (const auto& c : list)
@@ -450,14 +446,9 @@ struct cluster_subscriber_impl {
     co_return ec;
   }
 
-  awaitable<error_code> unsubscribe_on(node_sub& n, int family, names list) {
+  awaitable<error_code> call_on(node_sub& n, int k, names list) {
     error_code ec;
-    if (family == channels)
-      co_await n.sub->async_unsubscribe(list, use_ec(ec));
-    else if (family == patterns)
-      co_await n.sub->async_punsubscribe(list, use_ec(ec));
-    else
-      co_await n.sub->async_sunsubscribe(list, use_ec(ec));
+    co_await call(n, k, std::move(list), use_ec(ec));
     co_return ec;
   }
 
@@ -492,10 +483,11 @@ struct cluster_subscriber_impl {
       co_await wake.async_wait(use_ec(ignored));
     }
     close();
-    // Until everything that could still touch this object has ended.
-    while (!cluster_done || !nodes.empty() || !retired.empty() || calls != 0) {
+    // Until everything that could still touch this object has ended; each of them pokes.
+    for (;;) {
       retire_idle();
-      wake.expires_after(std::chrono::milliseconds(50));
+      if (cluster_done && nodes.empty() && retired.empty() && calls == 0) break;
+      wake.expires_at(clock::time_point::max());
       error_code ignored;
       co_await wake.async_wait(use_ec(ignored));
     }

@@ -2,8 +2,6 @@
 #include <redcoro/pubsub/subscriber.hpp>
 
 #include <boost/asio/co_spawn.hpp>
-#include <boost/asio/detached.hpp>
-#include <boost/asio/dispatch.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -24,9 +22,8 @@ auto use_ec(error_code& ec) {
   return asio::redirect_error(asio::use_awaitable, ec);
 }
 
-// The command of each request kind.
-constexpr std::string_view commands[] = {"SUBSCRIBE",   "PSUBSCRIBE",   "SSUBSCRIBE",
-                                         "UNSUBSCRIBE", "PUNSUBSCRIBE", "SUNSUBSCRIBE"};
+// The command of each request kind (the same order).
+constexpr const auto& commands = proto::subscribe_commands;
 
 // Appends the command of request kind `k` for `names`. Shard channels go one command per
 // slot: a cluster node refuses a SSUBSCRIBE or SUNSUBSCRIBE whose channels span slots

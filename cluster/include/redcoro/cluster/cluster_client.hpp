@@ -272,6 +272,18 @@ class cluster_client {
   const cluster_stats& stats() const noexcept;
   /// True once the topology has been read.
   bool has_topology() const noexcept;
+  /// Completes once the topology has been read (at once when it has), with error::timeout
+  /// after `timeout` (the node config's request_timeout when negative, no limit when 0), or
+  /// with error::closed after close().
+  template <class Token>
+  auto async_wait_topology(std::chrono::milliseconds timeout, Token&& token) {
+    return asio::async_initiate<Token, void(error_code)>(
+        [this, timeout](auto handler) {
+          wait_topology_impl(timeout,
+                             asio::any_completion_handler<void(error_code)>(std::move(handler)));
+        },
+        token);
+  }
   /// Calls `callback` on the client's executor after every topology read and every slot a
   /// MOVED reply moved (cluster_subscriber follows shard channels this way). One callback;
   /// a new one replaces the last.
@@ -279,6 +291,8 @@ class cluster_client {
 
  private:
   void run_impl(asio::any_completion_handler<void(error_code)> handler);
+  void wait_topology_impl(std::chrono::milliseconds timeout,
+                          asio::any_completion_handler<void(error_code)> handler);
   void scan_impl(cluster_scan& scan,
                  asio::any_completion_handler<void(error_code, std::vector<std::string>)> handler);
   std::unique_ptr<detail::cluster_impl> impl_;

@@ -292,6 +292,11 @@ class request {
   config config_;
 };
 
+/// The commands the server answers out of band, in the order of
+/// out_of_band_command::kind.
+inline constexpr std::string_view subscribe_commands[] = {
+    "SUBSCRIBE", "PSUBSCRIBE", "SSUBSCRIBE", "UNSUBSCRIBE", "PUNSUBSCRIBE", "SUNSUBSCRIBE"};
+
 /// True for SUBSCRIBE, PSUBSCRIBE, SSUBSCRIBE and their unsubscribe counterparts (any case):
 /// the server confirms them with push frames.
 bool is_subscribe_family(std::string_view command) noexcept;

@@ -161,8 +161,8 @@ class multiplexer {
  private:
   struct slot {
     exec_entry* entry = nullptr;  // nullptr once the caller gave up: replies are dropped
-    std::size_t remaining = 0;    // commands not answered yet
-    std::size_t answered = 0;     // commands answered
+    std::size_t commands = 0;     // the request's
+    std::size_t answered = 0;     // of them
     // The request's commands answered out of band (a copy: the caller may give up on the
     // request and free it). Empty but for (un)subscribing requests.
     std::vector<proto::out_of_band_command> out_of_band;
