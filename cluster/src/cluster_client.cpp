@@ -241,14 +241,13 @@ struct cluster_impl {
       recent_moves.clear();
       stale_reads = 0;
     }
+    if (!ready()) log->info("redcoro: cluster topology read: {} shards", t.shards().size());
     topo = std::move(t);
     node_conns.assign(topo.nodes().size(), nullptr);
     for (const cluster::node_info& n : topo.nodes())
       if (wanted(n.address)) node(n.address);
     retire_unwanted();
     ++stats.refreshes;
-    if (!ready) log->info("redcoro: cluster topology read: {} shards", topo.shards().size());
-    ready = true;
     wake_all();
     if (on_change) on_change();
   }
@@ -321,7 +320,7 @@ struct cluster_impl {
     if (cfg.seeds.empty()) co_return error_code(asio::error::invalid_argument);
     backoff wait(cfg.node.reconnect);
     asio::steady_timer sleep(ex);
-    while (!ready) {
+    while (!ready()) {
       if (closed) break;
       if (co_await refresh_once()) break;
       const auto delay = wait.next();
@@ -392,7 +391,7 @@ struct cluster_impl {
 
   // The common case: all of it goes to one connected node.
   bool try_fast(cluster_exec& op) {
-    if (!ready) return false;
+    if (!ready()) return false;
     const auto r = router.single(op.req->payload());
     if (!r) return false;
     const std::size_t target = pick(r->slot, r->readonly);
@@ -448,7 +447,7 @@ struct cluster_impl {
 
   // Until the topology is known, or the reason it will not be.
   awaitable<error_code> wait_ready(clock::time_point deadline) {
-    while (!ready) {
+    while (!ready()) {
       if (closed) co_return error_code(error::closed);
       if (clock::now() >= deadline) co_return error_code(error::timeout);
       co_await wait_change(deadline);
@@ -679,7 +678,8 @@ struct cluster_impl {
   std::vector<std::unique_ptr<node_entry>> retired;
   std::vector<asio::steady_timer*> waiting_timers;
   asio::steady_timer refresh_timer;
-  bool ready = false;
+  // The topology has been read (a topology read never has no shard).
+  bool ready() const noexcept { return !topo.shards().empty(); }
   bool closed = false;
   bool refresh_wanted = false;
   bool run_started = false;
@@ -798,7 +798,7 @@ void cluster_client::wait_topology_impl(std::chrono::milliseconds timeout,
 }
 
 bool cluster_client::has_topology() const noexcept {
-  return impl_->ready;
+  return impl_->ready();
 }
 
 const cluster_stats& cluster_client::stats() const noexcept {

@@ -149,7 +149,6 @@ plan router::make_plan(std::string_view payload, std::size_t count) {
     }
     part whole_part;
     whole_part.req.append_serialized(payload, count);
-    whole_part.replies = count;
     whole_part.slot = slot;
     whole_part.readonly = readonly_all;
     p.parts.push_back(std::move(whole_part));

@@ -46,6 +46,15 @@ std::int64_t commandstat_calls(test::redis_server& s, std::string_view command) 
   return std::stoll(info.substr(at + tag.size()));
 }
 
+// Replication is asynchronous: WAIT on each primary's own connection (the one that wrote)
+// until a replica has its writes.
+awaitable<void> wait_replicated(cluster_client& cl) {
+  for (const auto& a : cl.primaries()) {
+    const auto acked = co_await run(cl.node(a), command<std::int64_t>("WAIT", 1, 2000));
+    CHECK(acked >= 1);
+  }
+}
+
 // Writers and readers over `keys` until `stop`: every write that was acknowledged is
 // remembered, every failure counted by reason.
 struct load {
@@ -339,15 +348,19 @@ TEST_CASE("cluster: resharding 1000 slots under load loses nothing") {
         co_await sleep_for(300ms);
         std::string out;
         std::atomic<bool> done = false;
-        std::thread reshard([&] {
+        // (jthread: if the test's bound runs out first, the frame's destruction joins it
+        // instead of terminating the test binary.)
+        std::jthread reshard([&] {
           out = c.cli({"--cluster", "reshard", "127.0.0.1:" + std::to_string(c.ports()[0]),
                        "--cluster-from", from, "--cluster-to", to, "--cluster-slots", "1000",
                        "--cluster-yes", "--cluster-pipeline", "100"});
           done = true;
         });
         // The client keeps working while the slots move.
-        while (!done)
+        const auto until = std::chrono::steady_clock::now() + 100s;
+        while (!done && std::chrono::steady_clock::now() < until)
           co_await sleep_for(20ms);
+        REQUIRE(done);
         reshard.join();
         co_await sleep_for(300ms);
         co_await l.finish();
@@ -442,16 +455,14 @@ TEST_CASE("cluster: reads go to replicas when asked, and only reads") {
   with_client(cfg, [&](cluster_client& cl) -> awaitable<void> {
     for (int i = 0; i < 50; ++i)
       co_await run(cl, cmd::set("r:" + std::to_string(i), i));
-    // Replication is asynchronous: wait until each replica has the writes.
-    for (std::uint16_t p : c.ports())
-      c.server_on(p).cli({"WAIT", "1", "2000"});
+    co_await wait_replicated(cl);
     std::map<std::uint16_t, std::int64_t> gets_before;
     for (std::uint16_t p : c.ports())
       gets_before[p] = commandstat_calls(c.server_on(p), "get");
     for (int round = 0; round < 4; ++round)
       for (int i = 0; i < 50; ++i) {
         auto v = co_await run(cl, cmd::get("r:" + std::to_string(i)));
-        if (v) CHECK(*v == std::to_string(i));
+        CHECK(v == std::to_string(i));
       }
     std::int64_t on_replicas = 0, on_primaries = 0;
     for (const auto& n : c.nodes()) {
@@ -460,8 +471,13 @@ TEST_CASE("cluster: reads go to replicas when asked, and only reads") {
     }
     CHECK(on_replicas == 200);
     CHECK(on_primaries == 0);
-    // Writes still go to primaries.
+    // Writes still go to primaries, straight (no MOVED from a replica).
+    auto& owner = c.server_on(owner_port(c, "r:x"));
+    const auto sets_before = commandstat_calls(owner, "set");
+    const auto moved_before = cl.stats().moved;
     co_await run(cl, cmd::set("r:x", "1"));
+    CHECK(commandstat_calls(owner, "set") == sets_before + 1);
+    CHECK(cl.stats().moved == moved_before);
   });
 }
 
@@ -479,8 +495,7 @@ TEST_CASE("cluster: over RESP2, with reads spread over primaries and replicas") 
     }
     const auto ok = co_await run(cl, cmd::mset(pairs));
     CHECK(ok == "OK");
-    for (std::uint16_t p : c.ports())
-      c.server_on(p).cli({"WAIT", "1", "2000"});
+    co_await wait_replicated(cl);
     std::map<std::uint16_t, std::int64_t> before;
     for (std::uint16_t p : c.ports())
       before[p] = commandstat_calls(c.server_on(p), "mget");

@@ -281,6 +281,6 @@ TEST_CASE("the router splits multi-key commands by slot and refuses what cannot 
   tagged.push("EXEC");
   const auto whole = r.make_plan(tagged.payload(), tagged.commands());
   REQUIRE(whole.parts.size() == 1);
-  CHECK(whole.parts[0].replies == 4);
+  CHECK(whole.parts[0].req.commands() == 4);
   CHECK(whole.parts[0].slot == key_slot("t"));
 }

@@ -31,7 +31,6 @@ class redis_cluster {
   explicit redis_cluster(std::size_t primaries = 3, std::size_t replicas = 1);
 
   std::size_t size() const noexcept { return servers_.size(); }
-  redis_server& server(std::size_t i) { return *servers_[i]; }
   /// The server listening on `port`.
   redis_server& server_on(std::uint16_t port);
   std::vector<std::uint16_t> ports() const;

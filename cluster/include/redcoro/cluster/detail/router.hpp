@@ -34,8 +34,7 @@ enum class merge : unsigned char {
 /// One piece of work for one node.
 struct part {
   proto::request req;
-  std::size_t first = 0;    ///< the caller's command the first reply answers
-  std::size_t replies = 1;  ///< consecutive commands of the caller it answers
+  std::size_t first = 0;  ///< the caller's command the first reply answers
   int slot = any_slot;
   bool readonly = false;
   bool every_primary = false;     ///< fan-out: sent to each primary
