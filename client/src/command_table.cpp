@@ -13,11 +13,11 @@ char ascii_lower(char c) noexcept {
 }
 }  // namespace
 
-std::string lower(std::string_view s) {
-  std::string out(s);
-  for (char& c : out)
-    c = ascii_lower(c);
-  return out;
+std::size_t command_name_hash::operator()(std::string_view s) const noexcept {
+  std::size_t h = 14695981039346656037ull;  // FNV-1a over the lower-case bytes
+  for (char c : s)
+    h = (h ^ static_cast<unsigned char>(ascii_lower(c))) * 1099511628211ull;
+  return h;
 }
 
 bool iequals(std::string_view a, std::string_view b) noexcept {
@@ -100,9 +100,9 @@ command_table::info command_table::parse_info(const proto::value& entry) {
     for (const proto::value& sub : entry[9].elements) {
       if (sub.size() < 6) continue;
       // Named "container|sub".
-      const std::string name = lower(sub[0].text);
+      const std::string_view name = sub[0].text;
       const auto bar = name.find('|');
-      out.subcommands_.emplace(bar == std::string::npos ? name : name.substr(bar + 1),
+      out.subcommands_.emplace(bar == std::string_view::npos ? name : name.substr(bar + 1),
                                parse_info(sub));
     }
   }
@@ -111,10 +111,10 @@ command_table::info command_table::parse_info(const proto::value& entry) {
 
 std::error_code command_table::load(const proto::value& reply) {
   if (!reply.is_aggregate()) return proto::error::type_mismatch;
-  std::unordered_map<std::string, info> table;
+  command_map<info> table;
   for (const proto::value& entry : reply.elements) {
     if (entry.size() < 6 || entry[0].is_aggregate()) return proto::error::type_mismatch;
-    table.emplace(lower(entry[0].text), parse_info(entry));
+    table.emplace(entry[0].text, parse_info(entry));
   }
   if (table.empty()) return proto::error::type_mismatch;
   table_ = std::move(table);
@@ -123,11 +123,11 @@ std::error_code command_table::load(const proto::value& reply) {
 
 const command_table::info* command_table::find(std::span<const std::string_view> argv) const {
   if (argv.empty()) return nullptr;
-  const auto it = table_.find(lower(argv[0]));
+  const auto it = table_.find(argv[0]);
   if (it == table_.end()) return nullptr;
   const info* out = &it->second;
   if (!out->subcommands_.empty() && argv.size() > 1) {
-    const auto sub = out->subcommands_.find(lower(argv[1]));
+    const auto sub = out->subcommands_.find(argv[1]);
     if (sub != out->subcommands_.end()) out = &sub->second;
   }
   return out;

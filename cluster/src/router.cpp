@@ -56,18 +56,6 @@ int router::slot_of_key(std::string_view key) {
   return key_slot(prefixed_);
 }
 
-const router::info* router::lookup(const std::vector<std::string_view>& argv) {
-  for (const cached& c : recent_)
-    if (c.entry && c.name == argv[0]) return c.entry;
-  const info* entry = table_->find(argv);
-  if (entry && !entry->has_subcommands()) {
-    cached& slot = recent_[recent_next_++ % recent_.size()];
-    slot.name.assign(argv[0]);
-    slot.entry = entry;
-  }
-  return entry;
-}
-
 int router::slot_of(const std::vector<std::string_view>& argv, const info* entry) {
   keys_.clear();
   if (entry) entry->keys(argv, keys_);
@@ -93,7 +81,7 @@ std::optional<route> router::single(std::string_view payload) {
     if (command.empty() || argv_.empty()) return std::nullopt;
     // (A multi-key command whose keys share a slot needs no split.)
     if (in_transaction(argv_[0]) || fan_out_kind(argv_)) return std::nullopt;
-    const info* entry = lookup(argv_);
+    const info* entry = table_->find(argv_);
     const int slot = slot_of(argv_, entry);
     if (slot == cross_slot) return std::nullopt;
     if (slot != any_slot) {
@@ -136,7 +124,7 @@ plan router::make_plan(std::string_view payload, std::size_t count) {
     for (std::string_view c : commands) {
       parse(c);
       if (argv_.empty()) continue;
-      const info* entry = lookup(argv_);
+      const info* entry = table_->find(argv_);
       const int s = slot_of(argv_, entry);
       readonly_all = readonly_all && entry && entry->readonly();
       if (s == any_slot) continue;
@@ -168,7 +156,7 @@ plan router::make_plan(std::string_view payload, std::size_t count) {
       p.commands[i].how = *how;
       continue;
     }
-    const info* entry = lookup(argv_);
+    const info* entry = table_->find(argv_);
     const bool readonly = entry && entry->readonly();
     const int slot = slot_of(argv_, entry);
     if (slot != cross_slot) {

@@ -12,6 +12,22 @@
 
 namespace redcoro::detail {
 
+/// Case-insensitive comparison of command names (ASCII).
+bool iequals(std::string_view a, std::string_view b) noexcept;
+
+/// Hash and equality of command names in any case, looked up by string_view: finding a
+/// command copies nothing.
+struct command_name_hash {
+  using is_transparent = void;
+  std::size_t operator()(std::string_view s) const noexcept;
+};
+struct command_name_equal {
+  using is_transparent = void;
+  bool operator()(std::string_view a, std::string_view b) const noexcept { return iequals(a, b); }
+};
+template <class T>
+using command_map = std::unordered_map<std::string, T, command_name_hash, command_name_equal>;
+
 /// What the server says about its commands (the reply to `COMMAND`), sans-I/O: which
 /// arguments of a command are keys, found with the server's own key specifications, so
 /// commands without a typed helper and module commands are read right too; and whether a
@@ -29,8 +45,6 @@ class command_table {
               bool not_keys = true) const;
     /// Flagged `readonly` by the server: safe to send to a replica.
     bool readonly() const noexcept { return readonly_; }
-    /// True when what a command is depends on its first argument (`OBJECT ENCODING`).
-    bool has_subcommands() const noexcept { return !subcommands_.empty(); }
 
    private:
     friend class command_table;
@@ -49,7 +63,7 @@ class command_table {
 
     std::vector<spec> specs_;
     bool readonly_ = false;
-    std::unordered_map<std::string, info> subcommands_;  // by lower-case subcommand
+    command_map<info> subcommands_;
   };
 
   bool loaded() const noexcept { return !table_.empty(); }
@@ -68,11 +82,7 @@ class command_table {
 
  private:
   static info parse_info(const proto::value& entry);
-  std::unordered_map<std::string, info> table_;  // by lower-case name
+  command_map<info> table_;
 };
-
-/// Lower-case copy and case-insensitive comparison of command names.
-std::string lower(std::string_view s);
-bool iequals(std::string_view a, std::string_view b) noexcept;
 
 }  // namespace redcoro::detail

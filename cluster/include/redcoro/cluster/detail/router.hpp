@@ -3,7 +3,6 @@
 #include <redcoro/client/detail/command_table.hpp>
 #include <redcoro/proto/request.hpp>
 
-#include <array>
 #include <cstddef>
 #include <optional>
 #include <string>
@@ -76,19 +75,10 @@ class router {
 
  private:
   using info = redcoro::detail::command_table::info;
-  // The table's entry for argv, through a small cache of recent command names (the table
-  // is a hash map keyed by lower-case names; most programs send a handful of commands).
-  const info* lookup(const std::vector<std::string_view>& argv);
   // The slot of argv's keys: any_slot without keys, -2 when they span slots.
   int slot_of(const std::vector<std::string_view>& argv, const info* entry);
   int slot_of_key(std::string_view key);
 
-  struct cached {
-    std::string name;  // as the caller spelled it
-    const info* entry = nullptr;
-  };
-  std::array<cached, 8> recent_;
-  std::size_t recent_next_ = 0;
   const redcoro::detail::command_table* table_;
   std::vector<std::string_view> argv_;
   std::vector<std::size_t> keys_;
