@@ -1,7 +1,6 @@
 #!/usr/bin/env bash
 # The main job: install what is missing, build in release mode, then
-#  1. start a redis-server on a free loopback port in a temporary directory, run the
-#     examples against it, and stop it;
+#  1. the examples, each against a redis-server started for it (with_server);
 #  2. the client benchmark (it starts its own server): redcoro next to hiredis and
 #     redis-benchmark, a short run (REDCORO_BENCH_SCALE=1 REDCORO_BENCH_ROUNDS=5 for the
 #     README's figures);
@@ -24,32 +23,12 @@ cmake --build "$build" --target hello_client threads game_loop cache_service use
 
 echo
 echo "== demo: the examples against a redis-server started for them =="
-dir=$(mktemp -d /tmp/redcoro-demo-XXXXXX)
-port=""
-for candidate in $(shuf -i 12000-22000 -n 20); do
-  if ! (echo >/dev/tcp/127.0.0.1/"$candidate") 2>/dev/null; then
-    port=$candidate
-    break
-  fi
+# with_server starts a redis-server on a free loopback port, passes the port as the last
+# argument, and stops the server afterwards.
+for example in hello_client threads game_loop cache_service user_service work_queue \
+  leaderboard event_stream distributed_lock rate_limiter; do
+  "$build/with_server" "$build/examples/$example"
 done
-redis-server --port "$port" --bind 127.0.0.1 --dir "$dir" --save "" --appendonly no \
-  --logfile "$dir/redis.log" --daemonize no &
-server=$!
-trap 'kill $server 2>/dev/null; wait $server 2>/dev/null; rm -rf "$dir"' EXIT
-for _ in $(seq 100); do
-  redis-cli -p "$port" ping >/dev/null 2>&1 && break
-  sleep 0.05
-done
-"$build/examples/hello_client" "$port"
-"$build/examples/threads" "$port"
-"$build/examples/game_loop" "$port"
-"$build/examples/cache_service" "$port"
-"$build/examples/user_service" "$port"
-"$build/examples/work_queue" "$port"
-"$build/examples/leaderboard" "$port"
-"$build/examples/event_stream" "$port"
-"$build/examples/distributed_lock" "$port"
-"$build/examples/rate_limiter" "$port"
 
 echo
 echo "== client: GETs on one connection, next to hiredis and redis-benchmark =="
