@@ -1,9 +1,6 @@
 #include "support/redis_cluster.hpp"
 
 #include <algorithm>
-#include <array>
-#include <cstdio>
-#include <map>
 #include <set>
 #include <sstream>
 #include <stdexcept>
@@ -13,22 +10,38 @@ namespace redcoro::test {
 
 namespace {
 
-std::string run(const std::string& cmd) {
-  std::string out;
-  if (FILE* f = ::popen(cmd.c_str(), "r")) {
-    std::array<char, 4096> buf;
-    while (std::size_t n = std::fread(buf.data(), 1, buf.size(), f))
-      out.append(buf.data(), n);
-    ::pclose(f);
-  }
-  return out;
-}
-
 std::vector<std::string> words(const std::string& line) {
   std::istringstream in(line);
   std::vector<std::string> out;
   for (std::string w; in >> w;)
     out.push_back(w);
+  return out;
+}
+
+// The lines of a CLUSTER NODES reply.
+std::vector<redis_cluster::node_view> parse_nodes(const std::string& text) {
+  std::vector<redis_cluster::node_view> out;
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);) {
+    const auto w = words(line);
+    if (w.size() < 8) continue;
+    redis_cluster::node_view n;
+    n.id = w[0];
+    const auto colon = w[1].find(':');
+    const auto at = w[1].find('@');
+    n.port = static_cast<std::uint16_t>(std::stoi(w[1].substr(colon + 1, at - colon - 1)));
+    n.primary = w[2].find("master") != std::string::npos;
+    n.failed = w[2].find("fail") != std::string::npos && w[2].find("fail?") == std::string::npos;
+    n.primary_id = w[3];
+    for (std::size_t i = 8; i < w.size(); ++i) {
+      if (w[i].front() == '[') continue;  // a slot being migrated
+      const auto dash = w[i].find('-');
+      const int first = std::stoi(w[i].substr(0, dash));
+      const int last = dash == std::string::npos ? first : std::stoi(w[i].substr(dash + 1));
+      n.slots.emplace_back(first, last);
+    }
+    out.push_back(std::move(n));
+  }
   return out;
 }
 
@@ -42,13 +55,12 @@ redis_cluster::redis_cluster(std::size_t primaries, std::size_t replicas) {
   const std::size_t count = primaries * (1 + replicas);
   for (std::size_t i = 0; i < count; ++i)
     servers_.push_back(std::make_unique<redis_server>(args));
-  down_.assign(count, false);
   if (primaries >= 3) {
-    std::string cmd = "redis-cli --cluster create";
+    std::vector<std::string> create = {"--cluster", "create"};
     for (const auto& s : servers_)
-      cmd += " 127.0.0.1:" + std::to_string(s->port());
-    cmd += " --cluster-replicas " + std::to_string(replicas) + " --cluster-yes 2>&1";
-    const std::string out = run(cmd);
+      create.push_back("127.0.0.1:" + std::to_string(s->port()));
+    create.insert(create.end(), {"--cluster-replicas", std::to_string(replicas), "--cluster-yes"});
+    const std::string out = servers_[0]->cli(create);
     if (out.find("[OK] All 16384 slots covered") == std::string::npos)
       throw std::runtime_error("redis-cli --cluster create failed:\n" + out);
   } else {
@@ -84,8 +96,8 @@ redis_server& redis_cluster::server_on(std::uint16_t port) {
 }
 
 const redis_server& redis_cluster::any_up() const {
-  for (std::size_t i = 0; i < servers_.size(); ++i)
-    if (!down_[i]) return *servers_[i];
+  for (const auto& s : servers_)
+    if (s->running()) return *s;
   throw std::runtime_error("every node is down");
 }
 
@@ -94,37 +106,11 @@ std::string redis_cluster::cli(const std::vector<std::string>& args) const {
 }
 
 void redis_cluster::kill(std::uint16_t port) {
-  for (std::size_t i = 0; i < servers_.size(); ++i)
-    if (servers_[i]->port() == port) {
-      servers_[i]->kill();
-      down_[i] = true;
-    }
+  server_on(port).kill();
 }
 
 std::vector<redis_cluster::node_view> redis_cluster::nodes() const {
-  std::vector<node_view> out;
-  std::istringstream in(cli({"CLUSTER", "NODES"}));
-  for (std::string line; std::getline(in, line);) {
-    const auto w = words(line);
-    if (w.size() < 8) continue;
-    node_view n;
-    n.id = w[0];
-    const auto colon = w[1].find(':');
-    const auto at = w[1].find('@');
-    n.port = static_cast<std::uint16_t>(std::stoi(w[1].substr(colon + 1, at - colon - 1)));
-    n.primary = w[2].find("master") != std::string::npos;
-    n.failed = w[2].find("fail") != std::string::npos && w[2].find("fail?") == std::string::npos;
-    n.primary_id = w[3];
-    for (std::size_t i = 8; i < w.size(); ++i) {
-      if (w[i].front() == '[') continue;  // a slot being migrated
-      const auto dash = w[i].find('-');
-      const int first = std::stoi(w[i].substr(0, dash));
-      const int last = dash == std::string::npos ? first : std::stoi(w[i].substr(dash + 1));
-      n.slots.emplace_back(first, last);
-    }
-    out.push_back(std::move(n));
-  }
-  return out;
+  return parse_nodes(cli({"CLUSTER", "NODES"}));
 }
 
 std::uint16_t redis_cluster::owner_of(int slot) const {
@@ -151,7 +137,7 @@ bool redis_cluster::wait_healthy(std::chrono::seconds limit) const {
     bool ok = true;
     std::set<std::string> views;
     for (std::size_t i = 0; i < servers_.size() && ok; ++i) {
-      if (down_[i]) continue;
+      if (!servers_[i]->running()) continue;
       const std::string info = servers_[i]->cli({"CLUSTER", "INFO"});
       ok = info.find("cluster_state:ok") != std::string::npos &&
            info.find("cluster_slots_ok:16384") != std::string::npos;
@@ -160,19 +146,15 @@ bool redis_cluster::wait_healthy(std::chrono::seconds limit) const {
         ok = ok && repl.find("master_link_status:up") != std::string::npos &&
              repl.find("master_sync_in_progress:0") != std::string::npos;
       // Who serves which slots, as this node sees it.
-      std::string view;
-      std::istringstream in(servers_[i]->cli({"CLUSTER", "NODES"}));
       std::vector<std::string> lines;
-      for (std::string line; std::getline(in, line);) {
-        const auto w = words(line);
-        if (w.size() < 8) continue;
-        std::string l = w[1].substr(0, w[1].find('@'));
-        l += w[2].find("master") != std::string::npos ? " M" : " R";
-        for (std::size_t k = 8; k < w.size(); ++k)
-          l += " " + w[k];
-        lines.push_back(l);
+      for (const auto& n : parse_nodes(servers_[i]->cli({"CLUSTER", "NODES"}))) {
+        std::string l = std::to_string(n.port) + (n.primary ? " M" : " R");
+        for (auto [first, last] : n.slots)
+          l += " " + std::to_string(first) + "-" + std::to_string(last);
+        lines.push_back(std::move(l));
       }
       std::sort(lines.begin(), lines.end());
+      std::string view;
       for (const auto& l : lines)
         view += l + "\n";
       views.insert(view);

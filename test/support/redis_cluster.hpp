@@ -54,7 +54,6 @@ class redis_cluster {
  private:
   const redis_server& any_up() const;
   std::vector<std::unique_ptr<redis_server>> servers_;
-  std::vector<bool> down_;
 };
 
 }  // namespace redcoro::test

@@ -27,6 +27,8 @@ class redis_server {
   const std::string& dir() const noexcept { return dir_; }
   /// SIGKILL, and wait until it is gone.
   void kill();
+  /// Not killed (or restarted since).
+  bool running() const noexcept { return pid_ > 0; }
   /// Starts it again on the same port and directory (after kill()).
   void restart();
   /// SIGSTOP / SIGCONT: the server keeps its connections but answers nothing.
