@@ -460,8 +460,7 @@ struct cluster_impl {
     const auto deadline = deadline_for(std::chrono::milliseconds(-1), cfg.node.request_timeout);
     if (error_code ec = co_await wait_ready(deadline)) co_return out{ec, {}};
     if (!s.started_) {
-      for (const auto& sh : topo.shards())
-        s.nodes_.push_back(topo.nodes()[sh.primary].address);
+      s.nodes_ = topo.primaries();
       s.started_ = true;
     }
     if (s.done()) co_return out{};
@@ -779,10 +778,7 @@ connection& cluster_client::node(const cluster::node_address& address) {
 }
 
 std::vector<cluster::node_address> cluster_client::primaries() const {
-  std::vector<cluster::node_address> out;
-  for (const auto& s : impl_->topo.shards())
-    out.push_back(impl_->topo.nodes()[s.primary].address);
-  return out;
+  return impl_->topo.primaries();
 }
 
 void cluster_client::on_topology_change(std::function<void()> callback) {

@@ -53,6 +53,13 @@ std::optional<node_address> node_address::parse(std::string_view text) {
 
 topology::topology() : owner_(slot_count, no_owner) {}
 
+std::vector<node_address> topology::primaries() const {
+  std::vector<node_address> out;
+  for (const auto& s : shards_)
+    out.push_back(nodes_[s.primary].address);
+  return out;
+}
+
 bool topology::covers_all_slots() const noexcept {
   return std::find(owner_.begin(), owner_.end(), no_owner) == owner_.end();
 }

@@ -91,9 +91,12 @@ struct load {
     --running;
   }
 
+  // Once the client knows the topology: `workers` coroutines, given 300 ms to get going.
   awaitable<void> start(cluster_client& cl, int workers) {
+    co_await run(cl, cmd::get("warm"));
     for (int i = 0; i < workers; ++i)
       asio::co_spawn(co_await asio::this_coro::executor, worker(cl, i), asio::detached);
+    co_await sleep_for(300ms);
   }
 
   awaitable<void> finish() {
@@ -343,9 +346,7 @@ TEST_CASE("cluster: resharding 1000 slots under load loses nothing") {
   with_client(
       config_for(c),
       [&](cluster_client& cl) -> awaitable<void> {
-        co_await run(cl, cmd::get("warm"));
         co_await l.start(cl, 20);
-        co_await sleep_for(300ms);
         std::string out;
         std::atomic<bool> done = false;
         // (jthread: if the test's bound runs out first, the frame's destruction joins it
@@ -385,9 +386,7 @@ TEST_CASE("cluster: failover by CLUSTER FAILOVER moves traffic to the new primar
   with_client(
       config_for(c),
       [&](cluster_client& cl) -> awaitable<void> {
-        co_await run(cl, cmd::get("warm"));
         co_await l.start(cl, 20);
-        co_await sleep_for(300ms);
         CHECK(c.server_on(promoted).cli({"CLUSTER", "FAILOVER"}).find("OK") != std::string::npos);
         // Bounded: the replica takes over within a few seconds.
         for (int i = 0; i < 100 && owner_port(c, "load:0") != promoted; ++i)
@@ -416,9 +415,7 @@ TEST_CASE("cluster: SIGKILL of a primary: errors while it is down, then recovery
   with_client(
       cfg,
       [&](cluster_client& cl) -> awaitable<void> {
-        co_await run(cl, cmd::get("warm"));
         co_await l.start(cl, 20);
-        co_await sleep_for(300ms);
         c.kill(victim);
         const auto killed_at = std::chrono::steady_clock::now();
         // Recovery: a write to the dead primary's slot succeeds again, within a bound.

@@ -71,6 +71,8 @@ class topology {
     const std::uint16_t s = owner_[slot];
     return s == no_owner ? no_shard : s;
   }
+  /// The address of each shard's primary.
+  std::vector<node_address> primaries() const;
   /// True when every slot has an owner.
   bool covers_all_slots() const noexcept;
   /// The node at `address`, or nullptr.
