@@ -8,7 +8,7 @@
 namespace redcoro {
 namespace detail {
 
-struct pool_state : std::enable_shared_from_this<pool_state> {
+struct pool_state {
   pool_state(asio::any_io_executor e, config c, std::size_t m)
       : ex(std::move(e)), cfg(std::move(c)), max(std::max<std::size_t>(1, m)) {}
 
@@ -21,18 +21,9 @@ struct pool_state : std::enable_shared_from_this<pool_state> {
   std::shared_ptr<connection> make() {
     auto c = std::make_shared<connection>(ex, cfg);
     // The run keeps the connection alive until it ends: after close(), or when it gave up
-    // reconnecting (reconnect_policy::max_attempts); such a connection is lent no more.
-    c->async_run([c, self = weak_from_this()](error_code) {
-      auto p = self.lock();
-      if (!p || p->closed) return;
-      const auto idle_at = std::find(p->idle.begin(), p->idle.end(), c);
-      if (idle_at != p->idle.end()) {
-        p->idle.erase(idle_at);
-        --p->total;
-      } else {
-        p->ended.push_back(c.get());  // lent: release() drops it
-      }
-    });
+    // reconnecting (reconnect_policy::max_attempts); such a connection is lent no more
+    // (connection::run_ended(): release() and acquire() drop it).
+    c->async_run([c](error_code) {});
     all.push_back(c);
     std::erase_if(all, [](const auto& w) { return w.expired(); });
     ++total;
@@ -42,10 +33,7 @@ struct pool_state : std::enable_shared_from_this<pool_state> {
   void release(std::shared_ptr<connection> c) noexcept {
     // A connection with unanswered requests (a blocking command whose caller gave up) would
     // hand its pending reply to the next caller's wait: close it instead.
-    const auto gone = std::find(ended.begin(), ended.end(), c.get());
-    const bool run_ended = gone != ended.end();
-    if (run_ended) ended.erase(gone);
-    if (closed || run_ended || c->pending_requests() > 0) {
+    if (closed || c->run_ended() || c->pending_requests() > 0) {
       c->close();
       --total;
       if (!closed && !waiters.empty()) hand_over(make());
@@ -81,7 +69,6 @@ struct pool_state : std::enable_shared_from_this<pool_state> {
   std::vector<std::shared_ptr<connection>> idle;
   std::vector<std::weak_ptr<connection>> all;
   std::deque<waiter> waiters;
-  std::vector<const connection*> ended;  // lent connections whose run ended
   bool closed = false;
 };
 
@@ -124,9 +111,13 @@ asio::awaitable<std::pair<error_code, lease>> client::acquire() {
   const std::shared_ptr<detail::pool_state> pool = pool_;
   auto& p = *pool;
   if (p.closed) co_return std::pair{error_code(error::closed), lease{}};
-  if (!p.idle.empty()) {
+  while (!p.idle.empty()) {
     auto c = std::move(p.idle.back());
     p.idle.pop_back();
+    if (c->run_ended()) {  // it gave up reconnecting while idle
+      --p.total;
+      continue;
+    }
     co_return std::pair{error_code{}, lease(pool, std::move(c))};
   }
   if (p.total < p.max) co_return std::pair{error_code{}, lease(pool, p.make())};

@@ -798,6 +798,10 @@ const config& connection::get_config() const noexcept {
 int connection::protocol() const noexcept {
   return impl_->protocol_;
 }
+bool connection::run_ended() const noexcept {
+  return impl_->run_ended_;
+}
+
 bool connection::is_connected() const noexcept {
   return impl_->mux.ready();
 }

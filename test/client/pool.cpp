@@ -121,6 +121,40 @@ TEST_CASE("a pooled connection left with an unanswered request is not reused",
   });
 }
 
+TEST_CASE("a pooled connection that gave up reconnecting is not lent again",
+          "[client][live][pool]") {
+  redis_server server;
+  asio::io_context ioc;
+  auto cfg = local_config(server.port());
+  cfg.reconnect.max_attempts = 2;  // gives up quickly while the server is down
+  redcoro::client cl(ioc, cfg, 1);
+  run_bounded(ioc, [&]() -> awaitable<void> {
+    cl.async_run(asio::detached);
+    const redcoro::connection* first = nullptr;
+    {
+      auto [ec, l] = co_await cl.async_acquire(asio::as_tuple(use_awaitable));
+      REQUIRE_FALSE(ec);
+      auto pong = co_await l->async_exec(redcoro::command<std::string>("PING"), use_awaitable);
+      CHECK(pong.value() == "PONG");
+      first = &*l;
+    }
+    // The idle connection (still the pool's) loses its server and gives up.
+    server.kill();
+    for (int i = 0; i < 500 && !first->run_ended(); ++i)
+      co_await sleep_for(10ms);
+    REQUIRE(first->run_ended());
+    server.restart();
+    // The pool's one slot gets a new connection, which answers.
+    auto [ec, l] = co_await cl.async_acquire(asio::as_tuple(use_awaitable));
+    REQUIRE_FALSE(ec);
+    redcoro::command<std::string> ping("PING");
+    ping.request().get_config().timeout = 5s;
+    auto pong = co_await l->async_exec(std::move(ping), use_awaitable);
+    CHECK(pong.value() == "PONG");
+    cl.close();
+  });
+}
+
 TEST_CASE("acquiring from an exhausted pool waits, then times out, and close() ends waits",
           "[client][live][pool]") {
   redis_server server;

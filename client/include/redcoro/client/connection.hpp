@@ -343,6 +343,9 @@ class connection {
   int protocol() const noexcept;
   /// True between a successful handshake and the next disconnect.
   bool is_connected() const noexcept;
+  /// True once async_run has ended (close(), or reconnect_policy::max_attempts failed in a
+  /// row): the connection serves no more requests.
+  bool run_ended() const noexcept;
   /// Requests queued or written and not yet answered, counting those whose caller gave up
   /// (their replies are still to be read and dropped).
   std::size_t pending_requests() const noexcept;
