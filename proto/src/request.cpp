@@ -1,3 +1,4 @@
+#include <redcoro/proto/command_info.hpp>
 #include <redcoro/proto/request.hpp>
 
 #include <array>
@@ -74,7 +75,46 @@ void request::begin_command(std::string_view command, std::size_t args) {
   if (const int kind = subscribe_family_index(command); kind >= 0)
     out_of_band_.push_back({static_cast<std::uint32_t>(commands_), static_cast<std::uint8_t>(kind),
                             static_cast<std::uint32_t>(args - 1)});
+  const std::uint8_t id = proto::command_id(command);
+  ids_.push_back(static_cast<char>(id));
+  if (id != 0) {
+    const command_info& info = *command_by_id(id);
+    pending_block_ = info.blocking != block_arg::none;
+    transaction_ |= info.tx != tx_role::none;
+  }
   ++commands_;
+}
+
+void request::end_blocking_command(std::size_t start) noexcept {
+  pending_block_ = false;
+  if (const auto t = proto::block_time(std::string_view(payload_).substr(start)))
+    merge_block(t->count());
+}
+
+void request::append_serialized(std::string_view commands, std::size_t count) {
+  const std::size_t start = payload_.size();
+  payload_ += commands;
+  commands_ += count;
+  // The commands' names, for what command_id() tells of them.
+  std::size_t pos = start;
+  for (std::size_t i = 0; i < count; ++i) {
+    std::string_view name;
+    const auto one = next_command(payload_, pos, [&](std::string_view arg) {
+      if (name.empty()) name = arg;
+    });
+    if (one.empty()) {
+      ids_.append(count - i, '\0');
+      break;
+    }
+    const std::uint8_t id = proto::command_id(name);
+    ids_.push_back(static_cast<char>(id));
+    if (id == 0) continue;
+    const command_info& info = *command_by_id(id);
+    transaction_ |= info.tx != tx_role::none;
+    if (info.blocking != block_arg::none) {
+      if (const auto t = proto::block_time(one)) merge_block(t->count());
+    }
+  }
 }
 
 bool request::read_header(std::string_view bytes, std::size_t& pos, char prefix,
@@ -106,6 +146,10 @@ void request::clear() noexcept {
   payload_.clear();
   commands_ = 0;
   out_of_band_.clear();
+  ids_.clear();
+  block_ms_ = -1;
+  pending_block_ = false;
+  transaction_ = false;
 }
 
 }  // namespace redcoro::proto

@@ -1,9 +1,11 @@
 #pragma once
 
+#include <algorithm>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <iterator>
+#include <optional>
 #include <ranges>
 #include <span>
 #include <string>
@@ -201,9 +203,11 @@ class request {
   /// Appends one command with its arguments.
   template <class... Args>
   void push(std::string_view command, const Args&... args) {
+    const std::size_t start = payload_.size();
     begin_command(command, 1 + (detail::arg_count(args) + ... + std::size_t{0}));
     arg_sink sink(&payload_);
     (sink.add(args), ...);
+    if (pending_block_) end_blocking_command(start);
   }
 
   /// Appends one command whose arguments are `prefix...` followed by each element of `range`
@@ -221,14 +225,14 @@ class request {
     }
     payload_ += other.payload_;
     commands_ += other.commands_;
+    ids_ += other.ids_;
+    merge_block(other.block_ms_);
+    transaction_ |= other.transaction_;
   }
 
   /// Appends `count` commands already serialized (bytes taken from another request's
   /// payload(), say). None of them may be a command answered out of band (SUBSCRIBE...).
-  void append_serialized(std::string_view commands, std::size_t count) {
-    payload_ += commands;
-    commands_ += count;
-  }
+  void append_serialized(std::string_view commands, std::size_t count);
 
   /// The serialized commands.
   std::string_view payload() const noexcept { return payload_; }
@@ -269,6 +273,19 @@ class request {
   std::size_t expected_replies() const noexcept { return commands_ - out_of_band_.size(); }
   /// Commands answered out of band (SUBSCRIBE and friends).
   std::size_t out_of_band_commands() const noexcept { return out_of_band_.size(); }
+  /// The command_id() (command_info.hpp) of command number `index`: 0 when redcoro knows
+  /// nothing about it.
+  std::uint8_t command_id(std::size_t index) const noexcept {
+    return index < ids_.size() ? static_cast<std::uint8_t>(ids_[index]) : 0;
+  }
+  /// The longest block time of its blocking commands (BLPOP, XREAD BLOCK, WAIT...): zero when
+  /// one blocks without a limit, nullopt when none blocks.
+  std::optional<std::chrono::milliseconds> block_time() const noexcept {
+    if (block_ms_ < 0) return std::nullopt;
+    return std::chrono::milliseconds(block_ms_);
+  }
+  /// True when it holds MULTI, EXEC or DISCARD: the replies between them are `+QUEUED`.
+  bool has_transaction_commands() const noexcept { return transaction_; }
   /// Where they are, what confirms them, and how many confirmations each gets: one per
   /// name, as the server sends them. A refused one gets an error reply instead.
   const std::vector<out_of_band_command>& out_of_band() const noexcept { return out_of_band_; }
@@ -282,6 +299,13 @@ class request {
 
  private:
   void begin_command(std::string_view command, std::size_t args);
+  // The blocking command that starts at `start` is complete: note its block time.
+  void end_blocking_command(std::size_t start) noexcept;
+  void merge_block(std::int64_t ms) noexcept {
+    // Zero (no limit) outranks every limit.
+    if (ms < 0 || block_ms_ == 0) return;
+    block_ms_ = block_ms_ < 0 || ms == 0 ? ms : std::max(block_ms_, ms);
+  }
   // Reads "<prefix><n>\r\n" at pos.
   static bool read_header(std::string_view bytes, std::size_t& pos, char prefix,
                           std::size_t& n) noexcept;
@@ -289,6 +313,11 @@ class request {
   std::string payload_;
   std::size_t commands_ = 0;
   std::vector<out_of_band_command> out_of_band_;  // empty but for (un)subscribing requests
+  // One command_id per command; a string so that up to 15 commands need no allocation.
+  std::string ids_;
+  std::int64_t block_ms_ = -1;  // see block_time(); -1: none
+  bool pending_block_ = false;  // the command being pushed blocks
+  bool transaction_ = false;
   config config_;
 };
 
