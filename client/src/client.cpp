@@ -31,18 +31,40 @@ struct pool_state {
   }
 
   void release(std::shared_ptr<connection> c) noexcept {
-    // A connection with unanswered requests (a blocking command whose caller gave up) would
-    // hand its pending reply to the next caller's wait: close it instead.
-    if (closed || c->run_ended() || c->pending_requests() > 0) {
+    if (closed || c->run_ended()) {
       c->close();
       --total;
       if (!closed && !waiters.empty()) hand_over(make());
+      return;
+    }
+    if (c->pending_requests() > 0) {
+      // A blocking command whose caller gave up is still on it: the connection unblocks it and
+      // gives back what it took (closing it instead could lose an element the server popped
+      // just before). It is lent again once its replies are in, so no later caller inherits
+      // them.
+      draining.push_back(std::move(c));
       return;
     }
     if (!waiters.empty())
       hand_over(std::move(c));
     else
       idle.push_back(std::move(c));
+  }
+
+  // Connections that were draining and are done move to the idle list; those whose run ended
+  // leave the pool.
+  void collect_drained() {
+    for (auto it = draining.begin(); it != draining.end();) {
+      if ((*it)->run_ended()) {
+        --total;
+        it = draining.erase(it);
+      } else if ((*it)->pending_requests() == 0) {
+        idle.push_back(std::move(*it));
+        it = draining.erase(it);
+      } else {
+        ++it;
+      }
+    }
   }
 
   void hand_over(std::shared_ptr<connection> c) noexcept {
@@ -57,6 +79,7 @@ struct pool_state {
     for (auto& w : all)
       if (auto c = w.lock()) c->close();
     idle.clear();
+    draining.clear();
     for (waiter w : waiters)
       w.timer->cancel();
     waiters.clear();
@@ -67,6 +90,7 @@ struct pool_state {
   std::size_t max;
   std::size_t total = 0;  // lent and idle
   std::vector<std::shared_ptr<connection>> idle;
+  std::vector<std::shared_ptr<connection>> draining;  // see release()
   std::vector<std::weak_ptr<connection>> all;
   std::deque<waiter> waiters;
   bool closed = false;
@@ -111,33 +135,38 @@ asio::awaitable<std::pair<error_code, lease>> client::acquire() {
   const std::shared_ptr<detail::pool_state> pool = pool_;
   auto& p = *pool;
   if (p.closed) co_return std::pair{error_code(error::closed), lease{}};
-  while (!p.idle.empty()) {
-    auto c = std::move(p.idle.back());
-    p.idle.pop_back();
-    if (c->run_ended()) {  // it gave up reconnecting while idle
-      --p.total;
-      continue;
-    }
-    co_return std::pair{error_code{}, lease(pool, std::move(c))};
-  }
-  if (p.total < p.max) co_return std::pair{error_code{}, lease(pool, p.make())};
-
-  // All lent: wait for one, up to the request timeout.
+  const auto deadline = detail::deadline_for(std::chrono::milliseconds(-1), p.cfg.request_timeout);
   asio::steady_timer timer(p.ex);
-  if (p.cfg.request_timeout.count() > 0)
-    timer.expires_after(p.cfg.request_timeout);
-  else
-    timer.expires_at(asio::steady_timer::time_point::max());
-  std::shared_ptr<connection> got;
-  p.waiters.push_back({&timer, &got});
-  error_code ignored;
-  co_await timer.async_wait(asio::redirect_error(asio::use_awaitable, ignored));
-  std::erase_if(p.waiters, [&](const auto& w) { return w.slot == &got; });
-  if (got) co_return std::pair{error_code{}, lease(pool, std::move(got))};
-  if (p.closed) co_return std::pair{error_code(error::closed), lease{}};
-  const auto cancelled = (co_await asio::this_coro::cancellation_state).cancelled();
-  if (cancelled != asio::cancellation_type::none)
-    co_return std::pair{error_code(asio::error::operation_aborted), lease{}};
+  for (;;) {
+    p.collect_drained();
+    while (!p.idle.empty()) {
+      auto c = std::move(p.idle.back());
+      p.idle.pop_back();
+      if (c->run_ended()) {  // it gave up reconnecting while idle
+        --p.total;
+        continue;
+      }
+      co_return std::pair{error_code{}, lease(pool, std::move(c))};
+    }
+    if (p.total < p.max) co_return std::pair{error_code{}, lease(pool, p.make())};
+
+    // All lent (or draining): wait for one, up to the request timeout, looking at the
+    // draining ones now and then.
+    constexpr auto drain_check = std::chrono::milliseconds(50);
+    timer.expires_at(p.draining.empty() ? deadline
+                                        : std::min(deadline, detail::clock::now() + drain_check));
+    std::shared_ptr<connection> got;
+    p.waiters.push_back({&timer, &got});
+    error_code ignored;
+    co_await timer.async_wait(asio::redirect_error(asio::use_awaitable, ignored));
+    std::erase_if(p.waiters, [&](const auto& w) { return w.slot == &got; });
+    if (got) co_return std::pair{error_code{}, lease(pool, std::move(got))};
+    if (p.closed) co_return std::pair{error_code(error::closed), lease{}};
+    const auto cancelled = (co_await asio::this_coro::cancellation_state).cancelled();
+    if (cancelled != asio::cancellation_type::none)
+      co_return std::pair{error_code(asio::error::operation_aborted), lease{}};
+    if (detail::clock::now() >= deadline) break;
+  }
   co_return std::pair{error_code(error::timeout), lease{}};
 }
 

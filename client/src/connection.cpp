@@ -53,6 +53,9 @@ bool is_auth_error(std::string_view message) {
          message.find("invalid username-password") != std::string_view::npos;
 }
 
+// A session that lasted this long was healthy: its loss is followed by an immediate retry.
+constexpr auto healthy_session = std::chrono::seconds(1);
+
 bool rejects_hello(std::string_view message) {
   return starts_with_word(message, "NOPROTO") ||
          message.find("unknown command") != std::string_view::npos;
@@ -163,7 +166,7 @@ struct connection_impl final : push_sink {
     } else if (e.req->get_config().cancel_if_not_connected && !mux.ready()) {
       ec = error::not_connected;
     } else {
-      e.deadline = deadline_for(e.req->get_config().timeout, cfg.request_timeout);
+      e.deadline = deadline_for(e.req->get_config().timeout, default_timeout(*e.req));
       ec = mux.add(e);
       if (!ec) {
         arm_timeout(e.deadline);
@@ -177,6 +180,14 @@ struct connection_impl final : push_sink {
     initiating_ = false;
   }
 
+  // A blocking command may block for its own time; the connection's timeout is the margin
+  // on top of it (BLPOP 0 blocks without a limit, and so does its request).
+  std::chrono::milliseconds default_timeout(const proto::request& r) const {
+    const auto block = r.block_time();
+    if (!block || cfg.request_timeout.count() <= 0) return cfg.request_timeout;
+    return block->count() == 0 ? std::chrono::milliseconds(0) : *block + cfg.request_timeout;
+  }
+
   void cancel(exec_entry& e, asio::cancellation_type type) {
     const bool written = e.st == exec_entry::state::written;
     // A written request cannot be taken back: only cancellation that allows side effects
@@ -185,6 +196,7 @@ struct connection_impl final : push_sink {
                             asio::cancellation_type::partial)) == asio::cancellation_type::none)
       return;
     if (!mux.remove(e)) return;
+    after_detach();
     e.st = exec_entry::state::done;
     // Complete later, outside the cancellation slot's handler (finishing clears the slot).
     asio::post(executor, [&e] {
@@ -233,6 +245,7 @@ struct connection_impl final : push_sink {
       return;
     }
     const std::string_view bytes = mux.prepare_write();
+    written();
     error_code ec;
     std::size_t n = socket.write_some(asio::buffer(bytes.data(), bytes.size()), ec);
     if (ec == asio::error::would_block || ec == asio::error::try_again) {
@@ -251,6 +264,89 @@ struct connection_impl final : push_sink {
     }
     mux.commit_write(completed_);
     complete_all(completed_, {});
+  }
+
+  // Requests went to the FIFO: the stall check has something to watch again.
+  void written() {
+    if (health_asleep_) {
+      health_asleep_ = false;
+      health_timer.cancel();
+    }
+  }
+
+  // --- blocking commands whose caller gave up -----------------------------------------------
+
+  // A written blocking command lost its caller (mux.detach): unblock it on the server, from
+  // another connection, so that what was sent behind it is not stuck.
+  void after_detach() {
+    if (!mux.take_unblock()) return;
+    if (client_id_ < 0) {
+      log->warn(
+          "redcoro: {}: cannot unblock a blocking command whose caller gave up: the "
+          "server did not say this connection's id",
+          target());
+      return;
+    }
+    config side = cfg;
+    side.key_prefix.clear();
+    side.on_handshake = nullptr;
+    side.reconnect.max_attempts = 1;
+    side.client_name.clear();
+    side.health_check_interval = std::chrono::milliseconds(0);
+    auto conn = std::make_shared<connection>(executor, std::move(side));
+    conn->async_run([conn](error_code) {});
+    proto::request req;
+    req.get_config().timeout = cfg.connect_timeout + cfg.request_timeout;
+    req.push("CLIENT", "UNBLOCK", client_id_);
+    auto shared_req = std::make_shared<proto::request>(std::move(req));
+    auto resp = std::make_shared<proto::response<proto::ignore_t>>();
+    auto logger = log;
+    conn->async_exec(
+        *shared_req, *resp,
+        [conn, shared_req, resp, logger, where = target()](error_code ec, std::size_t) {
+          if (ec) logger->warn("redcoro: {}: CLIENT UNBLOCK failed: {}", where, ec.message());
+          conn->close();
+        });
+  }
+
+  // What blocking pops took for callers who had given up goes back (mux.hand_backs).
+  struct hand_back_entry final : exec_entry {
+    hand_back_entry(connection_impl& c, proto::request r)
+        : exec_entry(req, proto::any_adapter(adapter_impl), &finish), conn(&c), req(std::move(r)) {
+      wire_keys = true;
+    }
+    static void finish(exec_entry& base, std::error_code ec) {
+      auto& self = static_cast<hand_back_entry&>(base);
+      const bool refused = std::get<0>(self.resp).has_error();
+      if (ec || refused)
+        self.conn->log->error(
+            "redcoro: {}: could not give back what a blocking command took after its caller "
+            "gave up: {}",
+            self.conn->target(), ec ? ec.message() : std::get<0>(self.resp).error().message);
+      delete &self;
+    }
+    connection_impl* conn;
+    proto::request req;
+    proto::response<proto::ignore_t> resp;
+    proto::response_adapter<proto::response<proto::ignore_t>> adapter_impl{resp};
+  };
+
+  void send_hand_backs() {
+    std::vector<proto::request> backs;
+    backs.swap(mux.hand_backs());
+    for (proto::request& r : backs) {
+      log->info("redcoro: {}: giving back what a blocking command took after its caller gave up",
+                target());
+      auto* e = new hand_back_entry(*this, std::move(r));
+      e->deadline = deadline_for(std::chrono::milliseconds(-1), cfg.request_timeout);
+      if (const std::error_code ec = mux.add(*e)) {
+        e->st = exec_entry::state::done;
+        e->complete(*e, ec);
+        continue;
+      }
+      arm_timeout(e->deadline);
+    }
+    notify_writer();
   }
 
   void arm_timeout(clock::time_point deadline) {
@@ -291,12 +387,19 @@ struct connection_impl final : push_sink {
       error_code ec = co_await connect();
       if (!ec) {
         session_error_ = {};
+        last_read_at_ = clock::now();
         begin_handshake();
         co_await (reader() || writer() || health_loop());
         ec = session_error_;
       }
       end_session(ec);
       if (closed_) co_return;
+      if (std::exchange(last_session_healthy_, false)) {
+        // The server was there a moment ago (a restart, a failover, a dropped link): try again
+        // at once; the backoff starts only if that fails.
+        log->info("redcoro: reconnecting to {}", target());
+        continue;
+      }
       const auto delay = retry.next();
       if (!delay) {
         log->error("redcoro: giving up after {} failed connection attempts: {}", retry.failures(),
@@ -374,6 +477,8 @@ struct connection_impl final : push_sink {
     // (unauthenticated), and again within it. RESP2 sends everything at once.
     enum class stage : unsigned char { hello, extras, resp2 } step = stage::hello;
     std::size_t command_reply = 0;  // where COMMAND's reply is, when key_prefix asked for it
+    std::size_t id_reply = static_cast<std::size_t>(-1);  // CLIENT ID's, on RESP2
+    std::int64_t client_id = -1;
     // Where the replies of config::on_handshake's commands begin (none in the hello stage).
     std::size_t user_replies = static_cast<std::size_t>(-1);
   };
@@ -403,6 +508,7 @@ struct connection_impl final : push_sink {
     auto& r = handshake.req;
     r.clear();
     handshake.user_replies = static_cast<std::size_t>(-1);
+    handshake.id_reply = static_cast<std::size_t>(-1);
     if (!cfg.password.empty() && !cfg.client_name.empty())
       r.push("HELLO", 3, "AUTH", user(), cfg.password, "SETNAME", cfg.client_name);
     else if (!cfg.password.empty())
@@ -427,6 +533,8 @@ struct connection_impl final : push_sink {
     }
     if (!cfg.client_name.empty()) r.push("CLIENT", "SETNAME", cfg.client_name);
     if (cfg.database != 0) r.push("SELECT", cfg.database);
+    handshake.id_reply = r.expected_replies();
+    r.push("CLIENT", "ID");
     append_handshake_extras(r);
     // PING makes the handshake non-empty, and proves the server answers.
     r.push("PING");
@@ -457,7 +565,19 @@ struct connection_impl final : push_sink {
       return;
     }
     const auto& replies = handshake.resp;
+    if (handshake.step != handshake_entry::stage::extras) handshake.client_id = -1;
+    if (handshake.step == handshake_entry::stage::hello && !replies.empty() &&
+        !replies[0].has_error()) {
+      // HELLO's map says which client this connection is: CLIENT UNBLOCK needs it.
+      if (const proto::value* id = replies[0].value().find("id"))
+        handshake.client_id = id->to_integer().value_or(-1);
+    }
     for (std::size_t i = 0; i < replies.size(); ++i) {
+      if (i == handshake.id_reply && handshake.step == handshake_entry::stage::resp2) {
+        if (!replies[i].has_error())
+          handshake.client_id = replies[i].value().to_integer().value_or(-1);
+        continue;  // a server without CLIENT ID serves all the same
+      }
       if (!replies[i].has_error()) continue;
       const std::string& message = replies[i].error().message;
       if (i >= handshake.user_replies) {
@@ -495,6 +615,8 @@ struct connection_impl final : push_sink {
       }
     }
     protocol_ = handshake.step == handshake_entry::stage::resp2 ? 2 : 3;
+    client_id_ = handshake.client_id;
+    ready_at_ = clock::now();
     retry.reset();
     mux.set_ready(true);
     log->info("redcoro: connected to {} (RESP{})", target(), protocol_);
@@ -518,7 +640,10 @@ struct connection_impl final : push_sink {
         writer_waiting_ = false;
         if (!socket.is_open()) co_return;
       }
-      if (unsent_.empty()) unsent_ = mux.prepare_write();
+      if (unsent_.empty()) {
+        unsent_ = mux.prepare_write();
+        written();
+      }
       error_code ec;
       co_await write_all(asio::buffer(unsent_.data(), unsent_.size()), ec);
       unsent_ = {};
@@ -546,6 +671,7 @@ struct connection_impl final : push_sink {
       }
       used += n;
       bytes_read_ += n;
+      last_read_at_ = clock::now();
       const std::string_view input(read_buffer.data(), used);
       std::size_t pos = 0;
       dispatching_ = true;
@@ -574,6 +700,7 @@ struct connection_impl final : push_sink {
         }
       }
       dispatching_ = false;
+      if (!mux.hand_backs().empty()) send_hand_backs();
       flush_now();
       // Compact once per read: what is left is the start of an incomplete message.
       if (pos != 0) {
@@ -596,32 +723,58 @@ struct connection_impl final : push_sink {
     socket.close(ignored);
   }
 
+  // How long the server may leave the request it is answering without a byte: the health
+  // interval (the request timeout when there is none) plus its block time.
+  std::chrono::milliseconds stall_window() const {
+    return cfg.health_check_interval.count() > 0 ? cfg.health_check_interval : cfg.request_timeout;
+  }
+
+  // When the request at the head of the line stops being waited for, or max() when it may
+  // wait forever (nothing in flight, a BLPOP 0, no window).
+  clock::time_point stall_deadline() const {
+    const auto head = mux.head();
+    const auto window = stall_window();
+    if (!head || head->block_ms == 0 || window.count() <= 0) return clock::time_point::max();
+    return std::max(head->written_at, last_read_at_) + window +
+           std::chrono::milliseconds(std::max<std::int64_t>(0, head->block_ms));
+  }
+
+  // Two jobs. A connection that owes replies and has read nothing for too long is dead
+  // (a frozen server, a half-open TCP link, a reply cut off part-way): requests that timed
+  // out stay in flight waiting for their late replies, so without this it would be kept for
+  // as long as the peer keeps the socket. It is dropped, its written requests fail with
+  // connection_lost (or are sent again, when marked safe), and it reconnects. And an idle
+  // connection is PINGed each interval, so that a dead link is noticed before a request
+  // needs it (the PING is then the request that is not answered).
   awaitable<void> health_loop() {
-    if (cfg.health_check_interval.count() <= 0) {
-      // Nothing to do; stay until the session ends.
-      health_timer.expires_at(clock::time_point::max());
-      error_code ec;
-      co_await health_timer.async_wait(use_ec(ec));
-      co_return;
-    }
-    std::uint64_t seen = bytes_read_;
+    const bool pings = cfg.health_check_interval.count() > 0;
+    clock::time_point next_ping = clock::now() + cfg.health_check_interval;
     for (;;) {
-      health_timer.expires_after(cfg.health_check_interval);
+      const clock::time_point stall = stall_deadline();
+      const clock::time_point wake = pings ? std::min(stall, next_ping) : stall;
+      // Asleep for good until a request is written (see written()).
+      health_asleep_ = wake == clock::time_point::max();
+      health_timer.expires_at(wake);
       error_code ec;
       co_await health_timer.async_wait(use_ec(ec));
       if (!socket.is_open()) co_return;
-      if (queued(ping)) {
-        if (bytes_read_ == seen) {
-          fail_session(error::health_check_failed, "no reply within the health-check interval");
-          co_return;
-        }
-        continue;  // busy with large replies; the PING is behind them
+      const auto now = clock::now();
+      if (stall_deadline() <= now) {
+        const auto head = mux.head();
+        log->warn("redcoro: {}: no reply for {} ms with {} requests in flight; reconnecting",
+                  target(),
+                  std::chrono::duration_cast<std::chrono::milliseconds>(
+                      now - std::max(head->written_at, last_read_at_))
+                      .count(),
+                  mux.stats().in_flight);
+        fail_session(error::health_check_failed, "the server stopped answering");
+        co_return;
       }
-      if (bytes_read_ != seen || !mux.idle() || !mux.ready()) {
-        seen = bytes_read_;
-        continue;
-      }
-      seen = bytes_read_;
+      if (!pings || now < next_ping) continue;  // woken early: a new deadline, or a write
+      next_ping =
+          std::max(last_read_at_, now - cfg.health_check_interval) + cfg.health_check_interval;
+      if (now < next_ping || !mux.idle() || !mux.ready()) continue;
+      next_ping = now + cfg.health_check_interval;
       ping.deadline = clock::time_point::max();
       if (!mux.add(ping)) notify_writer();
     }
@@ -646,12 +799,16 @@ struct connection_impl final : push_sink {
       const auto now = clock::now();
       if (now < next_deadline_) continue;  // re-armed earlier, or woken by a new deadline
       next_deadline_ = mux.expire(now, expired_);
+      after_detach();
       complete_all(expired_, error::timeout);
     }
   }
 
   void end_session(error_code ec) {
     const bool was_connected = mux.ready();
+    // Up for a while: the first reconnect goes at once (see connect_loop).
+    last_session_healthy_ = was_connected && clock::now() - ready_at_ >= healthy_session;
+    client_id_ = -1;
     mux.set_ready(false);
     protocol_ = 0;
     error_code ignored;
@@ -667,8 +824,8 @@ struct connection_impl final : push_sink {
     unsent_ = {};
     // After malformed input, written requests learn that; otherwise the connection was lost.
     const std::error_code session = ec;
-    const bool malformed =
-        &session.category() == &proto::error_category() || ec == error::unexpected_reply;
+    const bool malformed = &session.category() == &proto::error_category() ||
+                           ec == error::unexpected_reply || ec == error::out_of_sync;
     const std::error_code why = malformed ? session : error::connection_lost;
     mux.on_connection_lost(failed_);
     complete_all(failed_, why);
@@ -748,6 +905,11 @@ struct connection_impl final : push_sink {
 
   clock::time_point next_deadline_ = clock::time_point::max();
   std::uint64_t bytes_read_ = 0;
+  clock::time_point last_read_at_{};
+  clock::time_point ready_at_{};  // of the current session's handshake
+  std::int64_t client_id_ = -1;   // CLIENT ID of the current session; -1: unknown
+  bool health_asleep_ = false;    // the health timer waits for nothing (see written())
+  bool last_session_healthy_ = false;
   error_code session_error_;
   error_code final_error_;
   int protocol_ = 0;
@@ -818,6 +980,12 @@ std::optional<proto::value> connection::try_receive_push() {
 }
 void connection::reconnect() {
   impl_->drop_connection();
+}
+std::chrono::steady_clock::duration connection::unanswered_for() const noexcept {
+  const auto head = impl_->mux.head();
+  if (!head) return {};
+  return std::max(std::chrono::steady_clock::duration{},
+                  detail::clock::now() - std::max(head->written_at, impl_->last_read_at_));
 }
 std::size_t connection::pending_requests() const noexcept {
   const auto s = impl_->mux.stats();

@@ -28,11 +28,14 @@ class category final : public std::error_category {
       case error::unexpected_reply:
         return "the server sent a reply no request was waiting for";
       case error::health_check_failed:
-        return "the server did not answer the health-check PING in time";
+        return "the server stopped answering: no reply within the health-check interval";
       case error::closed:
         return "the connection is closed";
       case error::response_too_short:
         return "the request has more replies than the response has slots";
+      case error::out_of_sync:
+        return "a reply did not fit the command it would answer: the replies were out of step "
+               "with the requests, and the connection was reset";
     }
     return "unknown redcoro client error";
   }

@@ -1,6 +1,7 @@
 #include <redcoro/client/detail/key_prefix.hpp>
 #include <redcoro/client/detail/multiplexer.hpp>
 #include <redcoro/client/error.hpp>
+#include <redcoro/proto/command_info.hpp>
 
 #include <algorithm>
 #include <cassert>
@@ -74,7 +75,7 @@ bool multiplexer::remove(exec_entry& e) noexcept {
   if (e.st == exec_entry::state::written) {
     for (std::size_t i = 0; i < slots_.size(); ++i) {
       if (slots_.at(i).entry == &e) {
-        slots_.at(i).entry = nullptr;
+        detach(slots_.at(i));
         e.st = exec_entry::state::idle;
         return true;
       }
@@ -93,28 +94,65 @@ bool multiplexer::has_writable() const noexcept {
   return head_ && writable(*head_);
 }
 
-std::string_view multiplexer::prepare_write() {
+std::string_view multiplexer::prepare_write(clock::time_point now) {
   write_buffer_.clear();
   while (head_ && writable(*head_)) {
     exec_entry& e = *head_;
     unlink(e);
-    if (prefixer_ && !e.priority && prefixer_->loaded())
-      prefixer_->rewrite(e.req->payload(), write_buffer_);
+    const proto::request& r = *e.req;
+    if (prefixer_ && !e.priority && !e.wire_keys && prefixer_->loaded())
+      prefixer_->rewrite(r.payload(), write_buffer_);
     else
-      write_buffer_.append(e.req->payload());
+      write_buffer_.append(r.payload());
     e.st = exec_entry::state::written;
-    const std::size_t commands = e.req->commands();
+    const std::size_t commands = r.commands();
     if (commands == 0) {
       written_without_replies_.push_back(&e);
-    } else {
-      slot sl;
-      sl.entry = &e;
-      sl.commands = commands;
-      sl.out_of_band = e.req->out_of_band();
-      slots_.push_back(std::move(sl));
+      continue;
     }
+    slot sl;
+    sl.entry = &e;
+    sl.commands = commands;
+    sl.out_of_band = r.out_of_band();
+    sl.written_at = now;
+    if (const auto block = r.block_time()) sl.block_ms = block->count();
+    // Inside MULTI every command answers +QUEUED; such requests are not checked.
+    sl.check_types = !multi_open_ && !r.has_transaction_commands();
+    if (r.has_transaction_commands()) {
+      for (std::size_t i = 0; i < commands; ++i) {
+        const proto::command_info* c = proto::command_by_id(r.command_id(i));
+        if (c && c->tx != proto::tx_role::none) multi_open_ = c->tx == proto::tx_role::multi;
+      }
+    }
+    slots_.push_back(std::move(sl));
   }
   return write_buffer_;
+}
+
+void multiplexer::detach(slot& s) {
+  const proto::request& r = *s.entry->req;
+  s.entry = nullptr;
+  if (s.block_ms < 0) return;
+  for (std::size_t i = s.answered; i < s.commands; ++i) {
+    const proto::command_info* c = proto::command_by_id(r.command_id(i));
+    if (!c || c->blocking == proto::block_arg::none) continue;
+    unblock_wanted_ = true;
+    if (c->give_back == proto::hand_back::none) continue;
+    std::string bytes(r.command_bytes(i));
+    if (prefixer_ && prefixer_->loaded()) {
+      std::string wire;
+      prefixer_->rewrite(bytes, wire);
+      bytes = std::move(wire);
+    }
+    s.give_back.emplace_back(i, std::move(bytes));
+  }
+}
+
+void multiplexer::begin_reply(const proto::node& n) noexcept {
+  if (slots_.empty()) return;  // reported at the end of the message
+  const slot& s = slots_.front();
+  if (!s.check_types || !s.entry || s.current()) return;
+  if (!proto::reply_fits(s.entry->req->command_id(s.answered), n.data_type)) out_of_sync_ = true;
 }
 
 void multiplexer::commit_write(std::vector<exec_entry*>& done) {
@@ -137,12 +175,14 @@ void multiplexer::on_node(const proto::node& n) {
       return;
     } else {
       reading_ = reading::reply;
+      begin_reply(n);
     }
   }
   if (reading_ == reading::undecided) {
     const bool pubsub = std::find(std::begin(pubsub_kinds), std::end(pubsub_kinds), n.value) !=
                         std::end(pubsub_kinds);
     reading_ = pubsub ? reading::push : reading::reply;
+    if (!pubsub) begin_reply(held_);
     route(held_);
   }
   route(n);
@@ -165,8 +205,25 @@ void multiplexer::route(const proto::node& n) {
   }
   // A reply (or the attribute before it): the request at the head of the FIFO owns it,
   // unless it gave up on it.
-  if (slots_.empty()) return;  // reported at the end of the message
-  if (exec_entry* e = slots_.front().entry) e->adapter.on_node(e->replies_seen, n);
+  if (slots_.empty() || out_of_sync_) return;  // reported at the end of the message
+  const slot& s = slots_.front();
+  if (s.entry) {
+    s.entry->adapter.on_node(s.entry->replies_seen, n);
+    return;
+  }
+  // The late reply of a blocking pop whose caller gave up: kept, to give back what it took.
+  if (s.give_back.empty()) return;
+  if (n.depth == 0 && !n.in_attribute) {
+    late_ = no_late;
+    for (std::size_t k = 0; k < s.give_back.size(); ++k)
+      if (s.give_back[k].first == s.answered) late_ = k;
+    late_value_ = {};
+    late_adapter_ = {};
+  }
+  if (late_ != no_late && !n.in_attribute) {
+    proto::reply_error unused;
+    late_adapter_.on_node(late_value_, n, n.depth, unused);
+  }
 }
 
 exec_entry* multiplexer::on_message_done(std::size_t bytes, std::error_code& ec) {
@@ -190,11 +247,21 @@ exec_entry* multiplexer::on_message_done(std::size_t bytes, std::error_code& ec)
     ec = error::unexpected_reply;
     return nullptr;
   }
+  if (std::exchange(out_of_sync_, false)) {
+    ec = error::out_of_sync;
+    return nullptr;
+  }
   // A reply, or the error that refused the out-of-band command the head request waits for:
   // both go to the adapter.
   if (exec_entry* e = slots_.front().entry) {
     ++e->replies_seen;
     e->bytes_read += bytes;
+  } else if (late_ != no_late) {
+    proto::request back;
+    if (proto::append_hand_back(slots_.front().give_back[late_].second, late_value_, back))
+      hand_backs_.push_back(std::move(back));
+    late_ = no_late;
+    late_value_ = {};
   }
   return answer_one();
 }
@@ -214,6 +281,9 @@ exec_entry* multiplexer::answer_one() {
 
 void multiplexer::on_connection_lost(std::vector<exec_entry*>& failed) {
   reading_ = reading::none;
+  out_of_sync_ = false;
+  multi_open_ = false;
+  late_ = no_late;
   // Retried requests go back to the front in their original order, behind nothing: the
   // connection queues its handshake (priority) before them afterwards.
   exec_entry* retry_tail = nullptr;
@@ -265,9 +335,10 @@ clock::time_point multiplexer::expire(clock::time_point now, std::vector<exec_en
     slot& s = slots_.at(i);
     if (!s.entry) continue;
     if (s.entry->deadline <= now) {
-      s.entry->st = exec_entry::state::done;
-      expired.push_back(s.entry);
-      s.entry = nullptr;
+      exec_entry* e = s.entry;
+      detach(s);
+      e->st = exec_entry::state::done;
+      expired.push_back(e);
     } else {
       next = std::min(next, s.entry->deadline);
     }
@@ -295,6 +366,9 @@ void multiplexer::drain(std::vector<exec_entry*>& all) {
   }
   written_without_replies_.clear();
   reading_ = reading::none;
+  out_of_sync_ = false;
+  multi_open_ = false;
+  late_ = no_late;
 }
 
 }  // namespace redcoro::detail

@@ -560,3 +560,91 @@ TEST_CASE("the health check drops a server that stopped answering", "[client][li
     conn.close();
   });
 }
+
+TEST_CASE("a connection that was healthy reconnects at once, before any backoff",
+          "[client][live][failure]") {
+  redis_server server;
+  asio::io_context ioc;
+  auto cfg = local_config(server.port());
+  // A backoff this long would make the PING below time out.
+  cfg.reconnect.min_delay = 10s;
+  cfg.reconnect.max_delay = 10s;
+  cfg.reconnect.jitter = 0;
+  connection conn(ioc, cfg);
+  run_bounded(ioc, [&]() -> awaitable<void> {
+    conn.async_run(asio::detached);
+    co_await conn.async_exec(redcoro::command("PING"), use_awaitable);
+    co_await redcoro::test::sleep_for(1100ms);  // up long enough to count as healthy
+    server.cli({"CLIENT", "KILL", "TYPE", "normal"});
+    redcoro::command<std::string> ping("PING");
+    ping.request().get_config().timeout = 3s;
+    ping.request().get_config().retry_if_unanswered = true;  // may go out before the kill is seen
+    redcoro::error_code ec;
+    auto pong = co_await conn.async_exec(std::move(ping), asio::redirect_error(use_awaitable, ec));
+    CHECK_FALSE(ec);
+    CHECK(pong.value() == "PONG");
+    conn.close();
+  });
+}
+
+TEST_CASE(
+    "a frozen server under 200 coroutines: dropped within the health interval, then "
+    "everything recovers",
+    "[client][live][failure]") {
+  redis_server server;
+  asio::io_context ioc;
+  auto cfg = local_config(server.port());
+  cfg.health_check_interval = 300ms;
+  cfg.request_timeout = 1s;
+  connection conn(ioc, cfg);
+  constexpr int workers = 200;
+  std::size_t ok = 0, failed = 0, finished = 0;
+  bool paused = false, resumed = false;
+  std::size_t ok_after_resume = 0;
+  run_bounded(ioc, [&]() -> awaitable<void> {
+    conn.async_run(asio::detached);
+    co_await conn.async_exec(redcoro::command("SET", "k", "v"), use_awaitable);
+    for (int w = 0; w < workers; ++w) {
+      asio::co_spawn(
+          ioc,
+          [&]() -> awaitable<void> {
+            for (int i = 0; !(resumed && i > 0 && ok_after_resume >= workers * 5); ++i) {
+              redcoro::error_code ec;
+              auto r =
+                  co_await conn.async_exec(redcoro::command<std::optional<std::string>>("GET", "k"),
+                                           asio::redirect_error(use_awaitable, ec));
+              if (!ec && r.has_value()) {
+                ++ok;
+                if (resumed) ++ok_after_resume;
+              } else {
+                ++failed;
+                co_await redcoro::test::sleep_for(20ms);
+              }
+            }
+            ++finished;
+          },
+          asio::detached);
+    }
+    co_await redcoro::test::sleep_for(300ms);
+    server.pause();
+    paused = true;
+    // The connection owes replies and gets nothing: it is dropped within the health interval
+    // of the last byte, long before the server comes back.
+    for (int i = 0; i < 150 && conn.is_connected(); ++i)
+      co_await redcoro::test::sleep_for(20ms);
+    CHECK_FALSE(conn.is_connected());
+    co_await redcoro::test::sleep_for(1500ms);
+    server.resume();
+    resumed = true;
+    for (int i = 0; i < 500 && finished < workers; ++i)
+      co_await redcoro::test::sleep_for(20ms);
+    CHECK(finished == workers);  // nobody hung
+    CHECK(ok_after_resume >= workers * 5);
+    CHECK(conn.is_connected());
+    INFO("ok " << ok << ", failed " << failed);
+    CHECK(failed > 0);  // the freeze was felt, as errors, not as a hang
+    CHECK(conn.pending_requests() == 0);
+    conn.close();
+  });
+  (void)paused;
+}

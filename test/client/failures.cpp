@@ -8,6 +8,7 @@
 #include <boost/asio/redirect_error.hpp>
 #include <catch2/catch.hpp>
 
+#include <optional>
 #include <string>
 
 using namespace std::chrono_literals;
@@ -110,4 +111,126 @@ TEST_CASE("a failing handshake is retried with backoff, not in a storm", "[clien
   // About one attempt per 50-100 ms over a second; a busy loop would make thousands.
   CHECK(server.connections() >= 2);
   CHECK(server.connections() <= 40);
+}
+
+TEST_CASE("a reply that stalls part-way is dropped with its connection", "[client][failure]") {
+  // Half a reply to the first command, then silence; a whole one to the next.
+  redcoro::test::scripted_server server(
+      [](std::size_t n) { return n == 0 ? std::string("$10\r\nabc") : std::string("+PONG\r\n"); });
+  asio::io_context ioc;
+  auto cfg = redcoro::test::local_config(server.port());
+  cfg.health_check_interval = 300ms;
+  cfg.request_timeout = 10s;
+  redcoro::connection conn(ioc, cfg);
+  redcoro::test::run_bounded(ioc, [&]() -> asio::awaitable<void> {
+    conn.async_run(asio::detached);
+    proto::request req;
+    req.push("PING");
+    proto::response<std::string> resp;
+    // Nothing more comes for longer than the health interval: the connection is dead, the
+    // request fails long before its own timeout...
+    {
+      const redcoro::error_code result = co_await redcoro::test::exec(conn, req, resp);
+      CHECK(result == redcoro::error::connection_lost);
+    }
+    // ...and the next one goes out on a new connection.
+    {
+      const redcoro::error_code result = co_await redcoro::test::exec(conn, req, resp);
+      CHECK_FALSE(result);
+    }
+    CHECK(std::get<0>(resp).value() == "PONG");
+    CHECK(server.connections() == 2);
+    conn.close();
+  });
+}
+
+TEST_CASE("a timed-out request whose reply never comes does not keep a dead connection",
+          "[client][failure]") {
+  redcoro::test::scripted_server server(
+      [](std::size_t n) { return n == 0 ? std::string("$10\r\nabc") : std::string("+PONG\r\n"); });
+  asio::io_context ioc;
+  auto cfg = redcoro::test::local_config(server.port());
+  cfg.health_check_interval = 300ms;
+  cfg.request_timeout = 100ms;
+  redcoro::connection conn(ioc, cfg);
+  redcoro::test::run_bounded(ioc, [&]() -> asio::awaitable<void> {
+    conn.async_run(asio::detached);
+    proto::request req;
+    req.push("PING");
+    proto::response<std::string> resp;
+    {
+      const redcoro::error_code result = co_await redcoro::test::exec(conn, req, resp);
+      CHECK(result == redcoro::error::timeout);
+    }
+    // The timed-out request still waits for its reply; the connection is reset all the same
+    // once the health interval has passed without a byte, and then serves again. (This one is
+    // written behind the stalled reply, so it is lost with the connection: it is marked safe
+    // to send again.)
+    req.get_config().timeout = 5s;
+    req.get_config().retry_if_unanswered = true;
+    {
+      const redcoro::error_code result = co_await redcoro::test::exec(conn, req, resp);
+      CHECK_FALSE(result);
+    }
+    CHECK(server.connections() == 2);
+    conn.close();
+  });
+}
+
+TEST_CASE("a reply that cannot answer its command resets the connection", "[client][failure]") {
+  // +PONG where a GET waits: the stream is out of step with the requests.
+  redcoro::test::scripted_server server(
+      [](std::size_t n) { return n == 0 ? std::string("+PONG\r\n") : std::string("$1\r\nv\r\n"); });
+  asio::io_context ioc;
+  auto cfg = redcoro::test::local_config(server.port());
+  redcoro::connection conn(ioc, cfg);
+  redcoro::test::run_bounded(ioc, [&]() -> asio::awaitable<void> {
+    conn.async_run(asio::detached);
+    proto::request req;
+    req.push("GET", "k");
+    proto::response<std::optional<std::string>> resp;
+    {
+      const redcoro::error_code result = co_await redcoro::test::exec(conn, req, resp);
+      CHECK(result == redcoro::error::out_of_sync);
+    }
+    {
+      const redcoro::error_code result = co_await redcoro::test::exec(conn, req, resp);
+      CHECK_FALSE(result);
+    }
+    CHECK(std::get<0>(resp).value() == "v");
+    CHECK(server.connections() == 2);
+    conn.close();
+  });
+}
+
+TEST_CASE("a surplus reply fails what is in flight instead of shifting every reply",
+          "[client][failure]") {
+  // The first command's reply comes after a stray "+OK": without a check, GET a would get
+  // "+OK", GET b the value of a, and so on down the line.
+  // (The scripted server answers each read: both GETs arrive in one.)
+  redcoro::test::scripted_server server([](std::size_t n) {
+    return n == 0 ? std::string("+OK\r\n$1\r\na\r\n$1\r\nb\r\n") : std::string("$1\r\nc\r\n");
+  });
+  asio::io_context ioc;
+  redcoro::connection conn(ioc, redcoro::test::local_config(server.port()));
+  redcoro::test::run_bounded(ioc, [&]() -> asio::awaitable<void> {
+    conn.async_run(asio::detached);
+    proto::request req;
+    req.push("GET", "a");
+    req.push("GET", "b");
+    proto::response<std::optional<std::string>, std::optional<std::string>> resp;
+    {
+      const redcoro::error_code result = co_await redcoro::test::exec(conn, req, resp);
+      CHECK(result == redcoro::error::out_of_sync);
+    }
+    proto::request next;
+    next.push("GET", "c");
+    proto::response<std::optional<std::string>> one;
+    {
+      const redcoro::error_code result = co_await redcoro::test::exec(conn, next, one);
+      CHECK_FALSE(result);
+    }
+    CHECK(std::get<0>(one).value() == "c");
+    conn.close();
+  });
 }

@@ -342,3 +342,78 @@ TEST_CASE("backoff grows, stays within bounds, and gives up when told", "[backof
   b.reset();
   CHECK(b.next()->count() <= 100);
 }
+
+TEST_CASE("a reply whose type cannot answer its command is out of sync", "[multiplexer]") {
+  multiplexer mux;
+  mux.set_ready(true);
+  pending get(cmd("GET", "k")), next(cmd("GET", "l"));
+  REQUIRE_FALSE(mux.add(get.entry));
+  REQUIRE_FALSE(mux.add(next.entry));
+  mux.prepare_write();
+  wire w{mux, {}};
+  CHECK(w.feed("+PONG\r\n") == redcoro::error::out_of_sync);
+  CHECK((get.resp.empty() || get.resp[0]->text != "PONG"));  // it reached no adapter
+  CHECK_FALSE(get.completed);
+}
+
+TEST_CASE("replies inside MULTI are +QUEUED and not checked", "[multiplexer]") {
+  multiplexer mux;
+  mux.set_ready(true);
+  // MULTI alone, then a GET in a request of its own: the GET is answered +QUEUED.
+  pending multi(cmd("MULTI")), get(cmd("GET", "k")), exec(cmd("EXEC")), after(cmd("GET", "k"));
+  for (auto* p : {&multi, &get, &exec, &after})
+    REQUIRE_FALSE(mux.add(p->entry));
+  mux.prepare_write();
+  wire w{mux, {}};
+  REQUIRE_FALSE(w.feed("+OK\r\n+QUEUED\r\n*1\r\n$1\r\nv\r\n"));
+  CHECK(get.completed);
+  CHECK(exec.completed);
+  // After EXEC, checked again.
+  CHECK(w.feed("+QUEUED\r\n") == redcoro::error::out_of_sync);
+}
+
+TEST_CASE("a written blocking pop given up is unblocked, and what it took goes back",
+          "[multiplexer]") {
+  multiplexer mux;
+  mux.set_ready(true);
+  proto::request blpop;
+  blpop.push("BLPOP", "q", 5);
+  pending pop(std::move(blpop)), get(cmd("GET", "k"));
+  REQUIRE_FALSE(mux.add(pop.entry));
+  const auto written = steady::now();
+  mux.prepare_write(written);
+  REQUIRE(mux.head());
+  CHECK(mux.head()->written_at == written);
+  CHECK(mux.head()->block_ms == 5000);
+  CHECK_FALSE(mux.take_unblock());
+  REQUIRE(mux.remove(pop.entry));  // timed out or cancelled
+  CHECK(mux.take_unblock());
+  CHECK_FALSE(mux.take_unblock());  // once
+  REQUIRE_FALSE(mux.add(get.entry));
+  mux.prepare_write();
+  wire w{mux, {}};
+  // The element arrived before the unblock: the late reply is kept and given back.
+  REQUIRE_FALSE(w.feed("*2\r\n$1\r\nq\r\n$2\r\ne7\r\n$1\r\nv\r\n"));
+  REQUIRE(mux.hand_backs().size() == 1);
+  proto::request expected;
+  expected.push("LPUSH", "q", "e7");
+  CHECK(mux.hand_backs()[0].payload() == expected.payload());
+  CHECK(get.resp[0]->text == "v");
+}
+
+TEST_CASE("a blocking pop unblocked empty-handed gives nothing back", "[multiplexer]") {
+  multiplexer mux;
+  mux.set_ready(true);
+  proto::request blpop;
+  blpop.push("BLPOP", "q", 0);
+  pending pop(std::move(blpop));
+  REQUIRE_FALSE(mux.add(pop.entry));
+  mux.prepare_write();
+  CHECK(mux.head()->block_ms == 0);  // blocks without a limit
+  REQUIRE(mux.remove(pop.entry));
+  CHECK(mux.take_unblock());
+  wire w{mux, {}};
+  REQUIRE_FALSE(w.feed("_\r\n"));  // CLIENT UNBLOCK: nil
+  CHECK(mux.hand_backs().empty());
+  CHECK(mux.idle());
+}

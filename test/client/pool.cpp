@@ -94,7 +94,7 @@ TEST_CASE("blocking pops on dedicated connections do not delay the shared one",
   });
 }
 
-TEST_CASE("a pooled connection left with an unanswered request is not reused",
+TEST_CASE("a pooled connection left with a blocked command is lent again once it is unblocked",
           "[client][live][pool]") {
   redis_server server;
   asio::io_context ioc;
@@ -112,7 +112,8 @@ TEST_CASE("a pooled connection left with an unanswered request is not reused",
       CHECK(pop_ec == redcoro::error::timeout);
       CHECK(l->pending_requests() == 1);
     }
-    // The only slot in the pool gets a fresh connection, which answers at once.
+    // The connection unblocked the BLPOP on the server (CLIENT UNBLOCK), so the next caller
+    // gets it back, with nothing of the BLPOP's left for it to read.
     redcoro::command<std::string> ping("PING");
     ping.request().get_config().timeout = 5s;
     auto pong = co_await cl.async_exec_dedicated(std::move(ping), use_awaitable);

@@ -18,6 +18,7 @@
 #include <boost/asio/post.hpp>
 #include <boost/system/error_code.hpp>
 
+#include <chrono>
 #include <cstddef>
 #include <functional>
 #include <memory>
@@ -349,6 +350,10 @@ class connection {
   /// Requests queued or written and not yet answered, counting those whose caller gave up
   /// (their replies are still to be read and dropped).
   std::size_t pending_requests() const noexcept;
+  /// How long the server has owed a reply without sending a byte: zero when nothing is in
+  /// flight. A blocking command (BLPOP) counts while it blocks. Past the health-check
+  /// interval (plus the block time of a blocking command) the connection is dropped as dead.
+  std::chrono::steady_clock::duration unanswered_for() const noexcept;
 
  private:
   void run_impl(asio::any_completion_handler<void(error_code)> handler);

@@ -21,6 +21,8 @@ enum class error {
   health_check_failed,  ///< PING on an idle connection was not answered in time
   closed,               ///< the connection was closed or async_run ended
   response_too_short,   ///< the request has more replies than the response has slots
+  out_of_sync,  ///< a reply's type cannot answer the command it would belong to: the stream of
+                ///< replies is out of step with the requests, so the connection was reset
 };
 
 const std::error_category& client_category() noexcept;

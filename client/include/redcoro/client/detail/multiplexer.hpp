@@ -1,6 +1,7 @@
 #pragma once
 
 #include <redcoro/client/detail/ring.hpp>
+#include <redcoro/proto/adapter.hpp>
 #include <redcoro/proto/node.hpp>
 #include <redcoro/proto/request.hpp>
 #include <redcoro/proto/response.hpp>
@@ -8,9 +9,11 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <system_error>
+#include <utility>
 #include <vector>
 
 namespace redcoro::detail {
@@ -47,6 +50,9 @@ struct exec_entry {
   /// Sent before every ordinary request, and even while the connection is not ready
   /// (handshake, health check).
   bool priority = false;
+  /// Its keys are already as the server names them (a hand-back built from a reply): the key
+  /// prefix is not applied again.
+  bool wire_keys = false;
 
   exec_entry* prev = nullptr;  // the waiting list
   exec_entry* next = nullptr;
@@ -77,6 +83,15 @@ class push_sink {
 struct mux_stats {
   std::size_t waiting = 0;
   std::size_t in_flight = 0;
+};
+
+/// The request the server is answering now (the head of the FIFO), for the connection's
+/// stall detection.
+struct head_of_line {
+  clock::time_point written_at;
+  /// Its longest block time in ms (BLPOP, XREAD BLOCK...): -1 when nothing blocks, 0 when
+  /// something blocks without a limit.
+  std::int64_t block_ms = -1;
 };
 
 /// Matches requests with replies on one connection, with no I/O.
@@ -110,7 +125,7 @@ class multiplexer {
 
   /// Copies the payloads of every writable request into one buffer and moves them to the
   /// FIFO. The view stays valid until the next prepare_write().
-  std::string_view prepare_write();
+  std::string_view prepare_write(clock::time_point now = clock::now());
   /// From now on, prepare_write() passes ordinary (not priority) requests through `p`
   /// once it is loaded: config::key_prefix.
   void set_key_prefixer(const key_prefixer* p) noexcept { prefixer_ = p; }
@@ -121,6 +136,11 @@ class multiplexer {
 
   /// Routes one node of the message being read. The first node of a top-level push goes to
   /// the push sink with every node after it until the message ends.
+  ///
+  /// The type of each reply is checked against what its command can answer
+  /// (proto::reply_fits): a `+PONG` where a GET waits means the stream is out of step with the
+  /// requests (a proxy's bug, a surplus reply). Such a reply reaches no adapter, and
+  /// on_message_done reports error::out_of_sync.
   void on_node(const proto::node& n);
 
   /// The message being read is complete (`bytes`: its size on the wire). Returns the entry
@@ -157,6 +177,21 @@ class multiplexer {
   /// Requests waiting to be written, and slots in the FIFO (detached ones included).
   mux_stats stats() const noexcept { return {waiting_, slots_.size()}; }
   bool idle() const noexcept { return waiting_ == 0 && slots_.empty(); }
+  /// The request being answered, if any (detached ones included: their replies are due).
+  std::optional<head_of_line> head() const noexcept {
+    if (slots_.empty()) return std::nullopt;
+    return head_of_line{slots_.front().written_at, slots_.front().block_ms};
+  }
+
+  /// True once after a written blocking command (BLPOP, XREAD BLOCK, WAIT...) lost its caller
+  /// (timeout, cancellation) while the server may still hold it blocked: the connection
+  /// then unblocks it from another connection (CLIENT UNBLOCK), so that what comes after it
+  /// is not stuck behind it.
+  bool take_unblock() noexcept { return std::exchange(unblock_wanted_, false); }
+  /// Commands that give back what a blocking pop took after its caller gave up (the late
+  /// reply of a BLPOP: LPUSH the element again, see proto::append_hand_back). The connection
+  /// sends them; keys are already as on the wire (prefixed).
+  std::vector<proto::request>& hand_backs() noexcept { return hand_backs_; }
 
  private:
   struct slot {
@@ -168,6 +203,12 @@ class multiplexer {
     std::vector<proto::out_of_band_command> out_of_band;
     std::size_t next_out_of_band = 0;  // the first of them not answered
     std::uint32_t confirmed = 0;       // confirmations that one has had
+    clock::time_point written_at;
+    std::int64_t block_ms = -1;  // see head_of_line
+    bool check_types = false;    // replies checked against their commands (not in MULTI)
+    // After the caller gave up: its blocking pops not yet answered (index, bytes as sent),
+    // whose late replies are given back.
+    std::vector<std::pair<std::size_t, std::string>> give_back;
 
     // The out-of-band command answered next, or nullptr when it is an ordinary one.
     const proto::out_of_band_command* current() const noexcept {
@@ -178,6 +219,11 @@ class multiplexer {
     }
   };
 
+  // The caller of a written request gave up: its replies are dropped from now on, and its
+  // blocking commands are unblocked and what they took given back.
+  void detach(slot& s);
+  // The first node of a reply for the head slot: checks its type.
+  void begin_reply(const proto::node& n) noexcept;
   void link_back(exec_entry& e) noexcept;
   void link_front(exec_entry& e) noexcept;
   void unlink(exec_entry& e) noexcept;
@@ -200,6 +246,17 @@ class multiplexer {
   exec_entry* answer_one();
 
   enum class reading : std::uint8_t { none, reply, push, undecided } reading_ = reading::none;
+  bool out_of_sync_ = false;  // the message being read answers nothing that waits
+  bool multi_open_ = false;   // written MULTI without EXEC or DISCARD yet
+  bool unblock_wanted_ = false;
+  // The late reply of a blocking pop being read (slot::give_back), and what it gives back.
+  // (An index into the head slot's give_back, not a pointer: the writer may add slots, and
+  // move them, while a long reply is read.)
+  static constexpr std::size_t no_late = static_cast<std::size_t>(-1);
+  std::size_t late_ = no_late;
+  proto::value late_value_;
+  proto::adapter<proto::value> late_adapter_;
+  std::vector<proto::request> hand_backs_;
   bool resp2_pushes_ = false;
   // The push being read: its first element's index in pubsub_kinds, or -1.
   int push_kind_ = -1;

@@ -16,6 +16,7 @@ class ring {
   bool empty() const noexcept { return size_ == 0; }
   std::size_t size() const noexcept { return size_; }
   T& front() noexcept { return items_[head_]; }
+  const T& front() const noexcept { return items_[head_]; }
   /// Element `i` from the front.
   T& at(std::size_t i) noexcept { return items_[(head_ + i) & (items_.size() - 1)]; }
 
