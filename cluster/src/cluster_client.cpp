@@ -242,6 +242,7 @@ struct cluster_impl {
       stale_reads = 0;
     }
     if (!ready()) log->info("redcoro: cluster topology read: {} shards", t.shards().size());
+    drop_demoted(t);
     topo = std::move(t);
     node_conns.assign(topo.nodes().size(), nullptr);
     for (const cluster::node_info& n : topo.nodes())
@@ -252,12 +253,47 @@ struct cluster_impl {
     if (on_change) on_change();
   }
 
+  // A primary of the old topology that serves no slot in `next` (a replica was promoted in its
+  // place, or it left) and that has stopped answering (a frozen or partitioned process) may
+  // still execute what sits in its socket when it wakes up, answer OK, and then drop those
+  // writes when it resyncs as a replica. Its connection is dropped now, so that such writes
+  // fail with connection_lost instead of being acknowledged, and what waits on it goes to
+  // the new owner. A demoted primary that answers (CLUSTER FAILOVER) keeps its connection:
+  // it answers what it holds with MOVED, which is followed.
+  void drop_demoted(const topology& next) {
+    for (const auto& s : topo.shards()) {
+      const node_address& was = topo.nodes()[s.primary].address;
+      const bool still_primary = std::any_of(
+          next.shards().begin(), next.shards().end(),
+          [&](const cluster::shard& n) { return next.nodes()[n.primary].address == was; });
+      if (still_primary) continue;
+      auto it = nodes.find(was);
+      if (it == nodes.end()) continue;
+      connection& c = *it->second->conn;
+      if (c.pending_requests() == 0) continue;
+      if (c.is_connected() && c.unanswered_for() < stalled_after) continue;
+      log->warn(
+          "redcoro: cluster: {} is no longer a primary and does not answer; dropping its "
+          "connection",
+          was.to_string());
+      c.reconnect();
+    }
+  }
+
+  // A node connection that owes a reply for this long is not asked for the topology, and is
+  // dropped when its node is demoted (drop_demoted).
+  static constexpr auto stalled_after = std::chrono::milliseconds(1000);
+
   // Asks `conn` for the topology (and the command table when there is none yet).
   awaitable<bool> read_topology(connection& conn, bool wait_for_connection) {
     const std::string& host = conn.get_config().host;
     proto::request req;
     req.get_config().cancel_if_not_connected = !wait_for_connection;
-    req.get_config().timeout = cfg.node.connect_timeout + cfg.node.request_timeout;
+    // A connected node answers at once or is frozen; a refresh waiting on a frozen node for a
+    // whole request timeout would leave every other node's news unread meanwhile.
+    req.get_config().timeout = wait_for_connection
+                                   ? cfg.node.connect_timeout + cfg.node.request_timeout
+                                   : std::min(cfg.node.request_timeout, refresh_read_timeout);
     req.push("CLUSTER", "SHARDS");
     const bool need_table = !table.loaded();
     if (need_table) req.push("COMMAND");
@@ -296,7 +332,8 @@ struct cluster_impl {
   awaitable<bool> refresh_once() {
     std::vector<node_address> connected;
     for (const auto& [a, e] : nodes)
-      if (e->conn->is_connected()) connected.push_back(a);
+      if (e->conn->is_connected() && e->conn->unanswered_for() < stalled_after)
+        connected.push_back(a);
     if (!connected.empty())
       std::rotate(
           connected.begin(),
@@ -339,25 +376,41 @@ struct cluster_impl {
     last_attempt = clock::now();
     const bool periodic = cfg.refresh_interval.count() > 0;
     while (!closed) {
-      const auto since = clock::now() - last_attempt;
-      if ((refresh_wanted && since >= cfg.min_refresh_gap) ||
+      const auto now = clock::now();
+      // A primary that stopped answering may be replaced by its replica any moment, with no
+      // MOVED or error to say so until requests time out: while one is, look every
+      // degraded_gap.
+      const bool degraded = primary_unreachable();
+      const auto gap = degraded ? std::max(cfg.min_refresh_gap, degraded_gap) : cfg.min_refresh_gap;
+      const auto since = now - last_attempt;
+      if (((refresh_wanted || degraded) && since >= gap) ||
           (periodic && since >= cfg.refresh_interval)) {
         refresh_wanted = false;
-        last_attempt = clock::now();
+        last_attempt = now;
         if (!co_await refresh_once()) log->warn("redcoro: cluster: topology refresh failed");
         continue;
       }
-      if (refresh_wanted)
-        refresh_timer.expires_at(last_attempt + cfg.min_refresh_gap);
-      else if (periodic)
-        refresh_timer.expires_at(last_attempt + cfg.refresh_interval);
-      else
-        refresh_timer.expires_at(clock::time_point::max());
+      auto next = clock::time_point::max();
+      if (refresh_wanted || degraded) next = last_attempt + gap;
+      if (periodic) next = std::min(next, last_attempt + cfg.refresh_interval);
+      // Woken this often anyway, to see whether a primary stopped answering.
+      next = std::min(next, now + health_watch);
+      refresh_timer.expires_at(next);
       error_code ignored;
       co_await refresh_timer.async_wait(asio::redirect_error(use_awaitable, ignored));
     }
     co_await shut_down();
     co_return error_code(error::closed);
+  }
+
+  bool primary_unreachable() const {
+    for (const auto& sh : topo.shards()) {
+      auto it = nodes.find(topo.nodes()[sh.primary].address);
+      if (it == nodes.end()) continue;
+      const connection& c = *it->second->conn;
+      if (!c.is_connected() || c.unanswered_for() >= stalled_after) return true;
+    }
+    return false;
   }
 
   awaitable<void> shut_down() {
@@ -412,7 +465,10 @@ struct cluster_impl {
       request_refresh();
       return slow(op);
     }
-    if (ec) return op.complete(op, ec, op.bytes);
+    if (ec) {
+      if (node_trouble(ec)) request_refresh();
+      return op.complete(op, ec, op.bytes);
+    }
     slow(op);  // only the held-back replies are left
   }
 
@@ -424,6 +480,14 @@ struct cluster_impl {
     recent_moves.push_back(r);
     request_refresh();
     if (on_change) on_change();
+  }
+
+  // A node connection's error that may mean its node is down, frozen or demoted: the
+  // topology is read again (rate-limited, as after MOVED) so that a failover is followed
+  // without waiting for the periodic refresh.
+  static bool node_trouble(error_code ec) {
+    return ec == error::timeout || ec == error::connection_lost ||
+           ec == error::health_check_failed || ec == error::out_of_sync;
   }
 
   // A node connection's error that says the request was never written: it can go to the
@@ -566,7 +630,10 @@ struct cluster_impl {
           request_refresh();
           continue;
         }
-        if (j.ec) co_return j.ec;
+        if (j.ec) {
+          if (node_trouble(j.ec)) request_refresh();
+          co_return j.ec;
+        }
         if (j.ask && !j.replies.empty()) j.replies.erase(j.replies.begin());  // ASKING's +OK
         j.ask.reset();
         std::optional<redirect> r;
@@ -690,6 +757,10 @@ struct cluster_impl {
   std::vector<redirect> recent_moves;
   std::size_t stale_reads = 0;
   static constexpr std::size_t max_stale_reads = 10;
+  static constexpr auto refresh_read_timeout = std::chrono::milliseconds(1000);
+  // See run(): refreshes while a primary does not answer, and how often that is checked.
+  static constexpr auto degraded_gap = std::chrono::milliseconds(250);
+  static constexpr auto health_watch = std::chrono::milliseconds(250);
   std::size_t refresh_turn = 0;
   op_pool pool;
   bool initiating_ = false;

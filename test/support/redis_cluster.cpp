@@ -18,6 +18,8 @@ std::vector<std::string> words(const std::string& line) {
   return out;
 }
 
+redis_cluster::node_view parse_node(const std::vector<std::string>& words);
+
 // The lines of a CLUSTER NODES reply.
 std::vector<redis_cluster::node_view> parse_nodes(const std::string& text) {
   std::vector<redis_cluster::node_view> out;
@@ -25,6 +27,18 @@ std::vector<redis_cluster::node_view> parse_nodes(const std::string& text) {
   for (std::string line; std::getline(in, line);) {
     const auto w = words(line);
     if (w.size() < 8) continue;
+    try {
+      out.push_back(parse_node(w));
+    } catch (const std::exception&) {
+      // A node the others know no address of yet (":0@0", "noaddr" while it rejoins): not a
+      // node to talk to.
+    }
+  }
+  return out;
+}
+
+redis_cluster::node_view parse_node(const std::vector<std::string>& w) {
+  {
     redis_cluster::node_view n;
     n.id = w[0];
     const auto colon = w[1].find(':');
@@ -40,9 +54,9 @@ std::vector<redis_cluster::node_view> parse_nodes(const std::string& text) {
       const int last = dash == std::string::npos ? first : std::stoi(w[i].substr(dash + 1));
       n.slots.emplace_back(first, last);
     }
-    out.push_back(std::move(n));
+    if (n.port == 0) throw std::invalid_argument("no address");
+    return n;
   }
-  return out;
 }
 
 }  // namespace
@@ -97,7 +111,7 @@ redis_server& redis_cluster::server_on(std::uint16_t port) {
 
 const redis_server& redis_cluster::any_up() const {
   for (const auto& s : servers_)
-    if (s->running()) return *s;
+    if (s->answering()) return *s;
   throw std::runtime_error("every node is down");
 }
 
@@ -137,7 +151,7 @@ bool redis_cluster::wait_healthy(std::chrono::seconds limit) const {
     bool ok = true;
     std::set<std::string> views;
     for (std::size_t i = 0; i < servers_.size() && ok; ++i) {
-      if (!servers_[i]->running()) continue;
+      if (!servers_[i]->answering()) continue;
       const std::string info = servers_[i]->cli({"CLUSTER", "INFO"});
       ok = info.find("cluster_state:ok") != std::string::npos &&
            info.find("cluster_slots_ok:16384") != std::string::npos;

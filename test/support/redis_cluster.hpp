@@ -41,11 +41,11 @@ class redis_cluster {
   std::uint16_t owner_of(int slot) const;
   std::vector<std::uint16_t> replicas_of(std::uint16_t primary_port) const;
 
-  /// Waits until every node that is up reports cluster_state:ok, covers all slots and
-  /// agrees on who serves them, and every replica is in sync. False after `limit`.
+  /// Waits until every node that is up (and not paused) reports cluster_state:ok, covers all slots
+  /// and agrees on who serves them, and every replica is in sync. False after `limit`.
   bool wait_healthy(std::chrono::seconds limit = std::chrono::seconds(30)) const;
 
-  /// redis-cli against a node that is up.
+  /// redis-cli against a node that is up and not paused.
   std::string cli(const std::vector<std::string>& args) const;
 
   /// SIGKILL of one node; it stays down.

@@ -137,14 +137,17 @@ void redis_server::kill() {
   int status = 0;
   ::waitpid(pid_, &status, 0);
   pid_ = -1;
+  paused_ = false;
 }
 
 void redis_server::pause() {
   if (pid_ > 0) ::kill(pid_, SIGSTOP);
+  paused_ = pid_ > 0;
 }
 
 void redis_server::resume() {
   if (pid_ > 0) ::kill(pid_, SIGCONT);
+  paused_ = false;
 }
 
 void redis_server::restart() {

@@ -34,6 +34,8 @@ class redis_server {
   /// SIGSTOP / SIGCONT: the server keeps its connections but answers nothing.
   void pause();
   void resume();
+  /// Running and not paused: it answers.
+  bool answering() const noexcept { return pid_ > 0 && !paused_; }
   /// Runs redis-cli against it and returns its output (for CLIENT KILL and the like).
   std::string cli(const std::vector<std::string>& args) const;
 
@@ -43,6 +45,7 @@ class redis_server {
   std::string dir_;
   std::uint16_t port_ = 0;
   pid_t pid_ = -1;
+  bool paused_ = false;
 };
 
 /// A TCP server on loopback that speaks just enough RESP to get through the handshake, then
