@@ -356,6 +356,24 @@ TEST_CASE("limits are settings and each has its own error", "[parser][limits]") 
     // Detected without waiting for the CRLF that may never come.
     expect_error("+012345678901234567890", error::line_too_long, limits);
     CHECK(feed_whole("+0123456789\r\n", limits).messages == 1);
+    // Numbers and headers are lines too: the sign and the digits count, leading zeros
+    // included.
+    for (const char c : std::string(":$!=*%~>|")) {
+      INFO(c);
+      expect_error(c + std::string("00000000001\r\n"), error::line_too_long, limits);
+      expect_error(c + std::string(30, '0'), error::line_too_long, limits);
+    }
+    expect_error("$?\r\n;00000000001\r\nx\r\n", error::line_too_long, limits);
+    expect_error(":-1234567890\r\n", error::line_too_long, limits);
+    // Before the digits overflow: which error comes first does not depend on the split.
+    expect_error(":123456789012345678901234\r\n", error::line_too_long, limits);
+    expect_error("$123456789012345678901234\r\n", error::line_too_long, limits);
+    CHECK(feed_all_splits(":1234567890\r\n", limits).messages == 1);
+    CHECK(feed_all_splits(":-123456789\r\n", limits).messages == 1);
+    CHECK(feed_all_splits("$0000000005\r\nhello\r\n", limits).messages == 1);
+    CHECK(feed_all_splits("*0000000001\r\n:0000000001\r\n", limits).messages == 1);
+    limits.max_line_length = 25;
+    expect_error("$123456789012345678901234\r\n", error::length_overflow, limits);
   }
 }
 
@@ -407,4 +425,102 @@ TEST_CASE("a long line arriving in pieces is found", "[parser]") {
   const feed_result r = redcoro::test::feed(wire, cuts);
   REQUIRE(r.nodes.size() == 1);
   CHECK(r.nodes[0].value == text);
+}
+
+TEST_CASE("headers with many leading zeros, split anywhere", "[parser]") {
+  const std::string z(300, '0');
+  expect_nodes(":" + z + "42\r\n", {S(type::number, 0, z + "42")});
+  expect_nodes(":-" + z + "9223372036854775808\r\n",
+               {S(type::number, 0, "-" + z + "9223372036854775808")});
+  expect_nodes(":+" + z + "7\r\n", {S(type::number, 0, "+" + z + "7")});
+  expect_nodes("$" + z + "5\r\nhello\r\n", {S(type::blob_string, 0, "hello")});
+  expect_nodes("$-" + z + "1\r\n", {S(type::null, 0)});
+  expect_nodes("*" + z + "2\r\n:1\r\n%" + z + "1\r\n+a\r\n+b\r\n",
+               {A(type::array, 0, 2), S(type::number, 1, "1"), A(type::map, 1, 1),
+                S(type::simple_string, 2, "a"), S(type::simple_string, 2, "b")});
+  // A long chunk terminator inside an aggregate: the parser goes on to the next element.
+  expect_nodes("*2\r\n$?\r\n;" + z + "1\r\nx\r\n;" + z + "\r\n:1\r\n",
+               {A(type::array, 0, 2), A(type::streamed_string, 1, unbounded),
+                S(type::streamed_string_part, 2, "x"), S(type::number, 1, "1")});
+  expect_nodes("$?\r\n;" + z + "\r\n+OK\r\n",
+               {A(type::streamed_string, 0, unbounded), S(type::simple_string, 0, "OK")}, 2);
+  expect_error(":" + z + "99999999999999999999\r\n", error::number_overflow);
+  expect_error(":" + z + "9223372036854775808\r\n", error::number_overflow);
+  expect_error("$" + z + "99999999999999999999\r\n", error::length_overflow);
+  expect_error(":" + z + "x\r\n", error::invalid_number);
+  expect_error("*" + z + "x\r\n", error::invalid_length);
+  expect_error(":" + z + "\rx", error::missing_crlf);
+}
+
+TEST_CASE("a header's outcome does not depend on where it was split", "[parser][limits]") {
+  // Whichever comes first of the line limit, an overflow or a bad byte, every split and the
+  // whole input agree (feed_all_splits checks it), at every limit.
+  const std::string wires[] = {":-12345678901234567890123\r\n",
+                               ":+000000000000000000000000009\r\n",
+                               "$99999999999999999999999\r\n",
+                               "*123x\r\n",
+                               "$-1\r\n",
+                               ":-\r\n",
+                               ":12345\rX",
+                               "%000000000000000000000000000000",
+                               "$?\r\n;0000000000000000000003\r\nabc\r\n;0\r\n"};
+  for (std::size_t limit = 0; limit <= 32; ++limit) {
+    parser_limits limits;
+    limits.max_line_length = limit;
+    for (const auto& wire : wires) {
+      INFO("limit " << limit << ", wire: " << wire);
+      feed_all_splits(wire, limits);
+    }
+  }
+}
+
+namespace {
+
+struct trickle_result {
+  std::vector<owned_node> nodes;
+  std::error_code ec;
+  std::size_t examined = 0;
+};
+
+// Feeds `wire` to one parser a byte at a time, as the slowest socket would, compacting the
+// buffer after each byte as the client does.
+trickle_result trickle(const std::string& wire) {
+  trickle_result out;
+  parser p;
+  std::string buffer;
+  std::size_t pos = 0;
+  for (const char c : wire) {
+    buffer.push_back(c);
+    for (;;) {
+      const auto n = p.consume(buffer, pos, out.ec);
+      if (out.ec) break;
+      if (n) out.nodes.push_back(redcoro::test::own(*n));
+      if (!n && !p.done()) break;
+    }
+    buffer.erase(0, pos);
+    pos = 0;
+  }
+  out.examined = p.bytes_examined();
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("long fields arriving a byte at a time cost work linear in their length",
+          "[parser][limits]") {
+  // Each call resumes where the previous one stopped instead of rescanning the field: 200,000
+  // bytes a byte at a time would otherwise examine 2 * 10^10 bytes.
+  const std::string zeros(200000, '0');
+  const auto check = [&](const std::string& wire, const std::vector<owned_node>& expected) {
+    INFO("wire: " << wire.substr(0, 12) << "...");
+    const trickle_result r = trickle(wire);
+    REQUIRE_FALSE(r.ec);
+    CHECK(r.nodes == expected);
+    CHECK(r.examined >= zeros.size());  // the count is real
+    CHECK(r.examined <= 3 * wire.size());
+  };
+  check(":" + zeros + "\r\n", {S(type::number, 0, zeros)});
+  check("$" + zeros + "5\r\nhello\r\n", {S(type::blob_string, 0, "hello")});
+  check("*" + zeros + "1\r\n:7\r\n", {A(type::array, 0, 1), S(type::number, 1, "7")});
+  check("+" + zeros + "\r\n", {S(type::simple_string, 0, zeros)});
 }
