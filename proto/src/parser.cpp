@@ -5,6 +5,7 @@
 #include <charconv>
 #include <cstdint>
 #include <cstring>
+#include <limits>
 
 namespace redcoro::proto {
 
@@ -149,6 +150,17 @@ constexpr decimal_rules rules_for(char c) noexcept {
   return scan::ok;
 }
 
+// The limits as the parser's size_t arithmetic can honour them.
+parser_limits clamped(parser_limits l) noexcept {
+  constexpr std::size_t max = std::numeric_limits<std::size_t>::max();
+  // A blob takes its length plus CRLF, and that sum is compared with the input held.
+  l.max_blob_length = std::min(l.max_blob_length, max - 2);
+  // A map or attribute holds twice its size in elements, and no counted aggregate may
+  // announce node::unbounded, which marks streamed ones.
+  l.max_aggregate_size = std::min(l.max_aggregate_size, max / 2);
+  return l;
+}
+
 bool valid_double(std::string_view s) noexcept {
   const char* b = s.data();
   const char* const e = b + s.size();
@@ -204,7 +216,7 @@ bool valid_big_number(std::string_view s) noexcept {
 }
 
 parser::parser(const parser_limits& limits)
-    : limits_(limits),
+    : limits_(clamped(limits)),
       stack_(std::make_unique<frame[]>(std::max<std::size_t>(1, limits.max_depth))),
       // 19 digits always fit in 64 bits.
       unchecked_digits_(std::min<std::size_t>(19, limits.max_line_length)) {}
@@ -212,7 +224,7 @@ parser::parser(const parser_limits& limits)
 void parser::reset() noexcept {
   top_ = 0;
   attributes_ = 0;
-  body_length_ = 0;
+  body_size_ = 0;
   scanned_ = 0;
   header_value_ = 0;
   error_ = {};
@@ -264,11 +276,11 @@ bool parser::push_frame(type t, std::size_t count, bool streamed) noexcept {
                                                                      std::size_t& pos,
                                                                      std::error_code& ec) noexcept {
   const std::size_t size = input.size();
-  if (size - pos < body_length_ + 2) return std::nullopt;
+  if (size - pos < body_size_) return std::nullopt;
   const char* const base = input.data();
-  const std::size_t end = pos + body_length_;
+  const std::size_t end = pos + body_size_ - 2;  // the CR
   if (base[end] != '\r' || base[end + 1] != '\n') return fail(ec, error::missing_crlf);
-  std::string_view value(base + pos, body_length_);
+  std::string_view value(base + pos, body_size_ - 2);
   if (body_type_ == type::verbatim_string) {
     if (value[3] != ':') return fail(ec, error::invalid_verbatim);
     value.remove_prefix(4);
@@ -397,13 +409,17 @@ std::optional<node> parser::header_incomplete(error err, std::size_t next, std::
   }
   if (d.magnitude > limits_.max_blob_length) return fail(ec, error::blob_too_large);
   if (c == '=' && d.magnitude < 4) return fail(ec, error::invalid_verbatim);
+  // The one place a blob length from the wire meets an addition. The clamp on
+  // max_blob_length already keeps it from wrapping; checked all the same, since a wrapped
+  // size would pass the comparison below and read far past the input.
+  if (__builtin_add_overflow(d.magnitude, std::uint64_t{2}, &body_size_))
+    return fail(ec, error::length_overflow);
   pos = d.next;
-  body_length_ = static_cast<std::size_t>(d.magnitude);
   body_type_ = c == '$'   ? type::blob_string
                : c == '!' ? type::blob_error
                : c == '=' ? type::verbatim_string
                           : type::streamed_string_part;
-  if (input.size() - pos < body_length_ + 2) {
+  if (input.size() - pos < body_size_) {
     state_ = state::body;
     return std::nullopt;
   }
@@ -427,8 +443,9 @@ std::optional<node> parser::header_incomplete(error err, std::size_t next, std::
   std::size_t count = 0;
   if (!d.unknown) {
     if (d.magnitude > limits_.max_aggregate_size) return fail(ec, error::aggregate_too_large);
-    if (d.magnitude > static_cast<std::size_t>(-1) / 4) return fail(ec, error::length_overflow);
-    count = static_cast<std::size_t>(d.magnitude) * multiplicity;
+    // Checked like a blob's size, though the clamp on max_aggregate_size keeps it in range.
+    if (__builtin_mul_overflow(d.magnitude, multiplicity, &count))
+      return fail(ec, error::length_overflow);
   }
   auto n = header(t, d.unknown ? node::unbounded : static_cast<std::size_t>(d.magnitude));
   pos = d.next;

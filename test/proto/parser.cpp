@@ -1,6 +1,8 @@
 #include "support/proto_helpers.hpp"
 #include <redcoro/proto/parser.hpp>
 
+#include <cstdint>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -523,4 +525,42 @@ TEST_CASE("long fields arriving a byte at a time cost work linear in their lengt
   check("$" + zeros + "5\r\nhello\r\n", {S(type::blob_string, 0, "hello")});
   check("*" + zeros + "1\r\n:7\r\n", {A(type::array, 0, 1), S(type::number, 1, "7")});
   check("+" + zeros + "\r\n", {S(type::simple_string, 0, zeros)});
+}
+
+TEST_CASE("lengths near SIZE_MAX neither wrap nor pass", "[parser][limits]") {
+  constexpr std::size_t max = std::numeric_limits<std::size_t>::max();
+  static_assert(max == std::uint64_t{18446744073709551615u}, "the wire values below are 64-bit");
+  parser_limits huge;
+  huge.max_blob_length = max;
+  huge.max_aggregate_size = max;
+  huge.max_line_length = max;
+  // A blob's length and its CRLF must fit in size_t: the limit is clamped to leave room.
+  CHECK(parser(huge).limits().max_blob_length == max - 2);
+  for (const char* w :
+       {"$18446744073709551614\r\n", "$18446744073709551615\r\n", "!18446744073709551614\r\n",
+        "=18446744073709551615\r\n", "$?\r\n;18446744073709551614\r\n"}) {
+    INFO(w);
+    expect_error(w, error::blob_too_large, huge);
+  }
+  // The longest blob allowed waits for its body.
+  const feed_result longest = feed_all_splits("$18446744073709551613\r\n", huge);
+  CHECK_FALSE(longest.ec);
+  CHECK(longest.nodes.empty());
+  CHECK_FALSE(longest.complete);
+
+  // An aggregate's element count (twice its size for maps) must fit, and no size may read as
+  // node::unbounded.
+  CHECK(parser(huge).limits().max_aggregate_size == max / 2);
+  expect_error("*18446744073709551615\r\n", error::aggregate_too_large, huge);
+  expect_error("%9223372036854775808\r\n", error::aggregate_too_large, huge);
+  const feed_result widest = feed_all_splits("%9223372036854775807\r\n", huge);
+  CHECK_FALSE(widest.ec);
+  REQUIRE(widest.nodes.size() == 1);
+  CHECK(widest.nodes[0] == A(type::map, 0, max / 2));
+
+  // Lines may be unlimited.
+  CHECK(feed_all_splits("+OK\r\n:1\r\n$1\r\nx\r\n", huge).messages == 3);
+  // Limits below the clamps stay as given.
+  CHECK(parser(parser_limits{}).limits().max_blob_length == parser_limits{}.max_blob_length);
+  CHECK(parser(parser_limits{}).limits().max_aggregate_size == parser_limits{}.max_aggregate_size);
 }

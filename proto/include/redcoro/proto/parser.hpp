@@ -23,9 +23,12 @@ struct parser_limits {
   /// handful of levels; scripts and modules can go deeper.
   std::size_t max_depth = 256;
   /// Longest blob string, blob error, verbatim string or streamed chunk, in bytes. The
-  /// server's own default `proto-max-bulk-len` is 512 MiB.
+  /// server's own default `proto-max-bulk-len` is 512 MiB. At most `SIZE_MAX - 2` (the
+  /// parser clamps larger values), so that a blob and its CRLF fit in `std::size_t`.
   std::size_t max_blob_length = std::size_t{512} * 1024 * 1024;
-  /// Largest element count announced by an aggregate header (pairs for maps).
+  /// Largest element count announced by an aggregate header (pairs for maps). At most
+  /// `SIZE_MAX / 2` (the parser clamps larger values): a map's elements are twice its pairs,
+  /// and no count may read as node::unbounded.
   std::size_t max_aggregate_size = std::size_t{0xffffffff};
   /// Longest line, CRLF excluded: simple strings, simple errors, doubles, big numbers,
   /// booleans, and the sign and digits of numbers and of length and count headers (leading
@@ -107,6 +110,7 @@ class parser {
   /// Forgets any partial message and error.
   void reset() noexcept;
 
+  /// The limits in effect: those given to the constructor, clamped as parser_limits says.
   const parser_limits& limits() const noexcept { return limits_; }
 
   /// Bytes examined while parsing lines and headers that arrived in more than one piece,
@@ -161,10 +165,10 @@ class parser {
 
   parser_limits limits_;
   std::unique_ptr<frame[]> stack_;
-  std::size_t unchecked_digits_;  // digits of a header that need no overflow or limit check
-  std::size_t top_ = 0;           // frames in use
-  std::size_t attributes_ = 0;    // attribute frames among them
-  std::size_t body_length_ = 0;
+  std::size_t unchecked_digits_;    // digits of a header that need no overflow or limit check
+  std::size_t top_ = 0;             // frames in use
+  std::size_t attributes_ = 0;      // attribute frames among them
+  std::size_t body_size_ = 0;       // state::body: the blob's length plus its CRLF
   std::size_t scanned_ = 0;         // state::line: bytes of the line's text examined
   std::uint64_t header_value_ = 0;  // state::line: the value of a header's digits so far
   std::size_t examined_ = 0;        // see bytes_examined()
