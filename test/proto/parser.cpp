@@ -255,6 +255,19 @@ TEST_CASE("each malformed input gets its own error", "[parser][errors]") {
     expect_error(":1\rX", error::missing_crlf);
     expect_error("*?\r\n.\rX", error::missing_crlf);
     expect_error("$?\rX", error::missing_crlf);
+    // The specification forbids LF in a line as it forbids CR: a lone LF is a line end
+    // without its CR, whatever the line's type.
+    for (const char* w : {"+a\nb\r\n", "-ERR a\nb\r\n", ",1.5\n\r\n", "(12\n3\r\n", "#t\n\r\n",
+                          "_\n\r\n", "+\n\r\n", "*1\r\n+a\nb\r\n"}) {
+      INFO(w);
+      expect_error(w, error::missing_crlf);
+    }
+    // Detected without waiting for a CR, in short lines and in long ones.
+    expect_error("+OK\n", error::missing_crlf);
+    const std::string x(100, 'x');
+    expect_error("+" + x + "\n" + x + "\r\n", error::missing_crlf);
+    expect_error("+" + x + "\n" + x, error::missing_crlf);
+    expect_error("+" + x + "\r" + x, error::missing_crlf);
   }
   SECTION("invalid_length") {
     for (const char* w : {"$abc\r\n", "$\r\n", "*-2\r\n", "%-1\r\n", "$+3\r\n", "!?\r\n", "=?\r\n",
@@ -427,6 +440,13 @@ TEST_CASE("a long line arriving in pieces is found", "[parser]") {
   const feed_result r = redcoro::test::feed(wire, cuts);
   REQUIRE(r.nodes.size() == 1);
   CHECK(r.nodes[0].value == text);
+}
+
+TEST_CASE("other control bytes are part of a line", "[parser]") {
+  const std::string controls("a\tb\0c\x0b\x0c\x01", 8);
+  expect_nodes("+" + controls + "\r\n", {S(type::simple_string, 0, controls)});
+  const std::string long_line = std::string(40, 'x') + controls + std::string(40, 'y');
+  expect_nodes("-" + long_line + "\r\n", {S(type::simple_error, 0, long_line)});
 }
 
 TEST_CASE("headers with many leading zeros, split anywhere", "[parser]") {
