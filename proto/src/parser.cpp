@@ -215,6 +215,7 @@ bool valid_big_number(std::string_view s) noexcept {
   frame& f = stack_[top_ - 1];
   if (f.streamed) {
     ++f.remaining;
+    f.attribute_pending = false;
     return;
   }
   if (--f.remaining == 0) close_frames();
@@ -270,6 +271,7 @@ void parser::close_frames() noexcept {
     // An attribute is not an element of its parent: the element it describes follows.
     if (f.data_type == type::attribute) {
       --attributes_;
+      attribute_done();
       return;
     }
     if (top_ == 0) {
@@ -279,15 +281,22 @@ void parser::close_frames() noexcept {
     frame& parent = stack_[top_ - 1];
     if (parent.streamed) {
       ++parent.remaining;
+      parent.attribute_pending = false;
       return;
     }
     if (--parent.remaining != 0) return;
   }
 }
 
+// An attribute at the current level is complete: what follows at this level is the element
+// it describes.
+void parser::attribute_done() noexcept {
+  if (top_ != 0) stack_[top_ - 1].attribute_pending = true;
+}
+
 bool parser::push_frame(type t, std::size_t count, bool streamed) noexcept {
   if (top_ >= limits_.max_depth) return false;
-  stack_[top_++] = frame{count, t, streamed};
+  stack_[top_++] = frame{count, t, streamed, false};
   if (t == type::attribute) ++attributes_;
   if (t == type::streamed_string) in_streamed_string_ = true;
   return true;
@@ -477,12 +486,51 @@ std::optional<node> parser::header_incomplete(error err, std::size_t next, std::
   auto n = header(t, d.unknown ? node::unbounded : static_cast<std::size_t>(d.magnitude));
   pos = d.next;
   if (count == 0 && !d.unknown) {
-    // Empty aggregate: complete at once. An empty attribute describes nothing.
-    if (t != type::attribute) element_done();
+    // Empty aggregate: complete at once. An empty attribute describes nothing, but an element
+    // must still follow it, as after any attribute.
+    if (t != type::attribute)
+      element_done();
+    else
+      attribute_done();
     return n;
   }
   if (!push_frame(t, count, d.unknown)) return fail(ec, error::nesting_too_deep);
   return n;
+}
+
+// The end marker "." of a streamed aggregate. True when parsing goes on with the next element;
+// false when the input ran out, the marker was out of place (ec is set) or it completed the
+// message. Out of line: streamed aggregates are rare.
+bool parser::end_aggregate(const char* base, std::size_t size, std::size_t& pos,
+                           std::error_code& ec) noexcept {
+  if (top_ == 0 || !stack_[top_ - 1].streamed) {
+    fail(ec, error::unexpected_end);
+    return false;
+  }
+  if (size - pos < 3) return false;
+  if (base[pos + 1] != '\r' || base[pos + 2] != '\n') {
+    fail(ec, error::missing_crlf);
+    return false;
+  }
+  const frame f = stack_[top_ - 1];
+  if (element_multiplicity(f.data_type) == 2 && f.remaining % 2 != 0) {
+    fail(ec, error::unpaired_map_element);
+    return false;
+  }
+  // An attribute right before the end would describe nothing.
+  if (f.attribute_pending) {
+    fail(ec, error::unexpected_end);
+    return false;
+  }
+  pos += 3;
+  --top_;
+  if (f.data_type == type::attribute) {
+    --attributes_;
+    attribute_done();
+    return true;
+  }
+  element_done();
+  return !done_;
 }
 
 // Out of line: reached only when a line or header continues from an earlier call.
@@ -627,23 +675,9 @@ std::optional<node> parser::resume(std::string_view input, std::size_t& pos,
         return aggregate_header(c, pos, d, ec);
       }
 
-      case '.': {
-        if (top_ == 0 || !stack_[top_ - 1].streamed) return fail(ec, error::unexpected_end);
-        if (size - pos < 3) return std::nullopt;
-        if (base[pos + 1] != '\r' || base[pos + 2] != '\n') return fail(ec, error::missing_crlf);
-        const frame f = stack_[top_ - 1];
-        if (element_multiplicity(f.data_type) == 2 && f.remaining % 2 != 0)
-          return fail(ec, error::unpaired_map_element);
-        pos += 3;
-        --top_;
-        if (f.data_type == type::attribute) {
-          --attributes_;
-        } else {
-          element_done();
-          if (done_) return std::nullopt;
-        }
+      case '.':
+        if (!end_aggregate(base, size, pos, ec)) return std::nullopt;
         continue;
-      }
 
       default:
         return fail(ec, error::invalid_data_type);

@@ -202,6 +202,16 @@ TEST_CASE("streamed aggregates end at the END type", "[parser]") {
   // Nested: a streamed array inside a counted one and the reverse.
   expect_nodes("*2\r\n*?\r\n:1\r\n.\r\n:2\r\n", {A(type::array, 0, 2), A(type::array, 1, unbounded),
                                                  S(type::number, 2, "1"), S(type::number, 1, "2")});
+  // An attribute inside a streamed aggregate describes the element after it, which may be a
+  // streamed aggregate of its own.
+  expect_nodes("*?\r\n|1\r\n+a\r\n+b\r\n:1\r\n.\r\n",
+               {A(type::array, 0, unbounded), A(type::attribute, 1, 1, true),
+                S(type::simple_string, 2, "a", true), S(type::simple_string, 2, "b", true),
+                S(type::number, 1, "1")});
+  expect_nodes("*?\r\n|1\r\n+a\r\n+b\r\n*1\r\n*?\r\n.\r\n.\r\n",
+               {A(type::array, 0, unbounded), A(type::attribute, 1, 1, true),
+                S(type::simple_string, 2, "a", true), S(type::simple_string, 2, "b", true),
+                A(type::array, 1, 1), A(type::array, 2, unbounded)});
   expect_nodes("*?\r\n*1\r\n:1\r\n*?\r\n.\r\n.\r\n+OK\r\n",
                {A(type::array, 0, unbounded), A(type::array, 1, 1), S(type::number, 2, "1"),
                 A(type::array, 1, unbounded), S(type::simple_string, 0, "OK")},
@@ -322,6 +332,15 @@ TEST_CASE("each malformed input gets its own error", "[parser][errors]") {
   SECTION("unexpected_end") {
     expect_error(".\r\n", error::unexpected_end);
     expect_error("*2\r\n.\r\n", error::unexpected_end);
+    // An attribute describes the element after it: an end right after it leaves it
+    // describing nothing, in a counted aggregate and in a streamed one alike.
+    expect_error("*1\r\n|1\r\n+a\r\n+b\r\n.\r\n", error::unexpected_end);
+    expect_error("*?\r\n|1\r\n+a\r\n+b\r\n.\r\n", error::unexpected_end);
+    expect_error("*?\r\n:1\r\n|0\r\n.\r\n", error::unexpected_end);
+    expect_error("~?\r\n|?\r\n+a\r\n+b\r\n.\r\n.\r\n", error::unexpected_end);
+    expect_error("%?\r\n+k\r\n|1\r\n+a\r\n+b\r\n+v\r\n|1\r\n+a\r\n+b\r\n.\r\n",
+                 error::unexpected_end);
+    expect_error("*?\r\n|1\r\n+a\r\n+b\r\n|1\r\n+c\r\n+d\r\n.\r\n", error::unexpected_end);
   }
   SECTION("unpaired_map_element") {
     expect_error("%?\r\n+a\r\n.\r\n", error::unpaired_map_element);

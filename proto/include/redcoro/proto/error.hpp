@@ -21,7 +21,7 @@ enum class error {
   invalid_null,           ///< a `_` null with a payload
   invalid_verbatim,       ///< a `=` verbatim string without its `xxx:` format prefix
   invalid_chunk,          ///< a streamed string part that does not start with `;`
-  unexpected_end,         ///< a `.` end marker outside a streamed aggregate
+  unexpected_end,         ///< a `.` end marker outside a streamed aggregate or after an attribute
   unpaired_map_element,   ///< a streamed map or attribute that ends after a key
   nesting_too_deep,       ///< more nested aggregates than parser_limits::max_depth
   blob_too_large,         ///< a blob longer than parser_limits::max_blob_length

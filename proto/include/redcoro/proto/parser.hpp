@@ -125,6 +125,9 @@ class parser {
     std::size_t remaining;  // elements still expected; for streamed frames, elements seen
     type data_type;
     bool streamed;
+    // Streamed frames: an attribute ended and the element it describes has not, so the frame
+    // cannot end yet. (A counted frame cannot end before its elements anyway.)
+    bool attribute_pending;
   };
 
   // line: a line or header begun by an earlier call; scanned_ bytes of it were examined.
@@ -151,11 +154,14 @@ class parser {
   std::optional<node> string_header(char c, std::string_view input, std::size_t& pos,
                                     const detail::decimal& d, std::error_code& ec) noexcept;
   bool end_streamed_string(std::size_t next, std::size_t& pos) noexcept;
+  bool end_aggregate(const char* base, std::size_t size, std::size_t& pos,
+                     std::error_code& ec) noexcept;
   std::optional<node> aggregate_header(char c, std::size_t& pos, const detail::decimal& d,
                                        std::error_code& ec) noexcept;
   // An element at the current level is complete. Inline for the common case; closing
   // finished frames is out of line.
   void element_done() noexcept;
+  void attribute_done() noexcept;
   void close_frames() noexcept;
   bool push_frame(type t, std::size_t count, bool streamed) noexcept;
   // The node of a simple element, which this completes.
