@@ -12,7 +12,7 @@ class category final : public std::error_category {
       case error::invalid_data_type:
         return "invalid RESP3 type byte where an element must start";
       case error::missing_crlf:
-        return "expected CRLF at the end of a line or blob";
+        return "expected CRLF at the end of a line or blob (a line holds no lone CR or LF)";
       case error::invalid_length:
         return "malformed length or element count";
       case error::length_overflow:
@@ -34,7 +34,7 @@ class category final : public std::error_category {
       case error::invalid_chunk:
         return "streamed string chunk out of place or missing";
       case error::unexpected_end:
-        return "end marker '.' outside a streamed aggregate";
+        return "end marker '.' outside a streamed aggregate, or right after an attribute";
       case error::unpaired_map_element:
         return "streamed map or attribute ended after a key";
       case error::nesting_too_deep:

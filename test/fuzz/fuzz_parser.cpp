@@ -1,6 +1,8 @@
 // libFuzzer target for the RESP3 parser and the adapters.
 //
-// The first input byte picks a chunk size; the rest is the wire data. Properties checked:
+// The first input byte picks the limits (its top bit: the largest the parser accepts, so that
+// lengths near SIZE_MAX reach its arithmetic) and a chunk size (the other bits); the rest is
+// the wire data. Properties checked:
 //  - nothing crashes, leaks or reads out of bounds (the sanitizers);
 //  - feeding the data in chunks gives exactly the nodes and error of feeding it whole;
 //  - every node's view lies inside the input;
@@ -37,19 +39,20 @@ struct outcome {
   std::error_code ec;
 };
 
-// Small limits so that the fuzzer reaches every limit check.
-proto::parser_limits limits() {
+// Small limits so that the fuzzer reaches every limit check, or none at all (the parser
+// clamps them) so that it reaches the arithmetic on huge lengths.
+proto::parser_limits limits(bool unlimited) {
   proto::parser_limits l;
   l.max_depth = 16;
-  l.max_blob_length = 4096;
-  l.max_aggregate_size = 1024;
-  l.max_line_length = 512;
+  l.max_blob_length = unlimited ? SIZE_MAX : 4096;
+  l.max_aggregate_size = unlimited ? SIZE_MAX : 1024;
+  l.max_line_length = unlimited ? SIZE_MAX : 512;
   return l;
 }
 
-outcome run(std::string_view wire, std::size_t chunk) {
+outcome run(std::string_view wire, std::size_t chunk, bool unlimited) {
   outcome out;
-  proto::parser p(limits());
+  proto::parser p(limits(unlimited));
   proto::generic_response generic;
   proto::response_adapter<proto::generic_response> generic_adapter(generic);
   proto::response<std::vector<std::string>, std::map<std::string, std::optional<double>>,
@@ -92,10 +95,11 @@ outcome run(std::string_view wire, std::size_t chunk) {
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   if (size == 0) return 0;
-  const std::size_t chunk = 1 + data[0] % 17;
+  const bool unlimited = (data[0] & 0x80) != 0;
+  const std::size_t chunk = 1 + (data[0] & 0x7f) % 17;
   const std::string_view wire(reinterpret_cast<const char*>(data + 1), size - 1);
-  const outcome whole = run(wire, wire.size() + 1);
-  const outcome split = run(wire, chunk);
+  const outcome whole = run(wire, wire.size() + 1, unlimited);
+  const outcome split = run(wire, chunk, unlimited);
   if (!(whole.nodes == split.nodes) || whole.messages != split.messages || whole.ec != split.ec)
     std::abort();
   return 0;

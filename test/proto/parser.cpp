@@ -1,6 +1,8 @@
 #include "support/proto_helpers.hpp"
 #include <redcoro/proto/parser.hpp>
 
+#include <cstdint>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -200,6 +202,16 @@ TEST_CASE("streamed aggregates end at the END type", "[parser]") {
   // Nested: a streamed array inside a counted one and the reverse.
   expect_nodes("*2\r\n*?\r\n:1\r\n.\r\n:2\r\n", {A(type::array, 0, 2), A(type::array, 1, unbounded),
                                                  S(type::number, 2, "1"), S(type::number, 1, "2")});
+  // An attribute inside a streamed aggregate describes the element after it, which may be a
+  // streamed aggregate of its own.
+  expect_nodes("*?\r\n|1\r\n+a\r\n+b\r\n:1\r\n.\r\n",
+               {A(type::array, 0, unbounded), A(type::attribute, 1, 1, true),
+                S(type::simple_string, 2, "a", true), S(type::simple_string, 2, "b", true),
+                S(type::number, 1, "1")});
+  expect_nodes("*?\r\n|1\r\n+a\r\n+b\r\n*1\r\n*?\r\n.\r\n.\r\n",
+               {A(type::array, 0, unbounded), A(type::attribute, 1, 1, true),
+                S(type::simple_string, 2, "a", true), S(type::simple_string, 2, "b", true),
+                A(type::array, 1, 1), A(type::array, 2, unbounded)});
   expect_nodes("*?\r\n*1\r\n:1\r\n*?\r\n.\r\n.\r\n+OK\r\n",
                {A(type::array, 0, unbounded), A(type::array, 1, 1), S(type::number, 2, "1"),
                 A(type::array, 1, unbounded), S(type::simple_string, 0, "OK")},
@@ -253,6 +265,19 @@ TEST_CASE("each malformed input gets its own error", "[parser][errors]") {
     expect_error(":1\rX", error::missing_crlf);
     expect_error("*?\r\n.\rX", error::missing_crlf);
     expect_error("$?\rX", error::missing_crlf);
+    // The specification forbids LF in a line as it forbids CR: a lone LF is a line end
+    // without its CR, whatever the line's type.
+    for (const char* w : {"+a\nb\r\n", "-ERR a\nb\r\n", ",1.5\n\r\n", "(12\n3\r\n", "#t\n\r\n",
+                          "_\n\r\n", "+\n\r\n", "*1\r\n+a\nb\r\n"}) {
+      INFO(w);
+      expect_error(w, error::missing_crlf);
+    }
+    // Detected without waiting for a CR, in short lines and in long ones.
+    expect_error("+OK\n", error::missing_crlf);
+    const std::string x(100, 'x');
+    expect_error("+" + x + "\n" + x + "\r\n", error::missing_crlf);
+    expect_error("+" + x + "\n" + x, error::missing_crlf);
+    expect_error("+" + x + "\r" + x, error::missing_crlf);
   }
   SECTION("invalid_length") {
     for (const char* w : {"$abc\r\n", "$\r\n", "*-2\r\n", "%-1\r\n", "$+3\r\n", "!?\r\n", "=?\r\n",
@@ -307,6 +332,15 @@ TEST_CASE("each malformed input gets its own error", "[parser][errors]") {
   SECTION("unexpected_end") {
     expect_error(".\r\n", error::unexpected_end);
     expect_error("*2\r\n.\r\n", error::unexpected_end);
+    // An attribute describes the element after it: an end right after it leaves it
+    // describing nothing, in a counted aggregate and in a streamed one alike.
+    expect_error("*1\r\n|1\r\n+a\r\n+b\r\n.\r\n", error::unexpected_end);
+    expect_error("*?\r\n|1\r\n+a\r\n+b\r\n.\r\n", error::unexpected_end);
+    expect_error("*?\r\n:1\r\n|0\r\n.\r\n", error::unexpected_end);
+    expect_error("~?\r\n|?\r\n+a\r\n+b\r\n.\r\n.\r\n", error::unexpected_end);
+    expect_error("%?\r\n+k\r\n|1\r\n+a\r\n+b\r\n+v\r\n|1\r\n+a\r\n+b\r\n.\r\n",
+                 error::unexpected_end);
+    expect_error("*?\r\n|1\r\n+a\r\n+b\r\n|1\r\n+c\r\n+d\r\n.\r\n", error::unexpected_end);
   }
   SECTION("unpaired_map_element") {
     expect_error("%?\r\n+a\r\n.\r\n", error::unpaired_map_element);
@@ -356,6 +390,24 @@ TEST_CASE("limits are settings and each has its own error", "[parser][limits]") 
     // Detected without waiting for the CRLF that may never come.
     expect_error("+012345678901234567890", error::line_too_long, limits);
     CHECK(feed_whole("+0123456789\r\n", limits).messages == 1);
+    // Numbers and headers are lines too: the sign and the digits count, leading zeros
+    // included.
+    for (const char c : std::string(":$!=*%~>|")) {
+      INFO(c);
+      expect_error(c + std::string("00000000001\r\n"), error::line_too_long, limits);
+      expect_error(c + std::string(30, '0'), error::line_too_long, limits);
+    }
+    expect_error("$?\r\n;00000000001\r\nx\r\n", error::line_too_long, limits);
+    expect_error(":-1234567890\r\n", error::line_too_long, limits);
+    // Before the digits overflow: which error comes first does not depend on the split.
+    expect_error(":123456789012345678901234\r\n", error::line_too_long, limits);
+    expect_error("$123456789012345678901234\r\n", error::line_too_long, limits);
+    CHECK(feed_all_splits(":1234567890\r\n", limits).messages == 1);
+    CHECK(feed_all_splits(":-123456789\r\n", limits).messages == 1);
+    CHECK(feed_all_splits("$0000000005\r\nhello\r\n", limits).messages == 1);
+    CHECK(feed_all_splits("*0000000001\r\n:0000000001\r\n", limits).messages == 1);
+    limits.max_line_length = 25;
+    expect_error("$123456789012345678901234\r\n", error::length_overflow, limits);
   }
 }
 
@@ -407,4 +459,147 @@ TEST_CASE("a long line arriving in pieces is found", "[parser]") {
   const feed_result r = redcoro::test::feed(wire, cuts);
   REQUIRE(r.nodes.size() == 1);
   CHECK(r.nodes[0].value == text);
+}
+
+TEST_CASE("other control bytes are part of a line", "[parser]") {
+  const std::string controls("a\tb\0c\x0b\x0c\x01", 8);
+  expect_nodes("+" + controls + "\r\n", {S(type::simple_string, 0, controls)});
+  const std::string long_line = std::string(40, 'x') + controls + std::string(40, 'y');
+  expect_nodes("-" + long_line + "\r\n", {S(type::simple_error, 0, long_line)});
+}
+
+TEST_CASE("headers with many leading zeros, split anywhere", "[parser]") {
+  const std::string z(300, '0');
+  expect_nodes(":" + z + "42\r\n", {S(type::number, 0, z + "42")});
+  expect_nodes(":-" + z + "9223372036854775808\r\n",
+               {S(type::number, 0, "-" + z + "9223372036854775808")});
+  expect_nodes(":+" + z + "7\r\n", {S(type::number, 0, "+" + z + "7")});
+  expect_nodes("$" + z + "5\r\nhello\r\n", {S(type::blob_string, 0, "hello")});
+  expect_nodes("$-" + z + "1\r\n", {S(type::null, 0)});
+  expect_nodes("*" + z + "2\r\n:1\r\n%" + z + "1\r\n+a\r\n+b\r\n",
+               {A(type::array, 0, 2), S(type::number, 1, "1"), A(type::map, 1, 1),
+                S(type::simple_string, 2, "a"), S(type::simple_string, 2, "b")});
+  // A long chunk terminator inside an aggregate: the parser goes on to the next element.
+  expect_nodes("*2\r\n$?\r\n;" + z + "1\r\nx\r\n;" + z + "\r\n:1\r\n",
+               {A(type::array, 0, 2), A(type::streamed_string, 1, unbounded),
+                S(type::streamed_string_part, 2, "x"), S(type::number, 1, "1")});
+  expect_nodes("$?\r\n;" + z + "\r\n+OK\r\n",
+               {A(type::streamed_string, 0, unbounded), S(type::simple_string, 0, "OK")}, 2);
+  expect_error(":" + z + "99999999999999999999\r\n", error::number_overflow);
+  expect_error(":" + z + "9223372036854775808\r\n", error::number_overflow);
+  expect_error("$" + z + "99999999999999999999\r\n", error::length_overflow);
+  expect_error(":" + z + "x\r\n", error::invalid_number);
+  expect_error("*" + z + "x\r\n", error::invalid_length);
+  expect_error(":" + z + "\rx", error::missing_crlf);
+}
+
+TEST_CASE("a header's outcome does not depend on where it was split", "[parser][limits]") {
+  // Whichever comes first of the line limit, an overflow or a bad byte, every split and the
+  // whole input agree (feed_all_splits checks it), at every limit.
+  const std::string wires[] = {":-12345678901234567890123\r\n",
+                               ":+000000000000000000000000009\r\n",
+                               "$99999999999999999999999\r\n",
+                               "*123x\r\n",
+                               "$-1\r\n",
+                               ":-\r\n",
+                               ":12345\rX",
+                               "%000000000000000000000000000000",
+                               "$?\r\n;0000000000000000000003\r\nabc\r\n;0\r\n"};
+  for (std::size_t limit = 0; limit <= 32; ++limit) {
+    parser_limits limits;
+    limits.max_line_length = limit;
+    for (const auto& wire : wires) {
+      INFO("limit " << limit << ", wire: " << wire);
+      feed_all_splits(wire, limits);
+    }
+  }
+}
+
+namespace {
+
+struct trickle_result {
+  std::vector<owned_node> nodes;
+  std::error_code ec;
+  std::size_t examined = 0;
+};
+
+// Feeds `wire` to one parser a byte at a time, as the slowest socket would, compacting the
+// buffer after each byte as the client does.
+trickle_result trickle(const std::string& wire) {
+  trickle_result out;
+  parser p;
+  std::string buffer;
+  std::size_t pos = 0;
+  for (const char c : wire) {
+    buffer.push_back(c);
+    for (;;) {
+      const auto n = p.consume(buffer, pos, out.ec);
+      if (out.ec) break;
+      if (n) out.nodes.push_back(redcoro::test::own(*n));
+      if (!n && !p.done()) break;
+    }
+    buffer.erase(0, pos);
+    pos = 0;
+  }
+  out.examined = p.bytes_examined();
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("long fields arriving a byte at a time cost work linear in their length",
+          "[parser][limits]") {
+  // Each call resumes where the previous one stopped instead of rescanning the field: 200,000
+  // bytes a byte at a time would otherwise examine 2 * 10^10 bytes.
+  const std::string zeros(200000, '0');
+  const auto check = [&](const std::string& wire, const std::vector<owned_node>& expected) {
+    INFO("wire: " << wire.substr(0, 12) << "...");
+    const trickle_result r = trickle(wire);
+    REQUIRE_FALSE(r.ec);
+    CHECK(r.nodes == expected);
+    CHECK(r.examined >= zeros.size());  // the count is real
+    CHECK(r.examined <= 3 * wire.size());
+  };
+  check(":" + zeros + "\r\n", {S(type::number, 0, zeros)});
+  check("$" + zeros + "5\r\nhello\r\n", {S(type::blob_string, 0, "hello")});
+  check("*" + zeros + "1\r\n:7\r\n", {A(type::array, 0, 1), S(type::number, 1, "7")});
+  check("+" + zeros + "\r\n", {S(type::simple_string, 0, zeros)});
+}
+
+TEST_CASE("lengths near SIZE_MAX neither wrap nor pass", "[parser][limits]") {
+  constexpr std::size_t max = std::numeric_limits<std::size_t>::max();
+  static_assert(max == std::uint64_t{18446744073709551615u}, "the wire values below are 64-bit");
+  parser_limits huge;
+  huge.max_blob_length = max;
+  huge.max_aggregate_size = max;
+  huge.max_line_length = max;
+  // A blob's length and its CRLF must fit in size_t: the limit is clamped to leave room.
+  CHECK(parser(huge).limits().max_blob_length == max - 2);
+  for (const char* w :
+       {"$18446744073709551614\r\n", "$18446744073709551615\r\n", "!18446744073709551614\r\n",
+        "=18446744073709551615\r\n", "$?\r\n;18446744073709551614\r\n"}) {
+    INFO(w);
+    expect_error(w, error::blob_too_large, huge);
+  }
+  // The longest blob allowed waits for its body.
+  const feed_result longest = feed_all_splits("$18446744073709551613\r\n", huge);
+  CHECK_FALSE(longest.ec);
+  CHECK(longest.nodes.empty());
+  CHECK_FALSE(longest.complete);
+
+  // An aggregate's element count (twice its size for maps) must fit, and no size may read as
+  // node::unbounded.
+  CHECK(parser(huge).limits().max_aggregate_size == max / 2);
+  expect_error("*18446744073709551615\r\n", error::aggregate_too_large, huge);
+  expect_error("%9223372036854775808\r\n", error::aggregate_too_large, huge);
+  const feed_result widest = feed_all_splits("%9223372036854775807\r\n", huge);
+  CHECK_FALSE(widest.ec);
+  REQUIRE(widest.nodes.size() == 1);
+  CHECK(widest.nodes[0] == A(type::map, 0, max / 2));
+
+  // Lines may be unlimited.
+  CHECK(feed_all_splits("+OK\r\n:1\r\n$1\r\nx\r\n", huge).messages == 3);
+  // Limits below the clamps stay as given.
+  CHECK(parser(parser_limits{}).limits().max_blob_length == parser_limits{}.max_blob_length);
+  CHECK(parser(parser_limits{}).limits().max_aggregate_size == parser_limits{}.max_aggregate_size);
 }

@@ -10,7 +10,7 @@ namespace redcoro::proto {
 enum class error {
   // Malformed input: the connection carrying it cannot be trusted any more.
   invalid_data_type = 1,  ///< a byte that starts no RESP3 type where an element must start
-  missing_crlf,           ///< a line or a blob not terminated by CRLF
+  missing_crlf,           ///< a line or blob not ended by CRLF, or a line holding a lone CR or LF
   invalid_length,         ///< a length or count that is not a non-negative decimal (or `?`)
   length_overflow,        ///< a length or count that does not fit in 64 bits
   invalid_number,         ///< a `:` number that is not a decimal integer
@@ -21,7 +21,7 @@ enum class error {
   invalid_null,           ///< a `_` null with a payload
   invalid_verbatim,       ///< a `=` verbatim string without its `xxx:` format prefix
   invalid_chunk,          ///< a streamed string part that does not start with `;`
-  unexpected_end,         ///< a `.` end marker outside a streamed aggregate
+  unexpected_end,         ///< a `.` end marker outside a streamed aggregate or after an attribute
   unpaired_map_element,   ///< a streamed map or attribute that ends after a key
   nesting_too_deep,       ///< more nested aggregates than parser_limits::max_depth
   blob_too_large,         ///< a blob longer than parser_limits::max_blob_length

@@ -4,6 +4,7 @@
 #include <redcoro/proto/node.hpp>
 
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <optional>
 #include <string_view>
@@ -12,17 +13,26 @@
 
 namespace redcoro::proto {
 
+namespace detail {
+struct decimal;  // a scanned decimal header (parser.cpp)
+}  // namespace detail
+
 /// Bounds the parser enforces on untrusted input. Each violation is its own error.
 struct parser_limits {
   /// Nested aggregates (attributes and streamed strings included). Redis replies nest a
   /// handful of levels; scripts and modules can go deeper.
   std::size_t max_depth = 256;
   /// Longest blob string, blob error, verbatim string or streamed chunk, in bytes. The
-  /// server's own default `proto-max-bulk-len` is 512 MiB.
+  /// server's own default `proto-max-bulk-len` is 512 MiB. At most `SIZE_MAX - 2` (the
+  /// parser clamps larger values), so that a blob and its CRLF fit in `std::size_t`.
   std::size_t max_blob_length = std::size_t{512} * 1024 * 1024;
-  /// Largest element count announced by an aggregate header (pairs for maps).
+  /// Largest element count announced by an aggregate header (pairs for maps). At most
+  /// `SIZE_MAX / 2` (the parser clamps larger values): a map's elements are twice its pairs,
+  /// and no count may read as node::unbounded.
   std::size_t max_aggregate_size = std::size_t{0xffffffff};
-  /// Longest line: simple strings, simple errors, doubles, big numbers and headers.
+  /// Longest line, CRLF excluded: simple strings, simple errors, doubles, big numbers,
+  /// booleans, and the sign and digits of numbers and of length and count headers (leading
+  /// zeros included).
   std::size_t max_line_length = std::size_t{1024} * 1024;
 };
 
@@ -49,7 +59,8 @@ class node_sink {
 /// The parser keeps only counters: it never copies payload bytes, never allocates while
 /// parsing (its nesting stack is allocated once, from the limits) and never reads past the
 /// input it is given. Input may be split at any byte; the caller appends bytes and calls
-/// again.
+/// again, and the parser resumes where it stopped, so an element split into many pieces costs
+/// work linear in its length.
 ///
 /// \code
 ///   std::size_t pos = 0;
@@ -99,59 +110,74 @@ class parser {
   /// Forgets any partial message and error.
   void reset() noexcept;
 
+  /// The limits in effect: those given to the constructor, clamped as parser_limits says.
   const parser_limits& limits() const noexcept { return limits_; }
+
+  /// Bytes examined while parsing lines and headers that arrived in more than one piece,
+  /// summed over the calls that saw part of them. Lines and headers parsed in one call are
+  /// not counted (each call examines their bytes once, and counting would cost the hot path).
+  /// A statistic for tests and diagnostics: it grows linearly with the input however the
+  /// input is split.
+  std::size_t bytes_examined() const noexcept { return examined_; }
 
  private:
   struct frame {
     std::size_t remaining;  // elements still expected; for streamed frames, elements seen
     type data_type;
     bool streamed;
+    // Streamed frames: an attribute ended and the element it describes has not, so the frame
+    // cannot end yet. (A counted frame cannot end before its elements anyway.)
+    bool attribute_pending;
   };
 
-  enum class state : std::uint8_t { element, body, failed };
+  // line: a line or header begun by an earlier call; scanned_ bytes of it were examined.
+  enum class state : std::uint8_t { element, line, body, failed };
 
   std::optional<node> next(std::string_view input, std::size_t& pos, std::error_code& ec) noexcept;
   std::optional<node> fail(std::error_code& ec, error e) noexcept;
   std::optional<node> parse_body(std::string_view input, std::size_t& pos,
                                  std::error_code& ec) noexcept;
+  // A line of type `c` at pos, searched from byte `from` of its text.
+  std::optional<node> line(char c, const char* base, std::size_t size, std::size_t& pos,
+                           std::size_t from, std::error_code& ec) noexcept;
+  std::optional<node> suspend_line(std::size_t scanned, std::size_t from) noexcept;
+  // The end of state::line.
+  std::optional<node> resume(std::string_view input, std::size_t& pos,
+                             std::error_code& ec) noexcept;
+  // A header scan that failed or ran out of input.
+  std::optional<node> header_incomplete(error err, std::size_t next, std::uint64_t value,
+                                        std::size_t pos, std::size_t from,
+                                        std::error_code& ec) noexcept;
+  // What a complete header yields, by type byte (the chunk terminator ";0" aside).
+  std::optional<node> number(const char* base, std::size_t& pos, const detail::decimal& d,
+                             std::error_code& ec) noexcept;
+  std::optional<node> string_header(char c, std::string_view input, std::size_t& pos,
+                                    const detail::decimal& d, std::error_code& ec) noexcept;
+  bool end_streamed_string(std::size_t next, std::size_t& pos) noexcept;
+  bool end_aggregate(const char* base, std::size_t size, std::size_t& pos,
+                     std::error_code& ec) noexcept;
+  std::optional<node> aggregate_header(char c, std::size_t& pos, const detail::decimal& d,
+                                       std::error_code& ec) noexcept;
   // An element at the current level is complete. Inline for the common case; closing
   // finished frames is out of line.
-  void element_done() noexcept {
-    if (top_ == 0) {
-      done_ = true;
-      return;
-    }
-    frame& f = stack_[top_ - 1];
-    if (f.streamed) {
-      ++f.remaining;
-      return;
-    }
-    if (--f.remaining == 0) close_frames();
-  }
+  void element_done() noexcept;
+  void attribute_done() noexcept;
   void close_frames() noexcept;
   bool push_frame(type t, std::size_t count, bool streamed) noexcept;
-  // The node of a simple element, which this completes (possibly closing frames, so depth
-  // and attribute flag are read first).
-  // PERF: the node is built in place in the caller's return slot; assembling it on the stack
-  // and copying it out cost a store-forwarding stall per node.
-  std::optional<node> complete(type t, std::string_view value) noexcept {
-    const auto depth = static_cast<std::uint32_t>(top_);
-    const bool attribute = attributes_ != 0;
-    element_done();
-    return std::optional<node>(std::in_place, t, attribute, depth, std::size_t{1}, value);
-  }
+  // The node of a simple element, which this completes.
+  std::optional<node> complete(type t, std::string_view value) noexcept;
   // The node of an aggregate header, before its frame is pushed.
-  std::optional<node> header(type t, std::size_t size) const noexcept {
-    return std::optional<node>(std::in_place, t, attributes_ != 0 || t == type::attribute,
-                               static_cast<std::uint32_t>(top_), size, std::string_view{});
-  }
+  std::optional<node> header(type t, std::size_t size) const noexcept;
 
   parser_limits limits_;
   std::unique_ptr<frame[]> stack_;
-  std::size_t top_ = 0;         // frames in use
-  std::size_t attributes_ = 0;  // attribute frames among them
-  std::size_t body_length_ = 0;
-  std::size_t scanned_ = 0;  // bytes of the current line already searched for CR
+  std::size_t unchecked_digits_;    // digits of a header that need no overflow or limit check
+  std::size_t top_ = 0;             // frames in use
+  std::size_t attributes_ = 0;      // attribute frames among them
+  std::size_t body_size_ = 0;       // state::body: the blob's length plus its CRLF
+  std::size_t scanned_ = 0;         // state::line: bytes of the line's text examined
+  std::uint64_t header_value_ = 0;  // state::line: the value of a header's digits so far
+  std::size_t examined_ = 0;        // see bytes_examined()
   std::error_code error_;
   type body_type_ = type::blob_string;
   state state_ = state::element;
