@@ -2,6 +2,7 @@
 #include <redcoro/client/detail/backoff.hpp>
 #include <redcoro/client/detail/key_prefix.hpp>
 #include <redcoro/client/detail/op_pool.hpp>
+#include <redcoro/client/detail/read_buffer.hpp>
 #include <redcoro/proto/parser.hpp>
 
 #include <boost/asio/bind_cancellation_slot.hpp>
@@ -87,8 +88,8 @@ struct connection_impl final : push_sink {
         retry_timer(executor),
         mux(cfg.max_queued_requests),
         parser(cfg.limits),
-        retry(cfg.reconnect, reinterpret_cast<std::uintptr_t>(this)) {
-    read_buffer.resize(std::max<std::size_t>(cfg.read_buffer_size, 512));
+        retry(cfg.reconnect, reinterpret_cast<std::uintptr_t>(this)),
+        read_buf(cfg.read_buffer_size) {
     mux.set_push_sink(push_target);
     if (cfg.tls.enabled) tls_context.emplace(make_tls_context(cfg.tls));
     if (!cfg.key_prefix.empty()) {
@@ -657,22 +658,22 @@ struct connection_impl final : push_sink {
   }
 
   awaitable<void> reader() {
-    std::size_t used = 0;
     std::size_t message_bytes = 0;
     const auto sink = [this](const proto::node& n) { mux.on_node(n); };
     for (;;) {
-      if (used == read_buffer.size()) read_buffer.resize(read_buffer.size() * 2);
+      // Full, with an incomplete element that is not a blob (a long line, say): grow.
+      if (read_buf.free_size() == 0) read_buf.reserve(read_buf.size() * 2);
       error_code ec;
-      const std::size_t n = co_await read_some(
-          asio::buffer(read_buffer.data() + used, read_buffer.size() - used), ec);
+      const std::size_t n =
+          co_await read_some(asio::buffer(read_buf.free_data(), read_buf.free_size()), ec);
       if (ec) {
         if (!session_error_) session_error_ = ec;
         co_return;
       }
-      used += n;
+      read_buf.commit(n);
       bytes_read_ += n;
       last_read_at_ = clock::now();
-      const std::string_view input(read_buffer.data(), used);
+      const std::string_view input(read_buf.data(), read_buf.used());
       std::size_t pos = 0;
       dispatching_ = true;
       for (;;) {
@@ -703,10 +704,13 @@ struct connection_impl final : push_sink {
       if (!mux.hand_backs().empty()) send_hand_backs();
       flush_now();
       // Compact once per read: what is left is the start of an incomplete message.
-      if (pos != 0) {
-        std::memmove(read_buffer.data(), read_buffer.data() + pos, used - pos);
-        used -= pos;
-      }
+      read_buf.consume(pos);
+      // A blob announced by its header gets room for all of it at once (its body starts at
+      // the front now); a big reply done, the memory goes back.
+      if (const std::size_t body = parser.pending_body())
+        read_buf.reserve(body);
+      else
+        read_buf.shrink(cfg.read_buffer_size, cfg.read_buffer_keep);
       while (push_target->paused() && socket.is_open()) {
         // Backpressure: nobody takes the pushes; stop reading until they do.
         push_space.expires_at(clock::time_point::max());
@@ -892,7 +896,7 @@ struct connection_impl final : push_sink {
   proto::parser parser;
   backoff retry;
   op_pool pool;
-  std::vector<char> read_buffer;
+  read_buffer read_buf;
   std::vector<exec_entry*> completed_, expired_, failed_;
   handshake_entry handshake{*this};
   ping_entry ping;

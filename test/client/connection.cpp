@@ -8,7 +8,11 @@
 #include <boost/asio/use_future.hpp>
 #include <catch2/catch.hpp>
 
+#include <sys/resource.h>
+#include <unistd.h>
+
 #include <atomic>
+#include <fstream>
 #include <map>
 #include <optional>
 #include <string>
@@ -647,4 +651,51 @@ TEST_CASE(
     conn.close();
   });
   (void)paused;
+}
+
+namespace {
+// Resident memory now and at its peak, in MiB (Linux).
+double resident_mib() {
+  std::ifstream statm("/proc/self/statm");
+  long pages = 0, resident = 0;
+  statm >> pages >> resident;
+  return static_cast<double>(resident) * static_cast<double>(sysconf(_SC_PAGESIZE)) / (1 << 20);
+}
+double peak_mib() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  return static_cast<double>(u.ru_maxrss) / 1024;
+}
+}  // namespace
+
+TEST_CASE("a large reply grows the read buffer once and gives the memory back",
+          "[client][live][failure]") {
+  redis_server server;
+  asio::io_context ioc;
+  connection conn(ioc, local_config(server.port()));
+  constexpr std::size_t size = 64u << 20;
+  run_bounded(ioc, [&]() -> awaitable<void> {
+    conn.async_run(asio::detached);
+    // Made on the server, so that nothing of this size was ever in this process.
+    co_await conn.async_exec(redcoro::command("SETRANGE", "big", size - 1, "x"), use_awaitable);
+    const double before = resident_mib();
+    const double peak_before = peak_mib();
+    {
+      auto got =
+          co_await conn.async_exec(redcoro::command<std::string>("GET", "big"), use_awaitable);
+      REQUIRE(got.value().size() == size);
+      CHECK(got.value().back() == 'x');
+      // The read buffer (64 MiB, grown once to the size the header announced) and the string:
+      // about 128 MiB. Growing by doubling would peak at 128 + 64 for the buffer alone.
+      const double grown = peak_mib() - std::max(before, peak_before);
+      INFO("peak grew by " << grown << " MiB for a 64 MiB reply");
+      CHECK(grown < 160);
+    }
+    // Done with it: the buffer went back to its first size.
+    co_await conn.async_exec(redcoro::command("PING"), use_awaitable);
+    const double after = resident_mib();
+    INFO("resident before " << before << " MiB, after " << after << " MiB");
+    CHECK(after < before + 16);
+    conn.close();
+  });
 }

@@ -109,8 +109,12 @@ struct config {
 
   /// Bounds on what the server may send; see proto::parser_limits.
   proto::parser_limits limits;
-  /// The read buffer starts at this size and grows for larger replies.
+  /// The read buffer starts at this size. A reply larger than it grows it once, to the size
+  /// its header announces (for blobs; by doubling for long lines).
   std::size_t read_buffer_size = 16 * 1024;
+  /// After a reply that grew the read buffer past this size, it shrinks back to
+  /// read_buffer_size, so one large reply does not pin its memory for the connection's life.
+  std::size_t read_buffer_keep = 1024 * 1024;
 
   /// Where connection events go (connects, disconnects, retries, protocol errors; never
   /// passwords or payloads). Null: the logger registered in spdlog as "redcoro", created on

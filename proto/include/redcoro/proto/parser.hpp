@@ -110,6 +110,12 @@ class parser {
   /// Forgets any partial message and error.
   void reset() noexcept;
 
+  /// While a blob (blob string, blob error, verbatim string, streamed chunk) is incomplete:
+  /// the bytes it still needs counted from where its body starts (the `pos` consume() left),
+  /// its CRLF included; otherwise 0. A reader makes room for this much at once instead of
+  /// growing its buffer step by step.
+  std::size_t pending_body() const noexcept { return state_ == state::body ? body_size_ : 0; }
+
   /// The limits in effect: those given to the constructor, clamped as parser_limits says.
   const parser_limits& limits() const noexcept { return limits_; }
 
