@@ -658,6 +658,9 @@ struct connection_impl final : push_sink {
   }
 
   awaitable<void> reader() {
+    // What the last connection left unparsed (a reply cut off, malformed bytes) is not this
+    // one's.
+    read_buf.clear();
     std::size_t message_bytes = 0;
     const auto sink = [this](const proto::node& n) { mux.on_node(n); };
     for (;;) {

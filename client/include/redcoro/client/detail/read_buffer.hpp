@@ -24,6 +24,8 @@ class read_buffer {
   std::size_t free_size() const noexcept { return size_ - used_; }
 
   void commit(std::size_t n) noexcept { used_ += n; }
+  /// Forgets what is in use (a new connection starts with nothing read).
+  void clear() noexcept { used_ = 0; }
 
   /// Drops the first `n` bytes in use (parsed), moving the rest to the front.
   void consume(std::size_t n) noexcept {
