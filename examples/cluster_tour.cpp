@@ -4,7 +4,7 @@
 #include "example.hpp"
 #include <redcoro/client/commands.hpp>
 #include <redcoro/cluster/cluster_client.hpp>
-#include <redcoro/pubsub/cluster_subscriber.hpp>
+#include <redcoro/cluster/cluster_subscriber.hpp>
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -91,8 +91,8 @@ asio::awaitable<void> shard_pubsub(redcoro::cluster_subscriber& sub) {
   }
   // SPUBLISH goes through the cluster client to the channel's slot.
   for (const auto& ch : orders) {
-    auto receivers = co_await sub.get_cluster().async_exec(cmd::spublish(ch, "order for " + ch),
-                                                           asio::use_awaitable);
+    auto receivers = co_await sub.next_layer().async_exec(cmd::spublish(ch, "order for " + ch),
+                                                          asio::use_awaitable);
     expect(receivers.value() == 1, "one subscriber receives each SPUBLISH");
   }
   for (int got = 0; got < 3;) {

@@ -21,8 +21,8 @@ namespace example {
 namespace asio = boost::asio;
 
 /// A connection to 127.0.0.1, on the port given as the first argument (6379 without one).
-inline redcoro::config config_from(int argc, char** argv) {
-  redcoro::config cfg;
+inline redcoro::connection_config config_from(int argc, char** argv) {
+  redcoro::connection_config cfg;
   if (argc > 1) cfg.port = static_cast<std::uint16_t>(std::atoi(argv[1]));
   return cfg;
 }

@@ -21,7 +21,7 @@ namespace asio = boost::asio;
 
 int main(int argc, char** argv) {
   asio::io_context ioc;
-  redcoro::config cfg;
+  redcoro::connection_config cfg;
   if (argc > 1) cfg.port = static_cast<std::uint16_t>(std::atoi(argv[1]));
   redcoro::connection conn(ioc, cfg);
   conn.async_run(asio::detached);

@@ -43,7 +43,7 @@ asio::awaitable<void> producer(redcoro::connection& shared) {
 
 asio::awaitable<void> worker(redcoro::connection& own) {
   for (int i = 1; i <= jobs; ++i) {
-    // The server waits up to 5 s for a job; the request's own timeout (config::
+    // The server waits up to 5 s for a job; the request's own timeout (connection_config::
     // request_timeout, 10 s by default) must be longer.
     auto popped = co_await own.async_exec(cmd::brpop(queue, 5s), asio::use_awaitable);
     expect(popped.value().has_value(), "a job arrived within 5 s");
@@ -64,7 +64,7 @@ asio::awaitable<void> session(redcoro::connection& shared, redcoro::connection& 
 
 int main(int argc, char** argv) {
   asio::io_context ioc;
-  const redcoro::config cfg = example::config_from(argc, argv);
+  const redcoro::connection_config cfg = example::config_from(argc, argv);
   redcoro::connection shared(ioc, cfg);    // for the application's ordinary commands
   redcoro::connection blocking(ioc, cfg);  // the worker's, for BRPOP only
   shared.async_run(asio::detached);

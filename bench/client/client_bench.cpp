@@ -88,7 +88,7 @@ struct redcoro_run {
 
   void run(std::size_t ops, double* allocs) const {
     asio::io_context ioc(1);
-    redcoro::config cfg;
+    redcoro::connection_config cfg;
     cfg.port = port;
     redcoro::connection conn(ioc, cfg);
     conn.async_run(asio::detached);

@@ -78,7 +78,7 @@ struct sample {
 // flight. Runs on a thread of its own, started once every subscriber is subscribed.
 void publish(std::uint16_t port, std::uint64_t messages) {
   asio::io_context ioc(1);
-  redcoro::config cfg;
+  redcoro::connection_config cfg;
   cfg.port = port;
   redcoro::connection conn(ioc, cfg);
   conn.async_run(asio::detached);
@@ -107,7 +107,7 @@ void publish(std::uint16_t port, std::uint64_t messages) {
 // redcoro: `subscribers` subscriber objects on one io_context (this thread).
 sample run_redcoro(std::uint16_t port, int subscribers, std::uint64_t messages) {
   asio::io_context ioc(1);
-  redcoro::config cfg;
+  redcoro::connection_config cfg;
   cfg.port = port;
   std::vector<std::unique_ptr<redcoro::subscriber>> subs;
   for (int i = 0; i < subscribers; ++i) {

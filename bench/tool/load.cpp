@@ -161,8 +161,8 @@ run_result run_threads(const options& o, const std::string& driver,
 
 namespace {
 
-redcoro::config client_config(const options& o, const target& t) {
-  redcoro::config cfg;
+redcoro::connection_config client_config(const options& o, const target& t) {
+  redcoro::connection_config cfg;
   cfg.host = t.host;
   cfg.port = t.port;
   cfg.unix_socket = t.unix_socket;
@@ -296,7 +296,7 @@ run_result run_clients(const options& o, const std::string& driver, Make make,
 }  // namespace
 
 run_result run_redcoro(const options& o, const target& t, const std::atomic<bool>& interrupted) {
-  const redcoro::config cfg = client_config(o, t);
+  const redcoro::connection_config cfg = client_config(o, t);
   if (!t.cluster) {
     return run_clients<redcoro::connection>(
         o, "redcoro",

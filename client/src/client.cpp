@@ -1,6 +1,8 @@
 #include <redcoro/client/client.hpp>
+#include <redcoro/client/executes_requests.hpp>
 
 #include <boost/asio/steady_timer.hpp>
+#include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <deque>
@@ -9,7 +11,7 @@ namespace redcoro {
 namespace detail {
 
 struct pool_state {
-  pool_state(asio::any_io_executor e, config c, std::size_t m)
+  pool_state(asio::any_io_executor e, connection_config c, std::size_t m)
       : ex(std::move(e)), cfg(std::move(c)), max(std::max<std::size_t>(1, m)) {}
 
   // A caller waiting for a connection: release() puts one in `slot` and cancels the timer.
@@ -86,7 +88,7 @@ struct pool_state {
   }
 
   asio::any_io_executor ex;
-  config cfg;
+  connection_config cfg;
   std::size_t max;
   std::size_t total = 0;  // lent and idle
   std::vector<std::shared_ptr<connection>> idle;
@@ -117,9 +119,8 @@ void lease::release() noexcept {
   conn_.reset();
 }
 
-client::client(executor_type ex, config cfg, std::size_t pool_size)
-    : shared_(ex, cfg),
-      pool_(std::make_shared<detail::pool_state>(ex, std::move(cfg), pool_size)) {}
+client::client(executor_type ex, connection_config cfg)
+    : shared_(ex, cfg), pool_(std::make_shared<detail::pool_state>(ex, cfg, cfg.pool_size)) {}
 
 client::~client() {
   close();
@@ -128,6 +129,18 @@ client::~client() {
 void client::close() {
   shared_.close();
   pool_->close();
+}
+
+void client::log_callback_failure(const std::exception_ptr& e) {
+  const auto& log =
+      shared_.get_config().logger ? shared_.get_config().logger : detail::default_logger();
+  try {
+    std::rethrow_exception(e);
+  } catch (const std::exception& x) {
+    log->error("optimistic transaction: the caller's function threw: {}", x.what());
+  } catch (...) {
+    log->error("optimistic transaction: the caller's function threw");
+  }
 }
 
 asio::awaitable<std::pair<error_code, lease>> client::acquire() {
@@ -169,5 +182,7 @@ asio::awaitable<std::pair<error_code, lease>> client::acquire() {
   }
   co_return std::pair{error_code(error::timeout), lease{}};
 }
+
+static_assert(executes_requests<client>);
 
 }  // namespace redcoro

@@ -3,6 +3,7 @@
 #include <redcoro/client/detail/key_prefix.hpp>
 #include <redcoro/client/detail/op_pool.hpp>
 #include <redcoro/client/detail/read_buffer.hpp>
+#include <redcoro/client/executes_requests.hpp>
 #include <redcoro/proto/parser.hpp>
 
 #include <boost/asio/bind_cancellation_slot.hpp>
@@ -77,7 +78,7 @@ std::shared_ptr<spdlog::logger> default_logger() {
 }
 
 struct connection_impl final : push_sink {
-  connection_impl(asio::any_io_executor ex, config c)
+  connection_impl(asio::any_io_executor ex, connection_config c)
       : executor(std::move(ex)),
         cfg(std::move(c)),
         log(cfg.logger ? cfg.logger : default_logger()),
@@ -288,7 +289,7 @@ struct connection_impl final : push_sink {
           target());
       return;
     }
-    config side = cfg;
+    connection_config side = cfg;
     side.key_prefix.clear();
     side.on_handshake = nullptr;
     side.reconnect.max_attempts = 1;
@@ -480,7 +481,8 @@ struct connection_impl final : push_sink {
     std::size_t command_reply = 0;  // where COMMAND's reply is, when key_prefix asked for it
     std::size_t id_reply = static_cast<std::size_t>(-1);  // CLIENT ID's, on RESP2
     std::int64_t client_id = -1;
-    // Where the replies of config::on_handshake's commands begin (none in the hello stage).
+    // Where the replies of connection_config::on_handshake's commands begin (none in the hello
+    // stage).
     std::size_t user_replies = static_cast<std::size_t>(-1);
   };
 
@@ -544,8 +546,8 @@ struct connection_impl final : push_sink {
   }
 
   // The key specifications for key_prefix (once), and the user's commands
-  // (config::on_handshake: the subscriber's re-subscriptions; on RESP2 their confirmations are
-  // arrays, which the multiplexer routes to the push sink).
+  // (connection_config::on_handshake: the subscriber's re-subscriptions; on RESP2 their
+  // confirmations are arrays, which the multiplexer routes to the push sink).
   void append_handshake_extras(proto::request& r) {
     if (prefixer && !prefixer->loaded()) {
       handshake.command_reply = r.expected_replies();
@@ -582,8 +584,9 @@ struct connection_impl final : push_sink {
       if (!replies[i].has_error()) continue;
       const std::string& message = replies[i].error().message;
       if (i >= handshake.user_replies) {
-        // A command of config::on_handshake refused (a re-subscription to a shard channel
-        // whose slot moved, say): its owner's business, not a reason to drop the connection.
+        // A command of connection_config::on_handshake refused (a re-subscription to a shard
+        // channel whose slot moved, say): its owner's business, not a reason to drop the
+        // connection.
         log->warn("redcoro: {}: a handshake command was refused: {}", target(), message);
         continue;
       }
@@ -884,7 +887,7 @@ struct connection_impl final : push_sink {
   }
 
   asio::any_io_executor executor;
-  config cfg;
+  connection_config cfg;
   std::shared_ptr<spdlog::logger> log;
   socket_type socket;
   std::optional<asio::ssl::context> tls_context;       // when cfg.tls.enabled
@@ -905,7 +908,7 @@ struct connection_impl final : push_sink {
   ping_entry ping;
 
   std::deque<proto::value> pushes;
-  push_sink* push_target = this;  // this queue, or connection::set_push_sink's sink
+  push_sink* push_target = this;  // this queue, or detail::set_push_sink's sink
   value_waiter* push_receiver = nullptr;
   proto::value push_value;
   proto::adapter<proto::value> push_adapter;
@@ -951,7 +954,7 @@ bool initiating(const connection_impl& c) noexcept {
 
 }  // namespace detail
 
-connection::connection(executor_type ex, config cfg)
+connection::connection(executor_type ex, connection_config cfg)
     : impl_(std::make_unique<detail::connection_impl>(std::move(ex), std::move(cfg))) {}
 
 connection::~connection() {
@@ -961,7 +964,7 @@ connection::~connection() {
 connection::executor_type connection::get_executor() const noexcept {
   return impl_->executor;
 }
-const config& connection::get_config() const noexcept {
+const connection_config& connection::get_config() const noexcept {
   return impl_->cfg;
 }
 int connection::protocol() const noexcept {
@@ -974,13 +977,14 @@ bool connection::run_ended() const noexcept {
 bool connection::is_connected() const noexcept {
   return impl_->mux.ready();
 }
-void connection::set_push_sink(detail::push_sink* sink) noexcept {
-  impl_->push_target = sink ? sink : impl_.get();
-  impl_->mux.set_push_sink(impl_->push_target);
-  impl_->mux.set_resp2_pushes(sink != nullptr);
+void detail::set_push_sink(connection& c, push_sink* sink) noexcept {
+  auto& impl = *c.impl_;
+  impl.push_target = sink ? sink : &impl;
+  impl.mux.set_push_sink(impl.push_target);
+  impl.mux.set_resp2_pushes(sink != nullptr);
 }
-void connection::resume_reading() noexcept {
-  impl_->push_space.cancel();
+void detail::resume_reading(connection& c) noexcept {
+  c.impl_->push_space.cancel();
 }
 std::optional<proto::value> connection::try_receive_push() {
   return detail::take_push(*impl_);
@@ -1065,5 +1069,7 @@ void receive_push(connection_impl& c, value_waiter& waiter) {
 }
 
 }  // namespace detail
+
+static_assert(executes_requests<connection>);
 
 }  // namespace redcoro

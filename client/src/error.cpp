@@ -33,6 +33,10 @@ class category final : public std::error_category {
         return "the connection is closed";
       case error::response_too_short:
         return "the request has more replies than the response has slots";
+      case error::callback_failed:
+        return "a function given by the caller threw; nothing was committed";
+      case error::no_seed_reachable:
+        return "no seed node of the cluster could be reached for the topology";
       case error::out_of_sync:
         return "a reply did not fit the command it would answer: the replies were out of step "
                "with the requests, and the connection was reset";

@@ -10,10 +10,10 @@ void key_prefixer::classify(std::span<const std::string_view> argv, std::vector<
   keys.clear();
   patterns.clear();
   if (argv.empty()) return;
-  if (iequals(argv[0], "keys") && argv.size() > 1) patterns.push_back(1);
-  if (iequals(argv[0], "scan")) {
+  if (proto::iequals(argv[0], "keys") && argv.size() > 1) patterns.push_back(1);
+  if (proto::iequals(argv[0], "scan")) {
     for (std::size_t i = 2; i + 1 < argv.size(); ++i)
-      if (iequals(argv[i], "MATCH")) patterns.push_back(i + 1);
+      if (proto::iequals(argv[i], "MATCH")) patterns.push_back(i + 1);
   }
   table_.keys(argv, keys);
 }

@@ -179,8 +179,7 @@ void multiplexer::on_node(const proto::node& n) {
     }
   }
   if (reading_ == reading::undecided) {
-    const bool pubsub = std::find(std::begin(pubsub_kinds), std::end(pubsub_kinds), n.value) !=
-                        std::end(pubsub_kinds);
+    const bool pubsub = proto::pubsub_kind_of_frame(n.value).has_value();
     reading_ = pubsub ? reading::push : reading::reply;
     if (!pubsub) begin_reply(held_);
     route(held_);
@@ -193,12 +192,10 @@ void multiplexer::route(const proto::node& n) {
     if (n.depth == 0 && !n.in_attribute) {
       // Its kind matters only to an (un)subscribe waiting for confirmations.
       push_first_ = !slots_.empty() && slots_.front().current();
-      push_kind_ = -1;
+      push_kind_.reset();
     } else if (push_first_ && n.depth == 1 && !n.in_attribute) {
       push_first_ = false;
-      const auto* found = std::find(std::begin(pubsub_kinds), std::end(pubsub_kinds), n.value);
-      if (found != std::end(pubsub_kinds))
-        push_kind_ = static_cast<int>(found - std::begin(pubsub_kinds));
+      push_kind_ = proto::pubsub_kind_of_frame(n.value);
     }
     if (push_sink_) push_sink_->on_push_node(n);
     return;
@@ -231,12 +228,11 @@ exec_entry* multiplexer::on_message_done(std::size_t bytes, std::error_code& ec)
   reading_ = reading::none;
   if (kind == reading::push) {
     if (push_sink_) push_sink_->on_push_done();
-    // A confirmation of the (un)subscribe command the head request waits for? The kinds of
-    // confirmations follow the three messages in pubsub_kinds, in the commands' order.
-    if (slots_.empty() || push_kind_ < 3) return nullptr;
+    // A confirmation of the (un)subscribe command the head request waits for?
+    if (slots_.empty() || !push_kind_) return nullptr;
     slot& s = slots_.front();
     const proto::out_of_band_command* c = s.current();
-    if (!c || c->kind != push_kind_ - 3) return nullptr;  // a message, or not ours
+    if (!c || c->kind != *push_kind_) return nullptr;  // a message, or not ours
     if (s.entry) s.entry->bytes_read += bytes;
     // Unsubscribing from everything: only the server knows how many confirmations come; the
     // first answers it, the others go to the push sink like any.

@@ -1,9 +1,10 @@
 #include <redcoro/client/detail/backoff.hpp>
-#include <redcoro/client/detail/command_table.hpp>
 #include <redcoro/client/detail/op_pool.hpp>
 #include <redcoro/client/detail/spawn.hpp>
+#include <redcoro/client/executes_requests.hpp>
 #include <redcoro/cluster/cluster_client.hpp>
 #include <redcoro/cluster/detail/router.hpp>
+#include <redcoro/proto/command_table.hpp>
 #include <redcoro/proto/parser.hpp>
 
 #include <boost/asio/co_spawn.hpp>
@@ -41,11 +42,8 @@ class response_adapter<redcoro::detail::cluster_exec> {
 namespace detail {
 namespace {
 
-using cluster::node_address;
-using cluster::redirect;
-using cluster::topology;
-using cluster::detail::any_slot;
-using cluster::detail::merge;
+using detail::any_slot;
+using detail::merge;
 using clock = std::chrono::steady_clock;
 using asio::awaitable;
 using asio::use_awaitable;
@@ -74,7 +72,7 @@ proto::value value_of(proto::result<proto::value>& r) {
 
 // One part of a request on its way: where it goes, what came back.
 struct job {
-  cluster::detail::part* what = nullptr;
+  detail::part* what = nullptr;
   std::optional<node_address> pinned;  // fan-out: this primary
   std::optional<node_address> ask;     // send ASKING first, to this node
   std::size_t attempts = 0;
@@ -107,7 +105,7 @@ struct cluster_impl {
   connection& node(const node_address& a) {
     auto it = nodes.find(a);
     if (it != nodes.end()) return *it->second->conn;
-    config c = cfg.node;
+    connection_config c = cfg.node;
     c.host = a.host;
     c.port = a.port;
     c.unix_socket.clear();
@@ -134,10 +132,9 @@ struct cluster_impl {
 
   // Whether a node is worth a connection: it is in the topology and serves, or may serve.
   bool wanted(const node_address& a) const {
-    const cluster::node_info* n = topo.find(a);
+    const cluster_node* n = topo.find(a);
     if (!n) return false;
-    if (n->healthy)
-      return n->role == cluster::node_role::primary || cfg.reads != read_from::primary;
+    if (n->healthy) return n->role == node_role::primary || cfg.reads != read_from::primary;
     // A failed node keeps its connection only while it still owns slots.
     for (const auto& s : topo.shards())
       if (&topo.nodes()[s.primary] == n) return true;
@@ -176,8 +173,8 @@ struct cluster_impl {
     if (shards.empty()) return no_node;
     if (slot == any_slot) return shards[next_turn++ % shards.size()].primary;
     const std::size_t s = topo.shard_of(static_cast<std::uint16_t>(slot));
-    if (s == topology::no_shard) return no_node;
-    const cluster::shard& sh = shards[s];
+    if (s == cluster_topology::no_shard) return no_node;
+    const cluster_shard& sh = shards[s];
     if (!readonly || cfg.reads == read_from::primary) return sh.primary;
     // Healthy replicas that are connected (or not tried yet).
     const std::size_t options = sh.replicas.size() + (cfg.reads == read_from::any ? 1 : 0);
@@ -223,14 +220,15 @@ struct cluster_impl {
 
   // --- topology ---------------------------------------------------------------------------
 
-  void apply(topology t) {
+  void apply(cluster_topology t) {
     // A node that has not heard of a failover yet describes the cluster as it was: a slot a
     // MOVED reply placed elsewhere since the last refresh keeps that place, and the topology
     // is read again (from the next node), a bounded number of times.
     bool stale = false;
     for (const redirect& m : recent_moves) {
       const std::size_t s = t.shard_of(m.slot);
-      if (s != topology::no_shard && t.nodes()[t.shards()[s].primary].address == m.target) continue;
+      if (s != cluster_topology::no_shard && t.nodes()[t.shards()[s].primary].address == m.target)
+        continue;
       t.move_slot(m.slot, m.target);
       stale = true;
     }
@@ -245,7 +243,7 @@ struct cluster_impl {
     drop_demoted(t);
     topo = std::move(t);
     node_conns.assign(topo.nodes().size(), nullptr);
-    for (const cluster::node_info& n : topo.nodes())
+    for (const cluster_node& n : topo.nodes())
       if (wanted(n.address)) node(n.address);
     retire_unwanted();
     ++stats.refreshes;
@@ -260,12 +258,12 @@ struct cluster_impl {
   // fail with connection_lost instead of being acknowledged, and what waits on it goes to
   // the new owner. A demoted primary that answers (CLUSTER FAILOVER) keeps its connection:
   // it answers what it holds with MOVED, which is followed.
-  void drop_demoted(const topology& next) {
+  void drop_demoted(const cluster_topology& next) {
     for (const auto& s : topo.shards()) {
       const node_address& was = topo.nodes()[s.primary].address;
       const bool still_primary = std::any_of(
           next.shards().begin(), next.shards().end(),
-          [&](const cluster::shard& n) { return next.nodes()[n.primary].address == was; });
+          [&](const cluster_shard& n) { return next.nodes()[n.primary].address == was; });
       if (still_primary) continue;
       auto it = nodes.find(was);
       if (it == nodes.end()) continue;
@@ -301,10 +299,10 @@ struct cluster_impl {
     error_code ec;
     co_await conn.async_exec(req, resp, asio::redirect_error(use_awaitable, ec));
     if (ec || resp.size() < 1) co_return false;
-    topology t;
+    cluster_topology t;
     std::error_code parsed = proto::error::type_mismatch;
     if (!resp[0].has_error()) {
-      parsed = topology::from_shards(resp[0].value(), t, cfg.node.tls.enabled, host);
+      parsed = cluster_topology::from_shards(resp[0].value(), t, cfg.node.tls.enabled, host);
     } else {
       // Servers older than 7.0.
       proto::request slots;
@@ -317,7 +315,7 @@ struct cluster_impl {
                   ec ? ec.message() : std::get<0>(r).error().message);
         co_return false;
       }
-      parsed = topology::from_slots(std::get<0>(r).value(), t, host);
+      parsed = cluster_topology::from_slots(std::get<0>(r).value(), t, host);
     }
     if (parsed || t.shards().empty()) co_return false;
     if (need_table) {
@@ -363,7 +361,7 @@ struct cluster_impl {
       const auto delay = wait.next();
       if (!delay) {
         co_await shut_down();
-        co_return error_code(error::connect_timeout);
+        co_return error_code(error::no_seed_reachable);
       }
       log->warn("redcoro: cluster: no seed answered; retrying in {} ms", delay->count());
       sleep.expires_after(*delay);
@@ -552,7 +550,7 @@ struct cluster_impl {
     if (only.empty() && op.user.replies() != proto::any_reply_count && op.user.replies() < total)
       co_return error_code(error::response_too_short);
     if (error_code ec = co_await wait_ready(deadline)) co_return ec;
-    cluster::detail::plan plan = router.make_plan(op.req->payload(), total);
+    detail::plan plan = router.make_plan(op.req->payload(), total);
     auto wanted = [&](std::size_t i) {
       return only.empty() || std::find(only.begin(), only.end(), i) != only.end();
     };
@@ -685,7 +683,7 @@ struct cluster_impl {
     for (std::size_t i = 0; i < total; ++i)
       if (!plan.commands[i].error.empty()) finals[i] = error_value(plan.commands[i].error);
     for (job& j : jobs) {
-      const cluster::detail::part& p = *j.what;
+      const detail::part& p = *j.what;
       const auto& how = plan.commands[p.first];
       if (how.how == merge::none) {
         for (std::size_t k = 0; k < j.replies.size() && p.first + k < total; ++k)
@@ -703,8 +701,8 @@ struct cluster_impl {
 
   // Adds one part's reply to the merged reply of a split or fanned-out command. An error
   // reply wins over everything else.
-  static void merge_into(std::optional<proto::value>& out, const cluster::detail::command_plan& how,
-                         const cluster::detail::part& p, proto::value v) {
+  static void merge_into(std::optional<proto::value>& out, const detail::command_plan& how,
+                         const detail::part& p, proto::value v) {
     if (out && out->is_error()) return;
     if (v.is_error()) {
       out = std::move(v);
@@ -736,9 +734,9 @@ struct cluster_impl {
 
   asio::any_io_executor ex;
   cluster_config cfg;
-  command_table table;
-  cluster::detail::router router;
-  topology topo;
+  proto::command_table table;
+  detail::router router;
+  cluster_topology topo;
   std::map<node_address, std::unique_ptr<node_entry>> nodes;
   std::vector<connection*> node_conns;  // by index in topo.nodes(); see conn_at
   std::vector<std::unique_ptr<node_entry>> retired;
@@ -787,10 +785,10 @@ void start_exec(cluster_impl& c, cluster_exec& e) {
 
 void proto::response_adapter<detail::cluster_exec>::on_node(std::size_t index, const node& n) {
   if (n.depth == 0 && !n.in_attribute && n.data_type == type::simple_error) {
-    if (auto r = cluster::redirect::parse(n.value)) {
+    if (auto r = redcoro::detail::redirect::parse(n.value)) {
       op_->held_back.push_back(index);
       // MOVED updates the map now, so that the retry goes to the right node at once.
-      if (r->what == cluster::redirect::kind::moved && !r->target.host.empty())
+      if (r->what == redcoro::detail::redirect::kind::moved && !r->target.host.empty())
         op_->impl->follow_moved(*r);
       return;
     }
@@ -838,17 +836,17 @@ void cluster_client::refresh() {
   impl_->request_refresh();
 }
 
-const cluster::topology& cluster_client::current_topology() const noexcept {
+const cluster_topology& cluster_client::current_topology() const noexcept {
   return impl_->topo;
 }
 
-connection& cluster_client::node(const cluster::node_address& address) {
+connection& cluster_client::node(const node_address& address) {
   connection& conn = impl_->node(address);
   impl_->nodes.find(address)->second->pinned = true;
   return conn;
 }
 
-std::vector<cluster::node_address> cluster_client::primaries() const {
+std::vector<node_address> cluster_client::primaries() const {
   return impl_->topo.primaries();
 }
 
@@ -871,5 +869,7 @@ bool cluster_client::has_topology() const noexcept {
 const cluster_stats& cluster_client::stats() const noexcept {
   return impl_->stats;
 }
+
+static_assert(executes_requests<cluster_client>);
 
 }  // namespace redcoro

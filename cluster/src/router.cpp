@@ -1,31 +1,29 @@
 #include <redcoro/cluster/detail/router.hpp>
-#include <redcoro/cluster/slot.hpp>
+#include <redcoro/proto/key_slot.hpp>
 
 #include <algorithm>
 #include <utility>
 
-namespace redcoro::cluster::detail {
+namespace redcoro::detail {
 
 namespace {
 
-using redcoro::detail::iequals;
-
 // Commands that must stay with the commands around them on one connection.
 bool opens_transaction(std::string_view name) {
-  return iequals(name, "MULTI") || iequals(name, "WATCH");
+  return proto::iequals(name, "MULTI") || proto::iequals(name, "WATCH");
 }
 
 bool in_transaction(std::string_view name) {
-  return opens_transaction(name) || iequals(name, "EXEC") || iequals(name, "DISCARD") ||
-         iequals(name, "UNWATCH");
+  return opens_transaction(name) || proto::iequals(name, "EXEC") ||
+         proto::iequals(name, "DISCARD") || proto::iequals(name, "UNWATCH");
 }
 
 // Multi-key commands split by slot, and how their parts' replies merge.
 std::optional<merge> split_kind(std::string_view name) {
-  if (iequals(name, "MGET")) return merge::by_key;
-  if (iequals(name, "MSET")) return merge::first;
-  if (iequals(name, "DEL") || iequals(name, "UNLINK") || iequals(name, "EXISTS") ||
-      iequals(name, "TOUCH"))
+  if (proto::iequals(name, "MGET")) return merge::by_key;
+  if (proto::iequals(name, "MSET")) return merge::first;
+  if (proto::iequals(name, "DEL") || proto::iequals(name, "UNLINK") ||
+      proto::iequals(name, "EXISTS") || proto::iequals(name, "TOUCH"))
     return merge::sum;
   return std::nullopt;
 }
@@ -33,13 +31,14 @@ std::optional<merge> split_kind(std::string_view name) {
 // Commands users expect to act on the whole cluster: sent to every primary.
 std::optional<merge> fan_out_kind(const std::vector<std::string_view>& argv) {
   const std::string_view name = argv[0];
-  if (iequals(name, "DBSIZE")) return merge::sum;
-  if (iequals(name, "KEYS")) return merge::concat;
-  if (iequals(name, "FLUSHALL") || iequals(name, "FLUSHDB")) return merge::first;
-  if (argv.size() > 1 && (iequals(name, "SCRIPT") || iequals(name, "FUNCTION"))) {
+  if (proto::iequals(name, "DBSIZE")) return merge::sum;
+  if (proto::iequals(name, "KEYS")) return merge::concat;
+  if (proto::iequals(name, "FLUSHALL") || proto::iequals(name, "FLUSHDB")) return merge::first;
+  if (argv.size() > 1 && (proto::iequals(name, "SCRIPT") || proto::iequals(name, "FUNCTION"))) {
     const std::string_view sub = argv[1];
-    if (iequals(sub, "LOAD") || iequals(sub, "FLUSH") ||
-        (iequals(name, "FUNCTION") && (iequals(sub, "DELETE") || iequals(sub, "RESTORE"))))
+    if (proto::iequals(sub, "LOAD") || proto::iequals(sub, "FLUSH") ||
+        (proto::iequals(name, "FUNCTION") &&
+         (proto::iequals(sub, "DELETE") || proto::iequals(sub, "RESTORE"))))
       return merge::first;
   }
   return std::nullopt;
@@ -50,10 +49,10 @@ constexpr int cross_slot = -2;
 }  // namespace
 
 int router::slot_of_key(std::string_view key) {
-  if (prefix_.empty()) return key_slot(key);
+  if (prefix_.empty()) return proto::key_slot(key);
   prefixed_.assign(prefix_);
   prefixed_.append(key);
-  return key_slot(prefixed_);
+  return proto::key_slot(prefixed_);
 }
 
 int router::slot_of(const std::vector<std::string_view>& argv, const info* entry) {
@@ -204,4 +203,4 @@ plan router::make_plan(std::string_view payload, std::size_t count) {
   return p;
 }
 
-}  // namespace redcoro::cluster::detail
+}  // namespace redcoro::detail

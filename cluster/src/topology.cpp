@@ -4,7 +4,7 @@
 #include <algorithm>
 #include <charconv>
 
-namespace redcoro::cluster {
+namespace redcoro {
 
 namespace {
 
@@ -21,7 +21,7 @@ std::optional<std::uint16_t> port_of(const proto::value* v) {
 
 std::optional<std::uint16_t> slot_of(const proto::value& v) {
   const auto n = v.to_integer();
-  if (!n || *n < 0 || *n >= slot_count) return std::nullopt;
+  if (!n || *n < 0 || *n >= proto::slot_count) return std::nullopt;
   return static_cast<std::uint16_t>(*n);
 }
 
@@ -51,46 +51,46 @@ std::optional<node_address> node_address::parse(std::string_view text) {
   return node_address{std::string(host), static_cast<std::uint16_t>(value)};
 }
 
-topology::topology() : owner_(slot_count, no_owner) {}
+cluster_topology::cluster_topology() : owner_(proto::slot_count, no_owner) {}
 
-std::vector<node_address> topology::primaries() const {
+std::vector<node_address> cluster_topology::primaries() const {
   std::vector<node_address> out;
   for (const auto& s : shards_)
     out.push_back(nodes_[s.primary].address);
   return out;
 }
 
-bool topology::covers_all_slots() const noexcept {
+bool cluster_topology::covers_all_slots() const noexcept {
   return std::find(owner_.begin(), owner_.end(), no_owner) == owner_.end();
 }
 
-const node_info* topology::find(const node_address& address) const noexcept {
-  for (const node_info& n : nodes_)
+const cluster_node* cluster_topology::find(const node_address& address) const noexcept {
+  for (const cluster_node& n : nodes_)
     if (n.address == address) return &n;
   return nullptr;
 }
 
-std::size_t topology::add_node(node_info n) {
+std::size_t cluster_topology::add_node(cluster_node n) {
   for (std::size_t i = 0; i < nodes_.size(); ++i)
     if (nodes_[i].address == n.address) return i;
   nodes_.push_back(std::move(n));
   return nodes_.size() - 1;
 }
 
-void topology::assign(std::size_t s, std::uint16_t first, std::uint16_t last) {
+void cluster_topology::assign(std::size_t s, std::uint16_t first, std::uint16_t last) {
   shards_[s].slots.emplace_back(first, last);
   std::fill(owner_.begin() + first, owner_.begin() + last + 1, static_cast<std::uint16_t>(s));
 }
 
-std::error_code topology::from_shards(const proto::value& reply, topology& out, bool tls,
-                                      std::string_view asked) {
+std::error_code cluster_topology::from_shards(const proto::value& reply, cluster_topology& out,
+                                              bool tls, std::string_view asked) {
   if (!reply.is_aggregate()) return proto::error::type_mismatch;
-  topology t;
+  cluster_topology t;
   for (const proto::value& entry : reply.elements) {
     const proto::value* slots = entry.find("slots");
     const proto::value* nodes = entry.find("nodes");
     if (!slots || !nodes || slots->size() % 2 != 0) return proto::error::type_mismatch;
-    shard s;
+    cluster_shard s;
     bool has_primary = false;
     // Redis 7.0 reports a replica whose replication offset is 0 as "loading", even when its
     // primary has nothing to send either (a cluster nothing was written to yet): such a
@@ -98,7 +98,7 @@ std::error_code topology::from_shards(const proto::value& reply, topology& out, 
     std::vector<std::pair<std::size_t, std::int64_t>> loading;  // node, offset
     std::int64_t primary_offset = -1;
     for (const proto::value& n : nodes->elements) {
-      node_info info;
+      cluster_node info;
       info.id = std::string(text_of(n.find("id")));
       // The endpoint clients are meant to use ("?" when the node does not know it).
       std::string_view host = text_of(n.find("endpoint"));
@@ -143,16 +143,16 @@ std::error_code topology::from_shards(const proto::value& reply, topology& out, 
   return {};
 }
 
-std::error_code topology::from_slots(const proto::value& reply, topology& out,
-                                     std::string_view asked) {
+std::error_code cluster_topology::from_slots(const proto::value& reply, cluster_topology& out,
+                                             std::string_view asked) {
   if (!reply.is_aggregate()) return proto::error::type_mismatch;
-  topology t;
-  auto node_of = [&](const proto::value& v, node_role role) -> std::optional<node_info> {
+  cluster_topology t;
+  auto node_of = [&](const proto::value& v, node_role role) -> std::optional<cluster_node> {
     if (v.size() < 2) return std::nullopt;
     const auto port = port_of(&v[1]);
     const std::string_view host = v[0].text.empty() ? asked : std::string_view(v[0].text);
     if (host.empty() || host == "?" || !port) return std::nullopt;
-    node_info n;
+    cluster_node n;
     n.address = {std::string(host), *port};
     if (v.size() > 2) n.id = v[2].text;
     n.role = role;
@@ -169,7 +169,7 @@ std::error_code topology::from_slots(const proto::value& reply, topology& out,
     while (s < t.shards_.size() && t.nodes_[t.shards_[s].primary].address != primary->address)
       ++s;
     if (s == t.shards_.size()) {
-      shard fresh;
+      cluster_shard fresh;
       fresh.primary = t.add_node(std::move(*primary));
       for (std::size_t i = 3; i < range.size(); ++i)
         if (auto r = node_of(range[i], node_role::replica))
@@ -182,7 +182,7 @@ std::error_code topology::from_slots(const proto::value& reply, topology& out,
   return {};
 }
 
-void topology::move_slot(std::uint16_t slot, const node_address& address) {
+void cluster_topology::move_slot(std::uint16_t slot, const node_address& address) {
   for (std::size_t s = 0; s < shards_.size(); ++s) {
     if (nodes_[shards_[s].primary].address == address) {
       owner_[slot] = static_cast<std::uint16_t>(s);
@@ -191,21 +191,22 @@ void topology::move_slot(std::uint16_t slot, const node_address& address) {
   }
   // Not a primary we know: a replica just promoted, or a node that joined.
   std::size_t index = 0;
-  const node_info* known = find(address);
+  const cluster_node* known = find(address);
   if (known) {
     index = static_cast<std::size_t>(known - nodes_.data());
     nodes_[index].role = node_role::primary;
   } else {
-    index = add_node(node_info{{}, address, node_role::primary, true});
+    index = add_node(cluster_node{{}, address, node_role::primary, true});
   }
-  shard fresh;
+  cluster_shard fresh;
   fresh.primary = index;
   shards_.push_back(std::move(fresh));
   owner_[slot] = static_cast<std::uint16_t>(shards_.size() - 1);
 }
 
-std::optional<redirect> redirect::parse(std::string_view message, const node_address& from) {
-  redirect r;
+std::optional<detail::redirect> detail::redirect::parse(std::string_view message,
+                                                        const node_address& from) {
+  detail::redirect r;
   if (starts_with_word(message, "TRYAGAIN")) {
     r.what = kind::try_again;
     return r;
@@ -227,7 +228,7 @@ std::optional<redirect> redirect::parse(std::string_view message, const node_add
   const std::string_view slot = message.substr(first + 1, second - first - 1);
   unsigned value = 0;
   const auto [p, ec] = std::from_chars(slot.data(), slot.data() + slot.size(), value);
-  if (ec != std::errc{} || p != slot.data() + slot.size() || value >= slot_count)
+  if (ec != std::errc{} || p != slot.data() + slot.size() || value >= proto::slot_count)
     return std::nullopt;
   r.slot = static_cast<std::uint16_t>(value);
   auto target = node_address::parse(message.substr(second + 1));
@@ -237,4 +238,4 @@ std::optional<redirect> redirect::parse(std::string_view message, const node_add
   return r;
 }
 
-}  // namespace redcoro::cluster
+}  // namespace redcoro

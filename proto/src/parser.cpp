@@ -173,7 +173,7 @@ constexpr decimal_rules rules_for(char c) noexcept {
 }
 
 // The limits as the parser's size_t arithmetic can honour them.
-parser_limits clamped(parser_limits l) noexcept {
+parser_config clamped(parser_config l) noexcept {
   constexpr std::size_t max = std::numeric_limits<std::size_t>::max();
   // A blob takes its length plus CRLF, and that sum is compared with the input held.
   l.max_blob_length = std::min(l.max_blob_length, max - 2);
@@ -238,7 +238,7 @@ bool valid_big_number(std::string_view s) noexcept {
                              static_cast<std::uint32_t>(top_), size, std::string_view{});
 }
 
-parser::parser(const parser_limits& limits)
+parser::parser(const parser_config& limits)
     : limits_(clamped(limits)),
       stack_(std::make_unique<frame[]>(std::max<std::size_t>(1, limits.max_depth))),
       // 19 digits always fit in 64 bits.

@@ -18,16 +18,6 @@ void append_header(std::string& out, char prefix, std::size_t n) {
   out.append(buf.data(), r.ptr);
 }
 
-bool iequals(std::string_view a, std::string_view b) noexcept {
-  if (a.size() != b.size()) return false;
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    char c = a[i];
-    if (c >= 'a' && c <= 'z') c = static_cast<char>(c - 'a' + 'A');
-    if (c != b[i]) return false;
-  }
-  return true;
-}
-
 }  // namespace
 
 void arg_sink::add_bulk(std::string_view bytes) {
@@ -58,23 +48,12 @@ void arg_sink::add_double(double v) {
   add_bulk(std::string_view(buf.data(), static_cast<std::size_t>(r.ptr - buf.data())));
 }
 
-int subscribe_family_index(std::string_view command) noexcept {
-  if (command.size() < 9 || command.size() > 12) return -1;
-  for (int i = 0; i < 6; ++i)
-    if (iequals(command, subscribe_commands[i])) return i;
-  return -1;
-}
-
-bool is_subscribe_family(std::string_view command) noexcept {
-  return subscribe_family_index(command) >= 0;
-}
-
 void request::begin_command(std::string_view command, std::size_t args) {
   append_header(payload_, '*', args);
   arg_sink(&payload_).add_bulk(command);
-  if (const int kind = subscribe_family_index(command); kind >= 0)
-    out_of_band_.push_back({static_cast<std::uint32_t>(commands_), static_cast<std::uint8_t>(kind),
-                            static_cast<std::uint32_t>(args - 1)});
+  if (const auto kind = pubsub_kind_of_command(command))
+    out_of_band_.push_back(
+        {static_cast<std::uint32_t>(commands_), *kind, static_cast<std::uint32_t>(args - 1)});
   const std::uint8_t id = proto::command_id(command);
   ids_.push_back(static_cast<char>(id));
   if (id != 0) {

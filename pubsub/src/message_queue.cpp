@@ -16,7 +16,7 @@ namespace redcoro::detail {
 namespace asio = boost::asio;
 using boost::system::error_code;
 
-message_queue::message_queue(asio::any_io_executor ex, subscriber_options opts)
+message_queue::message_queue(asio::any_io_executor ex, subscriber_config opts)
     : ex_(std::move(ex)), opts_(opts) {
   opts_.capacity = std::max<std::size_t>(opts_.capacity, 1);
 }

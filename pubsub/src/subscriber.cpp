@@ -1,4 +1,4 @@
-#include <redcoro/cluster/slot.hpp>
+#include <redcoro/proto/key_slot.hpp>
 #include <redcoro/pubsub/subscriber.hpp>
 
 #include <boost/asio/co_spawn.hpp>
@@ -22,28 +22,26 @@ auto use_ec(error_code& ec) {
   return asio::redirect_error(asio::use_awaitable, ec);
 }
 
-// The command of each request kind (the same order).
-constexpr const auto& commands = proto::subscribe_commands;
-
 // Appends the command of request kind `k` for `names`. Shard channels go one command per
 // slot: a cluster node refuses a SSUBSCRIBE or SUNSUBSCRIBE whose channels span slots
 // (CROSSSLOT), and a standalone server does not mind.
 template <class Names>
-void push_change(proto::request& r, std::size_t k, const Names& names) {
-  if (k % 3 != 2 || names.size() < 2) {
-    r.push(commands[k], names);
+void push_change(proto::request& r, proto::pubsub_kind k, const Names& names) {
+  const std::string_view command = proto::pubsub_command_name(k);
+  if (proto::pubsub_family(k) != 2 || names.size() < 2) {
+    r.push(command, names);
     return;
   }
   std::map<std::uint16_t, std::vector<std::string_view>> by_slot;
   for (const auto& n : names)
-    by_slot[cluster::key_slot(n)].push_back(n);
+    by_slot[proto::key_slot(n)].push_back(n);
   for (const auto& [slot, group] : by_slot)
-    r.push(commands[k], group);
+    r.push(command, group);
 }
 
 }  // namespace
 
-subscriber::subscriber(executor_type ex, config cfg, subscriber_options opts)
+subscriber::subscriber(executor_type ex, connection_config cfg, subscriber_config opts)
     : conn_(ex,
             [&] {
               // Every new connection subscribes again inside its handshake.
@@ -51,8 +49,8 @@ subscriber::subscriber(executor_type ex, config cfg, subscriber_options opts)
               return std::move(cfg);
             }()),
       queue_(ex, opts) {
-  queue_.on_room = [this] { conn_.resume_reading(); };
-  conn_.set_push_sink(this);
+  queue_.on_room = [this] { detail::resume_reading(conn_); };
+  detail::set_push_sink(conn_, this);
 }
 
 subscriber::~subscriber() {
@@ -67,11 +65,11 @@ void subscriber::resubscribe(proto::request& r) {
     return;
   }
   // A new connection holds nothing yet.
-  for (std::size_t i = 0; i < 3; ++i) {
+  for (int i = 0; i < 3; ++i) {
     family& f = families_[i];
     f.confirmed.clear();
     f.resubscribing = f.wanted;
-    if (!f.wanted.empty()) push_change(r, i, f.wanted);
+    if (!f.wanted.empty()) push_change(r, proto::subscribe_kind(i), f.wanted);
   }
 }
 
@@ -107,11 +105,8 @@ void subscriber::wake_waiters() {
 }
 
 void subscriber::on_confirmation(pubsub_message& m) {
-  // Confirmations follow the three messages in pubsub_message::kind, in request_kind order.
-  const auto k =
-      static_cast<std::size_t>(m.what) - static_cast<std::size_t>(pubsub_message::kind::subscribe);
-  family& f = families_[k % 3];
-  if (k < 3) {
+  family& f = families_[proto::pubsub_family(m.what)];
+  if (!proto::is_unsubscribe(m.what)) {
     f.confirmed.insert(m.channel);
     m.resubscribed = f.resubscribing.erase(m.channel) > 0;
   } else {
@@ -119,7 +114,8 @@ void subscriber::on_confirmation(pubsub_message& m) {
     // A shard channel still wanted (an unsubscribe call takes it out of `wanted` first):
     // the server dropped it by itself, because its slot moved to another node. It is not
     // held any more, and not asked for again on this node.
-    if (k == 5 && f.wanted.erase(m.channel) != 0) f.resubscribing.erase(m.channel);
+    if (m.what == proto::pubsub_kind::sunsubscribe && f.wanted.erase(m.channel) != 0)
+      f.resubscribing.erase(m.channel);
   }
   wake_waiters();  // (un)subscribe calls waiting for this look again
 }
@@ -136,11 +132,10 @@ void subscriber::on_push_node(const proto::node& n) {
   const std::string_view text = n.value;
   switch (incoming_index_++) {
     case 0: {
-      const auto* found =
-          std::find(std::begin(detail::pubsub_kinds), std::end(detail::pubsub_kinds), text);
-      incoming_known_ = found != std::end(detail::pubsub_kinds);  // else tracking, say
+      const auto found = proto::pubsub_kind_of_frame(text);
+      incoming_known_ = found.has_value();  // else tracking, say
       if (incoming_known_) {
-        incoming_.what = static_cast<k>(found - std::begin(detail::pubsub_kinds));
+        incoming_.what = *found;
         incoming_.pattern.clear();
         incoming_.payload.clear();
         incoming_.count = 0;
@@ -180,7 +175,7 @@ void subscriber::on_push_done() {
 
 void subscriber::change_impl(request_kind k, std::vector<std::string> list,
                              asio::any_completion_handler<void(error_code)> handler) {
-  const bool adding = k <= request_kind::ssubscribe;
+  const bool adding = !proto::is_unsubscribe(k);
   // A bare SUBSCRIBE is an error reply the connection would take for the next request's.
   if (adding && list.empty()) {
     asio::post(get_executor(), [h = std::move(handler)]() mutable {
@@ -190,7 +185,7 @@ void subscriber::change_impl(request_kind k, std::vector<std::string> list,
   }
   // What is wanted changes at once: channels() shows it, and a reconnect from now on
   // subscribes to it.
-  auto& want = families_[static_cast<std::size_t>(k) % 3].wanted;
+  auto& want = families_[proto::pubsub_family(k)].wanted;
   if (adding) {
     want.insert(list.begin(), list.end());
   } else if (list.empty()) {
@@ -213,12 +208,12 @@ void subscriber::change_impl(request_kind k, std::vector<std::string> list,
 
 asio::awaitable<error_code> subscriber::apply_change(request_kind k,
                                                      std::vector<std::string> list) {
-  const bool adding = k <= request_kind::ssubscribe;
-  family& f = families_[static_cast<std::size_t>(k) % 3];
+  const bool adding = !proto::is_unsubscribe(k);
+  family& f = families_[proto::pubsub_family(k)];
   auto& want = f.wanted;
   auto& on = f.confirmed;
   proto::request req;
-  push_change(req, static_cast<std::size_t>(k), list);
+  push_change(req, k, list);
   // It completes with the confirmations, or with the error reply that refused the command.
   proto::generic_response reply;
   error_code ec;
@@ -233,7 +228,7 @@ asio::awaitable<error_code> subscriber::apply_change(request_kind k,
     if (adding)
       for (const auto& n : list)
         if (!on.count(n)) want.erase(n);
-    log_refusal(commands[static_cast<std::size_t>(k)], refused->error().message);
+    log_refusal(proto::pubsub_command_name(k), refused->error().message);
     co_return error_code(proto::error::server_error);
   }
   const auto deadline =

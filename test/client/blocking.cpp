@@ -141,7 +141,9 @@ void run_case(const pop_case& pc, bool pooled) {
   consumer_cfg.logger = log.logger();
   connection conn(ioc, consumer_cfg);
   connection producer(ioc, cfg);
-  redcoro::client pool(ioc, consumer_cfg, 1);
+  auto pool_cfg = consumer_cfg;
+  pool_cfg.pool_size = 1;
+  redcoro::client pool(ioc, pool_cfg);
   constexpr int rounds = 12;
   std::set<std::string> received;
   std::size_t duplicates = 0, timeouts = 0, cancelled = 0, other_errors = 0;

@@ -409,7 +409,7 @@ TEST_CASE("a Unix domain socket", "[client][live]") {
   const std::string path = probe.dir() + "/redis.sock";
   redis_server server({"--unixsocket", path, "--unixsocketperm", "700"});
   asio::io_context ioc;
-  redcoro::config cfg = local_config(0);
+  redcoro::connection_config cfg = local_config(0);
   cfg.unix_socket = path;
   connection conn(ioc, cfg);
   run_bounded(ioc, [&]() -> awaitable<void> {

@@ -18,7 +18,7 @@ namespace proto = redcoro::proto;
 namespace {
 
 void expect_protocol_error(const std::string& garbage, proto::error expected,
-                           proto::parser_limits limits = {}) {
+                           proto::parser_config limits = {}) {
   INFO("server sends: " << garbage.substr(0, 40));
   // First command after the handshake gets garbage, the next ones a valid reply.
   redcoro::test::scripted_server server(
@@ -55,7 +55,7 @@ TEST_CASE("garbage from the server is a protocol error, then a reconnect", "[cli
 }
 
 TEST_CASE("oversized lengths and deep nesting hit the limits", "[client][failure]") {
-  proto::parser_limits small;
+  proto::parser_config small;
   small.max_blob_length = 1024;
   small.max_depth = 8;
   expect_protocol_error("$4096\r\n", proto::error::blob_too_large, small);

@@ -2,7 +2,7 @@
 #include "support/redis_server.hpp"
 #include <redcoro/client/commands.hpp>
 #include <redcoro/client/connection.hpp>
-#include <redcoro/client/detail/command_table.hpp>
+#include <redcoro/proto/command_table.hpp>
 
 #include <boost/asio/detached.hpp>
 #include <catch2/catch.hpp>
@@ -156,7 +156,7 @@ TEST_CASE("key positions from the first, last and step of servers before 7.0",
   const value reply(type::array,
                     std::vector<value>{entry("get", 1, 1, 1), entry("mset", 1, -1, 2),
                                        entry("del", 1, -1, 1), entry("ping", 0, 0, 0)});
-  redcoro::detail::command_table table;
+  redcoro::proto::command_table table;
   REQUIRE_FALSE(table.load(reply));
   std::vector<std::size_t> keys;
   const std::vector<std::string_view> get = {"GET", "k"};

@@ -26,13 +26,13 @@ TEST_CASE("50 coroutines incrementing through optimistic transactions lose no up
           "[client][live][pool]") {
   redis_server server;
   asio::io_context ioc;
-  redcoro::client cl(ioc, local_config(server.port()), 4);
+  redcoro::client cl(ioc, local_config(server.port()));
   run_bounded(ioc, [&]() -> awaitable<void> {
     cl.async_run(asio::detached);
     int committed = 0, finished = 0;
     const std::vector<std::string> keys{"counter"};
     auto incrementer = [&]() -> awaitable<void> {
-      auto r = co_await cl.optimistic(
+      auto r = co_await cl.async_optimistic(
           keys,
           [](redcoro::connection& c)
               -> awaitable<redcoro::transaction<std::optional<std::string>>> {
@@ -40,7 +40,7 @@ TEST_CASE("50 coroutines incrementing through optimistic transactions lose no up
             const long long next = std::stoll(now.value().value_or("0")) + 1;
             co_return redcoro::transaction(cmd::set("counter", next));
           },
-          1000);
+          1000, use_awaitable);
       if (r.has_value() && r->has_value()) ++committed;
       ++finished;
     };
@@ -60,7 +60,9 @@ TEST_CASE("blocking pops on dedicated connections do not delay the shared one",
           "[client][live][pool]") {
   redis_server server;
   asio::io_context ioc;
-  redcoro::client cl(ioc, local_config(server.port()), 8);
+  auto pool_cfg = local_config(server.port());
+  pool_cfg.pool_size = 8;
+  redcoro::client cl(ioc, pool_cfg);
   run_bounded(ioc, [&]() -> awaitable<void> {
     cl.async_run(asio::detached);
     int popped = 0;
@@ -98,7 +100,9 @@ TEST_CASE("a pooled connection left with a blocked command is lent again once it
           "[client][live][pool]") {
   redis_server server;
   asio::io_context ioc;
-  redcoro::client cl(ioc, local_config(server.port()), 1);
+  auto pool_cfg = local_config(server.port());
+  pool_cfg.pool_size = 1;
+  redcoro::client cl(ioc, pool_cfg);
   run_bounded(ioc, [&]() -> awaitable<void> {
     cl.async_run(asio::detached);
     {
@@ -128,7 +132,8 @@ TEST_CASE("a pooled connection that gave up reconnecting is not lent again",
   asio::io_context ioc;
   auto cfg = local_config(server.port());
   cfg.reconnect.max_attempts = 2;  // gives up quickly while the server is down
-  redcoro::client cl(ioc, cfg, 1);
+  cfg.pool_size = 1;
+  redcoro::client cl(ioc, cfg);
   run_bounded(ioc, [&]() -> awaitable<void> {
     cl.async_run(asio::detached);
     const redcoro::connection* first = nullptr;
@@ -162,7 +167,8 @@ TEST_CASE("acquiring from an exhausted pool waits, then times out, and close() e
   asio::io_context ioc;
   auto cfg = local_config(server.port());
   cfg.request_timeout = 300ms;
-  redcoro::client cl(ioc, cfg, 1);
+  cfg.pool_size = 1;
+  redcoro::client cl(ioc, cfg);
   run_bounded(ioc, [&]() -> awaitable<void> {
     cl.async_run(asio::detached);
     auto [ec1, held] = co_await cl.async_acquire(asio::as_tuple(use_awaitable));
@@ -188,7 +194,9 @@ TEST_CASE("acquiring from an exhausted pool waits, then times out, and close() e
 TEST_CASE("a blocking pop on a dedicated connection can be cancelled", "[client][live][pool]") {
   redis_server server;
   asio::io_context ioc;
-  redcoro::client cl(ioc, local_config(server.port()), 1);
+  auto pool_cfg = local_config(server.port());
+  pool_cfg.pool_size = 1;
+  redcoro::client cl(ioc, pool_cfg);
   run_bounded(
       ioc,
       [&]() -> awaitable<void> {

@@ -60,8 +60,8 @@ struct test_pki {
             "--tls-auth-clients", require_client ? "yes" : "no"};
   }
 
-  redcoro::config client(std::uint16_t tls_port) const {
-    redcoro::config cfg = local_config(tls_port);
+  redcoro::connection_config client(std::uint16_t tls_port) const {
+    redcoro::connection_config cfg = local_config(tls_port);
     cfg.tls.enabled = true;
     cfg.tls.ca_file = file("ca.crt");
     return cfg;
@@ -74,7 +74,7 @@ struct attempt_result {
   redcoro::error_code run_error;
 };
 
-attempt_result try_connect(redcoro::config cfg) {
+attempt_result try_connect(redcoro::connection_config cfg) {
   cfg.reconnect.max_attempts = 1;
   asio::io_context ioc;
   connection conn(ioc, cfg);
@@ -123,14 +123,14 @@ TEST_CASE("TLS: a certificate from another CA or for another name is refused",
   const std::uint16_t tls_port = redcoro::test::free_port();
   redis_server server(pki.server_args(tls_port, false));
 
-  redcoro::config wrong_ca = pki.client(tls_port);
+  redcoro::connection_config wrong_ca = pki.client(tls_port);
   wrong_ca.tls.ca_file = pki.file("other-ca.crt");
   wrong_ca.request_timeout = std::chrono::seconds(5);
   const auto refused = try_connect(wrong_ca);
   CHECK_FALSE(refused.worked);
   CHECK(refused.run_error.message().find("certificate verify failed") != std::string::npos);
 
-  redcoro::config wrong_name = pki.client(tls_port);
+  redcoro::connection_config wrong_name = pki.client(tls_port);
   wrong_name.tls.server_name = "redis.example.com";
   wrong_name.request_timeout = std::chrono::seconds(5);
   const auto mismatch = try_connect(wrong_name);
@@ -138,7 +138,7 @@ TEST_CASE("TLS: a certificate from another CA or for another name is refused",
   CHECK(mismatch.run_error.message().find("certificate verify failed") != std::string::npos);
 
   // The name the certificate does carry works.
-  redcoro::config right_name = pki.client(tls_port);
+  redcoro::connection_config right_name = pki.client(tls_port);
   right_name.tls.server_name = "localhost";
   CHECK(try_connect(right_name).worked);
 }
@@ -149,20 +149,20 @@ TEST_CASE("TLS: mutual TLS required, refused without a certificate, accepted wit
   const std::uint16_t tls_port = redcoro::test::free_port();
   redis_server server(pki.server_args(tls_port, true));
 
-  redcoro::config anonymous = pki.client(tls_port);
+  redcoro::connection_config anonymous = pki.client(tls_port);
   anonymous.request_timeout = std::chrono::seconds(5);
   const auto refused = try_connect(anonymous);
   CHECK_FALSE(refused.worked);
   CHECK(refused.run_error);
 
-  redcoro::config with_cert = pki.client(tls_port);
+  redcoro::connection_config with_cert = pki.client(tls_port);
   with_cert.tls.cert_file = pki.file("client.crt");
   with_cert.tls.key_file = pki.file("client.key");
   CHECK(try_connect(with_cert).worked);
 }
 
 TEST_CASE("TLS: an unreadable CA file is an error naming it", "[client][tls]") {
-  redcoro::config cfg;
+  redcoro::connection_config cfg;
   cfg.tls.enabled = true;
   cfg.tls.ca_file = "/nonexistent/ca.pem";
   asio::io_context ioc;

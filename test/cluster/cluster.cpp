@@ -5,7 +5,7 @@
 #include <redcoro/client/commands.hpp>
 #include <redcoro/client/script.hpp>
 #include <redcoro/cluster/cluster_client.hpp>
-#include <redcoro/cluster/slot.hpp>
+#include <redcoro/proto/key_slot.hpp>
 
 #include <boost/asio/detached.hpp>
 
@@ -36,7 +36,7 @@ void with_client(const cluster_config& cfg,
 
 // The node connection of the primary serving `key`, asked directly.
 std::uint16_t owner_port(test::redis_cluster& c, std::string_view key) {
-  return c.owner_of(cluster::key_slot(key));
+  return c.owner_of(proto::key_slot(key));
 }
 
 std::int64_t commandstat_calls(test::redis_server& s, std::string_view command) {
@@ -136,11 +136,11 @@ TEST_CASE("cluster: every key goes to the node serving its slot, hash tags inclu
     }
     keys.push_back("{}empty-tag");
     keys.push_back("a{b}c{d}");
-    co_await run(cl, cmd::get("warm"));  // the topology is known after the first reply
+    co_await run(cl, cmd::get("warm"));  // the cluster_topology is known after the first reply
     for (const auto& k : keys) {
       const std::int64_t server_slot = co_await test::run(
           cl.node(cl.primaries()[0]), command<std::int64_t>("CLUSTER", "KEYSLOT", k));
-      CHECK(server_slot == cluster::key_slot(k));
+      CHECK(server_slot == proto::key_slot(k));
       co_await run(cl, cmd::set(k, "v:" + k));
     }
     // Every write went straight to its owner: no redirection was needed.
@@ -258,7 +258,7 @@ TEST_CASE("cluster: cross-slot pipelines and multi-key commands, value by value"
 
 TEST_CASE("cluster: ASK during a migration driven by hand leaves the map alone") {
   test::redis_cluster c;
-  const int slot = cluster::key_slot("ask");
+  const int slot = proto::key_slot("ask");
   const std::uint16_t source = c.owner_of(slot);
   std::uint16_t target = 0;
   std::string source_id, target_id;
@@ -305,13 +305,13 @@ TEST_CASE("cluster: a redirection loop ends with TOOMANYREDIRECTS naming the las
   test::redis_cluster c;
   auto cfg = config_for(c);
   cfg.max_redirects = 5;
-  const int slot = cluster::key_slot("loop");
+  const int slot = proto::key_slot("loop");
   const std::uint16_t source = c.owner_of(slot);
   std::string target_id;
   for (const auto& n : c.nodes())
     if (n.primary && n.port != source && target_id.empty()) target_id = n.id;
   with_client(cfg, [&](cluster_client& cl) -> awaitable<void> {
-    co_await run(cl, cmd::get("other"));  // the topology is known
+    co_await run(cl, cmd::get("other"));  // the cluster_topology is known
     // MIGRATING without IMPORTING on the other side: the source says ASK, the target MOVED.
     c.server_on(source).cli({"CLUSTER", "SETSLOT", std::to_string(slot), "MIGRATING", target_id});
     auto r = co_await cl.async_exec(cmd::get("{loop}absent"), use_awaitable);
@@ -458,7 +458,7 @@ TEST_CASE(
   cfg.node.health_check_interval = 30s;
   const std::uint16_t victim = owner_port(c, "load:0");
   const std::uint16_t heir = c.replicas_of(victim).at(0);
-  const int victim_slot = cluster::key_slot("load:0");
+  const int victim_slot = proto::key_slot("load:0");
   // 20 writers, each a key of its own per write: every acknowledged one must read back.
   std::vector<std::string> acked;
   std::map<std::string, int> failures;

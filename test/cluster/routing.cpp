@@ -1,17 +1,20 @@
-// The sans-I/O parts of the cluster layer: hashing, topology replies, redirects, and the
+// The sans-I/O parts of the cluster layer: hashing, cluster_topology replies, redirects, and the
 // router's plans (with the command table of a real server).
 
 #include "support/client_helpers.hpp"
 #include "support/redis_server.hpp"
-#include <redcoro/client/detail/command_table.hpp>
 #include <redcoro/cluster/detail/router.hpp>
-#include <redcoro/cluster/slot.hpp>
 #include <redcoro/cluster/topology.hpp>
+#include <redcoro/proto/command_table.hpp>
+#include <redcoro/proto/key_slot.hpp>
 
 #include <boost/asio/detached.hpp>
 
 using namespace redcoro;
-using namespace redcoro::cluster;
+using namespace redcoro::detail;
+using proto::crc16;
+using proto::hash_tag;
+using proto::key_slot;
 using proto::type;
 using proto::value;
 
@@ -38,13 +41,13 @@ value shard_node(std::string id, int port, std::string role, std::string health 
 }
 
 // The reply to COMMAND of a real server.
-const redcoro::detail::command_table& server_table() {
-  static redcoro::detail::command_table table = [] {
+const proto::command_table& server_table() {
+  static proto::command_table table = [] {
     test::redis_server server;
     asio::io_context ioc;
     connection conn(ioc, test::local_config(server.port()));
     conn.async_run(asio::detached);
-    redcoro::detail::command_table t;
+    proto::command_table t;
     test::run_bounded(ioc, [&]() -> asio::awaitable<void> {
       const value reply = co_await test::run(conn, command("COMMAND"));
       REQUIRE_FALSE(t.load(reply));
@@ -85,7 +88,7 @@ TEST_CASE("crc16 and hash slots are those of the cluster specification") {
   CHECK(hash_tag("no tag}") == "no tag}");
 }
 
-TEST_CASE("the topology is read from CLUSTER SHARDS") {
+TEST_CASE("the cluster_topology is read from CLUSTER SHARDS") {
   const value reply = arr({
       map({str("slots"), arr({num(0), num(5460)}), str("nodes"),
            arr({shard_node("a", 7000, "master"), shard_node("d", 7003, "replica")})}),
@@ -96,8 +99,8 @@ TEST_CASE("the topology is read from CLUSTER SHARDS") {
       // An old primary that lost its slots: listed, serves nothing.
       map({str("slots"), arr({}), str("nodes"), arr({shard_node("x", 7009, "master", "failed")})}),
   });
-  topology t;
-  REQUIRE_FALSE(topology::from_shards(reply, t));
+  cluster_topology t;
+  REQUIRE_FALSE(cluster_topology::from_shards(reply, t));
   REQUIRE(t.shards().size() == 3);
   CHECK(t.covers_all_slots());
   const auto primary_of = [&](int slot) {
@@ -123,8 +126,8 @@ TEST_CASE("the topology is read from CLUSTER SHARDS") {
   value lone =
       map({str("id"), str("z"), str("port"), num(7100), str("ip"), str(""), str("endpoint"),
            str(""), str("role"), str("master"), str("health"), str("online")});
-  topology single;
-  REQUIRE_FALSE(topology::from_shards(
+  cluster_topology single;
+  REQUIRE_FALSE(cluster_topology::from_shards(
       arr({map({str("slots"), arr({num(0), num(16383)}), str("nodes"), arr({lone})})}), single,
       false, "10.0.0.5"));
   CHECK(single.nodes().at(0).address == node_address{"10.0.0.5", 7100});
@@ -139,17 +142,17 @@ TEST_CASE("the topology is read from CLUSTER SHARDS") {
            arr({shard_node("c", 7002, "master", "online", 500),
                 shard_node("d", 7003, "replica", "loading", 0)})}),
   });
-  topology f;
-  REQUIRE_FALSE(topology::from_shards(fresh, f));
+  cluster_topology f;
+  REQUIRE_FALSE(cluster_topology::from_shards(fresh, f));
   CHECK(f.find({"127.0.0.1", 7001})->healthy);
   CHECK_FALSE(f.find({"127.0.0.1", 7003})->healthy);
 
-  topology bad;
-  CHECK(topology::from_shards(str("nope"), bad));
-  CHECK(topology::from_shards(arr({map({str("slots"), arr({num(0)})})}), bad));
+  cluster_topology bad;
+  CHECK(cluster_topology::from_shards(str("nope"), bad));
+  CHECK(cluster_topology::from_shards(arr({map({str("slots"), arr({num(0)})})}), bad));
 }
 
-TEST_CASE("the topology is read from CLUSTER SLOTS") {
+TEST_CASE("the cluster_topology is read from CLUSTER SLOTS") {
   const auto node = [](int port, std::string id) {
     return arr({str("127.0.0.1"), num(port), str(std::move(id))});
   };
@@ -158,8 +161,8 @@ TEST_CASE("the topology is read from CLUSTER SLOTS") {
       arr({num(101), num(16383), node(7001, "b")}),
       arr({num(50), num(60), node(7000, "a"), node(7003, "d")}),  // same primary again
   });
-  topology t;
-  REQUIRE_FALSE(topology::from_slots(reply, t));
+  cluster_topology t;
+  REQUIRE_FALSE(cluster_topology::from_slots(reply, t));
   CHECK(t.shards().size() == 2);
   CHECK(t.nodes().size() == 3);
   CHECK(t.covers_all_slots());
@@ -191,7 +194,7 @@ TEST_CASE("redirects are read from error replies") {
 }
 
 TEST_CASE("the router finds one route for single-slot requests") {
-  cluster::detail::router r(server_table());
+  detail::router r(server_table());
   proto::request req;
   req.push("SET", "{u1}:name", "x");
   req.push("GET", "{u1}:mail");
@@ -213,7 +216,7 @@ TEST_CASE("the router finds one route for single-slot requests") {
   keyless.push("PING");
   route = r.single(keyless.payload());
   REQUIRE(route);
-  CHECK(route->slot == cluster::detail::any_slot);
+  CHECK(route->slot == detail::any_slot);
 
   proto::request two;
   two.push("GET", "foo");
@@ -229,14 +232,14 @@ TEST_CASE("the router finds one route for single-slot requests") {
   CHECK_FALSE(r.single(tx.payload()));
 
   // A key prefix changes the slots.
-  cluster::detail::router prefixed(server_table(), "app:");
+  detail::router prefixed(server_table(), "app:");
   proto::request one;
   one.push("GET", "foo");
   CHECK(prefixed.single(one.payload())->slot == key_slot("app:foo"));
 }
 
 TEST_CASE("the router splits multi-key commands by slot and refuses what cannot span slots") {
-  cluster::detail::router r(server_table());
+  detail::router r(server_table());
   proto::request req;
   req.push("MSET", "foo", "1", "bar", "2", "{foo}x", "3");  // foo and {foo}x share a slot
   req.push("MGET", "bar", "foo", "{foo}x");
@@ -246,12 +249,12 @@ TEST_CASE("the router splits multi-key commands by slot and refuses what cannot 
   req.push("GET", "foo");
   const auto plan = r.make_plan(req.payload(), req.commands());
   REQUIRE(plan.commands.size() == 6);
-  CHECK(plan.commands[0].how == cluster::detail::merge::first);
-  CHECK(plan.commands[1].how == cluster::detail::merge::by_key);
+  CHECK(plan.commands[0].how == detail::merge::first);
+  CHECK(plan.commands[1].how == detail::merge::by_key);
   CHECK(plan.commands[1].keys == 3);
   CHECK(plan.commands[2].error.starts_with("CROSSSLOT"));
   CHECK(plan.commands[3].error.starts_with("CROSSSLOT"));
-  CHECK(plan.commands[4].how == cluster::detail::merge::sum);
+  CHECK(plan.commands[4].how == detail::merge::sum);
   REQUIRE(plan.parts.size() == 6);
   CHECK(commands_of(plan.parts[0].req) == "MSET foo 1 {foo}x 3 | ");
   CHECK(plan.parts[0].slot == key_slot("foo"));

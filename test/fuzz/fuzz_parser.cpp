@@ -41,8 +41,8 @@ struct outcome {
 
 // Small limits so that the fuzzer reaches every limit check, or none at all (the parser
 // clamps them) so that it reaches the arithmetic on huge lengths.
-proto::parser_limits limits(bool unlimited) {
-  proto::parser_limits l;
+proto::parser_config limits(bool unlimited) {
+  proto::parser_config l;
   l.max_depth = 16;
   l.max_blob_length = unlimited ? SIZE_MAX : 4096;
   l.max_aggregate_size = unlimited ? SIZE_MAX : 1024;

@@ -5,9 +5,9 @@
 #include <redcoro/client/connection.hpp>
 #include <redcoro/client/script.hpp>
 #include <redcoro/cluster/cluster_client.hpp>
+#include <redcoro/cluster/cluster_subscriber.hpp>
 #include <redcoro/proto/parser.hpp>
 #include <redcoro/proto/request.hpp>
-#include <redcoro/pubsub/cluster_subscriber.hpp>
 #include <redcoro/pubsub/subscriber.hpp>
 
 #include <cstdio>
@@ -27,17 +27,17 @@ int main() {
   if (!parser.consume_message(reply, pos, keep, ec) || text != "hello") return 1;
   // The client links too: a connection that is closed before it ever runs.
   boost::asio::io_context ioc;
-  redcoro::connection conn(ioc, redcoro::config{});
+  redcoro::connection conn(ioc, redcoro::connection_config{});
   conn.close();
   // And every module: typed commands, scripts (OpenSSL), the pool client, the subscriber,
   // the cluster client, the cluster subscriber.
   if (redcoro::cmd::get("k").request().commands() != 1) return 1;
   if (redcoro::script("return 1").sha1().size() != 40) return 1;
-  redcoro::client cl(ioc, redcoro::config{});
+  redcoro::client cl(ioc, redcoro::connection_config{});
   cl.close();
-  redcoro::subscriber sub(ioc, redcoro::config{});
+  redcoro::subscriber sub(ioc, redcoro::connection_config{});
   sub.close();
-  if (redcoro::cluster::key_slot("foo") != 12182) return 1;
+  if (proto::key_slot("foo") != 12182) return 1;
   redcoro::cluster_client cluster(ioc, redcoro::cluster_config{});
   cluster.close();
   redcoro::cluster_subscriber cluster_sub(ioc, redcoro::cluster_config{});

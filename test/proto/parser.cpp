@@ -9,7 +9,7 @@
 using redcoro::proto::error;
 using redcoro::proto::node;
 using redcoro::proto::parser;
-using redcoro::proto::parser_limits;
+using redcoro::proto::parser_config;
 using redcoro::proto::type;
 using redcoro::test::feed_all_splits;
 using redcoro::test::feed_result;
@@ -40,7 +40,7 @@ void expect_nodes(const std::string& wire, const std::vector<owned_node>& expect
   CHECK(r.nodes == expected);
 }
 
-void expect_error(const std::string& wire, error e, const parser_limits& limits = {}) {
+void expect_error(const std::string& wire, error e, const parser_config& limits = {}) {
   INFO("wire: " << wire);
   const feed_result r = feed_all_splits(wire, limits);
   CHECK(r.ec == e);
@@ -350,7 +350,7 @@ TEST_CASE("each malformed input gets its own error", "[parser][errors]") {
 
 TEST_CASE("limits are settings and each has its own error", "[parser][limits]") {
   SECTION("nesting depth") {
-    parser_limits limits;
+    parser_config limits;
     limits.max_depth = 3;
     expect_error("*1\r\n*1\r\n*1\r\n*1\r\n:1\r\n", error::nesting_too_deep, limits);
     CHECK(feed_whole("*1\r\n*1\r\n*1\r\n:1\r\n", limits).messages == 1);
@@ -366,25 +366,25 @@ TEST_CASE("limits are settings and each has its own error", "[parser][limits]") 
     CHECK(r.nodes.back().depth == 200);
   }
   SECTION("blob length") {
-    parser_limits limits;
+    parser_config limits;
     limits.max_blob_length = 10;
     expect_error("$11\r\nhello world\r\n", error::blob_too_large, limits);
     expect_error("!11\r\nhello world\r\n", error::blob_too_large, limits);
     expect_error("$?\r\n;11\r\nhello world\r\n;0\r\n", error::blob_too_large, limits);
     CHECK(feed_whole("$10\r\nhelloworld\r\n", limits).messages == 1);
     // The default matches the server's own 512 MiB.
-    CHECK(parser_limits{}.max_blob_length == 512u * 1024 * 1024);
+    CHECK(parser_config{}.max_blob_length == 512u * 1024 * 1024);
     expect_error("$536870913\r\n", error::blob_too_large);
   }
   SECTION("aggregate size") {
-    parser_limits limits;
+    parser_config limits;
     limits.max_aggregate_size = 5;
     expect_error("*6\r\n", error::aggregate_too_large, limits);
     expect_error("%6\r\n", error::aggregate_too_large, limits);
     CHECK(feed_whole("*5\r\n:1\r\n:1\r\n:1\r\n:1\r\n:1\r\n", limits).messages == 1);
   }
   SECTION("line length") {
-    parser_limits limits;
+    parser_config limits;
     limits.max_line_length = 10;
     expect_error("+01234567890\r\n", error::line_too_long, limits);
     // Detected without waiting for the CRLF that may never come.
@@ -506,7 +506,7 @@ TEST_CASE("a header's outcome does not depend on where it was split", "[parser][
                                "%000000000000000000000000000000",
                                "$?\r\n;0000000000000000000003\r\nabc\r\n;0\r\n"};
   for (std::size_t limit = 0; limit <= 32; ++limit) {
-    parser_limits limits;
+    parser_config limits;
     limits.max_line_length = limit;
     for (const auto& wire : wires) {
       INFO("limit " << limit << ", wire: " << wire);
@@ -569,7 +569,7 @@ TEST_CASE("long fields arriving a byte at a time cost work linear in their lengt
 TEST_CASE("lengths near SIZE_MAX neither wrap nor pass", "[parser][limits]") {
   constexpr std::size_t max = std::numeric_limits<std::size_t>::max();
   static_assert(max == std::uint64_t{18446744073709551615u}, "the wire values below are 64-bit");
-  parser_limits huge;
+  parser_config huge;
   huge.max_blob_length = max;
   huge.max_aggregate_size = max;
   huge.max_line_length = max;
@@ -600,6 +600,6 @@ TEST_CASE("lengths near SIZE_MAX neither wrap nor pass", "[parser][limits]") {
   // Lines may be unlimited.
   CHECK(feed_all_splits("+OK\r\n:1\r\n$1\r\nx\r\n", huge).messages == 3);
   // Limits below the clamps stay as given.
-  CHECK(parser(parser_limits{}).limits().max_blob_length == parser_limits{}.max_blob_length);
-  CHECK(parser(parser_limits{}).limits().max_aggregate_size == parser_limits{}.max_aggregate_size);
+  CHECK(parser(parser_config{}).limits().max_blob_length == parser_config{}.max_blob_length);
+  CHECK(parser(parser_config{}).limits().max_aggregate_size == parser_config{}.max_aggregate_size);
 }

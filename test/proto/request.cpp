@@ -134,8 +134,9 @@ TEST_CASE("the subscribe family answers out of band on RESP3", "[request]") {
   CHECK(req.commands() == 8);
   CHECK(req.out_of_band_commands() == 6);
   CHECK(req.expected_replies() == 2);
-  CHECK(redcoro::proto::is_subscribe_family("Subscribe"));
-  CHECK_FALSE(redcoro::proto::is_subscribe_family("PUBLISH"));
+  CHECK(redcoro::proto::pubsub_kind_of_command("Subscribe") ==
+        redcoro::proto::pubsub_kind::subscribe);
+  CHECK_FALSE(redcoro::proto::pubsub_kind_of_command("PUBLISH"));
 }
 
 TEST_CASE("clear keeps capacity and config", "[request]") {

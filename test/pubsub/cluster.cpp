@@ -5,8 +5,8 @@
 #include "support/cluster_helpers.hpp"
 #include <redcoro/client/commands.hpp>
 #include <redcoro/client/connection.hpp>
-#include <redcoro/cluster/slot.hpp>
-#include <redcoro/pubsub/cluster_subscriber.hpp>
+#include <redcoro/cluster/cluster_subscriber.hpp>
+#include <redcoro/proto/key_slot.hpp>
 
 #include <boost/asio/detached.hpp>
 #include <catch2/catch.hpp>
@@ -27,7 +27,7 @@ using test::sleep_for;
 
 namespace {
 
-cluster_config subscriber_config(const test::redis_cluster& c) {
+cluster_config subscribing_cluster_config(const test::redis_cluster& c) {
   auto cfg = test::config_for(c);
   cfg.node.request_timeout = 5s;
   return cfg;
@@ -57,8 +57,8 @@ awaitable<bool> publish_until_received(cluster_subscriber& sub, const std::strin
   while (std::chrono::steady_clock::now() < until) {
     error_code ec;
     auto command = shard ? cmd::spublish(channel, payload) : cmd::publish(channel, payload);
-    co_await sub.get_cluster().async_exec(std::move(command),
-                                          asio::redirect_error(use_awaitable, ec));
+    co_await sub.next_layer().async_exec(std::move(command),
+                                         asio::redirect_error(use_awaitable, ec));
     co_await sleep_for(50ms);
     for (auto& m : drain(sub)) {
       const bool hit = m.is_message() && m.channel == channel && m.payload == payload;
@@ -73,11 +73,11 @@ awaitable<bool> publish_until_received(cluster_subscriber& sub, const std::strin
 std::string channel_on(const test::redis_cluster& c, std::uint16_t port, std::string_view stem) {
   for (int i = 0;; ++i) {
     std::string name = std::string(stem) + std::to_string(i);
-    if (c.owner_of(cluster::key_slot(name)) == port) return name;
+    if (c.owner_of(proto::key_slot(name)) == port) return name;
   }
 }
 
-std::uint16_t port_of(const std::optional<cluster::node_address>& a) {
+std::uint16_t port_of(const std::optional<node_address>& a) {
   return a ? a->port : 0;
 }
 
@@ -86,14 +86,14 @@ std::uint16_t port_of(const std::optional<cluster::node_address>& a) {
 TEST_CASE("cluster subscriber: shard channels on their owners, channels and patterns on one node",
           "[pubsub][cluster]") {
   test::redis_cluster c;
-  with_subscriber(subscriber_config(c), [&](cluster_subscriber& sub) -> awaitable<void> {
+  with_subscriber(subscribing_cluster_config(c), [&](cluster_subscriber& sub) -> awaitable<void> {
     strings shard;
     for (int i = 0; i < 12; ++i)
       shard.push_back("orders:" + std::to_string(i));
     co_await sub.async_ssubscribe(shard, use_awaitable);
     std::set<std::uint16_t> nodes;
     for (const auto& ch : shard) {
-      CHECK(port_of(sub.node_of(ch)) == c.owner_of(cluster::key_slot(ch)));
+      CHECK(port_of(sub.node_of(ch)) == c.owner_of(proto::key_slot(ch)));
       nodes.insert(port_of(sub.node_of(ch)));
     }
     CHECK(nodes.size() == 3);  // 12 channels over 3 primaries
@@ -105,11 +105,11 @@ TEST_CASE("cluster subscriber: shard channels on their owners, channels and patt
 
     // Every message, once, whatever node it came through.
     for (const auto& ch : shard) {
-      auto n = co_await sub.get_cluster().async_exec(cmd::spublish(ch, "m:" + ch), use_awaitable);
+      auto n = co_await sub.next_layer().async_exec(cmd::spublish(ch, "m:" + ch), use_awaitable);
       CHECK(n.value() == 1);
     }
-    co_await sub.get_cluster().async_exec(cmd::publish("news", "hello"), use_awaitable);
-    co_await sub.get_cluster().async_exec(cmd::publish("ev.1", "event"), use_awaitable);
+    co_await sub.next_layer().async_exec(cmd::publish("news", "hello"), use_awaitable);
+    co_await sub.next_layer().async_exec(cmd::publish("ev.1", "event"), use_awaitable);
     std::multiset<std::string> payloads;
     int confirmations = 0;
     for (int got = 0; got < 14;) {
@@ -141,7 +141,7 @@ TEST_CASE("cluster subscriber: shard channels on their owners, channels and patt
     const strings one{shard[0]};
     co_await sub.async_sunsubscribe(one, use_awaitable);
     CHECK_FALSE(sub.node_of(shard[0]));
-    auto n = co_await sub.get_cluster().async_exec(cmd::spublish(shard[0], "x"), use_awaitable);
+    auto n = co_await sub.next_layer().async_exec(cmd::spublish(shard[0], "x"), use_awaitable);
     CHECK(n.value() == 0);
     CHECK(sub.shard_channels().size() == 11);
   });
@@ -151,7 +151,7 @@ TEST_CASE("cluster subscriber: a shard channel follows its slot to another prima
           "[pubsub][cluster]") {
   test::redis_cluster c;
   const std::string ch = "moving:channel";
-  const int slot = cluster::key_slot(ch);
+  const int slot = proto::key_slot(ch);
   const std::uint16_t source = c.owner_of(slot);
   std::uint16_t target = 0;
   std::string target_id, source_id;
@@ -165,7 +165,7 @@ TEST_CASE("cluster subscriber: a shard channel follows its slot to another prima
       target_id = n.id;
     }
   }
-  with_subscriber(subscriber_config(c), [&](cluster_subscriber& sub) -> awaitable<void> {
+  with_subscriber(subscribing_cluster_config(c), [&](cluster_subscriber& sub) -> awaitable<void> {
     const strings list{ch};
     co_await sub.async_ssubscribe(list, use_awaitable);
     CHECK(port_of(sub.node_of(ch)) == source);
@@ -202,23 +202,23 @@ TEST_CASE("cluster subscriber: a shard channel follows its slot to another prima
 TEST_CASE("cluster subscriber: a shard channel follows a failover", "[pubsub][cluster]") {
   test::redis_cluster c;
   const std::string ch = "failover:channel";
-  const std::uint16_t old_primary = c.owner_of(cluster::key_slot(ch));
+  const std::uint16_t old_primary = c.owner_of(proto::key_slot(ch));
   const std::uint16_t promoted = c.replicas_of(old_primary).at(0);
   with_subscriber(
-      subscriber_config(c),
+      subscribing_cluster_config(c),
       [&](cluster_subscriber& sub) -> awaitable<void> {
         const strings list{ch};
         co_await sub.async_ssubscribe(list, use_awaitable);
         std::vector<pubsub_message> seen;
         CHECK(co_await publish_until_received(sub, ch, "before", true, seen));
         CHECK(c.server_on(promoted).cli({"CLUSTER", "FAILOVER"}).find("OK") != std::string::npos);
-        for (int i = 0; i < 100 && c.owner_of(cluster::key_slot(ch)) != promoted; ++i)
+        for (int i = 0; i < 100 && c.owner_of(proto::key_slot(ch)) != promoted; ++i)
           co_await sleep_for(100ms);
-        REQUIRE(c.owner_of(cluster::key_slot(ch)) == promoted);
+        REQUIRE(c.owner_of(proto::key_slot(ch)) == promoted);
 
         // Published on the new primary, it arrives: through the old one, now its replica,
         // until the subscriber moved.
-        connection& direct = sub.get_cluster().node({"127.0.0.1", promoted});
+        connection& direct = sub.next_layer().node({"127.0.0.1", promoted});
         bool received = false;
         for (int i = 0; i < 200 && !received; ++i) {
           co_await direct.async_exec(cmd::spublish(ch, "after"), use_awaitable);
@@ -230,9 +230,9 @@ TEST_CASE("cluster subscriber: a shard channel follows a failover", "[pubsub][cl
         const auto at = port_of(sub.node_of(ch));
         CHECK((at == promoted || at == old_primary));
 
-        // Once the topology is read again, it is on the new primary.
+        // Once the cluster_topology is read again, it is on the new primary.
         for (int i = 0; i < 100 && port_of(sub.node_of(ch)) != promoted; ++i) {
-          sub.get_cluster().refresh();
+          sub.next_layer().refresh();
           co_await sleep_for(100ms);
         }
         CHECK(port_of(sub.node_of(ch)) == promoted);
@@ -243,7 +243,7 @@ TEST_CASE("cluster subscriber: a shard channel follows a failover", "[pubsub][cl
 
 TEST_CASE("cluster subscriber: SIGKILL of the node that holds everything", "[pubsub][cluster]") {
   test::redis_cluster c;
-  auto cfg = subscriber_config(c);
+  auto cfg = subscribing_cluster_config(c);
   cfg.node.request_timeout = 2s;
   with_subscriber(
       cfg,
@@ -265,7 +265,7 @@ TEST_CASE("cluster subscriber: SIGKILL of the node that holds everything", "[pub
         // they arrive.
         CHECK(co_await publish_until_received(sub, ch, "after", true, seen, 40s));
         CHECK(co_await publish_until_received(sub, "news", "after", false, seen, 20s));
-        CHECK(port_of(sub.node_of(ch)) == c.owner_of(cluster::key_slot(ch)));
+        CHECK(port_of(sub.node_of(ch)) == c.owner_of(proto::key_slot(ch)));
         CHECK(port_of(sub.home()) != victim);
         CHECK(sub.stats().home_moves == 1);
         CHECK(sub.stats().shard_moves >= 1);

@@ -125,7 +125,7 @@ TEST_CASE("shard channels, and commands beside messages on one connection", "[pu
     sub.async_run(asio::detached);
     const strings shards{"orders"};
     co_await sub.async_ssubscribe(shards, use_awaitable);
-    auto& conn = sub.get_connection();
+    auto& conn = sub.next_layer();
     // The subscriber's own connection publishes, reads and writes between the messages.
     for (int i = 0; i < 20; ++i) {
       auto [n, set, get] = co_await conn.async_exec(
@@ -190,7 +190,7 @@ TEST_CASE("a slow consumer under each overflow policy", "[pubsub][live][backpres
   const strings channels{"firehose"};
 
   SECTION("drop_oldest keeps the newest, and counts exactly what it dropped") {
-    redcoro::subscriber_options opts;
+    redcoro::subscriber_config opts;
     opts.capacity = 10;
     opts.overflow = redcoro::overflow_policy::drop_oldest;
     subscriber sub(ioc, local_config(server.port()), opts);
@@ -216,7 +216,7 @@ TEST_CASE("a slow consumer under each overflow policy", "[pubsub][live][backpres
   }
 
   SECTION("wait drops nothing: the server holds what the client does not read") {
-    redcoro::subscriber_options opts;
+    redcoro::subscriber_config opts;
     opts.capacity = 10;
     subscriber sub(ioc, local_config(server.port()), opts);
     connection pub(ioc, local_config(server.port()));
@@ -242,7 +242,7 @@ TEST_CASE("a slow consumer under each overflow policy", "[pubsub][live][backpres
   }
 
   SECTION("disconnect drops the connection, then re-subscribes") {
-    redcoro::subscriber_options opts;
+    redcoro::subscriber_config opts;
     opts.capacity = 10;
     opts.overflow = redcoro::overflow_policy::disconnect;
     subscriber sub(ioc, local_config(server.port()), opts);
@@ -280,8 +280,8 @@ TEST_CASE("keyspace notifications through the channel helpers", "[pubsub][live]"
     const strings events{redcoro::keyevent_channel(0, "del")};
     co_await sub.async_psubscribe(patterns, use_awaitable);
     co_await sub.async_subscribe(events, use_awaitable);
-    co_await sub.get_connection().async_exec(cmd::set("user:1", "x"), use_awaitable);
-    co_await sub.get_connection().async_exec(cmd::del("user:1"), use_awaitable);
+    co_await sub.next_layer().async_exec(cmd::set("user:1", "x"), use_awaitable);
+    co_await sub.next_layer().async_exec(cmd::del("user:1"), use_awaitable);
     auto set = co_await next_message(sub);
     CHECK(set.channel == "__keyspace@0__:user:1");
     CHECK(set.payload == "set");
@@ -306,7 +306,7 @@ TEST_CASE("RESP2: a server without HELLO gets a dedicated pub/sub connection",
     const strings channels{"legacy"}, patterns{"old.*"};
     co_await sub.async_subscribe(channels, use_awaitable);
     co_await sub.async_psubscribe(patterns, use_awaitable);
-    CHECK(sub.get_connection().protocol() == 2);
+    CHECK(sub.next_layer().protocol() == 2);
     // Exactly one confirmation each: the refused HELLO ran nothing else.
     auto c1 = co_await sub.async_receive(use_awaitable);
     auto c2 = co_await sub.async_receive(use_awaitable);
@@ -423,7 +423,7 @@ TEST_CASE("a SUBSCRIBE the server refuses fails with its reply and the connectio
     // The connection is still in order: the next subscription, a command, and a message.
     co_await sub.async_subscribe(fine, use_awaitable);
     CHECK(sub.channels() == std::set<std::string, std::less<>>{"ok2"});
-    auto pong = co_await sub.get_connection().async_exec(cmd::ping(), use_awaitable);
+    auto pong = co_await sub.next_layer().async_exec(cmd::ping(), use_awaitable);
     CHECK(pong.value() == "PONG");
     co_await admin.async_exec(cmd::publish("ok2", "hi"), use_awaitable);
     auto m = co_await next_message(sub);

@@ -21,8 +21,8 @@ namespace redcoro::test {
 namespace asio = boost::asio;
 
 /// Settings for tests: quick reconnects, and quiet unless something is wrong.
-inline redcoro::config local_config(std::uint16_t port) {
-  redcoro::config cfg;
+inline redcoro::connection_config local_config(std::uint16_t port) {
+  redcoro::connection_config cfg;
   cfg.host = "127.0.0.1";
   cfg.port = port;
   cfg.reconnect.min_delay = std::chrono::milliseconds(20);

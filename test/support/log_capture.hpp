@@ -22,7 +22,7 @@ class log_capture {
     logger_->set_level(spdlog::level::trace);
   }
 
-  /// For config::logger.
+  /// For connection_config::logger.
   const std::shared_ptr<spdlog::logger>& logger() const noexcept { return logger_; }
 
   std::vector<std::string> lines() const { return sink_->last_formatted(); }

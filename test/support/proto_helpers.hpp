@@ -67,7 +67,7 @@ enum class parse_api { consume, consume_message };
 /// Feeds `wire` in chunks ending at each of `cuts` (then the rest), compacting the buffer once
 /// per chunk as the client does. Stops at the first error.
 inline feed_result feed(std::string_view wire, const std::vector<std::size_t>& cuts,
-                        const proto::parser_limits& limits = {},
+                        const proto::parser_config& limits = {},
                         parse_api api = parse_api::consume) {
   feed_result out;
   proto::parser p(limits);
@@ -111,13 +111,13 @@ inline feed_result feed(std::string_view wire, const std::vector<std::size_t>& c
   return out;
 }
 
-inline feed_result feed_whole(std::string_view wire, const proto::parser_limits& limits = {}) {
+inline feed_result feed_whole(std::string_view wire, const proto::parser_config& limits = {}) {
   return feed(wire, {}, limits);
 }
 
 /// Checks that every way of splitting `wire` (one cut at each offset, and one byte at a time)
 /// gives the same result as feeding it whole, and returns that result.
-inline feed_result feed_all_splits(std::string_view wire, const proto::parser_limits& limits = {}) {
+inline feed_result feed_all_splits(std::string_view wire, const proto::parser_config& limits = {}) {
   const feed_result whole = feed_whole(wire, limits);
   for (std::size_t cut = 0; cut <= wire.size(); ++cut) {
     INFO("split at byte " << cut);

@@ -59,23 +59,24 @@ class lease {
 ///   cl.async_run(asio::detached);
 ///   auto v = co_await cl.async_exec(cmd::get("k"), asio::use_awaitable);           // shared
 ///   auto job = co_await cl.async_exec_dedicated(cmd::brpop("jobs", 5s), asio::use_awaitable);
-///   auto tx = co_await cl.optimistic(keys, [&](connection& c)
+///   auto tx = co_await cl.async_optimistic(keys, [&](connection& c)
 ///       -> asio::awaitable<transaction<std::optional<std::string>>> {
 ///     auto b = co_await c.async_exec(cmd::get("balance"), asio::use_awaitable);
 ///     co_return transaction(cmd::set("balance", std::stoll(b.value().value_or("0")) + 1));
-///   });
+///   }, asio::use_awaitable);
 /// \endcode
 ///
-/// Pooled connections are made on first use (config::pool_size at most), each with its own
-/// reconnect loop and health check, and reused. When all are lent, a caller waits for one,
-/// up to config::request_timeout (then error::timeout).
+/// Pooled connections are made on first use (connection_config::pool_size at most), each with its
+/// own reconnect loop and health check, and reused. When all are lent, a caller waits for one, up
+/// to connection_config::request_timeout (then error::timeout).
 class client {
  public:
   using executor_type = asio::any_io_executor;
 
-  client(executor_type ex, config cfg = {}, std::size_t pool_size = 4);
-  client(asio::io_context& ctx, config cfg = {}, std::size_t pool_size = 4)
-      : client(ctx.get_executor(), std::move(cfg), pool_size) {}
+  explicit client(executor_type ex, connection_config cfg = {});
+  template <execution_context Context>
+  explicit client(Context& ctx, connection_config cfg = {})
+      : client(executor_type(ctx.get_executor()), std::move(cfg)) {}
   ~client();
   client(const client&) = delete;
   client& operator=(const client&) = delete;
@@ -84,8 +85,8 @@ class client {
   using awaitable = asio::awaitable<T>;
 
   executor_type get_executor() const noexcept { return shared_.get_executor(); }
-  /// The multiplexed connection.
-  connection& shared() noexcept { return shared_; }
+  /// The multiplexed connection underneath.
+  connection& next_layer() noexcept { return shared_; }
 
   /// Runs the shared connection (see connection::async_run); the pool's connections run on
   /// their own until close().
@@ -121,42 +122,24 @@ class client {
                                                   std::forward<Token>(token));
   }
 
-  /// Optimistic transaction on a pooled connection, as a coroutine: `WATCH keys`, then
-  /// `co_await make(conn)` reads what it needs through `conn` and returns the transaction to
-  /// run; if EXEC aborts because a watched key changed, all of it runs again, up to
-  /// `max_attempts` times. Returns the transaction's value_type: the results, the server's
-  /// error, or — after max_attempts aborts — std::nullopt. A connection error throws
-  /// boost::system::system_error; if `make` throws, the keys are unwatched and the exception
-  /// propagates.
-  template <class Make>
-  auto optimistic(std::vector<std::string> keys, Make make, int max_attempts = 16)
-      -> awaitable<typename std::invoke_result_t<Make&, connection&>::value_type::value_type> {
+  /// Optimistic transaction on a pooled connection: `WATCH keys`, then `co_await make(conn)`
+  /// reads what it needs through `conn` and returns the transaction to run; if EXEC aborts
+  /// because a watched key changed, all of it runs again, up to `max_attempts` times.
+  /// Completes with `void(error_code, T::value_type)` for the transaction type T that `make`
+  /// returns: the results, the server's error, or, after max_attempts aborts, std::nullopt.
+  /// Connection errors come as the error_code, as for every call. If `make` throws, the keys
+  /// are unwatched and the call completes with error::callback_failed (the exception's text
+  /// is logged); nothing was committed.
+  template <class Make, class Token>
+  auto async_optimistic(std::vector<std::string> keys, Make make, int max_attempts, Token&& token) {
     using tx = typename std::invoke_result_t<Make&, connection&>::value_type;
-    auto [ec, l] = co_await acquire();
-    if (ec) throw boost::system::system_error(ec, "redcoro: optimistic transaction");
-    typename tx::value_type last{};
-    for (int attempt = 0; attempt < max_attempts; ++attempt) {
-      auto watched =
-          co_await l->async_exec(command<std::string>("WATCH", keys), asio::use_awaitable);
-      if (watched.has_error()) {
-        last.error_storage() = watched.error();
-        co_return last;
-      }
-      std::exception_ptr failure;
-      std::optional<tx> t;
-      try {
-        t.emplace(co_await make(*l));
-      } catch (...) {
-        failure = std::current_exception();
-      }
-      if (failure) {
-        co_await l->async_exec(command<std::string>("UNWATCH"), asio::use_awaitable);
-        std::rethrow_exception(failure);
-      }
-      last = co_await l->async_exec(std::move(*t), asio::use_awaitable);
-      if (last.has_error() || last->has_value()) break;  // done, or refused
-    }
-    co_return last;
+    using value = typename tx::value_type;
+    return run_coroutine<void(error_code, value)>(
+        optimistic(std::move(keys), std::move(make), max_attempts), std::forward<Token>(token));
+  }
+  template <class Make, class Token>
+  auto async_optimistic(std::vector<std::string> keys, Make make, Token&& token) {
+    return async_optimistic(std::move(keys), std::move(make), 16, std::forward<Token>(token));
   }
 
  private:
@@ -184,6 +167,43 @@ class client {
   }
 
   awaitable<std::pair<error_code, lease>> acquire();
+  void log_callback_failure(const std::exception_ptr& e);
+
+  template <class Make>
+  auto optimistic(std::vector<std::string> keys, Make make, int max_attempts)
+      -> awaitable<std::pair<
+          error_code, typename std::invoke_result_t<Make&, connection&>::value_type::value_type>> {
+    using tx = typename std::invoke_result_t<Make&, connection&>::value_type;
+    using value = typename tx::value_type;
+    auto [ec, l] = co_await acquire();
+    if (ec) co_return std::pair{ec, value{}};
+    value last{};
+    auto on_error = asio::redirect_error(asio::use_awaitable, ec);
+    for (int attempt = 0; attempt < max_attempts; ++attempt) {
+      auto watched = co_await l->async_exec(command<std::string>("WATCH", keys), on_error);
+      if (ec) co_return std::pair{ec, value{}};
+      if (watched.has_error()) {
+        last.error_storage() = watched.error();
+        co_return std::pair{ec, std::move(last)};
+      }
+      std::exception_ptr failure;
+      std::optional<tx> t;
+      try {
+        t.emplace(co_await make(*l));
+      } catch (...) {
+        failure = std::current_exception();
+      }
+      if (failure) {
+        log_callback_failure(failure);
+        co_await l->async_exec(command<std::string>("UNWATCH"), on_error);
+        co_return std::pair{error_code(error::callback_failed), value{}};
+      }
+      last = co_await l->async_exec(std::move(*t), on_error);
+      if (ec) co_return std::pair{ec, value{}};
+      if (last.has_error() || last->has_value()) break;  // done, or refused
+    }
+    co_return std::pair{ec, std::move(last)};
+  }
 
   template <class X>
   awaitable<std::pair<error_code, typename X::value_type>> exec_dedicated(X x) {

@@ -41,7 +41,7 @@ struct tls_config {
   /// Verify the server's certificate chain and its name. Turn off only for tests.
   bool verify_peer = true;
   /// The name sent as SNI and checked against the certificate (DNS names and IP addresses
-  /// in subjectAltName). Empty: config::host.
+  /// in subjectAltName). Empty: connection_config::host.
   std::string server_name;
   /// Client certificate (PEM chain) and private key, for servers that require mutual TLS
   /// (`tls-auth-clients yes`).
@@ -51,7 +51,7 @@ struct tls_config {
 
 /// Everything a connection needs to know. Every field has a usable default: a
 /// default-constructed config talks to 127.0.0.1:6379 as the default user.
-struct config {
+struct connection_config {
   /// TCP target. Ignored when `unix_socket` is set.
   std::string host = "127.0.0.1";
   std::uint16_t port = 6379;
@@ -96,6 +96,9 @@ struct config {
   /// it on its node connections, so that it can send such requests to the node that took
   /// over instead.
   bool fail_waiting_on_disconnect = false;
+  /// redcoro::client only: dedicated connections (blocking commands, WATCH) at most, made
+  /// on first use.
+  std::size_t pool_size = 4;
   /// Push messages (pub/sub, tracking invalidations) kept until async_receive_push takes
   /// them. When full, the connection stops reading until there is room: nothing is dropped.
   std::size_t max_queued_pushes = 8192;
@@ -107,8 +110,8 @@ struct config {
   /// connection goes on. Empty: nothing.
   std::function<void(proto::request&)> on_handshake;
 
-  /// Bounds on what the server may send; see proto::parser_limits.
-  proto::parser_limits limits;
+  /// Bounds on what the server may send; see proto::parser_config.
+  proto::parser_config limits;
   /// The read buffer starts at this size. A reply larger than it grows it once, to the size
   /// its header announces (for blobs; by doubling for long lines).
   std::size_t read_buffer_size = 16 * 1024;
@@ -123,7 +126,7 @@ struct config {
 };
 
 namespace detail {
-/// The logger of config::logger's default: "redcoro" from spdlog's registry, made (level
+/// The logger of connection_config::logger's default: "redcoro" from spdlog's registry, made (level
 /// warn) if it is not there.
 std::shared_ptr<spdlog::logger> default_logger();
 }  // namespace detail

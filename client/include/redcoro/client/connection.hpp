@@ -14,7 +14,7 @@
 #include <boost/asio/associated_executor.hpp>
 #include <boost/asio/async_result.hpp>
 #include <boost/asio/cancellation_type.hpp>
-#include <boost/asio/io_context.hpp>
+#include <boost/asio/execution_context.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/system/error_code.hpp>
 
@@ -32,6 +32,13 @@ namespace redcoro {
 
 namespace asio = boost::asio;
 using boost::system::error_code;
+
+/// An Asio execution context (io_context, thread_pool...): what the convenience constructors
+/// take, so that the headers need not include io_context.hpp.
+template <class T>
+concept execution_context = std::is_convertible_v<T&, asio::execution_context&> && requires(T& c) {
+  c.get_executor();
+};
 
 class connection;
 
@@ -213,6 +220,15 @@ class value_op final : public value_waiter {
   Handler handler;
 };
 
+/// For layers that decode pushes themselves (the subscriber): push frames go to `sink`, as
+/// nodes viewing the read buffer, instead of being queued for async_receive_push. While
+/// `sink->paused()` the connection stops reading; call resume_reading() when it has room.
+/// On RESP2, top-level arrays that are pub/sub frames ("message", "subscribe", ...) go to
+/// the sink too: such a connection is dedicated to pub/sub, as RESP2 requires.
+/// `sink` must outlive the connection's run; nullptr restores the queue.
+void set_push_sink(connection& c, push_sink* sink) noexcept;
+void resume_reading(connection& c) noexcept;
+
 // The oldest queued push, if any.
 std::optional<proto::value> take_push(connection_impl& c);
 // Queues a push receiver, or completes it at once with a queued push.
@@ -243,16 +259,18 @@ class connection {
  public:
   using executor_type = asio::any_io_executor;
 
-  explicit connection(executor_type ex, config cfg = {});
-  explicit connection(asio::io_context& ctx, config cfg = {})
-      : connection(ctx.get_executor(), std::move(cfg)) {}
+  explicit connection(executor_type ex, connection_config cfg = {});
+  /// On an execution context's executor (an io_context, a thread_pool).
+  template <execution_context Context>
+  explicit connection(Context& ctx, connection_config cfg = {})
+      : connection(executor_type(ctx.get_executor()), std::move(cfg)) {}
   ~connection();
 
   connection(const connection&) = delete;
   connection& operator=(const connection&) = delete;
 
   executor_type get_executor() const noexcept;
-  const redcoro::config& get_config() const noexcept;
+  const redcoro::connection_config& get_config() const noexcept;
 
   /// Connects, handshakes, and keeps the connection up: reads, writes, health checks and
   /// reconnects with backoff until close() or cancellation. Completes with the reason it
@@ -308,8 +326,8 @@ class connection {
 
   /// Waits for the next push message (RESP3 `>`: pub/sub messages and confirmations, client
   /// tracking invalidations) and completes with it. Pushes are queued, up to
-  /// config::max_queued_pushes, whether or not a receive is waiting. One receive at a time;
-  /// a second one completes with `already_started`.
+  /// connection_config::max_queued_pushes, whether or not a receive is waiting. One receive at a
+  /// time; a second one completes with `already_started`.
   template <class Token>
   auto async_receive_push(Token&& token) {
     return asio::async_initiate<Token, void(error_code, proto::value)>(
@@ -323,15 +341,6 @@ class connection {
   /// The oldest queued push message without waiting, or nullopt: drains what arrived in one
   /// read without a completion per message.
   std::optional<proto::value> try_receive_push();
-
-  /// For layers that decode pushes themselves (the subscriber): push frames go to `sink`, as
-  /// nodes viewing the read buffer, instead of being queued for async_receive_push. While
-  /// `sink->paused()` the connection stops reading; call resume_reading() when it has room.
-  /// On RESP2, top-level arrays that are pub/sub frames ("message", "subscribe", ...) go to
-  /// the sink too: such a connection is dedicated to pub/sub, as RESP2 requires.
-  /// `sink` must outlive the connection's run; nullptr restores the queue.
-  void set_push_sink(detail::push_sink* sink) noexcept;
-  void resume_reading() noexcept;
 
   /// Stops async_run: closes the socket, fails every queued request with error::closed.
   void close();
@@ -357,6 +366,8 @@ class connection {
 
  private:
   void run_impl(asio::any_completion_handler<void(error_code)> handler);
+  friend void detail::set_push_sink(connection& c, detail::push_sink* sink) noexcept;
+  friend void detail::resume_reading(connection& c) noexcept;
 
   std::unique_ptr<detail::connection_impl> impl_;
 };

@@ -9,20 +9,24 @@ namespace redcoro {
 /// replies) are redcoro::proto::error values; a server's error reply to one command is data
 /// in that command's response, never one of these.
 enum class error {
-  not_connected = 1,    ///< not written: no connection, and the request was not to wait for one
-                        ///< (cancel_if_not_connected, config::fail_waiting_on_disconnect)
-  connection_lost,      ///< the connection dropped after the request was written
-  timeout,              ///< the request's timeout expired before all its replies arrived
-  queue_full,           ///< config::max_queued_requests requests are already queued
-  connect_timeout,      ///< connecting took longer than config::connect_timeout
-  auth_failed,          ///< the server refused the credentials (WRONGPASS, NOAUTH, NOPERM)
-  handshake_failed,     ///< HELLO, AUTH, SETNAME or SELECT failed for another reason
-  unexpected_reply,     ///< a reply arrived with no request waiting for it
+  not_connected = 1,  ///< not written: no connection, and the request was not to wait for one
+                      ///< (cancel_if_not_connected, connection_config::fail_waiting_on_disconnect)
+  connection_lost,    ///< the connection dropped after the request was written
+  timeout,            ///< the request's timeout expired before all its replies arrived
+  queue_full,         ///< connection_config::max_queued_requests requests are already queued
+  connect_timeout,    ///< connecting took longer than connection_config::connect_timeout
+  auth_failed,        ///< the server refused the credentials (WRONGPASS, NOAUTH, NOPERM)
+  handshake_failed,   ///< HELLO, AUTH, SETNAME or SELECT failed for another reason
+  unexpected_reply,   ///< a reply arrived with no request waiting for it
   health_check_failed,  ///< PING on an idle connection was not answered in time
   closed,               ///< the connection was closed or async_run ended
   response_too_short,   ///< the request has more replies than the response has slots
   out_of_sync,  ///< a reply's type cannot answer the command it would belong to: the stream of
                 ///< replies is out of step with the requests, so the connection was reset
+  no_seed_reachable,  ///< cluster: no seed node answered with the topology, and the retries
+                      ///< allowed (reconnect_policy::max_attempts) are used up
+  callback_failed,    ///< a function the caller gave (async_optimistic's) threw; nothing was
+                      ///< committed
 };
 
 const std::error_category& client_category() noexcept;

@@ -11,7 +11,7 @@
 #include <boost/asio/any_completion_handler.hpp>
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/async_result.hpp>
-#include <boost/asio/io_context.hpp>
+#include <boost/asio/execution_context.hpp>
 
 #include <chrono>
 #include <cstddef>
@@ -38,10 +38,10 @@ enum class read_from : std::uint8_t {
 struct cluster_config {
   /// Nodes to ask for the topology, tried in order. Any node of the cluster will do; list a
   /// few so that one being down does not stop the client from starting.
-  std::vector<cluster::node_address> seeds;
+  std::vector<node_address> seeds;
   /// Settings of every node connection: credentials, TLS, timeouts, reconnect policy,
   /// logger, key prefix. Its host, port and unix_socket are ignored.
-  config node;
+  connection_config node;
   read_from reads = read_from::primary;
   /// Redirections (MOVED, ASK) and retries (TRYAGAIN, CLUSTERDOWN) one command may go
   /// through; the next one ends it with a TOOMANYREDIRECTS error reply naming the last.
@@ -90,7 +90,7 @@ class cluster_scan {
   friend struct detail::cluster_impl;
   std::string match_, type_;
   std::int64_t count_ = 0;
-  std::vector<cluster::node_address> nodes_;  // the primaries when the scan started
+  std::vector<node_address> nodes_;  // the primaries when the scan started
   std::size_t next_node_ = 0;
   std::uint64_t cursor_ = 0;
   bool started_ = false;
@@ -192,7 +192,8 @@ class cluster_client {
   using executor_type = asio::any_io_executor;
 
   cluster_client(executor_type ex, cluster_config cfg);
-  cluster_client(asio::io_context& ctx, cluster_config cfg)
+  template <execution_context Context>
+  cluster_client(Context& ctx, cluster_config cfg)
       : cluster_client(ctx.get_executor(), std::move(cfg)) {}
   ~cluster_client();
   cluster_client(const cluster_client&) = delete;
@@ -262,13 +263,13 @@ class cluster_client {
   void refresh();
 
   /// The topology as last read (and corrected by MOVED replies since).
-  const cluster::topology& current_topology() const noexcept;
+  const cluster_topology& current_topology() const noexcept;
   /// The connection to one node (made if there is none yet), for commands meant for that
   /// node only (INFO, CLUSTER INFO, SCAN of one node). Kept, and valid, until close(), even
   /// if the node leaves the topology.
-  connection& node(const cluster::node_address& address);
+  connection& node(const node_address& address);
   /// Addresses of the primaries, one per shard that serves slots.
-  std::vector<cluster::node_address> primaries() const;
+  std::vector<node_address> primaries() const;
   const cluster_stats& stats() const noexcept;
   /// True once the topology has been read.
   bool has_topology() const noexcept;

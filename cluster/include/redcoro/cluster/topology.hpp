@@ -1,6 +1,6 @@
 #pragma once
 
-#include <redcoro/cluster/slot.hpp>
+#include <redcoro/proto/key_slot.hpp>
 #include <redcoro/proto/value.hpp>
 
 #include <compare>
@@ -13,7 +13,7 @@
 #include <utility>
 #include <vector>
 
-namespace redcoro::cluster {
+namespace redcoro {
 
 /// Where a node listens.
 struct node_address {
@@ -30,7 +30,7 @@ struct node_address {
 
 enum class node_role : std::uint8_t { primary, replica };
 
-struct node_info {
+struct cluster_node {
   std::string id;  ///< the node's cluster id (empty when the server did not say)
   node_address address;
   node_role role = node_role::primary;
@@ -39,32 +39,32 @@ struct node_info {
 };
 
 /// A primary, its replicas, and the slots it serves.
-struct shard {
-  std::size_t primary = 0;                                     ///< index in topology::nodes()
-  std::vector<std::size_t> replicas;                           ///< indexes in topology::nodes()
+struct cluster_shard {
+  std::size_t primary = 0;            ///< index in cluster_topology::nodes()
+  std::vector<std::size_t> replicas;  ///< indexes in cluster_topology::nodes()
   std::vector<std::pair<std::uint16_t, std::uint16_t>> slots;  ///< inclusive ranges
 };
 
 /// The cluster as one node described it, sans-I/O: its nodes, its shards and the owner of
 /// every slot.
-class topology {
+class cluster_topology {
  public:
   static constexpr std::size_t no_shard = static_cast<std::size_t>(-1);
 
-  topology();
+  cluster_topology();
 
   /// Reads the reply to `CLUSTER SHARDS` (Redis 7). `tls` picks the nodes' `tls-port`.
   /// `asked` is the host the reply came from: a node that does not know its own address (a
   /// cluster of one node that never met another) leaves it empty. Fails with
   /// proto::error::type_mismatch when the reply does not look like one.
-  static std::error_code from_shards(const proto::value& reply, topology& out, bool tls = false,
-                                     std::string_view asked = {});
+  static std::error_code from_shards(const proto::value& reply, cluster_topology& out,
+                                     bool tls = false, std::string_view asked = {});
   /// Reads the reply to `CLUSTER SLOTS`, which older servers have.
-  static std::error_code from_slots(const proto::value& reply, topology& out,
+  static std::error_code from_slots(const proto::value& reply, cluster_topology& out,
                                     std::string_view asked = {});
 
-  const std::vector<node_info>& nodes() const noexcept { return nodes_; }
-  const std::vector<shard>& shards() const noexcept { return shards_; }
+  const std::vector<cluster_node>& nodes() const noexcept { return nodes_; }
+  const std::vector<cluster_shard>& shards() const noexcept { return shards_; }
 
   /// The shard serving `slot`, or no_shard.
   std::size_t shard_of(std::uint16_t slot) const noexcept {
@@ -76,23 +76,25 @@ class topology {
   /// True when every slot has an owner.
   bool covers_all_slots() const noexcept;
   /// The node at `address`, or nullptr.
-  const node_info* find(const node_address& address) const noexcept;
+  const cluster_node* find(const node_address& address) const noexcept;
 
   /// What a `MOVED slot address` reply says: `slot` is now served by `address` (a node not
   /// seen before becomes the primary of a new shard) until the next refresh tells the rest.
   void move_slot(std::uint16_t slot, const node_address& address);
 
  private:
-  std::size_t add_node(node_info n);
+  std::size_t add_node(cluster_node n);
   void assign(std::size_t shard, std::uint16_t first, std::uint16_t last);
 
-  std::vector<node_info> nodes_;
-  std::vector<shard> shards_;
-  // slot_count entries, 2 bytes each: the table is looked up on every request, and at
+  std::vector<cluster_node> nodes_;
+  std::vector<cluster_shard> shards_;
+  // proto::slot_count entries, 2 bytes each: the table is looked up on every request, and at
   // 32 KiB it stays in cache where 8-byte entries would not.
   static constexpr std::uint16_t no_owner = 0xffff;
   std::vector<std::uint16_t> owner_;
 };
+
+namespace detail {
 
 /// A cluster redirection or transient refusal, read from an error reply.
 struct redirect {
@@ -112,4 +114,6 @@ struct redirect {
   static std::optional<redirect> parse(std::string_view message, const node_address& from = {});
 };
 
-}  // namespace redcoro::cluster
+}  // namespace detail
+
+}  // namespace redcoro

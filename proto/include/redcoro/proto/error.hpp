@@ -23,10 +23,10 @@ enum class error {
   invalid_chunk,          ///< a streamed string part that does not start with `;`
   unexpected_end,         ///< a `.` end marker outside a streamed aggregate or after an attribute
   unpaired_map_element,   ///< a streamed map or attribute that ends after a key
-  nesting_too_deep,       ///< more nested aggregates than parser_limits::max_depth
-  blob_too_large,         ///< a blob longer than parser_limits::max_blob_length
-  aggregate_too_large,    ///< an aggregate larger than parser_limits::max_aggregate_size
-  line_too_long,          ///< a line longer than parser_limits::max_line_length
+  nesting_too_deep,       ///< more nested aggregates than parser_config::max_depth
+  blob_too_large,         ///< a blob longer than parser_config::max_blob_length
+  aggregate_too_large,    ///< an aggregate larger than parser_config::max_aggregate_size
+  line_too_long,          ///< a line longer than parser_config::max_line_length
 
   // Per-reply conversion errors: recorded in that reply's result, the stream stays in sync.
   server_error,            ///< the server answered with an error (`-` or `!`); see reply_error

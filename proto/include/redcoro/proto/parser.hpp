@@ -18,7 +18,7 @@ struct decimal;  // a scanned decimal header (parser.cpp)
 }  // namespace detail
 
 /// Bounds the parser enforces on untrusted input. Each violation is its own error.
-struct parser_limits {
+struct parser_config {
   /// Nested aggregates (attributes and streamed strings included). Redis replies nest a
   /// handful of levels; scripts and modules can go deeper.
   std::size_t max_depth = 256;
@@ -74,8 +74,8 @@ class node_sink {
 /// \endcode
 class parser {
  public:
-  parser() : parser(parser_limits{}) {}
-  explicit parser(const parser_limits& limits);
+  parser() : parser(parser_config{}) {}
+  explicit parser(const parser_config& limits);
 
   parser(parser&&) noexcept = default;
   parser& operator=(parser&&) noexcept = default;
@@ -116,8 +116,8 @@ class parser {
   /// growing its buffer step by step.
   std::size_t pending_body() const noexcept { return state_ == state::body ? body_size_ : 0; }
 
-  /// The limits in effect: those given to the constructor, clamped as parser_limits says.
-  const parser_limits& limits() const noexcept { return limits_; }
+  /// The limits in effect: those given to the constructor, clamped as parser_config says.
+  const parser_config& limits() const noexcept { return limits_; }
 
   /// Bytes examined while parsing lines and headers that arrived in more than one piece,
   /// summed over the calls that saw part of them. Lines and headers parsed in one call are
@@ -175,7 +175,7 @@ class parser {
   // The node of an aggregate header, before its frame is pushed.
   std::optional<node> header(type t, std::size_t size) const noexcept;
 
-  parser_limits limits_;
+  parser_config limits_;
   std::unique_ptr<frame[]> stack_;
   std::size_t unchecked_digits_;    // digits of a header that need no overflow or limit check
   std::size_t top_ = 0;             // frames in use

@@ -1,5 +1,7 @@
 #pragma once
 
+#include <redcoro/proto/pubsub.hpp>
+
 #include <algorithm>
 #include <chrono>
 #include <cstddef>
@@ -166,8 +168,8 @@ std::size_t arg_count(const T& v) {
 /// A command of a request that the server answers out of band: SUBSCRIBE and friends.
 struct out_of_band_command {
   std::uint32_t index = 0;  ///< its position among the request's commands
-  /// 0..5: SUBSCRIBE, PSUBSCRIBE, SSUBSCRIBE, UNSUBSCRIBE, PUNSUBSCRIBE, SUNSUBSCRIBE
-  std::uint8_t kind = 0;
+  /// The confirmations that answer it (pubsub_kind::subscribe for SUBSCRIBE...).
+  pubsub_kind kind = pubsub_kind::subscribe;
   /// The confirmations the server sends, one per name; 0 for an unsubscribe from everything,
   /// whose count only the server knows.
   std::uint32_t confirmations = 0;
@@ -320,17 +322,5 @@ class request {
   bool transaction_ = false;
   config config_;
 };
-
-/// The commands the server answers out of band, in the order of
-/// out_of_band_command::kind.
-inline constexpr std::string_view subscribe_commands[] = {
-    "SUBSCRIBE", "PSUBSCRIBE", "SSUBSCRIBE", "UNSUBSCRIBE", "PUNSUBSCRIBE", "SUNSUBSCRIBE"};
-
-/// True for SUBSCRIBE, PSUBSCRIBE, SSUBSCRIBE and their unsubscribe counterparts (any case):
-/// the server confirms them with push frames.
-bool is_subscribe_family(std::string_view command) noexcept;
-/// Which of them: 0..5 in the order SUBSCRIBE, PSUBSCRIBE, SSUBSCRIBE, UNSUBSCRIBE,
-/// PUNSUBSCRIBE, SUNSUBSCRIBE (any case), or -1.
-int subscribe_family_index(std::string_view command) noexcept;
 
 }  // namespace redcoro::proto

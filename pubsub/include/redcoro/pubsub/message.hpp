@@ -1,6 +1,7 @@
 #pragma once
 
 #include <redcoro/client/detail/ring.hpp>
+#include <redcoro/proto/pubsub.hpp>
 
 #include <boost/asio/any_completion_handler.hpp>
 #include <boost/asio/any_io_executor.hpp>
@@ -17,17 +18,9 @@ namespace redcoro {
 
 /// One thing the subscriber delivers: a message, or a confirmation of (un)subscribing.
 struct pubsub_message {
-  enum class kind : std::uint8_t {
-    message,     ///< on a channel
-    pmessage,    ///< on a channel matching a pattern
-    smessage,    ///< on a shard channel
-    subscribe,   ///< confirmations: `channel` is the channel or pattern,
-    psubscribe,  ///< `count` the subscriptions the connection now holds
-    ssubscribe,
-    unsubscribe,
-    punsubscribe,
-    sunsubscribe,
-  };
+  /// Messages, then confirmations: for those `channel` is the channel or pattern, `count`
+  /// the subscriptions the connection now holds.
+  using kind = proto::pubsub_kind;
   kind what = kind::message;
   std::string channel;
   std::string pattern;  ///< pmessage: the pattern that matched
@@ -52,7 +45,7 @@ enum class overflow_policy : std::uint8_t {
   disconnect,
 };
 
-struct subscriber_options {
+struct subscriber_config {
   std::size_t capacity = 65536;  ///< messages buffered until async_receive takes them
   overflow_policy overflow = overflow_policy::wait;
 };
@@ -67,7 +60,7 @@ class message_queue {
   using receive_signature = void(boost::system::error_code, pubsub_message);
   using receive_handler = boost::asio::any_completion_handler<receive_signature>;
 
-  message_queue(boost::asio::any_io_executor ex, subscriber_options opts);
+  message_queue(boost::asio::any_io_executor ex, subscriber_config opts);
 
   /// Takes a message under the policy; call it on the executor (a waiting receive resumes
   /// inside it). Returns false when the policy is `disconnect` and the
@@ -107,7 +100,7 @@ class message_queue {
                 bool may_run_inline);
 
   boost::asio::any_io_executor ex_;
-  subscriber_options opts_;
+  subscriber_config opts_;
   ring<pubsub_message> buffer_;
   // Optional, never move-assigned: Asio 1.81's any_completion_handler move assignment wraps
   // the handler in itself (infinite recursion when called).

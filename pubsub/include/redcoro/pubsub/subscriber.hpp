@@ -43,8 +43,9 @@ class subscriber : private detail::push_sink {
   using executor_type = asio::any_io_executor;
   using receive_signature = detail::message_queue::receive_signature;
 
-  subscriber(executor_type ex, config cfg = {}, subscriber_options opts = {});
-  subscriber(asio::io_context& ctx, config cfg = {}, subscriber_options opts = {})
+  subscriber(executor_type ex, connection_config cfg = {}, subscriber_config opts = {});
+  template <execution_context Context>
+  subscriber(Context& ctx, connection_config cfg = {}, subscriber_config opts = {})
       : subscriber(ctx.get_executor(), std::move(cfg), opts) {}
   virtual ~subscriber();
   subscriber(const subscriber&) = delete;
@@ -52,7 +53,7 @@ class subscriber : private detail::push_sink {
 
   executor_type get_executor() const noexcept { return conn_.get_executor(); }
   /// The connection underneath, for ordinary commands (PUBLISH, PUBSUB NUMSUB, ...).
-  connection& get_connection() noexcept { return conn_; }
+  connection& next_layer() noexcept { return conn_; }
 
   /// Runs the connection and the loop that sorts its push messages; completes when closed.
   template <class Token>
@@ -65,7 +66,7 @@ class subscriber : private detail::push_sink {
   }
 
   /// SUBSCRIBE; completes when the server has confirmed every channel (or with the error
-  /// that stopped it: timeout after config::request_timeout, closed, ...). An empty list
+  /// that stopped it: timeout after connection_config::request_timeout, closed, ...). An empty list
   /// completes with invalid_argument and sends nothing. When the server refuses the command
   /// (NOPERM...) it completes with proto::error::server_error (the reply: last_refusal()),
   /// and the subscriber does not hold those channels.
@@ -142,15 +143,7 @@ class subscriber : private detail::push_sink {
   const std::string& last_refusal() const noexcept { return last_refusal_; }
 
  private:
-  // Ordered so that k % 3 is the family, and like the confirmations in pubsub_message::kind.
-  enum class request_kind : std::uint8_t {
-    subscribe,
-    psubscribe,
-    ssubscribe,
-    unsubscribe,
-    punsubscribe,
-    sunsubscribe
-  };
+  using request_kind = proto::pubsub_kind;  // subscribe ... sunsubscribe
 
   template <class Token>
   auto change(request_kind k, std::vector<std::string> names, Token&& token) {
@@ -182,7 +175,7 @@ class subscriber : private detail::push_sink {
   };
 
   connection conn_;
-  family families_[3];  // channels, patterns, shard channels: request_kind % 3
+  family families_[3];  // channels, patterns, shard channels: proto::pubsub_family
   detail::message_queue queue_;
   // The timers of the (un)subscribe calls waiting for confirmations: each has its own
   // deadline; wake_waiters() makes them all look again.

@@ -1,6 +1,6 @@
 #pragma once
 
-#include <redcoro/client/detail/command_table.hpp>
+#include <redcoro/proto/command_table.hpp>
 #include <redcoro/proto/request.hpp>
 #include <redcoro/proto/value.hpp>
 
@@ -23,7 +23,7 @@ class key_prefixer {
 
   bool loaded() const noexcept { return table_.loaded(); }
 
-  /// Reads the reply to `COMMAND`; see command_table::load.
+  /// Reads the reply to `COMMAND`; see proto::command_table::load.
   std::error_code load(const proto::value& command_reply) { return table_.load(command_reply); }
 
   /// Appends every command of `payload` to `out`, keys prefixed.
@@ -38,7 +38,7 @@ class key_prefixer {
   void append_pattern(std::string& arg, std::string_view pattern) const;
 
   std::string prefix_;
-  command_table table_;
+  proto::command_table table_;
   struct scratch {
     std::vector<std::string_view> argv;
     std::vector<std::size_t> keys, patterns;

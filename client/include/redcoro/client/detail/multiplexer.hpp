@@ -61,19 +61,13 @@ struct exec_entry {
       : req(&r), adapter(a), complete(c) {}
 };
 
-/// The first element of every pub/sub frame, in the order of pubsub_message::kind: three
-/// messages, then the confirmations of SUBSCRIBE, PSUBSCRIBE, SSUBSCRIBE and their undoing.
-inline constexpr std::string_view pubsub_kinds[] = {"message",     "pmessage",     "smessage",
-                                                    "subscribe",   "psubscribe",   "ssubscribe",
-                                                    "unsubscribe", "punsubscribe", "sunsubscribe"};
-
 /// Where top-level push messages go: their nodes, then the end of each message.
 class push_sink {
  public:
   virtual void on_push_node(const proto::node& n) = 0;
   virtual void on_push_done() = 0;
   /// True while the sink cannot take more: the connection stops reading until
-  /// connection::resume_reading().
+  /// detail::resume_reading().
   virtual bool paused() const noexcept { return false; }
 
  protected:
@@ -127,7 +121,7 @@ class multiplexer {
   /// FIFO. The view stays valid until the next prepare_write().
   std::string_view prepare_write(clock::time_point now = clock::now());
   /// From now on, prepare_write() passes ordinary (not priority) requests through `p`
-  /// once it is loaded: config::key_prefix.
+  /// once it is loaded: connection_config::key_prefix.
   void set_key_prefixer(const key_prefixer* p) noexcept { prefixer_ = p; }
 
   /// The buffer of the last prepare_write() is on the wire. Requests without commands are
@@ -258,8 +252,8 @@ class multiplexer {
   proto::adapter<proto::value> late_adapter_;
   std::vector<proto::request> hand_backs_;
   bool resp2_pushes_ = false;
-  // The push being read: its first element's index in pubsub_kinds, or -1.
-  int push_kind_ = -1;
+  // The push being read: what its first element says it is.
+  std::optional<proto::pubsub_kind> push_kind_;
   bool push_first_ = false;
   proto::node held_;  // the array header while reading_ is undecided
 };

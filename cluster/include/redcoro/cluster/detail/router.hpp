@@ -1,6 +1,6 @@
 #pragma once
 
-#include <redcoro/client/detail/command_table.hpp>
+#include <redcoro/proto/command_table.hpp>
 #include <redcoro/proto/request.hpp>
 
 #include <cstddef>
@@ -10,7 +10,7 @@
 #include <utility>
 #include <vector>
 
-namespace redcoro::cluster::detail {
+namespace redcoro::detail {
 
 /// Slot of a command without keys: any primary serves it.
 inline constexpr int any_slot = -1;
@@ -57,9 +57,9 @@ struct plan {
 /// (transactions), multi-key commands split by slot, and commands sent to every primary.
 class router {
  public:
-  /// `key_prefix`: what the connections prepend to every key (config::key_prefix); slots
+  /// `key_prefix`: what the connections prepend to every key (connection_config::key_prefix); slots
   /// are those of the prefixed keys the server sees.
-  explicit router(const redcoro::detail::command_table& table, std::string key_prefix = {})
+  explicit router(const proto::command_table& table, std::string key_prefix = {})
       : table_(&table), prefix_(std::move(key_prefix)) {}
 
   /// The common case in one pass and no allocation after warm-up: every command hashes to
@@ -74,12 +74,12 @@ class router {
   plan make_plan(std::string_view payload, std::size_t count);
 
  private:
-  using info = redcoro::detail::command_table::info;
+  using info = proto::command_table::info;
   // The slot of argv's keys: any_slot without keys, -2 when they span slots.
   int slot_of(const std::vector<std::string_view>& argv, const info* entry);
   int slot_of_key(std::string_view key);
 
-  const redcoro::detail::command_table* table_;
+  const proto::command_table* table_;
   std::vector<std::string_view> argv_;
   std::vector<std::size_t> keys_;
   std::string prefix_;
@@ -90,4 +90,4 @@ class router {
 inline constexpr std::string_view crossslot_error =
     "CROSSSLOT Keys in request don't hash to the same slot";
 
-}  // namespace redcoro::cluster::detail
+}  // namespace redcoro::detail

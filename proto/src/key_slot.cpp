@@ -1,9 +1,9 @@
-#include <redcoro/cluster/slot.hpp>
+#include <redcoro/proto/key_slot.hpp>
 
 #include <array>
 #include <cstddef>
 
-namespace redcoro::cluster {
+namespace redcoro::proto {
 
 namespace {
 
@@ -52,4 +52,4 @@ std::string_view hash_tag(std::string_view key) noexcept {
   return key.substr(open + 1, close - open - 1);
 }
 
-}  // namespace redcoro::cluster
+}  // namespace redcoro::proto

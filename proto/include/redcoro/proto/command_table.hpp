@@ -10,7 +10,7 @@
 #include <unordered_map>
 #include <vector>
 
-namespace redcoro::detail {
+namespace redcoro::proto {
 
 /// Case-insensitive comparison of command names (ASCII).
 bool iequals(std::string_view a, std::string_view b) noexcept;
@@ -85,4 +85,4 @@ class command_table {
   command_map<info> table_;
 };
 
-}  // namespace redcoro::detail
+}  // namespace redcoro::proto

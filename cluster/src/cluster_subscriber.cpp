@@ -1,6 +1,6 @@
 #include <redcoro/client/detail/spawn.hpp>
-#include <redcoro/cluster/slot.hpp>
-#include <redcoro/pubsub/cluster_subscriber.hpp>
+#include <redcoro/cluster/cluster_subscriber.hpp>
+#include <redcoro/proto/key_slot.hpp>
 #include <redcoro/pubsub/subscriber.hpp>
 
 #include <boost/asio/co_spawn.hpp>
@@ -19,7 +19,6 @@ namespace detail {
 namespace {
 
 using asio::awaitable;
-using cluster::node_address;
 using names = std::vector<std::string>;
 
 auto use_ec(error_code& ec) {
@@ -62,10 +61,10 @@ struct cluster_subscriber_impl {
     asio::steady_timer room;  // its pump waits here while the shared queue is full
     bool run_done = false, pump_done = false;
   };
-  // A confirmation this layer asked for itself: (node, kind of confirmation 0..5, name).
-  using own_key = std::tuple<node_address, int, std::string>;
+  // A confirmation this layer asked for itself: (node, kind of confirmation, name).
+  using own_key = std::tuple<node_address, proto::pubsub_kind, std::string>;
 
-  cluster_subscriber_impl(asio::any_io_executor e, cluster_config c, subscriber_options o)
+  cluster_subscriber_impl(asio::any_io_executor e, cluster_config c, subscriber_config o)
       : ex(e),
         cfg(std::move(c)),
         opts(o),
@@ -81,12 +80,12 @@ struct cluster_subscriber_impl {
 
   node_sub& node(const node_address& a) {
     if (auto it = nodes.find(a); it != nodes.end()) return *it->second;
-    config c = cfg.node;
+    connection_config c = cfg.node;
     c.host = a.host;
     c.port = a.port;
     c.unix_socket.clear();
     // The shared queue applies the user's policy; a node's own buffer only waits for it.
-    subscriber_options o = opts;
+    subscriber_config o = opts;
     o.overflow = overflow_policy::wait;
     auto entry = std::make_unique<node_sub>(ex);
     node_sub* n = entry.get();
@@ -126,10 +125,9 @@ struct cluster_subscriber_impl {
 
   void take(node_sub& n, pubsub_message m) {
     if (!m.is_message()) {
-      const int k = static_cast<int>(m.what) - static_cast<int>(pubsub_message::kind::subscribe);
-      if (own.erase({n.address, k, m.channel}) != 0) {
+      if (own.erase({n.address, m.what, m.channel}) != 0) {
         m.resubscribed = true;
-      } else if (k == 5 && wanted[shard].count(m.channel)) {
+      } else if (m.what == proto::pubsub_kind::sunsubscribe && wanted[shard].count(m.channel)) {
         // The node dropped a shard channel we want: its slot moved away (the node's
         // subscriber no longer holds it). It is subscribed on the new owner as soon as the
         // topology (read again now) or a MOVED says where.
@@ -139,24 +137,24 @@ struct cluster_subscriber_impl {
         poke();
       }
     }
-    if (!queue.offer(std::move(m))) n.sub->get_connection().reconnect();
+    if (!queue.offer(std::move(m))) n.sub->next_layer().reconnect();
   }
 
-  // A node subscriber's (un)subscribe call of kind `k`: 0..2 subscribe to channels,
-  // patterns, shard channels; 3..5 unsubscribe from them.
+  // A node subscriber's (un)subscribe call of kind `k` (subscribe ... sunsubscribe).
   template <class Token>
-  static auto call(node_sub& n, int k, names list, Token&& token) {
+  static auto call(node_sub& n, proto::pubsub_kind k, names list, Token&& token) {
+    using kind = proto::pubsub_kind;
     subscriber& s = *n.sub;
     switch (k) {
-      case 0:
+      case kind::subscribe:
         return s.async_subscribe(std::move(list), std::forward<Token>(token));
-      case 1:
+      case kind::psubscribe:
         return s.async_psubscribe(std::move(list), std::forward<Token>(token));
-      case 2:
+      case kind::ssubscribe:
         return s.async_ssubscribe(std::move(list), std::forward<Token>(token));
-      case 3:
+      case kind::unsubscribe:
         return s.async_unsubscribe(std::move(list), std::forward<Token>(token));
-      case 4:
+      case kind::punsubscribe:
         return s.async_punsubscribe(std::move(list), std::forward<Token>(token));
       default:
         return s.async_sunsubscribe(std::move(list), std::forward<Token>(token));
@@ -167,35 +165,36 @@ struct cluster_subscriber_impl {
   // confirmations are marked as the subscriber's own.
   void leave(node_sub& n, int family, names list) {
     for (const auto& name : list)
-      own.insert({n.address, 3 + family, name});
+      own.insert({n.address, proto::unsubscribe_kind(family), name});
     // Refused or not sent: no confirmations will come.
-    call(n, 3 + family, list, [this, address = n.address, family, list](error_code ec) {
-      if (ec)
-        for (const auto& name : list)
-          own.erase({address, 3 + family, name});
-    });
+    call(n, proto::unsubscribe_kind(family), list,
+         [this, address = n.address, family, list](error_code ec) {
+           if (ec)
+             for (const auto& name : list)
+               own.erase({address, proto::unsubscribe_kind(family), name});
+         });
   }
 
   // --- where things go --------------------------------------------------------------------
 
   std::optional<node_address> owner(std::uint16_t slot) const {
-    const cluster::topology& t = cl.current_topology();
+    const cluster_topology& t = cl.current_topology();
     const std::size_t s = t.shard_of(slot);
-    if (s == cluster::topology::no_shard) return std::nullopt;
+    if (s == cluster_topology::no_shard) return std::nullopt;
     return t.nodes()[t.shards()[s].primary].address;
   }
 
   // A node channels and patterns can stay on: known to the topology, and not failed.
   bool usable(const node_address& a) const {
-    const cluster::node_info* n = cl.current_topology().find(a);
+    const cluster_node* n = cl.current_topology().find(a);
     auto it = nodes.find(a);
     return n && n->healthy && it != nodes.end() && !it->second->run_done;
   }
 
   std::optional<node_address> pick_home() const {
-    const cluster::topology& t = cl.current_topology();
+    const cluster_topology& t = cl.current_topology();
     for (const auto& s : t.shards()) {
-      const cluster::node_info& n = t.nodes()[s.primary];
+      const cluster_node& n = t.nodes()[s.primary];
       if (n.healthy && (!home || n.address != *home)) return n.address;
     }
     return std::nullopt;
@@ -232,21 +231,21 @@ struct cluster_subscriber_impl {
       node_sub& n = node(at);
       if (moving)
         for (const auto& c : list)
-          own.insert({at, shard, c});
+          own.insert({at, proto::pubsub_kind::ssubscribe, c});
       ec = {};
-      co_await call(n, shard, list, use_ec(ec));
+      co_await call(n, proto::pubsub_kind::ssubscribe, list, use_ec(ec));
       if (!ec) {
         if (moving) stats.shard_moves += list.size();
         co_return out{error_code(), at};
       }
       if (moving)
         for (const auto& c : list)
-          own.erase({at, shard, c});
+          own.erase({at, proto::pubsub_kind::ssubscribe, c});
       target.reset();
       if (ec == proto::error::server_error) {
-        const auto r = cluster::redirect::parse(n.sub->last_refusal(), at);
+        const auto r = detail::redirect::parse(n.sub->last_refusal(), at);
         if (!r) co_return out{ec, std::nullopt};  // NOPERM, ...: final
-        if (r->what == cluster::redirect::kind::moved) {
+        if (r->what == detail::redirect::kind::moved) {
           target = r->target;
           moved_to[slot] = r->target;
           cl.refresh();
@@ -289,7 +288,7 @@ struct cluster_subscriber_impl {
         }
         held.insert(c);
         if (placing.count(c)) continue;  // a call is subscribing to it now
-        const std::uint16_t slot = cluster::key_slot(c);
+        const std::uint16_t slot = proto::key_slot(c);
         const auto o = owner(slot);
         // (A MOVED put it where it is since the topology was read: the topology is behind.)
         const auto m = moved_to.find(slot);
@@ -300,7 +299,7 @@ struct cluster_subscriber_impl {
     }
     for (const auto& c : wanted[shard])
       if (!held.count(c) && !placing.count(c))
-        moves[{cluster::key_slot(c), std::nullopt}].push_back(c);
+        moves[{proto::key_slot(c), std::nullopt}].push_back(c);
     std::vector<awaitable<error_code>> tasks;
     for (auto& [where, list] : moves)
       tasks.push_back(move_shard(std::move(list), where.first, where.second));
@@ -349,9 +348,9 @@ struct cluster_subscriber_impl {
 
   awaitable<error_code> resubscribe_on(node_sub& n, int family, names list) {
     for (const auto& c : list)
-      own.insert({n.address, family, c});
+      own.insert({n.address, proto::subscribe_kind(family), c});
     error_code ec;
-    co_await call(n, family, std::move(list), use_ec(ec));
+    co_await call(n, proto::subscribe_kind(family), std::move(list), use_ec(ec));
     co_return ec;
   }
 
@@ -395,7 +394,8 @@ struct cluster_subscriber_impl {
         names here;
         for (const auto& c : list)
           if (held.count(c)) here.push_back(c);
-        if (!here.empty()) tasks.push_back(call_on(*n, 3 + family, std::move(here)));
+        if (!here.empty())
+          tasks.push_back(call_on(*n, proto::unsubscribe_kind(family), std::move(here)));
       }
       co_return co_await gather(ex, std::move(tasks));
     }
@@ -409,7 +409,7 @@ struct cluster_subscriber_impl {
       if (!ec) {
         std::map<std::uint16_t, names> by_slot;
         for (const auto& c : list)
-          by_slot[cluster::key_slot(c)].push_back(c);
+          by_slot[proto::key_slot(c)].push_back(c);
         std::vector<awaitable<error_code>> tasks;
         for (auto& [slot, group] : by_slot)
           tasks.push_back(place_for_user(std::move(group), slot));
@@ -429,7 +429,7 @@ struct cluster_subscriber_impl {
       co_return error_code(error::not_connected);
     }
     node_sub& n = node(*home);
-    co_await call(n, family, list, use_ec(ec));
+    co_await call(n, proto::subscribe_kind(family), list, use_ec(ec));
     if (ec == proto::error::server_error) {
       const auto& held = family == channels ? n.sub->channels() : n.sub->patterns();
       for (const auto& c : list)
@@ -446,7 +446,7 @@ struct cluster_subscriber_impl {
     co_return ec;
   }
 
-  awaitable<error_code> call_on(node_sub& n, int k, names list) {
+  awaitable<error_code> call_on(node_sub& n, proto::pubsub_kind k, names list) {
     error_code ec;
     co_await call(n, k, std::move(list), use_ec(ec));
     co_return ec;
@@ -477,7 +477,7 @@ struct cluster_subscriber_impl {
     while (!closed && !cluster_done) {
       co_await reconcile();
       for (auto& [address, n] : nodes)
-        if (!n->sub->get_connection().is_connected()) cl.refresh();
+        if (!n->sub->next_layer().is_connected()) cl.refresh();
       wake.expires_after(tick);
       error_code ignored;
       co_await wake.async_wait(use_ec(ignored));
@@ -507,7 +507,7 @@ struct cluster_subscriber_impl {
 
   asio::any_io_executor ex;
   cluster_config cfg;
-  subscriber_options opts;
+  subscriber_config opts;
   cluster_client cl;
   message_queue queue;
   std::set<std::string, std::less<>> wanted[3];  // channels, patterns, shard channels
@@ -528,8 +528,7 @@ struct cluster_subscriber_impl {
 
 }  // namespace detail
 
-cluster_subscriber::cluster_subscriber(executor_type ex, cluster_config cfg,
-                                       subscriber_options opts)
+cluster_subscriber::cluster_subscriber(executor_type ex, cluster_config cfg, subscriber_config opts)
     : impl_(std::make_unique<detail::cluster_subscriber_impl>(ex, std::move(cfg), opts)) {}
 
 cluster_subscriber::~cluster_subscriber() {
@@ -540,7 +539,7 @@ cluster_subscriber::executor_type cluster_subscriber::get_executor() const noexc
   return impl_->ex;
 }
 
-cluster_client& cluster_subscriber::get_cluster() noexcept {
+cluster_client& cluster_subscriber::next_layer() noexcept {
   return impl_->cl;
 }
 
@@ -589,14 +588,13 @@ const std::set<std::string, std::less<>>& cluster_subscriber::shard_channels() c
   return impl_->wanted[detail::shard];
 }
 
-std::optional<cluster::node_address> cluster_subscriber::node_of(
-    std::string_view shard_channel) const {
+std::optional<node_address> cluster_subscriber::node_of(std::string_view shard_channel) const {
   for (const auto& [address, n] : impl_->nodes)
     if (n->sub->shard_channels().count(shard_channel)) return address;
   return std::nullopt;
 }
 
-std::optional<cluster::node_address> cluster_subscriber::home() const {
+std::optional<node_address> cluster_subscriber::home() const {
   return impl_->home;
 }
 

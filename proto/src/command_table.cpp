@@ -1,10 +1,10 @@
-#include <redcoro/client/detail/command_table.hpp>
+#include <redcoro/proto/command_table.hpp>
 #include <redcoro/proto/error.hpp>
 
 #include <algorithm>
 #include <charconv>
 
-namespace redcoro::detail {
+namespace redcoro::proto {
 
 namespace {
 // Command names are ASCII; no locale is consulted.
@@ -206,4 +206,4 @@ void command_table::info::apply(const spec& s, std::span<const std::string_view>
   }
 }
 
-}  // namespace redcoro::detail
+}  // namespace redcoro::proto

@@ -5,7 +5,7 @@
 
 #include <boost/asio/any_completion_handler.hpp>
 #include <boost/asio/async_result.hpp>
-#include <boost/asio/io_context.hpp>
+#include <boost/asio/execution_context.hpp>
 
 #include <cstddef>
 #include <functional>
@@ -42,7 +42,7 @@ struct cluster_subscriber_impl;
 ///   redcoro::cluster_subscriber sub(ioc, cluster_cfg);
 ///   sub.async_run(asio::detached);
 ///   co_await sub.async_ssubscribe({"orders:{eu}", "orders:{us}"}, asio::use_awaitable);
-///   co_await sub.get_cluster().async_exec(cmd::spublish("orders:{eu}", "42"),
+///   co_await sub.next_layer().async_exec(cmd::spublish("orders:{eu}", "42"),
 ///   asio::use_awaitable); auto m = co_await sub.async_receive(asio::use_awaitable);  //
 ///   confirmations, then smessage
 /// \endcode
@@ -55,8 +55,9 @@ class cluster_subscriber {
  public:
   using executor_type = asio::any_io_executor;
 
-  cluster_subscriber(executor_type ex, cluster_config cfg, subscriber_options opts = {});
-  cluster_subscriber(asio::io_context& ctx, cluster_config cfg, subscriber_options opts = {})
+  cluster_subscriber(executor_type ex, cluster_config cfg, subscriber_config opts = {});
+  template <execution_context Context>
+  cluster_subscriber(Context& ctx, cluster_config cfg, subscriber_config opts = {})
       : cluster_subscriber(ctx.get_executor(), std::move(cfg), opts) {}
   ~cluster_subscriber();
   cluster_subscriber(const cluster_subscriber&) = delete;
@@ -65,7 +66,7 @@ class cluster_subscriber {
   executor_type get_executor() const noexcept;
   /// The cluster client underneath (it keeps the topology): for PUBLISH, SPUBLISH (routed
   /// to the channel's slot) and any other command.
-  cluster_client& get_cluster() noexcept;
+  cluster_client& next_layer() noexcept;
 
   /// Runs the cluster client and the node subscribers; completes with error::closed after
   /// close(), or with the cluster client's error when it gave up.
@@ -123,9 +124,9 @@ class cluster_subscriber {
   const std::set<std::string, std::less<>>& patterns() const noexcept;
   const std::set<std::string, std::less<>>& shard_channels() const noexcept;
   /// The node a shard channel is subscribed on now, if any.
-  std::optional<cluster::node_address> node_of(std::string_view shard_channel) const;
+  std::optional<node_address> node_of(std::string_view shard_channel) const;
   /// The node the channels and patterns are subscribed on, if any.
-  std::optional<cluster::node_address> home() const;
+  std::optional<node_address> home() const;
   std::uint64_t dropped() const noexcept;
   std::uint64_t overflow_disconnects() const noexcept;
   std::size_t buffered() const noexcept;

@@ -3,7 +3,7 @@
 #include <cstdint>
 #include <string_view>
 
-namespace redcoro::cluster {
+namespace redcoro::proto {
 
 /// Number of hash slots of a Redis Cluster.
 inline constexpr std::uint16_t slot_count = 16384;
@@ -22,4 +22,4 @@ inline std::uint16_t key_slot(std::string_view key) noexcept {
   return static_cast<std::uint16_t>(crc16(hash_tag(key)) % slot_count);
 }
 
-}  // namespace redcoro::cluster
+}  // namespace redcoro::proto
