@@ -15,6 +15,7 @@
 #include <fstream>
 #include <map>
 #include <optional>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -697,5 +698,101 @@ TEST_CASE("a large reply grows the read buffer once and gives the memory back",
     INFO("resident before " << before << " MiB, after " << after << " MiB");
     CHECK(after < before + 16);
     conn.close();
+  });
+}
+
+namespace {
+// The `field=` number of the CLIENT LIST line of the client named `name`, or -1.
+std::int64_t client_list_field(const redis_server& server, std::string_view name,
+                               std::string_view field) {
+  std::istringstream list(server.cli({"CLIENT", "LIST"}));
+  const std::string who = " name=" + std::string(name) + " ";
+  const std::string tag = " " + std::string(field) + "=";
+  for (std::string line; std::getline(list, line);) {
+    if (line.find(who) == std::string::npos) continue;
+    const auto at = line.find(tag);
+    if (at != std::string::npos) return std::stoll(line.substr(at + tag.size()));
+  }
+  return -1;
+}
+}  // namespace
+
+TEST_CASE("a full push queue stops the reading: the backlog waits in the server, none is lost",
+          "[client][live][backpressure]") {
+  // No output buffer limit for pub/sub clients: the backlog passes the default soft limit.
+  redis_server server({"--client-output-buffer-limit", "pubsub 0 0 0"});
+  asio::io_context ioc;
+  auto cfg = local_config(server.port());
+  cfg.max_queued_pushes = 8;
+  cfg.client_name = "slow-reader";
+  connection sub(ioc, cfg);
+  connection pub(ioc, local_config(server.port()));
+  constexpr std::size_t total = 5000;
+  const std::string pad(2000, '.');  // 5000 x 2 kB: 10 MB of backlog
+  const auto payload = [&](std::size_t i) { return std::to_string(i) + pad; };
+  run_bounded(ioc, [&]() -> awaitable<void> {
+    sub.async_run(asio::detached);
+    pub.async_run(asio::detached);
+    proto::request subscribe;
+    subscribe.push("SUBSCRIBE", "firehose");
+    proto::response<> none;
+    const auto subscribed = co_await exec(sub, subscribe, none);
+    REQUIRE_FALSE(subscribed);
+    auto confirm = co_await sub.async_receive_push(use_awaitable);
+    REQUIRE(confirm.size() == 3);
+    REQUIRE(confirm[0].text == "subscribe");
+
+    // Published in pipelines of 250 while nobody receives; each reaches the subscriber.
+    const double resident_before = resident_mib();
+    std::size_t not_received = 0;
+    for (std::size_t first = 0; first < total; first += 250) {
+      proto::request req;
+      for (std::size_t i = first; i < first + 250; ++i)
+        req.push("PUBLISH", "firehose", payload(i));
+      proto::generic_response resp;
+      const auto published = co_await exec(pub, req, resp);
+      REQUIRE_FALSE(published);
+      for (const auto& r : resp)
+        if (!r.has_value() || r.value().to_integer() != 1) ++not_received;
+    }
+    CHECK(not_received == 0);
+    // (Whatever the subscriber's reader would read, it has had the time to.)
+    co_await redcoro::test::sleep_for(200ms);
+
+    // The server holds the backlog for the subscriber: the client stopped reading...
+    const std::int64_t omem = client_list_field(server, "slow-reader", "omem");
+    INFO("server output buffer for the subscriber: " << omem << " bytes");
+    CHECK(omem > 0);
+    // ...and its memory did not grow with the backlog (10 MB).
+    const double grown = resident_mib() - resident_before;
+    INFO("resident memory grew by " << grown << " MiB");
+    CHECK(grown < 5);
+    // What the client queued: a full queue, and at most one read's worth more (the reader
+    // finishes the read that filled it). Taken without a co_await, so the reader, woken by
+    // the room made, reads nothing meanwhile.
+    std::vector<proto::value> got;
+    while (auto v = sub.try_receive_push())
+      got.push_back(std::move(*v));
+    const std::size_t one_read = cfg.read_buffer_size / pad.size() + 1;
+    INFO("queued while nobody received: " << got.size());
+    CHECK(got.size() >= cfg.max_queued_pushes);
+    CHECK(got.size() <= cfg.max_queued_pushes + one_read);
+
+    // Then everything arrives, in order.
+    while (got.size() < total) {
+      got.push_back(co_await sub.async_receive_push(use_awaitable));
+      while (auto v = sub.try_receive_push())
+        got.push_back(std::move(*v));
+    }
+    REQUIRE(got.size() == total);
+    std::size_t wrong = 0;
+    for (std::size_t i = 0; i < total; ++i) {
+      const auto& m = got[i];
+      if (m.size() != 3 || m[0].text != "message" || m[2].text != payload(i)) ++wrong;
+    }
+    CHECK(wrong == 0);
+    CHECK_FALSE(sub.try_receive_push());
+    sub.close();
+    pub.close();
   });
 }

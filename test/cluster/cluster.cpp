@@ -47,6 +47,15 @@ std::int64_t commandstat_calls(test::redis_server& s, std::string_view command) 
   return std::stoll(info.substr(at + tag.size()));
 }
 
+// How many error replies starting with `prefix` (TRYAGAIN, MOVED...) the server has sent.
+std::int64_t errorstat_count(test::redis_server& s, std::string_view prefix) {
+  const std::string info = s.cli({"INFO", "errorstats"});
+  const std::string tag = "errorstat_" + std::string(prefix) + ":count=";
+  const auto at = info.find(tag);
+  if (at == std::string::npos) return 0;
+  return std::stoll(info.substr(at + tag.size()));
+}
+
 // Replication is asynchronous: WAIT on each primary's own connection (the one that wrote)
 // until a replica has its writes.
 awaitable<void> wait_replicated(cluster_client& cl) {
@@ -599,5 +608,366 @@ TEST_CASE("cluster: over RESP2, with reads spread over primaries and replicas") 
           commandstat_calls(c.server_on(n.port), "mget") - before[n.port];
     CHECK(on_replicas > 0);
     CHECK(on_primaries > 0);
+  });
+}
+
+namespace {
+
+// A slot moved by hand from its owner (`source`) to another primary (`target`), in two
+// steps: start() marks it MIGRATING / IMPORTING and moves some keys with MIGRATE, finish()
+// moves the rest and gives the slot to the target on every primary.
+struct slot_migration {
+  test::redis_cluster& c;
+  int slot;
+  std::string s = std::to_string(slot);
+  std::uint16_t source = c.owner_of(slot), target = 0;
+  std::string source_id, target_id;
+  std::vector<std::uint16_t> primaries;
+
+  slot_migration(test::redis_cluster& cluster, int which) : c(cluster), slot(which) {
+    for (const auto& n : c.nodes()) {
+      if (!n.primary) continue;
+      primaries.push_back(n.port);
+      if (n.port == source) source_id = n.id;
+      if (n.port != source && !target) {
+        target = n.port;
+        target_id = n.id;
+      }
+    }
+  }
+
+  bool migrate(const std::vector<std::string>& keys) {
+    std::vector<std::string> m = {"MIGRATE", "127.0.0.1", std::to_string(target), "", "0",
+                                  "5000",    "KEYS"};
+    m.insert(m.end(), keys.begin(), keys.end());
+    return c.server_on(source).cli(m).find("OK") != std::string::npos;
+  }
+  bool start(const std::vector<std::string>& moved_now) {
+    c.server_on(target).cli({"CLUSTER", "SETSLOT", s, "IMPORTING", source_id});
+    c.server_on(source).cli({"CLUSTER", "SETSLOT", s, "MIGRATING", target_id});
+    return migrate(moved_now);
+  }
+  bool finish(const std::vector<std::string>& the_rest) {
+    if (!migrate(the_rest)) return false;
+    c.server_on(target).cli({"CLUSTER", "SETSLOT", s, "NODE", target_id});
+    for (std::uint16_t p : primaries)
+      if (p != target) c.server_on(p).cli({"CLUSTER", "SETSLOT", s, "NODE", target_id});
+    return c.owner_of(slot) == target;
+  }
+
+  // TRYAGAIN replies the two nodes have sent.
+  std::int64_t tryagains() const {
+    return errorstat_count(c.server_on(source), "TRYAGAIN") +
+           errorstat_count(c.server_on(target), "TRYAGAIN");
+  }
+};
+
+}  // namespace
+
+// TRYAGAIN: a multi-key command whose slot is half migrated (some of its keys moved to the
+// target, some still on the source) is refused with TRYAGAIN (by the source, or by the
+// target after ASK, depending on the server's version); the client retries, retry_delay
+// doubling, until the migration is over, then follows the MOVED to the target.
+TEST_CASE("cluster: TRYAGAIN during a multi-key migration is retried until it completes") {
+  test::redis_cluster c;
+  slot_migration mig(c, cluster::key_slot("{mk}"));
+  auto cfg = config_for(c);
+  cfg.retry_delay = 20ms;  // 20, 40, 80 ... 1000 ms between retries
+  cfg.max_redirects = 16;  // (about 10 s of retries)
+  // Three groups of ten keys in the slot: read by MGET, overwritten by MSET, removed by DEL.
+  const auto key = [](char group, int i) {
+    return "{mk}" + std::string(1, group) + ":" + std::to_string(i);
+  };
+  std::vector<std::string> reads, dels, pairs, first_half, second_half;
+  for (int i = 0; i < 10; ++i) {
+    reads.push_back(key('r', i));
+    dels.push_back(key('d', i));
+    pairs.push_back(key('w', i));
+    pairs.push_back("new" + std::to_string(i));
+    for (char g : {'r', 'w', 'd'})
+      (i < 5 ? first_half : second_half).push_back(key(g, i));
+  }
+  with_client(cfg, [&](cluster_client& cl) -> awaitable<void> {
+    for (int i = 0; i < 10; ++i) {
+      co_await run(cl, cmd::set(key('r', i), "r" + std::to_string(i)));
+      co_await run(cl, cmd::set(key('w', i), "old"));
+      co_await run(cl, cmd::set(key('d', i), "d"));
+    }
+    // Half of each group moves to the target; the other half stays on the source.
+    REQUIRE(mig.start(first_half));
+    const std::int64_t tryagain_before = mig.tryagains();
+    const std::size_t retries_before = cl.stats().retries;
+
+    // The three commands, each in a coroutine of its own.
+    std::optional<proto::result<std::vector<std::optional<std::string>>>> got_mget;
+    std::optional<proto::result<std::string>> got_mset;
+    std::optional<proto::result<std::int64_t>> got_del;
+    std::size_t failed = 0;
+    const auto ex = co_await asio::this_coro::executor;
+    const auto launch = [&](auto command, auto& out) {
+      asio::co_spawn(
+          ex,
+          [&, command]() mutable -> awaitable<void> {
+            error_code ec;
+            auto r =
+                co_await cl.async_exec(std::move(command), asio::redirect_error(use_awaitable, ec));
+            if (ec) ++failed;
+            out = std::move(r);
+          },
+          asio::detached);
+    };
+    launch(cmd::mget(reads), got_mget);
+    launch(cmd::mset(pairs), got_mset);
+    launch(cmd::del(dels), got_del);
+    const auto all_done = [&] { return got_mget && got_mset && got_del; };
+
+    // While the slot is half migrated, the servers refuse them and the client retries: at
+    // least six retries in all (bounded: 5 s), each after a TRYAGAIN the servers counted.
+    for (int i = 0; i < 500 && cl.stats().retries - retries_before < 6; ++i)
+      co_await sleep_for(10ms);
+    CHECK(cl.stats().retries - retries_before >= 6);
+    CHECK(mig.tryagains() - tryagain_before >= 6);
+    CHECK_FALSE(got_mget);
+    CHECK_FALSE(got_mset);
+    CHECK_FALSE(got_del);
+
+    // The migration ends; each command completes (bounded: 10 s), with the right reply.
+    REQUIRE(mig.finish(second_half));
+    for (int i = 0; i < 1000 && !all_done(); ++i)
+      co_await sleep_for(10ms);
+    REQUIRE(all_done());
+    CHECK(failed == 0);
+    REQUIRE(got_mget->has_value());
+    const auto& values = got_mget->value();
+    REQUIRE(values.size() == 10);
+    for (int i = 0; i < 10; ++i)
+      CHECK(values[static_cast<std::size_t>(i)] == "r" + std::to_string(i));
+    INFO((got_mset->has_error() ? got_mset->error().message : got_mset->value()));
+    CHECK(got_mset->has_value());
+    INFO((got_del->has_error() ? got_del->error().message : ""));
+    REQUIRE(got_del->has_value());
+    CHECK(got_del->value() == 10);
+    // What they did is on the target, and nothing of the slot is left on the source.
+    for (int i = 0; i < 10; ++i) {
+      CHECK(c.server_on(mig.target).cli({"GET", key('w', i)}) == "new" + std::to_string(i) + "\n");
+      CHECK(c.server_on(mig.target).cli({"EXISTS", key('d', i)}) == "0\n");
+    }
+    CHECK(c.server_on(mig.source).cli({"CLUSTER", "COUNTKEYSINSLOT", mig.s}) == "0\n");
+    // The retries were counted: each TRYAGAIN but (see the next test) the first of each
+    // command. And the map says the target now.
+    const std::int64_t tryagain = mig.tryagains() - tryagain_before;
+    const std::size_t retries = cl.stats().retries - retries_before;
+    INFO("TRYAGAIN sent " << tryagain << ", retries counted " << retries);
+    CHECK(retries <= static_cast<std::size_t>(tryagain));
+    CHECK(retries + 3 >= static_cast<std::size_t>(tryagain));
+    CHECK(cl.stats().moved >= 1);
+    const auto& t = cl.current_topology();
+    CHECK(t.nodes()[t.shards()[t.shard_of(static_cast<std::uint16_t>(mig.slot))].primary]
+              .address.port == mig.target);
+  });
+}
+
+// BUG (cluster/src/cluster_client.cpp): a TRYAGAIN (or CLUSTERDOWN, or ASK) that answers a
+// request sent on the fast path (try_fast) is only held back by
+// response_adapter<cluster_exec>::on_node, which acts on MOVED alone; fast_done() then hands
+// the request to routed(), whose first round sends it again at once: no retry_delay, not
+// counted in stats().retries, and not counted against max_redirects (a job's `attempts`
+// start at 0 in routed()). So a command refused with TRYAGAIN until it gives up is refused
+// max_redirects + 2 times instead of max_redirects + 1, and stats().retries is one short per
+// command. (After an ASK on the fast path, routed() sends the command to the source again
+// instead of to the ASK target: one more round trip, same cause.)
+TEST_CASE("cluster: a TRYAGAIN on the fast path counts as a retry, and against max_redirects",
+          "[!mayfail]") {
+  test::redis_cluster c;
+  slot_migration mig(c, cluster::key_slot("{ta}"));
+  auto cfg = config_for(c);
+  cfg.max_redirects = 3;
+  cfg.retry_delay = 5ms;
+  std::vector<std::string> keys;
+  for (int i = 0; i < 4; ++i)
+    keys.push_back("{ta}" + std::to_string(i));
+  with_client(cfg, [&](cluster_client& cl) -> awaitable<void> {
+    for (const auto& k : keys)
+      co_await run(cl, cmd::set(k, "v"));
+    REQUIRE(mig.start({keys[0], keys[1]}));
+    const std::int64_t tryagain_before = mig.tryagains();
+    const std::size_t retries_before = cl.stats().retries;
+    // The migration never finishes: the MGET is refused until the client gives up, saying
+    // why, after max_redirects retries.
+    auto r = co_await cl.async_exec(cmd::mget(keys), use_awaitable);
+    REQUIRE(r.has_error());
+    INFO(r.error().message);
+    CHECK(r.error().message.starts_with("TOOMANYREDIRECTS 3"));
+    CHECK(r.error().message.find("TRYAGAIN") != std::string::npos);
+    // Sent max_redirects + 1 times, each refused; every resend counted as a retry.
+    const std::int64_t tryagain = mig.tryagains() - tryagain_before;
+    const std::size_t retries = cl.stats().retries - retries_before;
+    INFO("TRYAGAIN sent " << tryagain << ", retries counted " << retries);
+    CHECK(tryagain == 4);
+    CHECK(retries == 3);
+    REQUIRE(mig.finish({keys[2], keys[3]}));
+  });
+}
+
+namespace {
+
+// A cluster read with read_from::prefer_replica: 60 keys over the three shards, and the GET
+// and SET calls each node has served (INFO commandstats).
+struct replica_reads {
+  test::redis_cluster& c;
+  std::vector<std::uint16_t> primaries;
+  std::vector<std::string> keys;
+  std::map<std::uint16_t, std::int64_t> keys_on;  // primary port -> keys it serves
+
+  explicit replica_reads(test::redis_cluster& cluster) : c(cluster) {
+    for (const auto& n : c.nodes())
+      if (n.primary) primaries.push_back(n.port);
+    for (int i = 0; i < 60; ++i) {
+      keys.push_back("pr:" + std::to_string(i));
+      ++keys_on[owner_port(c, keys.back())];
+    }
+  }
+
+  std::map<std::uint16_t, std::int64_t> calls(std::string_view command) const {
+    std::map<std::uint16_t, std::int64_t> out;
+    for (std::uint16_t p : c.ports())
+      if (c.server_on(p).running()) out[p] = commandstat_calls(c.server_on(p), command);
+    return out;
+  }
+
+  // Writes every key, then waits until the client reads from the replicas only: a topology
+  // read may catch a replica that Redis 7.0 reports as "loading" (its replication offset, as
+  // gossiped, still 0 while its primary's is not), and the client then leaves that replica
+  // alone until the next read. So: read the topology again, and read every key, until a
+  // round of reads lands on replicas only (at most 50 times). True when it did.
+  awaitable<bool> write_and_settle(cluster_client& cl) const {
+    for (const auto& k : keys)
+      co_await run(cl, cmd::set(k, "v:" + k));
+    co_await wait_replicated(cl);
+    for (int attempt = 0; attempt < 50; ++attempt) {
+      const auto refreshes = cl.stats().refreshes;
+      cl.refresh();
+      for (int i = 0; i < 100 && cl.stats().refreshes == refreshes; ++i)
+        co_await sleep_for(10ms);
+      const auto before = calls("get");
+      for (const auto& k : keys)
+        co_await run(cl, cmd::get(k));
+      const auto after = calls("get");
+      if (std::all_of(primaries.begin(), primaries.end(),
+                      [&](std::uint16_t p) { return after.at(p) == before.at(p); }))
+        co_return true;
+    }
+    co_return false;
+  }
+};
+
+// Reads `keys` with GET, `rounds` times; what failed, by reason.
+awaitable<std::map<std::string, int>> read_all(cluster_client& cl,
+                                               const std::vector<std::string>& keys, int rounds) {
+  std::map<std::string, int> failures;
+  for (int round = 0; round < rounds; ++round)
+    for (const auto& k : keys) {
+      error_code ec;
+      auto v = co_await cl.async_exec(cmd::get(k), asio::redirect_error(use_awaitable, ec));
+      if (ec)
+        ++failures[ec.message()];
+      else if (v.has_error())
+        ++failures[v.error().message];
+      else if (v.value() != "v:" + k)
+        ++failures["read a different value"];
+    }
+  co_return failures;
+}
+
+}  // namespace
+
+// prefer_replica: reads on each shard's replica while it is healthy, writes on the primaries;
+// once a replica is killed (and its connection knows), the reads of its shard go to its
+// primary, and none of them fails.
+TEST_CASE("cluster: prefer_replica reads from replicas, and from the primary once one dies") {
+  test::redis_cluster c;
+  auto cfg = config_for(c);
+  cfg.reads = read_from::prefer_replica;
+  const replica_reads rr(c);
+  REQUIRE(rr.keys_on.size() == 3);  // every shard has some
+  with_client(cfg, [&](cluster_client& cl) -> awaitable<void> {
+    // Writes: each on the primary serving the key, none redirected.
+    const auto sets_before = rr.calls("set");
+    const bool settled = co_await rr.write_and_settle(cl);
+    REQUIRE(settled);
+    const auto sets_after = rr.calls("set");
+    for (std::uint16_t p : rr.primaries)
+      CHECK(sets_after.at(p) - sets_before.at(p) == rr.keys_on.at(p));
+    CHECK(cl.stats().moved == 0);
+
+    // Reads: two rounds, on the replicas only, each shard's on its own replica.
+    auto gets_before = rr.calls("get");
+    const auto failed = co_await read_all(cl, rr.keys, 2);
+    INFO("failures: " << describe(failed));
+    CHECK(failed.empty());
+    auto gets_after = rr.calls("get");
+    for (std::uint16_t p : rr.primaries) {
+      CHECK(gets_after.at(p) == gets_before.at(p));
+      for (std::uint16_t r : c.replicas_of(p))
+        CHECK(gets_after.at(r) - gets_before.at(r) == 2 * rr.keys_on.at(p));
+    }
+
+    // SIGKILL of the replica of one shard. Once the client's connection to it has seen it
+    // go (bounded: 5 s), three rounds of reads.
+    const std::uint16_t orphan = rr.primaries[0];
+    const std::uint16_t victim = c.replicas_of(orphan).at(0);
+    c.kill(victim);
+    connection& to_victim = cl.node({"127.0.0.1", victim});
+    for (int i = 0; i < 500 && to_victim.is_connected(); ++i)
+      co_await sleep_for(10ms);
+    REQUIRE_FALSE(to_victim.is_connected());
+    gets_before = rr.calls("get");
+    const auto failures = co_await read_all(cl, rr.keys, 3);
+    INFO("failures: " << describe(failures));
+    CHECK(failures.empty());
+    // The orphaned shard's reads went to its primary; the other shards' still to replicas.
+    gets_after = rr.calls("get");
+    CHECK(gets_after.at(orphan) - gets_before.at(orphan) == 3 * rr.keys_on.at(orphan));
+    for (std::uint16_t p : rr.primaries) {
+      if (p == orphan) continue;
+      CHECK(gets_after.at(p) == gets_before.at(p));
+      for (std::uint16_t r : c.replicas_of(p))
+        CHECK(gets_after.at(r) - gets_before.at(r) == 3 * rr.keys_on.at(p));
+    }
+  });
+}
+
+// BUG (cluster/src/cluster_client.cpp): a read-only command written to a replica whose
+// process has just died fails with error::connection_lost ("the connection was lost after
+// the request was sent"), though with read_from::prefer_replica it could be, and should be,
+// read from the shard's primary: a read has no effect to repeat. fast_done() and routed()
+// send a part elsewhere only when it was never written (unsent(): not_connected, closed);
+// any other error of a read-only part sent to a replica goes to the caller. Here the replica
+// is killed (SIGKILL, the process gone) before the read is made; the client's connection
+// has not read the EOF yet, so pick() still takes the replica.
+TEST_CASE(
+    "cluster: prefer_replica: a read sent to a replica that just died is read from the "
+    "primary",
+    "[!mayfail]") {
+  test::redis_cluster c;
+  auto cfg = config_for(c);
+  cfg.reads = read_from::prefer_replica;
+  const replica_reads rr(c);
+  with_client(cfg, [&](cluster_client& cl) -> awaitable<void> {
+    const bool settled = co_await rr.write_and_settle(cl);
+    REQUIRE(settled);
+    // The first key's replica dies; at once, its shard's keys are read.
+    const std::uint16_t orphan = owner_port(c, rr.keys[0]);
+    std::vector<std::string> orphaned;
+    for (const auto& k : rr.keys)
+      if (owner_port(c, k) == orphan) orphaned.push_back(k);
+    const auto gets_before = rr.calls("get");
+    c.kill(c.replicas_of(orphan).at(0));
+    const auto failures = co_await read_all(cl, orphaned, 1);
+    INFO("failures: " << describe(failures));
+    CHECK(failures.empty());
+    const auto gets_after = rr.calls("get");
+    CHECK(gets_after.at(orphan) - gets_before.at(orphan) ==
+          static_cast<std::int64_t>(orphaned.size()));
   });
 }

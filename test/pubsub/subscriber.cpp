@@ -4,6 +4,7 @@
 #include <redcoro/pubsub/subscriber.hpp>
 
 #include <boost/asio/detached.hpp>
+#include <boost/asio/strand.hpp>
 #include <catch2/catch.hpp>
 
 #include <string>
@@ -430,5 +431,75 @@ TEST_CASE("a SUBSCRIBE the server refuses fails with its reply and the connectio
     CHECK(m.payload == "hi");
     sub.close();
     admin.close();
+  });
+}
+
+TEST_CASE("on_message: messages in order on the subscriber's executor, across a restart",
+          "[pubsub][live][failure]") {
+  redis_server server;
+  asio::io_context ioc;
+  // The subscriber on a strand of its own: the callback must run inside it.
+  auto strand = asio::make_strand(ioc);
+  subscriber sub(strand, local_config(server.port()));
+  connection pub(ioc, local_config(server.port()));
+  std::vector<pubsub_message> got;
+  std::size_t off_executor = 0;
+  run_bounded(ioc, [&]() -> awaitable<void> {
+    co_await asio::co_spawn(
+        strand,
+        [&]() -> awaitable<void> {
+          sub.async_run(asio::detached);
+          sub.on_message([&](const pubsub_message& m) {
+            if (!strand.running_in_this_thread()) ++off_executor;
+            got.push_back(m);
+          });
+          const strings channels{"ch"}, patterns{"pat.*"};
+          co_await sub.async_subscribe(channels, use_awaitable);
+          co_await sub.async_psubscribe(patterns, use_awaitable);
+        },
+        use_awaitable);
+    pub.async_run(asio::detached);
+
+    // 200 messages, on the channel and on the pattern in turn.
+    const auto publish = [&](int from, int to) -> awaitable<void> {
+      for (int i = from; i < to; ++i) {
+        const auto receivers = co_await pub.async_exec(
+            cmd::publish(i % 2 == 0 ? "ch" : "pat.x", "m" + std::to_string(i)), use_awaitable);
+        CHECK(receivers.value() == 1);
+      }
+    };
+    co_await publish(0, 200);
+    const bool all = co_await eventually([&] { return got.size() >= 200; });
+    REQUIRE(all);
+
+    // A restart: the subscriber re-subscribes by itself; the callback goes on.
+    server.kill();
+    server.restart();
+    const bool back = co_await publish_to_one(pub, "ch", "m200");
+    REQUIRE(back);
+    const bool pattern_back = co_await publish_to_one(pub, "pat.x", "m201");
+    REQUIRE(pattern_back);
+    co_await publish(202, 300);
+    const bool rest = co_await eventually([&] { return got.size() >= 300; });
+    REQUIRE(rest);
+
+    // Only messages (no confirmation, first or re-subscribed), each once, in order.
+    CHECK(got.size() == 300);
+    CHECK(off_executor == 0);
+    for (std::size_t i = 0; i < got.size(); ++i) {
+      INFO("message " << i);
+      CHECK(got[i].is_message());
+      CHECK(got[i].payload == "m" + std::to_string(i));
+      CHECK(got[i].what == (i % 2 == 0 ? kind::message : kind::pmessage));
+      CHECK(got[i].channel == (i % 2 == 0 ? "ch" : "pat.x"));
+    }
+    co_await asio::co_spawn(
+        strand,
+        [&]() -> awaitable<void> {
+          sub.close();
+          co_return;
+        },
+        use_awaitable);
+    pub.close();
   });
 }
