@@ -64,15 +64,15 @@ std::string codec_error::to_string() const {
 
 namespace detail {
 
-std::error_code fail(codec_error& where, error e, std::string message, std::size_t offset) {
+bool fail(codec_error& where, error e, std::string message, std::size_t offset) {
   where.code = e;
   where.path.clear();
   where.message = std::move(message);
   where.offset = offset;
-  return e;
+  return false;
 }
 
-std::error_code too_deep(codec_error& where) {
+bool too_deep(codec_error& where) {
   return fail(where, error::too_deep,
               "more than " + std::to_string(max_depth) + " levels of arrays and objects");
 }

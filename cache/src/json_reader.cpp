@@ -7,6 +7,7 @@
 #include <simdjson.h>
 
 #include <charconv>
+#include <cstring>
 #include <limits>
 #include <memory>
 
@@ -114,6 +115,17 @@ bool is_json_number(std::string_view s) {
   return i == s.size();
 }
 
+// A raw (still escaped) key against a member name. Names are C++ identifiers, so a match
+// needs no unescaping. The bytes are compared before the length is checked: a name holds no
+// quote, so the loop stops at the key's closing quote at the latest and never reads past it.
+// PERF: inline, rather than simdjson's unsafe_is_equal() and its call to memcmp.
+bool key_is(const od::raw_json_string& key, std::string_view name) {
+  const char* raw = key.raw();
+  for (std::size_t i = 0; i < name.size(); ++i)
+    if (raw[i] != name[i]) return false;
+  return raw[name.size()] == '"';
+}
+
 bool is_integer_token(std::string_view s) {
   if (!s.empty() && s.front() == '-') s.remove_prefix(1);
   if (s.empty()) return false;
@@ -127,15 +139,15 @@ class reader {
   reader(const char* base, std::size_t size, codec_error& where)
       : base_(base), size_(size), where_(where) {}
 
-  std::error_code decode_root(od::document& doc, const type_desc& type, void* out);
+  bool decode_root(od::document& doc, const type_desc& type, void* out);
 
  private:
-  std::error_code decode(const type_desc& type, od::value v, void* out);
-  std::error_code decode_object(const type_desc& type, od::value v, void* out);
-  std::error_code decode_map(const type_desc& type, od::value v, void* out);
-  std::error_code decode_sequence(const type_desc& type, od::value v, void* out);
-  std::error_code decode_bool_sequence(const type_desc& type, od::value v, void* out);
-  std::error_code decode_floating(const type_desc& type, od::value v, void* out);
+  bool decode(const type_desc& type, od::value& v, void* out);
+  bool decode_object(const type_desc& type, od::value& v, void* out);
+  bool decode_map(const type_desc& type, od::value& v, void* out);
+  bool decode_sequence(const type_desc& type, od::value& v, void* out);
+  bool decode_bool_sequence(const type_desc& type, od::value& v, void* out);
+  bool decode_floating(const type_desc& type, od::value& v, void* out);
 
   // Where `p` is in the caller's input (the buffer has a '[' in front of it).
   std::size_t offset_of(const char* p) const {
@@ -149,7 +161,7 @@ class reader {
     return offset_of(p);
   }
 
-  std::error_code malformed(simdjson::error_code e, std::size_t offset) {
+  bool malformed(simdjson::error_code e, std::size_t offset) {
     return fail(
         where_, error::invalid_json,
         std::string(simdjson::error_message(e)) + " (at byte " + std::to_string(offset) + ")",
@@ -157,7 +169,7 @@ class reader {
   }
 
   // A getter failed on `v`: say whether the document is broken there or holds another type.
-  std::error_code mismatch(const type_desc& type, od::value& v, simdjson::error_code e);
+  bool mismatch(const type_desc& type, od::value& v, simdjson::error_code e);
 
   // Counts the arrays and objects being decoded, around one container's decoding.
   class level {
@@ -180,7 +192,7 @@ class reader {
   int depth_ = 0;
 };
 
-std::error_code reader::mismatch(const type_desc& type, od::value& v, simdjson::error_code e) {
+bool reader::mismatch(const type_desc& type, od::value& v, simdjson::error_code e) {
   const std::size_t offset = offset_of(v);
   od::json_type t;
   if (v.type().get(t)) return malformed(e, offset);
@@ -215,7 +227,7 @@ std::error_code reader::mismatch(const type_desc& type, od::value& v, simdjson::
   return fail(where_, error::wrong_type, std::move(message));
 }
 
-std::error_code reader::decode_root(od::document& doc, const type_desc& type, void* out) {
+bool reader::decode_root(od::document& doc, const type_desc& type, void* out) {
   // The input was wrapped in [ ]: the root is always an array, whose first element is the
   // value. On-demand cannot take a scalar document as a value, and the wrapper makes any
   // second value or stray byte after the first show up as an error of the array.
@@ -243,7 +255,7 @@ std::error_code reader::decode_root(od::document& doc, const type_desc& type, vo
                   "a second value after the first (at byte " + std::to_string(offset) + ")",
                   offset);
     }
-    if (auto ec = decode(type, v, out)) return ec;
+    if (!decode(type, v, out)) return false;
     ++count;
   }
   if (count == 0) return fail(where_, error::invalid_json, "no value (the input is empty)", 0);
@@ -255,27 +267,31 @@ std::error_code reader::decode_root(od::document& doc, const type_desc& type, vo
     return fail(where_, error::trailing_data,
                 "unexpected data after the value (at byte " + std::to_string(offset) + ")", offset);
   }
-  return {};
+  return true;
 }
 
-std::error_code reader::decode(const type_desc& type, od::value v, void* out) {
+bool reader::decode(const type_desc& type, od::value& v, void* out) {
   switch (type.kind) {
     case value_kind::string: {
       std::string_view s;
       if (auto e = v.get_string().get(s)) return mismatch(type, v, e);
       static_cast<std::string*>(out)->assign(s);
-      return {};
+      return true;
     }
     case value_kind::boolean: {
       bool b;
       if (auto e = v.get_bool().get(b)) return mismatch(type, v, e);
       *static_cast<bool*>(out) = b;
-      return {};
+      return true;
     }
     case value_kind::integer: {
       if (type.is_signed) {
         std::int64_t i;
         if (auto e = v.get_int64().get(i)) return mismatch(type, v, e);
+        if (type.size == sizeof i) {
+          std::memcpy(out, &i, sizeof i);  // the common case, without a call
+          return true;
+        }
         if (!store_integer(out, type.size, true, i))
           return fail(where_, error::out_of_range,
                       std::to_string(i) + " does not fit in " + std::string(type.name));
@@ -286,7 +302,7 @@ std::error_code reader::decode(const type_desc& type, od::value v, void* out) {
           return fail(where_, error::out_of_range,
                       std::to_string(u) + " does not fit in " + std::string(type.name));
       }
-      return {};
+      return true;
     }
     case value_kind::floating:
       return decode_floating(type, v, out);
@@ -314,7 +330,7 @@ std::error_code reader::decode(const type_desc& type, od::value v, void* out) {
       if (auto e = v.is_null().get(null)) return malformed(e, offset_of(v));
       if (null) {
         type.optional->reset(out);
-        return {};
+        return true;
       }
       return decode(*type.element, v, type.optional->emplace(out));
     }
@@ -329,21 +345,16 @@ std::error_code reader::decode(const type_desc& type, od::value v, void* out) {
     case value_kind::custom: {
       std::string_view s;
       if (auto e = v.get_string().get(s)) return mismatch(type, v, e);
-      where_.path.clear();
-      where_.message.clear();
-      where_.offset = codec_error::npos;
-      if (auto ec = type.custom->decode(s, out, where_)) {
-        where_.code = ec;
-        return ec;
-      }
-      return {};
+      return call_user_codec(where_, [&] { return type.custom->decode(s, out, where_); });
     }
   }
   return fail(where_, error::wrong_type, "unknown value kind");
 }
 
-std::error_code reader::decode_floating(const type_desc& type, od::value v, void* out) {
-  const std::string_view token = trim_right(v.raw_json_token());
+bool reader::decode_floating(const type_desc& type, od::value& v, void* out) {
+  // A float is read from its text (below), taken before get_double() moves past it.
+  const bool is_float = type.size == sizeof(float);
+  const std::string_view token = is_float ? trim_right(v.raw_json_token()) : std::string_view();
   double d;
   if (auto e = v.get_double().get(d)) {
     // Non-finite values arrive as strings, the way the writer (and protobuf) puts them.
@@ -363,11 +374,11 @@ std::error_code reader::decode_floating(const type_desc& type, od::value v, void
       *static_cast<float*>(out) = static_cast<float>(d);
     else
       *static_cast<double*>(out) = d;
-    return {};
+    return true;
   }
-  if (type.size != sizeof(float)) {
+  if (!is_float) {
     *static_cast<double*>(out) = d;
-    return {};
+    return true;
   }
   // Straight from the text to float: through double, a value could round twice.
   float f;
@@ -377,32 +388,32 @@ std::error_code reader::decode_floating(const type_desc& type, od::value v, void
   if (ec != std::errc{} || end != token.data() + token.size())
     return malformed(simdjson::NUMBER_ERROR, offset_of(token.data()));
   *static_cast<float*>(out) = f;
-  return {};
+  return true;
 }
 
-std::error_code reader::decode_sequence(const type_desc& type, od::value v, void* out) {
+bool reader::decode_sequence(const type_desc& type, od::value& v, void* out) {
   const level nested(depth_);
   if (nested.too_deep()) return too_deep(where_);
   od::array a;
   if (auto e = v.get_array().get(a)) return mismatch(type, v, e);
   std::size_t n = 0;
   for (auto element : a) {
-    od::value ev;
-    if (auto e = std::move(element).get(ev)) {
+    if (auto e = element.error()) {
       const char* p = nullptr;
       return malformed(e, v.current_location().get(p) ? size_ : offset_of(p));
     }
-    if (auto ec = decode(*type.element, ev, type.sequence->slot(out, n))) {
+    od::value& ev = element.value_unsafe();
+    if (!decode(*type.element, ev, type.sequence->slot(out, n))) {
       prepend_index(where_, n);
-      return ec;
+      return false;
     }
     ++n;
   }
   type.sequence->truncate(out, n);
-  return {};
+  return true;
 }
 
-std::error_code reader::decode_bool_sequence(const type_desc& type, od::value v, void* out) {
+bool reader::decode_bool_sequence(const type_desc& type, od::value& v, void* out) {
   const level nested(depth_);
   if (nested.too_deep()) return too_deep(where_);
   od::array a;
@@ -410,47 +421,47 @@ std::error_code reader::decode_bool_sequence(const type_desc& type, od::value v,
   type.bool_sequence->clear(out);
   std::size_t n = 0;
   for (auto element : a) {
-    od::value ev;
-    if (auto e = std::move(element).get(ev)) {
+    if (auto e = element.error()) {
       const char* p = nullptr;
       return malformed(e, v.current_location().get(p) ? size_ : offset_of(p));
     }
+    od::value& ev = element.value_unsafe();
     bool b;
     if (auto e = ev.get_bool().get(b)) {
-      const std::error_code ec = mismatch(*type.element, ev, e);
+      mismatch(*type.element, ev, e);
       prepend_index(where_, n);
-      return ec;
+      return false;
     }
     type.bool_sequence->push(out, b);
     ++n;
   }
-  return {};
+  return true;
 }
 
-std::error_code reader::decode_map(const type_desc& type, od::value v, void* out) {
+bool reader::decode_map(const type_desc& type, od::value& v, void* out) {
   const level nested(depth_);
   if (nested.too_deep()) return too_deep(where_);
   od::object o;
   if (auto e = v.get_object().get(o)) return mismatch(type, v, e);
   type.map->clear(out);
   for (auto field : o) {
-    od::field f;
-    if (auto e = std::move(field).get(f)) {
+    if (auto e = field.error()) {
       const char* p = nullptr;
       return malformed(e, v.current_location().get(p) ? size_ : offset_of(p));
     }
+    od::field& f = field.value_unsafe();
     std::string_view key;
     if (auto e = f.unescaped_key().get(key)) return malformed(e, offset_of(f.value()));
     // A repeated key: the last one wins, as in most JSON readers.
-    if (auto ec = decode(*type.element, f.value(), type.map->slot(out, key))) {
+    if (!decode(*type.element, f.value(), type.map->slot(out, key))) {
       prepend_key(where_, key);
-      return ec;
+      return false;
     }
   }
-  return {};
+  return true;
 }
 
-std::error_code reader::decode_object(const type_desc& type, od::value v, void* out) {
+bool reader::decode_object(const type_desc& type, od::value& v, void* out) {
   const level nested(depth_);
   if (nested.too_deep()) return too_deep(where_);
   od::object o;
@@ -467,21 +478,23 @@ std::error_code reader::decode_object(const type_desc& type, od::value v, void* 
   }
   std::size_t expected = 0;
   for (auto field : o) {
-    od::field f;
-    if (auto e = std::move(field).get(f)) {
+    // PERF: the field is used in place (a copy out of the result costs a store-forwarding
+    // stall on every member), and values are passed by reference for the same reason.
+    if (auto e = field.error()) {
       const char* p = nullptr;
       return malformed(e, v.current_location().get(p) ? size_ : offset_of(p));
     }
+    od::field& f = field.value_unsafe();
     // PERF: members usually come in declaration order (our writer emits them so), so the
     // next member is tried first and a key costs one comparison of its raw bytes. Out of
     // order, a linear scan; a key with escapes is unescaped only when nothing matched raw.
     const od::raw_json_string key = f.key();
     std::size_t index = n;
-    if (expected < n && key.unsafe_is_equal(fields[expected].name)) {
+    if (expected < n && key_is(key, fields[expected].name)) {
       index = expected;
     } else {
       for (std::size_t i = 0; i < n; ++i) {
-        if (key.unsafe_is_equal(fields[i].name)) {
+        if (key_is(key, fields[i].name)) {
           index = i;
           break;
         }
@@ -512,9 +525,9 @@ std::error_code reader::decode_object(const type_desc& type, od::value v, void* 
     seen[index / 64] |= std::uint64_t{1} << (index % 64);
     expected = index + 1;
     const field_desc& fd = fields[index];
-    if (auto ec = decode(*fd.type, f.value(), fd.member(out))) {
+    if (!decode(*fd.type, f.value(), fd.member(out))) {
       prepend_field(where_, fd.name);
-      return ec;
+      return false;
     }
   }
   for (std::size_t i = 0; i < n; ++i) {
@@ -527,9 +540,9 @@ std::error_code reader::decode_object(const type_desc& type, od::value v, void* 
     fail(where_, error::missing_field,
          "missing member (expected " + std::string(expected_name(*fd.type)) + ")");
     prepend_field(where_, fd.name);
-    return error::missing_field;
+    return false;
   }
-  return {};
+  return true;
 }
 
 }  // namespace
@@ -544,7 +557,7 @@ std::error_code decode_json(const type_desc& type, std::string_view in, void* va
   in.copy(s.buffer.data() + 1, in.size());
   s.buffer[length - 1] = ']';
 
-  std::error_code ec;
+  bool ok;
   auto result = s.parser.iterate(s.buffer.data(), length, s.buffer.size());
   if (result.error()) {
     const simdjson::error_code e = result.error();
@@ -554,17 +567,17 @@ std::error_code decode_json(const type_desc& type, std::string_view in, void* va
       offset = first_invalid_utf8(in);
       message += " (at byte " + std::to_string(offset) + ")";
     }
-    ec = fail(where, error::invalid_json, std::move(message), offset);
+    ok = fail(where, error::invalid_json, std::move(message), offset);
   } else {
     od::document doc = std::move(result).value_unsafe();
     reader r(s.buffer.data() + 1, in.size(), where);
-    ec = r.decode_root(doc, type, value);
+    ok = r.decode_root(doc, type, value);
   }
   if (s.buffer.size() > keep_bytes) {
     s.parser = od::parser();
     s.buffer = std::string();
   }
-  return ec;
+  return ok ? std::error_code() : where.code;
 }
 
 }  // namespace redcoro::cache::detail

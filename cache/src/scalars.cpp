@@ -58,8 +58,8 @@ std::string period_name(std::int64_t period_ns) {
 }
 
 // Total nanoseconds into the duration's ticks, exactly, in its rep.
-std::error_code store_ticks(const type_desc& type, int128 ns, std::string_view text, void* value,
-                            codec_error& where) {
+bool store_ticks(const type_desc& type, int128 ns, std::string_view text, void* value,
+                 codec_error& where) {
   if (ns % type.period_ns != 0)
     return fail(where, error::out_of_range,
                 quote(text) + " is not a whole number of " + period_name(type.period_ns));
@@ -68,7 +68,7 @@ std::error_code store_ticks(const type_desc& type, int128 ns, std::string_view t
                 quote(text) + " does not fit in " + std::string(type.name) + " of " +
                     std::string(integer_name(type.size, type.is_signed)) + " " +
                     period_name(type.period_ns));
-  return {};
+  return true;
 }
 
 int128 floor_div(int128 a, int128 b) noexcept {
@@ -77,13 +77,12 @@ int128 floor_div(int128 a, int128 b) noexcept {
   return q;
 }
 
-void append_digits(std::string& out, unsigned v, int width) {
-  char buf[10];
+char* put_digits(char* out, unsigned v, int width) {
   for (int i = width - 1; i >= 0; --i) {
-    buf[i] = static_cast<char>('0' + v % 10);
+    out[i] = static_cast<char>('0' + v % 10);
     v /= 10;
   }
-  out.append(buf, static_cast<std::size_t>(width));
+  return out + width;
 }
 
 bool read_digits(std::string_view s, std::size_t pos, int width, unsigned& v) noexcept {
@@ -152,7 +151,7 @@ std::string_view integer_name(std::uint8_t size, bool is_signed) noexcept {
   }
 }
 
-void append_int128(std::string& out, int128 v) {
+char* format_int128(int128 v, char* out) {
   char buf[48];
   char* p = buf + sizeof buf;
   const bool negative = v < 0;
@@ -163,7 +162,14 @@ void append_int128(std::string& out, int128 v) {
     v /= 10;
   } while (v != 0);
   if (negative) *--p = '-';
-  out.append(p, buf + sizeof buf);
+  const auto n = static_cast<std::size_t>(buf + sizeof buf - p);
+  std::memcpy(out, p, n);
+  return out + n;
+}
+
+void append_int128(std::string& out, int128 v) {
+  char buf[48];
+  out.append(buf, format_int128(v, buf));
 }
 
 std::string to_string(int128 v) {
@@ -174,13 +180,13 @@ std::string to_string(int128 v) {
 
 // --- enums ----------------------------------------------------------------------------------
 
-std::error_code enum_name(const type_desc& type, const void* value, std::string_view& name,
-                          codec_error& where) {
+bool enum_name(const type_desc& type, const void* value, std::string_view& name,
+               codec_error& where) {
   const auto v = static_cast<std::int64_t>(load_integer(value, type.size, type.is_signed));
   for (std::size_t i = 0; i < type.enumerator_count; ++i) {
     if (type.enumerators[i].value == v) {
       name = type.enumerators[i].name;
-      return {};
+      return true;
     }
   }
   return fail(where, error::unnamed_enum_value,
@@ -188,8 +194,7 @@ std::error_code enum_name(const type_desc& type, const void* value, std::string_
                   " has no described name");
 }
 
-std::error_code parse_enum(const type_desc& type, std::string_view name, void* value,
-                           codec_error& where) {
+bool parse_enum(const type_desc& type, std::string_view name, void* value, codec_error& where) {
   for (std::size_t i = 0; i < type.enumerator_count; ++i) {
     const enumerator_desc& e = type.enumerators[i];
     if (e.name == name) {
@@ -198,7 +203,7 @@ std::error_code parse_enum(const type_desc& type, std::string_view name, void* v
                                       : int128{static_cast<std::uint64_t>(e.value)} &
                                             ((int128{1} << (type.size * 8)) - 1);
       store_integer(value, type.size, type.is_signed, v);
-      return {};
+      return true;
     }
   }
   std::string message = "unknown name " + quote(name) + "; expected one of: ";
@@ -213,33 +218,31 @@ std::error_code parse_enum(const type_desc& type, std::string_view name, void* v
 
 // --- durations ------------------------------------------------------------------------------
 
-void append_duration(const type_desc& type, const void* value, std::string& out) {
+char* format_duration(const type_desc& type, const void* value, char* out) {
   // count * period_ns fits: |count| < 2^64 and period_ns < 2^63.
   const int128 ns = load_integer(value, type.size, type.is_signed) * type.period_ns;
   const int128 whole = ns / ns_per_ms;  // truncates toward zero, like the sign printed below
   int128 frac = ns % ns_per_ms;
   if (frac < 0) {
     frac = -frac;
-    if (whole == 0) out += '-';  // -0.5 ms: the integer part alone would lose the sign
+    if (whole == 0) *out++ = '-';  // -0.5 ms: the integer part alone would lose the sign
   }
-  append_int128(out, whole);
+  out = format_int128(whole, out);
   if (frac != 0) {
-    out += '.';
+    *out++ = '.';
     char digits[6];
-    auto f = static_cast<unsigned>(frac);
-    for (int i = 5; i >= 0; --i) {
-      digits[i] = static_cast<char>('0' + f % 10);
-      f /= 10;
-    }
+    put_digits(digits, static_cast<unsigned>(frac), 6);
     std::size_t n = 6;
     while (digits[n - 1] == '0')
       --n;
-    out.append(digits, n);
+    std::memcpy(out, digits, n);
+    out += n;
   }
+  return out;
 }
 
-std::error_code parse_duration(const type_desc& type, std::string_view text, void* value,
-                               codec_error& where, error syntax) {
+bool parse_duration(const type_desc& type, std::string_view text, void* value, codec_error& where,
+                    error syntax) {
   // -?digits(.digits)?([eE][+-]?digits)? read exactly: the mantissa into an int128, then
   // scaled by a power of ten. Binary floating point would turn 0.1 ms into 99999.99... ns.
   const auto bad = [&] {
@@ -318,44 +321,44 @@ constexpr std::int64_t last_day = 2'932'896;
 
 }  // namespace
 
-std::error_code append_time(const type_desc& type, const void* value, std::string& out,
-                            codec_error& where) {
+char* format_time(const type_desc& type, const void* value, char* out, codec_error& where) {
   const int128 ns = load_integer(value, type.size, type.is_signed) * type.period_ns;
   const int128 day_ns = int128{s_per_day} * ns_per_s;
   const int128 days = floor_div(ns, day_ns);
-  if (days < first_day || days > last_day)
-    return fail(where, error::out_of_range,
-                "time point " + to_string(ns) + " ns from the epoch is outside years 0000-9999");
+  if (days < first_day || days > last_day) {
+    fail(where, error::out_of_range,
+         "time point " + to_string(ns) + " ns from the epoch is outside years 0000-9999");
+    return nullptr;
+  }
   const int128 in_day = ns - days * day_ns;
   const std::chrono::year_month_day ymd{
       std::chrono::sys_days{std::chrono::days{static_cast<int>(days)}}};
   const auto seconds = static_cast<unsigned>(in_day / ns_per_s);
   const auto fraction = static_cast<unsigned>(in_day % ns_per_s);
-  append_digits(out, static_cast<unsigned>(static_cast<int>(ymd.year())), 4);
-  out += '-';
-  append_digits(out, static_cast<unsigned>(ymd.month()), 2);
-  out += '-';
-  append_digits(out, static_cast<unsigned>(ymd.day()), 2);
-  out += 'T';
-  append_digits(out, seconds / 3600, 2);
-  out += ':';
-  append_digits(out, seconds / 60 % 60, 2);
-  out += ':';
-  append_digits(out, seconds % 60, 2);
-  out += '.';
+  out = put_digits(out, static_cast<unsigned>(static_cast<int>(ymd.year())), 4);
+  *out++ = '-';
+  out = put_digits(out, static_cast<unsigned>(ymd.month()), 2);
+  *out++ = '-';
+  out = put_digits(out, static_cast<unsigned>(ymd.day()), 2);
+  *out++ = 'T';
+  out = put_digits(out, seconds / 3600, 2);
+  *out++ = ':';
+  out = put_digits(out, seconds / 60 % 60, 2);
+  *out++ = ':';
+  out = put_digits(out, seconds % 60, 2);
+  *out++ = '.';
   // Milliseconds always; more digits only when the value has them, so that it round-trips.
   if (fraction % 1'000'000 == 0)
-    append_digits(out, fraction / 1'000'000, 3);
+    out = put_digits(out, fraction / 1'000'000, 3);
   else if (fraction % 1'000 == 0)
-    append_digits(out, fraction / 1'000, 6);
+    out = put_digits(out, fraction / 1'000, 6);
   else
-    append_digits(out, fraction, 9);
-  out += 'Z';
-  return {};
+    out = put_digits(out, fraction, 9);
+  *out++ = 'Z';
+  return out;
 }
 
-std::error_code parse_time(const type_desc& type, std::string_view text, void* value,
-                           codec_error& where) {
+bool parse_time(const type_desc& type, std::string_view text, void* value, codec_error& where) {
   const auto bad = [&](const char* why) {
     return fail(where, error::invalid_text,
                 quote(text) + " is not an ISO-8601 time (YYYY-MM-DDTHH:MM:SS[.fff]Z): " + why);

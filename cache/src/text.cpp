@@ -8,8 +8,7 @@ namespace redcoro::cache::detail {
 namespace {
 
 template <class F>
-std::error_code parse_float(std::string_view in, void* value, std::string_view name,
-                            codec_error& where) {
+bool parse_float(std::string_view in, void* value, std::string_view name, codec_error& where) {
   F v = 0;
   const auto [end, ec] = std::from_chars(in.data(), in.data() + in.size(), v);
   if (ec == std::errc::invalid_argument || end != in.data() + in.size())
@@ -17,11 +16,10 @@ std::error_code parse_float(std::string_view in, void* value, std::string_view n
   if (ec == std::errc::result_out_of_range)
     return fail(where, error::out_of_range, quote(in) + " does not fit in " + std::string(name));
   *static_cast<F*>(value) = v;
-  return {};
+  return true;
 }
 
-std::error_code parse_integer(const type_desc& type, std::string_view in, void* value,
-                              codec_error& where) {
+bool parse_integer(const type_desc& type, std::string_view in, void* value, codec_error& where) {
   // from_chars: decimal digits with an optional '-', nothing else (no '+', no spaces), which
   // is what Redis's own INCR accepts.
   const char* const first = in.data();
@@ -42,24 +40,21 @@ std::error_code parse_integer(const type_desc& type, std::string_view in, void* 
   if (r.ec == std::errc::result_out_of_range || !store_integer(value, type.size, type.is_signed, v))
     return fail(where, error::out_of_range,
                 quote(in) + " does not fit in " + std::string(type.name));
-  return {};
+  return true;
 }
 
-}  // namespace
-
-std::error_code encode_text(const type_desc& type, const void* value, std::string& out,
-                            codec_error& where) {
-  char buf[32];
+bool write_text(const type_desc& type, const void* value, std::string& out, codec_error& where) {
+  char buf[max_scalar_text];
   switch (type.kind) {
     case value_kind::string:
       out += *static_cast<const std::string*>(value);
-      return {};
+      return true;
     case value_kind::boolean:
       out += *static_cast<const bool*>(value) ? '1' : '0';
-      return {};
+      return true;
     case value_kind::integer:
       append_int128(out, load_integer(value, type.size, type.is_signed));
-      return {};
+      return true;
     case value_kind::floating:
       // Shortest round-trip text; infinities and NaN come out as "inf", "-inf" and "nan",
       // the spelling Redis uses for sorted-set scores.
@@ -69,29 +64,32 @@ std::error_code encode_text(const type_desc& type, const void* value, std::strin
       else
         out.append(buf,
                    std::to_chars(buf, buf + sizeof buf, *static_cast<const double*>(value)).ptr);
-      return {};
+      return true;
     case value_kind::enumeration: {
       std::string_view name;
-      if (auto ec = enum_name(type, value, name, where)) return ec;
+      if (!enum_name(type, value, name, where)) return false;
       out += name;
-      return {};
+      return true;
     }
     case value_kind::duration:
-      append_duration(type, value, out);
-      return {};
-    case value_kind::time_point:
-      return append_time(type, value, out, where);
+      out.append(buf, format_duration(type, value, buf));
+      return true;
+    case value_kind::time_point: {
+      char* end = format_time(type, value, buf, where);
+      if (!end) return false;
+      out.append(buf, end);
+      return true;
+    }
     default:
-      return encode_json(type, value, out, where);
+      return !encode_json(type, value, out, where);
   }
 }
 
-std::error_code decode_text(const type_desc& type, std::string_view in, void* value,
-                            codec_error& where) {
+bool read_text(const type_desc& type, std::string_view in, void* value, codec_error& where) {
   switch (type.kind) {
     case value_kind::string:
       static_cast<std::string*>(value)->assign(in);
-      return {};
+      return true;
     case value_kind::boolean:
       if (in == "1" || in == "true") {
         *static_cast<bool*>(value) = true;
@@ -100,7 +98,7 @@ std::error_code decode_text(const type_desc& type, std::string_view in, void* va
       } else {
         return fail(where, error::invalid_text, quote(in) + " is not 1, 0, true or false");
       }
-      return {};
+      return true;
     case value_kind::integer:
       return parse_integer(type, in, value, where);
     case value_kind::floating:
@@ -113,8 +111,20 @@ std::error_code decode_text(const type_desc& type, std::string_view in, void* va
     case value_kind::time_point:
       return parse_time(type, in, value, where);
     default:
-      return decode_json(type, in, value, where);
+      return !decode_json(type, in, value, where);
   }
+}
+
+}  // namespace
+
+std::error_code encode_text(const type_desc& type, const void* value, std::string& out,
+                            codec_error& where) {
+  return write_text(type, value, out, where) ? std::error_code() : where.code;
+}
+
+std::error_code decode_text(const type_desc& type, std::string_view in, void* value,
+                            codec_error& where) {
+  return read_text(type, in, value, where) ? std::error_code() : where.code;
 }
 
 }  // namespace redcoro::cache::detail

@@ -222,11 +222,12 @@ struct bool_sequence_ops {
   void (*push)(void* seq, bool v);
 };
 
-using entry_visitor = std::error_code (*)(void* context, std::string_view key, const void* value);
+// Returns false to stop (an error, already described in the visitor's context).
+using entry_visitor = bool (*)(void* context, std::string_view key, const void* value);
 
 struct map_ops {
   std::size_t (*size)(const void* map) noexcept;
-  std::error_code (*for_each)(const void* map, entry_visitor visit, void* context);
+  bool (*for_each)(const void* map, entry_visitor visit, void* context);
   void (*clear)(void* map) noexcept;
   void* (*slot)(void* map, std::string_view key);  // the value under key, inserted if absent
 };
@@ -325,10 +326,10 @@ template <class T>
 struct map_ops_of {
   static constexpr map_ops value{
       [](const void* m) noexcept { return static_cast<const T*>(m)->size(); },
-      [](const void* m, entry_visitor visit, void* context) -> std::error_code {
+      [](const void* m, entry_visitor visit, void* context) {
         for (const auto& [k, v] : *static_cast<const T*>(m))
-          if (auto ec = visit(context, k, &v)) return ec;
-        return {};
+          if (!visit(context, k, &v)) return false;
+        return true;
       },
       [](void* m) noexcept { static_cast<T*>(m)->clear(); },
       [](void* m, std::string_view key) -> void* {
