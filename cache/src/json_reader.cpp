@@ -24,16 +24,42 @@ namespace od = simdjson::ondemand;
 struct scratch {
   od::parser parser;
   std::string buffer;
+  bool busy = false;
 };
 
 // A document above this size has its buffers released afterwards, so that one large value
 // does not pin megabytes to a thread for good.
 constexpr std::size_t keep_bytes = std::size_t{1} << 20;
 
-scratch& local_scratch() {
-  thread_local scratch s;
-  return s;
-}
+// The thread's scratch, or a new one when it is in use: a user codec of a member may decode
+// JSON itself, in the middle of the document that holds the member.
+class scratch_lease {
+ public:
+  scratch_lease() {
+    thread_local scratch local;
+    if (local.busy) {
+      own_ = std::make_unique<scratch>();
+      s_ = own_.get();
+    } else {
+      s_ = &local;
+    }
+    s_->busy = true;
+  }
+  scratch_lease(const scratch_lease&) = delete;
+  scratch_lease& operator=(const scratch_lease&) = delete;
+  ~scratch_lease() {
+    s_->busy = false;
+    if (s_->buffer.size() > keep_bytes) {
+      s_->parser = od::parser();
+      s_->buffer = std::string();
+    }
+  }
+  scratch& operator*() const { return *s_; }
+
+ private:
+  std::unique_ptr<scratch> own_;
+  scratch* s_;
+};
 
 std::string_view json_type_name(od::json_type t) {
   switch (t) {
@@ -549,7 +575,8 @@ bool reader::decode_object(const type_desc& type, od::value& v, void* out) {
 
 std::error_code decode_json(const type_desc& type, std::string_view in, void* value,
                             codec_error& where) {
-  scratch& s = local_scratch();
+  const scratch_lease lease;
+  scratch& s = *lease;
   const std::size_t length = in.size() + 2;
   if (s.buffer.size() < length + simdjson::SIMDJSON_PADDING)
     s.buffer.resize(length + simdjson::SIMDJSON_PADDING);
@@ -572,10 +599,6 @@ std::error_code decode_json(const type_desc& type, std::string_view in, void* va
     od::document doc = std::move(result).value_unsafe();
     reader r(s.buffer.data() + 1, in.size(), where);
     ok = r.decode_root(doc, type, value);
-  }
-  if (s.buffer.size() > keep_bytes) {
-    s.parser = od::parser();
-    s.buffer = std::string();
   }
   return ok ? std::error_code() : where.code;
 }

@@ -405,6 +405,9 @@ bool parse_time(const type_desc& type, std::string_view text, void* value, codec
   if (i != text.size()) return bad("trailing characters");
   const std::int64_t days = std::chrono::sys_days{ymd}.time_since_epoch().count();
   const int128 s = int128{days} * s_per_day + hour * 3600 + minute * 60 + second - offset_s;
+  // A UTC offset can move the time out of the years the writer can write back.
+  if (s < int128{first_day} * s_per_day || s >= (int128{last_day} + 1) * s_per_day)
+    return fail(where, error::out_of_range, quote(text) + " is outside years 0000-9999 in UTC");
   return store_ticks(type, s * ns_per_s + fraction, text, value, where);
 }
 

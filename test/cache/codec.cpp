@@ -157,6 +157,33 @@ struct not_described {
   int x;
 };
 
+// A class whose described members are private: describing them asks for them to be stored.
+class account {
+ public:
+  account() = default;
+  account(std::string owner, std::int64_t balance) : owner_(std::move(owner)), balance_(balance) {}
+  bool operator==(const account&) const = default;
+
+ private:
+  std::string owner_;
+  std::int64_t balance_ = 0;
+  BOOST_DESCRIBE_CLASS(account, (), (), (), (owner_, balance_))
+};
+
+// A user codec that decodes JSON itself (a version prefix, then the JSON of a geo): it runs
+// in the middle of the outer document's decoding.
+struct versioned_geo {
+  geo value;
+  bool operator==(const versioned_geo&) const = default;
+};
+
+struct trip {
+  std::string name;
+  std::vector<versioned_geo> stops;
+  bool operator==(const trip&) const = default;
+};
+BOOST_DESCRIBE_STRUCT(trip, (), (name, stops))
+
 }  // namespace shop
 
 template <>
@@ -208,6 +235,22 @@ struct redcoro::cache::codec<shop::blob> {
     }
     b.bytes.assign(in.substr(1));
     return {};
+  }
+};
+
+template <>
+struct redcoro::cache::codec<shop::versioned_geo> {
+  static std::error_code encode(const shop::versioned_geo& v, std::string& out,
+                                codec_error& where) {
+    out += "v1:";
+    return redcoro::cache::encode(v.value, out, where);
+  }
+  static std::error_code decode(std::string_view in, shop::versioned_geo& v, codec_error& where) {
+    if (in.substr(0, 3) != "v1:") {
+      where.message = "unknown version";
+      return make_error_code(std::errc::invalid_argument);
+    }
+    return redcoro::cache::decode(in.substr(3), v.value, where);
   }
 };
 
@@ -517,6 +560,12 @@ TEST_CASE("system_clock time points are stored as ISO-8601 UTC", "[cache][text]"
   CHECK(e.code == error::out_of_range);
   CHECK(e.message == "\"2025-12-06T07:00:00.5Z\" is not a whole number of seconds");
   CHECK(decode_error<sys_ms>("2025-12-06T07:00:00.0000000001Z").code == error::out_of_range);
+  CHECK(decode_error<sys_ms>("0000-01-01T00:30:00+01:00").code == error::out_of_range);
+  CHECK(decode_error<sys_ms>("9999-12-31T23:30:00-01:00").code == error::out_of_range);
+  CHECK(decoded<sys_ms>("0000-01-01T01:00:00+01:00") == sys_days{0y / January / 1});
+  CHECK(decode_error<std::chrono::sys_time<std::chrono::duration<std::int32_t>>>(
+            "2100-01-01T00:00:00Z")
+            .code == error::out_of_range);
   for (const char* bad : {"", "2025-12-06", "2025-12-06T07:00:00", "2025-12-06T07:00:00.123",
                           "2025-13-01T00:00:00Z", "2025-02-29T00:00:00Z", "2025-12-06T24:00:00Z",
                           "2025-12-06T07:60:00Z", "2025-12-06T07:00:60Z", "2025-12-06 07:00:00Z",
@@ -943,6 +992,21 @@ TEST_CASE("large values, and threads decoding at once", "[cache][json]") {
   for (auto& t : threads)
     t.join();
   CHECK(good == std::vector<int>(4, 500));
+}
+
+TEST_CASE("private described members, and user codecs that decode JSON themselves", "[cache]") {
+  const shop::account a("ann", -5);
+  CHECK(encoded(a) == R"({"owner_":"ann","balance_":-5})");
+  CHECK(round_trip(a) == a);
+
+  const shop::trip t{"tour", {{{1, 2}}, {{3.5, -4}}}};
+  const std::string json = encoded(t);
+  CHECK(json ==
+        R"({"name":"tour","stops":["v1:{\"lat\":1,\"lon\":2}","v1:{\"lat\":3.5,\"lon\":-4}"]})");
+  CHECK(round_trip(t) == t);
+  const auto e = decode_error<shop::trip>(R"({"name":"x","stops":["v1:{\"lat\":1}"]})");
+  CHECK(e.code == error::missing_field);
+  CHECK(e.path == "stops[0].lon");
 }
 
 // --- errors -------------------------------------------------------------------------------------

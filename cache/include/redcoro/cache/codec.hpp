@@ -116,6 +116,10 @@ std::error_code encode(const T& value, std::string& out, codec_error& where) {
                 "(or BOOST_DESCRIBE_ENUM), use a supported type, or specialize "
                 "redcoro::cache::codec<T>");
   const std::size_t size = out.size();
+  // Nothing of an earlier failure may stay in `where` for a user codec to leave there.
+  where.path.clear();
+  where.message.clear();
+  where.offset = codec_error::npos;
   std::error_code ec = codec<T>::encode(value, out, where);
   if (ec) {
     out.resize(size);
@@ -133,6 +137,9 @@ std::error_code decode(std::string_view in, T& out, codec_error& where) {
                 "redcoro::cache: T cannot be cached. Describe it with BOOST_DESCRIBE_STRUCT "
                 "(or BOOST_DESCRIBE_ENUM), use a supported type, or specialize "
                 "redcoro::cache::codec<T>");
+  where.path.clear();
+  where.message.clear();
+  where.offset = codec_error::npos;
   std::error_code ec = codec<T>::decode(in, out, where);
   if (ec) where.code = ec;
   return ec;
