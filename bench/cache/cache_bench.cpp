@@ -127,12 +127,14 @@ model::user make_user(std::size_t i) {
       {"2026-12-06T07:00:00.123Z", 12.5, "coffee"},
       {"2026-12-06T08:00:00.456Z", -3.25, "refund \"partial\""},
       {"2026-12-06T09:30:00.000Z", 100.0 + static_cast<double>(i), "line\nbreak"},
+      {"2026-12-07T10:15:00.000Z", 7.75, "taxi \u2192 airport, tip included"},
   };
   u.access = static_cast<model::role>(i % 3);
   if (i % 2) u.nickname = "nick" + std::to_string(i);
   u.bio =
       "Über-engineer. Loves caching, coroutines and éclairs. Writes C++ for fun and profit; "
-      "speaks at meetups about latency, allocation and why the tail matters.";
+      "speaks at meetups about latency, allocation and why the tail matters. Ask about the "
+      "night the cache saved Black Friday.";
   for (std::int64_t k = 0; k < 16; ++k)
     u.counters.push_back(k * k * static_cast<std::int64_t>(i + 1));
   u.logins = static_cast<std::uint32_t>(4000000000u - i);
