@@ -422,6 +422,15 @@ bool reader::decode_sequence(const type_desc& type, od::value& v, void* out) {
   if (nested.too_deep()) return too_deep(where_);
   od::array a;
   if (auto e = v.get_array().get(a)) return mismatch(type, v, e);
+  // PERF: a new vector is sized once instead of doubling its way up (a counting pass over
+  // the array's structure is cheaper than the allocations and moves it saves). Bounded, so
+  // that a long array of small JSON values cannot reserve much more memory than its text.
+  if (type.sequence->capacity(out) == 0) {
+    std::size_t count = 0;
+    if (auto e = a.count_elements().get(count)) return malformed(e, offset_of(v));
+    const std::size_t bound = 64 * 1024 / type.sequence->element_size + 1;
+    if (count > 1) type.sequence->reserve(out, count < bound ? count : bound);
+  }
   std::size_t n = 0;
   for (auto element : a) {
     if (auto e = element.error()) {

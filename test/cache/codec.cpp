@@ -976,6 +976,11 @@ TEST_CASE("large values, and threads decoding at once", "[cache][json]") {
   const std::vector<std::string> big(3, std::string(1 << 20, 'x'));
   CHECK(round_trip(big) == big);
   CHECK(round_trip(big) == big);
+  // A new vector is reserved once from the element count, up to a bound, then grows.
+  std::vector<int> many(100000);
+  for (std::size_t i = 0; i < many.size(); ++i)
+    many[i] = static_cast<int>(i * 7);
+  CHECK(round_trip(many) == many);
 
   const shop::everything sample = full_sample();
   const std::string json = encoded(sample);

@@ -213,6 +213,9 @@ struct sequence_ops {
   // the vector it decodes into, then truncates.
   void* (*slot)(void* seq, std::size_t i);
   void (*truncate)(void* seq, std::size_t n);
+  std::size_t (*capacity)(const void* seq) noexcept;
+  void (*reserve)(void* seq, std::size_t n);
+  std::size_t element_size;
 };
 
 struct bool_sequence_ops {
@@ -309,6 +312,9 @@ struct sequence_ops_of {
         // erase, not resize: resize would need the element to be copyable.
         v.erase(v.begin() + static_cast<std::ptrdiff_t>(n), v.end());
       },
+      [](const void* s) noexcept { return static_cast<const T*>(s)->capacity(); },
+      [](void* s, std::size_t n) { static_cast<T*>(s)->reserve(n); },
+      sizeof(typename T::value_type),
   };
 };
 
