@@ -11,6 +11,8 @@ packages=(
   # libraries
   libboost1.81-dev libboost-system1.81-dev libssl-dev libspdlog-dev libfmt-dev
   libsimdjson-dev
+  # the cache codec benchmark's baseline (compiled in Debian's Boost 1.81)
+  libboost-json1.81-dev
   # tests and benchmarks
   catch2 libbenchmark-dev libhiredis-dev
   # servers and tools for the tests, the demo and the benchmarks

@@ -10,7 +10,9 @@
 #  5. the pub/sub benchmark, a short run (it starts its own server): 1 and 100 subscribers,
 #     redcoro next to hiredis (--rounds=3 --messages=200000 for the README's figures);
 #  6. the cluster example, and redcoro-bench --cluster --compare, each against a cluster of
-#     3 primaries and 3 replicas started for it.
+#     3 primaries and 3 replicas started for it;
+#  7. the cache codec benchmark, a short run: JSON both ways next to Boost.JSON (--rounds=5
+#     for the figures in cache/README.md).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 "$root/scripts/install-deps.sh"
@@ -19,7 +21,7 @@ build=${REDCORO_BUILD_DIR:-$root/build/release}
 cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DREDCORO_BUILD_TESTS=OFF
 cmake --build "$build" --target hello_client threads game_loop cache_service user_service \
   work_queue leaderboard event_stream distributed_lock rate_limiter cluster_tour with_server \
-  bench_client bench_proto bench_pubsub redcoro-bench
+  bench_client bench_proto bench_pubsub bench_cache redcoro-bench
 
 echo
 echo "== demo: the examples against a redis-server started for them =="
@@ -53,3 +55,7 @@ echo
 echo "== cluster: the example and the load generator, each on a cluster started for it =="
 "$build/with_server" --cluster "$build/examples/cluster_tour"
 "$build/bench/redcoro-bench" --cluster --compare --duration 2 --concurrency 16 --no-live
+
+echo
+echo "== cache: a described struct to JSON and back, next to Boost.JSON =="
+"$build/bench/bench_cache" --rounds=3 --benchmark_min_time=0.2

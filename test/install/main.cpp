@@ -1,5 +1,6 @@
 // Builds a request, parses a reply and makes each module's objects with an installed redcoro; exits
 // non-zero on a mismatch.
+#include <redcoro/cache/codec.hpp>
 #include <redcoro/client/client.hpp>
 #include <redcoro/client/commands.hpp>
 #include <redcoro/client/connection.hpp>
@@ -11,7 +12,9 @@
 #include <redcoro/pubsub/subscriber.hpp>
 
 #include <cstdio>
+#include <string>
 #include <string_view>
+#include <vector>
 
 int main() {
   redcoro::proto::request req;
@@ -42,6 +45,12 @@ int main() {
   cluster.close();
   redcoro::cluster_subscriber cluster_sub(ioc, redcoro::cluster_config{});
   cluster_sub.close();
+  // The cache codec (simdjson behind it): a vector to JSON and back.
+  std::string json;
+  redcoro::cache::codec_error where;
+  std::vector<int> numbers;
+  if (redcoro::cache::encode(std::vector<int>{1, 2}, json, where) || json != "[1,2]") return 1;
+  if (redcoro::cache::decode(json, numbers, where) || numbers != std::vector<int>{1, 2}) return 1;
   std::puts("redcoro found and working");
   return 0;
 }
