@@ -670,7 +670,7 @@ struct slot_migration {
 // doubling, until the migration is over, then follows the MOVED to the target.
 TEST_CASE("cluster: TRYAGAIN during a multi-key migration is retried until it completes") {
   test::redis_cluster c;
-  slot_migration mig(c, cluster::key_slot("{mk}"));
+  slot_migration mig(c, proto::key_slot("{mk}"));
   auto cfg = config_for(c);
   cfg.retry_delay = 20ms;  // 20, 40, 80 ... 1000 ms between retries
   cfg.max_redirects = 16;  // (about 10 s of retries)
@@ -779,7 +779,7 @@ TEST_CASE("cluster: TRYAGAIN during a multi-key migration is retried until it co
 TEST_CASE("cluster: a TRYAGAIN on the fast path counts as a retry, and against max_redirects",
           "[!mayfail]") {
   test::redis_cluster c;
-  slot_migration mig(c, cluster::key_slot("{ta}"));
+  slot_migration mig(c, proto::key_slot("{ta}"));
   auto cfg = config_for(c);
   cfg.max_redirects = 3;
   cfg.retry_delay = 5ms;

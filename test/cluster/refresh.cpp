@@ -5,7 +5,7 @@
 #include "support/cluster_helpers.hpp"
 #include <redcoro/client/commands.hpp>
 #include <redcoro/cluster/cluster_client.hpp>
-#include <redcoro/cluster/slot.hpp>
+#include <redcoro/proto/key_slot.hpp>
 
 #include <catch2/catch.hpp>
 
@@ -25,17 +25,17 @@ using test::sleep_for;
 namespace {
 
 // The port of the primary serving `slot` in the client's map, or 0.
-std::uint16_t primary_in(const cluster::topology& t, int slot) {
+std::uint16_t primary_in(const cluster_topology& t, int slot) {
   const std::size_t s = t.shard_of(static_cast<std::uint16_t>(slot));
-  if (s == cluster::topology::no_shard) return 0;
+  if (s == cluster_topology::no_shard) return 0;
   return t.nodes()[t.shards()[s].primary].address.port;
 }
 
 // The ports of the replicas of the shard serving `slot` in the client's map.
-std::vector<std::uint16_t> replicas_in(const cluster::topology& t, int slot) {
+std::vector<std::uint16_t> replicas_in(const cluster_topology& t, int slot) {
   std::vector<std::uint16_t> out;
   const std::size_t s = t.shard_of(static_cast<std::uint16_t>(slot));
-  if (s == cluster::topology::no_shard) return out;
+  if (s == cluster_topology::no_shard) return out;
   for (std::size_t r : t.shards()[s].replicas)
     out.push_back(t.nodes()[r].address.port);
   return out;
@@ -83,7 +83,7 @@ TEST_CASE("cluster: the periodic refresh follows a slot move and a failover the 
 
   // An empty slot moves from `source` to `target`; the third primary is replaced by its
   // replica (CLUSTER FAILOVER).
-  const int slot = cluster::key_slot("{moved}");
+  const int slot = proto::key_slot("{moved}");
   const std::uint16_t source = c.owner_of(slot);
   std::uint16_t target = 0, demoted = 0;
   std::string target_id;
@@ -103,9 +103,9 @@ TEST_CASE("cluster: the periodic refresh follows a slot move and a failover the 
   const std::uint16_t promoted = c.replicas_of(demoted).at(0);
   std::string fo_key;  // a key the failed-over shard serves
   for (int i = 0; fo_key.empty(); ++i)
-    if (c.owner_of(cluster::key_slot("fo:" + std::to_string(i))) == demoted)
+    if (c.owner_of(proto::key_slot("fo:" + std::to_string(i))) == demoted)
       fo_key = "fo:" + std::to_string(i);
-  const int fo_slot = cluster::key_slot(fo_key);
+  const int fo_slot = proto::key_slot(fo_key);
 
   test::with_running<cluster_client>(cfg, [&](cluster_client& cl) -> awaitable<void> {
     // (Waiting for the topology sends no request of ours.)
