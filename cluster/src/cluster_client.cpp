@@ -3,6 +3,7 @@
 #include <redcoro/client/detail/spawn.hpp>
 #include <redcoro/client/executes_requests.hpp>
 #include <redcoro/cluster/cluster_client.hpp>
+#include <redcoro/cluster/detail/redirect_machine.hpp>
 #include <redcoro/cluster/detail/router.hpp>
 #include <redcoro/proto/command_table.hpp>
 #include <redcoro/proto/parser.hpp>
@@ -50,32 +51,23 @@ using asio::use_awaitable;
 
 // Feeds a whole value to `a` as reply number `index`, as if it had just been read.
 void replay(const proto::value& v, std::size_t index, const proto::any_adapter& a) {
-  const std::string wire = proto::to_resp3(v);
-  proto::parser p;
-  std::size_t pos = 0;
-  std::error_code ec;
-  while (!ec) {
-    auto n = p.consume(wire, pos, ec);
-    if (n) a.on_node(index, *n);
-    if (p.done() || !n) break;
-  }
-}
-
-proto::value error_value(std::string message) {
-  return proto::value(proto::type::simple_error, std::move(message));
+  proto::for_each_node(v, [&](const proto::node& n) { a.on_node(index, n); });
 }
 
 proto::value value_of(proto::result<proto::value>& r) {
-  if (r.has_error()) return error_value(std::move(r.error_storage().message));
+  if (r.has_error())
+    return proto::value(proto::type::simple_error, std::move(r.error_storage().message));
   return std::move(r).value();
 }
 
 // One part of a request on its way: where it goes, what came back.
 struct job {
-  detail::part* what = nullptr;
+  job(detail::part& p, const redirect_machine::policy& policy)
+      : what(&p), machine(policy, p.readonly) {}
+  detail::part* what;
   std::optional<node_address> pinned;  // fan-out: this primary
-  std::optional<node_address> ask;     // send ASKING first, to this node
-  std::size_t attempts = 0;
+  redirect_machine machine;
+  redirect_machine::action next;  // what the machine said after the last attempt
   bool done = false;
   bool launched = false;
   proto::request asking;  // ASKING and the part, after an ASK
@@ -447,15 +439,20 @@ struct cluster_impl {
     if (!r) return false;
     const std::size_t target = pick(r->slot, r->readonly);
     if (target == no_node) return false;
+    op.readonly = r->readonly;
     connection& conn = conn_at(target);
     if (!conn.is_connected()) return false;
-    conn.async_exec(*op.req, op,
-                    [&op](error_code ec, std::size_t n) { op.impl->fast_done(op, ec, n); });
+    conn.async_exec(*op.req, op, [&op, c = &conn](error_code ec, std::size_t n) {
+      op.impl->fast_done(op, *c, ec, n);
+    });
     return true;
   }
 
-  void fast_done(cluster_exec& op, error_code ec, std::size_t n) {
+  void fast_done(cluster_exec& op, const connection& from, error_code ec, std::size_t n) {
     op.bytes += n;
+    // "MOVED 3999 :6381": a node that does not know its own host means the one it is on.
+    if (op.redirected && op.redirected->target.host.empty())
+      op.redirected->target.host = from.get_config().host;
     if (!retired.empty()) close_drained();
     if (!ec && op.held_back.empty()) return op.complete(op, {}, op.bytes);
     if (unsent(ec)) {
@@ -464,10 +461,16 @@ struct cluster_impl {
       return slow(op);
     }
     if (ec) {
+      // A read lost with its connection can go to another node; the slow path's machine
+      // counts this attempt.
+      if (op.readonly && ec == error::connection_lost) {
+        op.lost = ec;
+        return slow(op);
+      }
       if (node_trouble(ec)) request_refresh();
       return op.complete(op, ec, op.bytes);
     }
-    slow(op);  // only the held-back replies are left
+    slow(op);  // only the held-back replies are left, with the redirect that held them back
   }
 
   // MOVED: the slot lives elsewhere now; the rest of the map is read again soon.
@@ -541,8 +544,41 @@ struct cluster_impl {
     co_return out{error_code(), std::move(keys)};
   }
 
-  // Plans the request (or, after the fast path, what it held back), sends the parts, follows
-  // redirects, and feeds the replies to the caller's adapter in order.
+  // What the machine's action asks of the client, besides sending: the topology, the stats.
+  redirect_machine::action apply(redirect_machine::action a) {
+    if (a.moved) follow_moved(*a.moved);
+    if (a.asking) ++stats.ask;
+    if (a.retry) ++stats.retries;
+    if (a.refresh || (a.what == redirect_machine::step::fail && node_trouble(a.ec)))
+      request_refresh();
+    return a;
+  }
+
+  // How an attempt of `j` went, for its machine.
+  attempt_result outcome(job& j) const {
+    attempt_result r;
+    if (unsent(j.ec)) {
+      r.what = attempt_result::kind::not_sent;
+    } else if (j.ec == error::connection_lost) {
+      r.what = attempt_result::kind::lost;
+      r.ec = j.ec;
+    } else if (j.ec) {
+      r.what = attempt_result::kind::failed;
+      r.ec = j.ec;
+    } else {
+      for (const auto& reply : j.replies) {
+        if (reply.has_error() && (r.r = redirect::parse(reply.error().message, j.sent_to))) {
+          r.what = attempt_result::kind::redirected;
+          break;
+        }
+      }
+    }
+    return r;
+  }
+
+  // Plans the request (or, after the fast path, what it held back), sends the parts, and
+  // does what each part's redirect_machine says with their replies, then feeds the replies
+  // to the caller's adapter in order.
   awaitable<error_code> routed(cluster_exec& op) {
     const auto deadline = deadline_for(op.req->get_config().timeout, cfg.node.request_timeout);
     const std::size_t total = op.req->commands();
@@ -554,44 +590,63 @@ struct cluster_impl {
     auto wanted = [&](std::size_t i) {
       return only.empty() || std::find(only.begin(), only.end(), i) != only.end();
     };
+    const redirect_machine::policy policy{cfg.max_redirects, cfg.retry_delay};
     std::vector<job> jobs;
     for (auto& p : plan.parts) {
       if (!wanted(p.first)) continue;
       if (!p.every_primary) {
-        jobs.emplace_back().what = &p;
+        jobs.emplace_back(p, policy);
         continue;
       }
-      for (const auto& s : topo.shards()) {
-        job& j = jobs.emplace_back();
-        j.what = &p;
-        j.pinned = topo.nodes()[s.primary].address;
-      }
+      for (const auto& s : topo.shards())
+        jobs.emplace_back(p, policy).pinned = topo.nodes()[s.primary].address;
     }
     if (jobs.size() > 1) ++stats.split;
+    // The fast path's attempt counts: what held its replies back is each job's first outcome.
+    if (op.redirected || op.lost) {
+      attempt_result first;
+      first.what = op.redirected ? attempt_result::kind::redirected : attempt_result::kind::lost;
+      first.r = op.redirected;
+      first.ec = op.lost;
+      for (job& j : jobs) {
+        j.next = apply(j.machine.next(first));
+        if (j.next.what == redirect_machine::step::fail) co_return j.next.ec;
+      }
+    }
 
     asio::steady_timer all_back(ex);
     std::size_t pending = 0;
-    for (std::size_t round = 0;; ++round) {
-      // Send every part still owed, in parallel.
-      bool must_wait = false;
+    for (;;) {
+      // The parts still owed go out together, after the longest wait any of them asked for.
+      std::chrono::milliseconds delay{0};
+      for (const job& j : jobs)
+        if (!j.done) delay = std::max(delay, j.next.delay);
+      if (delay.count() > 0) {
+        asio::steady_timer t(ex, std::min(clock::now() + delay, deadline));
+        error_code ignored;
+        co_await t.async_wait(asio::redirect_error(use_awaitable, ignored));
+      }
+      if (closed) co_return error_code(error::closed);
+      if (clock::now() >= deadline) co_return error_code(error::timeout);
       for (job& j : jobs) {
         j.launched = false;
         if (j.done) continue;
         connection* conn = nullptr;
-        if (j.ask || j.pinned) {
-          j.sent_to = j.ask ? *j.ask : *j.pinned;
+        if (j.next.to || j.pinned) {
+          j.sent_to = j.next.to ? *j.next.to : *j.pinned;
           conn = &node(j.sent_to);
         } else if (const std::size_t i = pick(j.what->slot, j.what->readonly); i != no_node) {
           j.sent_to = topo.nodes()[i].address;
           conn = &conn_at(i);
         } else {
-          must_wait = true;
-          request_refresh();
+          attempt_result none;
+          none.what = attempt_result::kind::no_node;
+          j.next = apply(j.machine.next(none));
           continue;
         }
         // The part goes as it is; after ASK, behind ASKING, in a request of the job's own.
-        proto::request& sent = j.ask ? j.asking : j.what->req;
-        if (j.ask) {
+        proto::request& sent = j.next.asking ? j.asking : j.what->req;
+        if (j.next.asking) {
           j.asking.clear();
           j.asking.push("ASKING");
           j.asking.append(j.what->req);
@@ -617,119 +672,49 @@ struct cluster_impl {
         error_code ignored;
         co_await all_back.async_wait(asio::redirect_error(use_awaitable, ignored));
       }
-
       if (!retired.empty()) close_drained();
-      // Look at what came back.
+
       for (job& j : jobs) {
         if (!j.launched) continue;
-        if (unsent(j.ec)) {
-          ++stats.retries;
-          must_wait = true;
-          request_refresh();
-          continue;
-        }
-        if (j.ec) {
-          if (node_trouble(j.ec)) request_refresh();
-          co_return j.ec;
-        }
-        if (j.ask && !j.replies.empty()) j.replies.erase(j.replies.begin());  // ASKING's +OK
-        j.ask.reset();
-        std::optional<redirect> r;
-        std::size_t at = 0;
-        for (; at < j.replies.size(); ++at) {
-          const auto& reply = j.replies[at];
-          if (reply.has_error() && (r = redirect::parse(reply.error().message, j.sent_to))) break;
-        }
-        if (!r) {
-          j.done = true;
-          continue;
-        }
-        if (++j.attempts > cfg.max_redirects) {
-          std::string& message = j.replies[at].error_storage().message;
-          message = "TOOMANYREDIRECTS " + std::to_string(cfg.max_redirects) +
-                    " redirections, the last: " + message;
-          j.done = true;
-          continue;
-        }
-        switch (r->what) {
-          case redirect::kind::moved:
-            follow_moved(*r);
+        if (j.next.asking && !j.ec && !j.replies.empty())
+          j.replies.erase(j.replies.begin());  // ASKING's +OK
+        j.next = apply(j.machine.next(outcome(j)));
+        switch (j.next.what) {
+          case redirect_machine::step::send:
             break;
-          case redirect::kind::ask:
-            ++stats.ask;
-            j.ask = r->target;
+          case redirect_machine::step::done:
+            j.done = true;
             break;
-          case redirect::kind::try_again:
-          case redirect::kind::cluster_down:
-            ++stats.retries;
-            must_wait = true;
+          case redirect_machine::step::fail:
+            co_return j.next.ec;
+          case redirect_machine::step::give_up:
+            for (auto& reply : j.replies) {
+              if (reply.has_error() && redirect::parse(reply.error().message, j.sent_to)) {
+                std::string& message = reply.error_storage().message;
+                message = redirect_machine::too_many_redirects(cfg.max_redirects, message);
+                break;
+              }
+            }
+            j.done = true;
             break;
         }
       }
       if (std::all_of(jobs.begin(), jobs.end(), [](const job& j) { return j.done; })) break;
-      if (closed) co_return error_code(error::closed);
-      if (clock::now() >= deadline) co_return error_code(error::timeout);
-      if (must_wait) {
-        const auto delay = std::min<std::chrono::milliseconds>(
-            cfg.retry_delay * (1 << std::min<std::size_t>(round, 6)), std::chrono::seconds(1));
-        asio::steady_timer t(ex, std::min(clock::now() + delay, deadline));
-        error_code ignored;
-        co_await t.async_wait(asio::redirect_error(use_awaitable, ignored));
-      }
     }
 
     // Put the replies back in the caller's order, merging what was split.
-    std::vector<std::optional<proto::value>> finals(total);
-    for (std::size_t i = 0; i < total; ++i)
-      if (!plan.commands[i].error.empty()) finals[i] = error_value(plan.commands[i].error);
+    reply_merge merged(total, plan.commands);
     for (job& j : jobs) {
-      const detail::part& p = *j.what;
-      const auto& how = plan.commands[p.first];
-      if (how.how == merge::none) {
-        for (std::size_t k = 0; k < j.replies.size() && p.first + k < total; ++k)
-          finals[p.first + k] = value_of(j.replies[k]);
-        continue;
-      }
-      if (j.replies.empty()) continue;
-      merge_into(finals[p.first], how, p, value_of(j.replies[0]));
+      std::vector<proto::value> values;
+      values.reserve(j.replies.size());
+      for (auto& r : j.replies)
+        values.push_back(value_of(r));
+      merged.add(*j.what, std::move(values));
     }
     if (only.empty()) op.user.prepare(total);
     for (std::size_t i = 0; i < total; ++i)
-      if (wanted(i) && finals[i]) replay(*finals[i], i, op.user);
+      if (wanted(i) && merged.reply(i)) replay(*merged.reply(i), i, op.user);
     co_return error_code();
-  }
-
-  // Adds one part's reply to the merged reply of a split or fanned-out command. An error
-  // reply wins over everything else.
-  static void merge_into(std::optional<proto::value>& out, const detail::command_plan& how,
-                         const detail::part& p, proto::value v) {
-    if (out && out->is_error()) return;
-    if (v.is_error()) {
-      out = std::move(v);
-      return;
-    }
-    switch (how.how) {
-      case merge::none:
-      case merge::first:
-        if (!out) out = std::move(v);
-        break;
-      case merge::sum: {
-        const std::int64_t add = v.to_integer().value_or(0);
-        const std::int64_t have = out ? out->to_integer().value_or(0) : 0;
-        out = proto::value(proto::type::number, std::to_string(have + add));
-        break;
-      }
-      case merge::concat:
-        if (!out) out = proto::value(proto::type::array, std::vector<proto::value>{});
-        for (auto& e : v.elements)
-          out->elements.push_back(std::move(e));
-        break;
-      case merge::by_key:
-        if (!out) out = proto::value(proto::type::array, std::vector<proto::value>(how.keys));
-        for (std::size_t k = 0; k < p.keys.size() && k < v.elements.size(); ++k)
-          if (p.keys[k] < out->elements.size()) out->elements[p.keys[k]] = std::move(v.elements[k]);
-        break;
-    }
   }
 
   asio::any_io_executor ex;
@@ -787,9 +772,8 @@ void proto::response_adapter<detail::cluster_exec>::on_node(std::size_t index, c
   if (n.depth == 0 && !n.in_attribute && n.data_type == type::simple_error) {
     if (auto r = redcoro::detail::redirect::parse(n.value)) {
       op_->held_back.push_back(index);
-      // MOVED updates the map now, so that the retry goes to the right node at once.
-      if (r->what == redcoro::detail::redirect::kind::moved && !r->target.host.empty())
-        op_->impl->follow_moved(*r);
+      // The slow path's machine takes it from here (MOVED recorded, ASK followed...).
+      if (!op_->redirected) op_->redirected = r;
       return;
     }
   }

@@ -206,4 +206,40 @@ std::string to_resp3(const value& v) {
   return out;
 }
 
+namespace {
+
+void walk(const value& v, std::uint32_t depth, bool in_attribute,
+          const std::function<void(const node&)>& f) {
+  if (!v.attributes.empty()) {
+    f(node(type::attribute, true, depth, v.attributes.size() / 2, {}));
+    for (const value& a : v.attributes)
+      walk(a, depth + 1, true, f);
+  }
+  if (is_aggregate(v.data_type)) {
+    const std::size_t size = v.elements.size() / element_multiplicity(v.data_type);
+    f(node(v.data_type, in_attribute, depth, size, {}));
+    for (const value& e : v.elements)
+      walk(e, depth + 1, in_attribute, f);
+    return;
+  }
+  if (v.data_type == type::verbatim_string) {
+    // node::verbatim_format() reads the format just before the text, as on the wire.
+    std::string wire(v.format.data(), v.format.size());
+    wire += ':';
+    wire += v.text;
+    f(node(type::verbatim_string, in_attribute, depth, 1, std::string_view(wire).substr(4)));
+    return;
+  }
+  const type t = v.data_type == type::streamed_string || v.data_type == type::streamed_string_part
+                     ? type::blob_string
+                     : v.data_type;
+  f(node(t, in_attribute, depth, 1, v.text));
+}
+
+}  // namespace
+
+void for_each_node(const value& v, const std::function<void(const node&)>& f) {
+  walk(v, 0, false, f);
+}
+
 }  // namespace redcoro::proto

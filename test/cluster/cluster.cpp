@@ -767,17 +767,11 @@ TEST_CASE("cluster: TRYAGAIN during a multi-key migration is retried until it co
   });
 }
 
-// BUG (cluster/src/cluster_client.cpp): a TRYAGAIN (or CLUSTERDOWN, or ASK) that answers a
-// request sent on the fast path (try_fast) is only held back by
-// response_adapter<cluster_exec>::on_node, which acts on MOVED alone; fast_done() then hands
-// the request to routed(), whose first round sends it again at once: no retry_delay, not
-// counted in stats().retries, and not counted against max_redirects (a job's `attempts`
-// start at 0 in routed()). So a command refused with TRYAGAIN until it gives up is refused
-// max_redirects + 2 times instead of max_redirects + 1, and stats().retries is one short per
-// command. (After an ASK on the fast path, routed() sends the command to the source again
-// instead of to the ASK target: one more round trip, same cause.)
-TEST_CASE("cluster: a TRYAGAIN on the fast path counts as a retry, and against max_redirects",
-          "[!mayfail]") {
+// A TRYAGAIN (or CLUSTERDOWN, or ASK) that answers a request sent on the fast path is that
+// request's first attempt: its redirect_machine waits retry_delay, counts it as a retry and
+// against max_redirects, so a command refused with TRYAGAIN until it gives up is sent
+// max_redirects + 1 times.
+TEST_CASE("cluster: a TRYAGAIN on the fast path counts as a retry, and against max_redirects") {
   test::redis_cluster c;
   slot_migration mig(c, proto::key_slot("{ta}"));
   auto cfg = config_for(c);
@@ -937,18 +931,13 @@ TEST_CASE("cluster: prefer_replica reads from replicas, and from the primary onc
   });
 }
 
-// BUG (cluster/src/cluster_client.cpp): a read-only command written to a replica whose
-// process has just died fails with error::connection_lost ("the connection was lost after
-// the request was sent"), though with read_from::prefer_replica it could be, and should be,
-// read from the shard's primary: a read has no effect to repeat. fast_done() and routed()
-// send a part elsewhere only when it was never written (unsent(): not_connected, closed);
-// any other error of a read-only part sent to a replica goes to the caller. Here the replica
-// is killed (SIGKILL, the process gone) before the read is made; the client's connection
-// has not read the EOF yet, so pick() still takes the replica.
+// A read-only command written to a replica whose process has just died is read from the
+// shard's primary instead of failing with connection_lost: a read has no effect to repeat.
+// The replica is killed (SIGKILL) before the read is made; the client's connection has not
+// read the EOF yet, so the read still goes to the replica first.
 TEST_CASE(
     "cluster: prefer_replica: a read sent to a replica that just died is read from the "
-    "primary",
-    "[!mayfail]") {
+    "primary") {
   test::redis_cluster c;
   auto cfg = config_for(c);
   cfg.reads = read_from::prefer_replica;

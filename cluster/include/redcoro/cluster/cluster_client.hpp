@@ -113,6 +113,9 @@ struct cluster_exec {
   complete_fn complete;
   std::size_t bytes = 0;
   std::vector<std::size_t> held_back;  // fast path: replies that were redirects, to redo
+  std::optional<redirect> redirected;  // fast path: the first of those redirects
+  error_code lost;                     // fast path: a read lost with its connection
+  bool readonly = false;               // fast path: every command only reads
 };
 
 void* allocate_op(cluster_impl& c, std::size_t size);

@@ -1,10 +1,12 @@
 #pragma once
 
+#include <redcoro/proto/node.hpp>
 #include <redcoro/proto/type.hpp>
 
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -61,5 +63,12 @@ class value {
 /// Encodes a value as RESP3 (attributes included). Useful for tests and mock servers.
 std::string to_resp3(const value& v);
 void append_resp3(std::string& out, const value& v);
+
+/// Calls `f(node)` for each node of `v`, as the parser would have produced them from its
+/// RESP3 form (attributes first, aggregates before their elements; streamed strings come as
+/// one blob), without encoding and parsing it: how a value read from one place is fed to
+/// an adapter meant for replies. The nodes view `v`'s strings, and for a verbatim string a
+/// buffer that lives for the call.
+void for_each_node(const value& v, const std::function<void(const node&)>& f);
 
 }  // namespace redcoro::proto
