@@ -13,8 +13,8 @@ packages=(
   libsimdjson-dev
   # the cache codec benchmark's baseline (compiled in Debian's Boost 1.81)
   libboost-json1.81-dev
-  # tests and benchmarks
-  catch2 libbenchmark-dev libhiredis-dev
+  # tests and benchmarks (python3 extracts the README snippets that the build compiles)
+  catch2 libbenchmark-dev libhiredis-dev python3
   # servers and tools for the tests, the demo and the benchmarks
   redis-server redis-tools redis-sentinel openssl procps
 )

@@ -1,0 +1,45 @@
+#pragma once
+
+// What every README fragment may take for granted (scripts/extract-snippets.py wraps the
+// fragments; each page's own header, next to this one, declares the objects its snippets
+// use): every public header, and the names the pages use without spelling them out.
+
+#include <redcoro/cache/codec.hpp>
+#include <redcoro/client/client.hpp>
+#include <redcoro/client/command.hpp>
+#include <redcoro/client/commands.hpp>
+#include <redcoro/client/connection.hpp>
+#include <redcoro/client/script.hpp>
+#include <redcoro/cluster/cluster_client.hpp>
+#include <redcoro/cluster/cluster_subscriber.hpp>
+#include <redcoro/proto/parser.hpp>
+#include <redcoro/proto/request.hpp>
+#include <redcoro/proto/response.hpp>
+#include <redcoro/pubsub/subscriber.hpp>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/use_future.hpp>
+
+#include <charconv>
+#include <chrono>
+#include <cstdint>
+#include <future>
+#include <iostream>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace asio = boost::asio;
+namespace cmd = redcoro::cmd;
+namespace proto = redcoro::proto;
+using namespace std::chrono_literals;
