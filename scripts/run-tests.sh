@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Every test: install what is missing, then
-#  1. g++ build with warnings as errors, all tests, and every benchmark built (not run);
-#  2. clang build with warnings as errors under ASan+UBSan: the unit and integration tests,
-#     and the parser fuzzer for a bounded time;
-#  3. cmake --install, then a project outside the tree that uses find_package(redcoro);
+#  1. g++ build with warnings as errors: all tests and examples run, every benchmark and every
+#     README snippet built (test/snippets; benchmarks are not run);
+#  2. clang build with warnings as errors under ASan+UBSan: the unit and integration tests, the
+#     examples, the README snippets, and the fuzzers for a bounded time;
+#  3. cmake --install of the g++ build, then a project outside the tree that uses
+#     find_package(redcoro), built with g++ and with clang++ and run;
 #  4. clang-format over every source file.
 # Stops at the first failure. REDCORO_FUZZ_SECONDS sets the fuzzing time (default 60).
 set -euo pipefail
@@ -28,13 +30,17 @@ cmake -S "$root" -B "$out/asan" -G Ninja -DCMAKE_BUILD_TYPE=Debug \
 cmake --build "$out/asan"
 ctest --test-dir "$out/asan" --output-on-failure -j "$jobs"
 
-step "install, and build a project that uses find_package(redcoro)"
+step "install the g++ build; a project that uses find_package(redcoro), with g++ and clang++"
 prefix="$out/install-prefix"
-rm -rf "$prefix" "$out/consumer"
+rm -rf "$prefix" "$out/consumer" "$out/consumer-gcc" "$out/consumer-clang"
 cmake --install "$out/gcc" --prefix "$prefix"
-cmake -S "$root/test/install" -B "$out/consumer" -G Ninja -DCMAKE_PREFIX_PATH="$prefix"
-cmake --build "$out/consumer"
-"$out/consumer/consumer"
+for compiler in gcc:g++ clang:clang++-14; do
+  consumer="$out/consumer-${compiler%%:*}"
+  cmake -S "$root/test/install" -B "$consumer" -G Ninja -DCMAKE_PREFIX_PATH="$prefix" \
+    -DCMAKE_CXX_COMPILER="${compiler#*:}"
+  cmake --build "$consumer"
+  "$consumer/consumer"
+done
 
 step "clang-format"
 cd "$root"

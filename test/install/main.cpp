@@ -1,5 +1,6 @@
-// Builds a request, parses a reply and makes each module's objects with an installed redcoro; exits
-// non-zero on a mismatch.
+// Builds a request, parses a reply and makes each module's objects with an installed redcoro, then
+// runs a connection in a coroutine; exits non-zero on a mismatch. scripts/run-tests.sh builds it
+// with g++ and with clang++ against the g++-built install.
 #include <redcoro/cache/codec.hpp>
 #include <redcoro/client/client.hpp>
 #include <redcoro/client/commands.hpp>
@@ -10,6 +11,13 @@
 #include <redcoro/proto/parser.hpp>
 #include <redcoro/proto/request.hpp>
 #include <redcoro/pubsub/subscriber.hpp>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/error.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/use_awaitable.hpp>
 
 #include <cstdio>
 #include <string>
@@ -40,7 +48,7 @@ int main() {
   cl.close();
   redcoro::subscriber sub(ioc, redcoro::connection_config{});
   sub.close();
-  if (proto::key_slot("foo") != 12182) return 1;
+  if (redcoro::proto::key_slot("foo") != 12182) return 1;
   redcoro::cluster_client cluster(ioc, redcoro::cluster_config{});
   cluster.close();
   redcoro::cluster_subscriber cluster_sub(ioc, redcoro::cluster_config{});
@@ -51,6 +59,34 @@ int main() {
   std::vector<int> numbers;
   if (redcoro::cache::encode(std::vector<int>{1, 2}, json, where) || json != "[1,2]") return 1;
   if (redcoro::cache::decode(json, numbers, where) || numbers != std::vector<int>{1, 2}) return 1;
+
+  // A connection run to its end, against a peer that closes at once, with a coroutine on the
+  // program's side. The error the library reports must be the program's asio::error::eof: a
+  // library with Asio compiled apart (BOOST_ASIO_SEPARATE_COMPILATION) holds error categories of
+  // its own, and then the two compare unequal.
+  namespace asio = boost::asio;
+  asio::io_context io;
+  asio::ip::tcp::acceptor acceptor(io, {asio::ip::make_address("127.0.0.1"), 0});
+  asio::co_spawn(
+      io,
+      [&]() -> asio::awaitable<void> {
+        auto peer = co_await acceptor.async_accept(asio::use_awaitable);
+        peer.close();
+      },
+      asio::detached);
+  redcoro::connection_config cfg;
+  cfg.port = acceptor.local_endpoint().port();
+  cfg.reconnect.max_attempts = 1;
+  redcoro::connection closed(io, cfg);
+  boost::system::error_code ended;
+  std::puts("(a connection to a peer that closes: the error logged next is expected)");
+  closed.async_run([&](boost::system::error_code e) { ended = e; });
+  io.run();
+  if (ended != asio::error::eof) {
+    std::printf("async_run ended with %s (%s), not asio::error::eof\n", ended.message().c_str(),
+                ended.category().name());
+    return 1;
+  }
   std::puts("redcoro found and working");
   return 0;
 }
