@@ -201,12 +201,10 @@ struct connection_impl final : push_sink {
     after_detach();
     e.st = exec_entry::state::done;
     // Complete later, outside the cancellation slot's handler (finishing clears the slot).
-    asio::post(executor, [&e] {
-      e.complete(e, std::error_code(error_code(asio::error::operation_aborted)));
-    });
+    asio::post(executor, [&e] { e.complete(e, error_code(asio::error::operation_aborted)); });
   }
 
-  void complete_all(std::vector<exec_entry*>& entries, std::error_code ec) {
+  void complete_all(std::vector<exec_entry*>& entries, error_code ec) {
     // The vector may be refilled by user code resumed below; take the entries out first.
     std::vector<exec_entry*> now;
     now.swap(entries);
@@ -317,7 +315,7 @@ struct connection_impl final : push_sink {
         : exec_entry(req, proto::any_adapter(adapter_impl), &finish), conn(&c), req(std::move(r)) {
       wire_keys = true;
     }
-    static void finish(exec_entry& base, std::error_code ec) {
+    static void finish(exec_entry& base, error_code ec) {
       auto& self = static_cast<hand_back_entry&>(base);
       const bool refused = std::get<0>(self.resp).has_error();
       if (ec || refused)
@@ -373,7 +371,7 @@ struct connection_impl final : push_sink {
     push_value = {};
     push_adapter = {};
     if (push_receiver) {
-      std::exchange(push_receiver, nullptr)->complete(error_code{}, std::move(v));
+      complete_push(error_code{}, std::move(v));
     } else {
       pushes.push_back(std::move(v));
     }
@@ -466,7 +464,7 @@ struct connection_impl final : push_sink {
   struct handshake_entry final : exec_entry {
     explicit handshake_entry(connection_impl& c)
         : exec_entry(req, proto::any_adapter(adapter_impl), &finish), conn(&c) {}
-    static void finish(exec_entry& base, std::error_code ec) {
+    static void finish(exec_entry& base, error_code ec) {
       auto& self = static_cast<handshake_entry&>(base);
       self.conn->on_handshake(ec);
     }
@@ -792,7 +790,7 @@ struct connection_impl final : push_sink {
 
   struct ping_entry final : exec_entry {
     ping_entry()
-        : exec_entry(req, proto::any_adapter(ignore_adapter), [](exec_entry&, std::error_code) {}) {
+        : exec_entry(req, proto::any_adapter(ignore_adapter), [](exec_entry&, error_code) {}) {
       req.push("PING");
       priority = true;
     }
@@ -862,7 +860,7 @@ struct connection_impl final : push_sink {
     retry_timer.cancel();
     mux.drain(failed_);
     complete_all(failed_, error::closed);
-    if (push_receiver) std::exchange(push_receiver, nullptr)->complete(error::closed, {});
+    if (push_receiver) complete_push(error::closed, {});
   }
 
   // Drops the current connection; async_run reconnects (connection::reconnect).
@@ -908,8 +906,14 @@ struct connection_impl final : push_sink {
   ping_entry ping;
 
   std::deque<proto::value> pushes;
-  push_sink* push_target = this;  // this queue, or detail::set_push_sink's sink
-  value_waiter* push_receiver = nullptr;
+  push_sink* push_target = this;                   // this queue, or detail::set_push_sink's sink
+  std::optional<any_value_handler> push_receiver;  // async_receive_push's
+
+  void complete_push(error_code ec, proto::value v) {
+    auto h = std::move(*push_receiver);
+    push_receiver.reset();
+    complete_on(executor, initiating_, std::move(h), ec, std::move(v));
+  }
   proto::value push_value;
   proto::adapter<proto::value> push_adapter;
 
@@ -1050,22 +1054,19 @@ std::optional<proto::value> take_push(connection_impl& c) {
   return v;
 }
 
-void receive_push(connection_impl& c, value_waiter& waiter) {
+void receive_push(connection_impl& c, any_value_handler handler) {
+  // Not inside the initiating function: through the executor.
   if (auto queued = take_push(c)) {
-    proto::value v = std::move(*queued);
-    // Not inside the initiating function: through the executor.
-    asio::post(c.executor, [&waiter, v = std::move(v)]() mutable {
-      waiter.complete(error_code{}, std::move(v));
-    });
+    complete_on(c.executor, true, std::move(handler), error_code{}, std::move(*queued));
     return;
   }
   if (c.run_ended_ || c.closed_ || c.push_receiver) {
     const error_code ec =
         c.push_receiver ? error_code(asio::error::already_started) : error_code(error::closed);
-    asio::post(c.executor, [&waiter, ec] { waiter.complete(ec, {}); });
+    complete_on(c.executor, true, std::move(handler), ec, proto::value{});
     return;
   }
-  c.push_receiver = &waiter;
+  c.push_receiver = std::move(handler);
 }
 
 }  // namespace detail
