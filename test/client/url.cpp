@@ -413,7 +413,7 @@ TEST_CASE("the typed parse functions refuse URLs of another kind", "[url]") {
   CHECK(redcoro::parse_cluster_url("redis+cluster://a,b").seeds.size() == 2);
 }
 
-TEST_CASE("settings a URL does not mention come from the defaults; the target never does",
+TEST_CASE("settings a URL does not mention come from the defaults, the target never does",
           "[url]") {
   connection_config d;
   d.host = "elsewhere";
