@@ -1,5 +1,6 @@
 #include <redcoro/client/client.hpp>
 #include <redcoro/client/executes_requests.hpp>
+#include <redcoro/client/lease.hpp>
 
 #include <boost/asio/steady_timer.hpp>
 #include <spdlog/spdlog.h>
@@ -76,6 +77,11 @@ struct pool_state {
     w.timer->cancel();
   }
 
+  // (A friend of lease's, which only pools make.)
+  static lease lend(std::shared_ptr<pool_state> p, std::shared_ptr<connection> c) {
+    return lease(std::move(p), std::move(c));
+  }
+
   void close() {
     closed = true;
     for (auto& w : all)
@@ -120,7 +126,7 @@ void lease::release() noexcept {
 }
 
 client::client(executor_type ex, connection_config cfg)
-    : shared_(ex, cfg), pool_(std::make_shared<detail::pool_state>(ex, cfg, cfg.pool_size)) {}
+    : shared_(ex, cfg), pool_(detail::make_pool(ex, cfg, cfg.pool_size)) {}
 
 client::~client() {
   close();
@@ -128,12 +134,12 @@ client::~client() {
 
 void client::close() {
   shared_.close();
-  pool_->close();
+  detail::close_pool(*pool_);
 }
 
-void client::log_callback_failure(const std::exception_ptr& e) {
-  const auto& log =
-      shared_.get_config().logger ? shared_.get_config().logger : detail::default_logger();
+void detail::log_callback_failure(const std::shared_ptr<spdlog::logger>& given,
+                                  const std::exception_ptr& e) {
+  const auto& log = given ? given : detail::default_logger();
   try {
     std::rethrow_exception(e);
   } catch (const std::exception& x) {
@@ -143,9 +149,18 @@ void client::log_callback_failure(const std::exception_ptr& e) {
   }
 }
 
-asio::awaitable<std::pair<error_code, lease>> client::acquire() {
-  // The pool, not the client, from here on: the client may be destroyed while this waits.
-  const std::shared_ptr<detail::pool_state> pool = pool_;
+std::shared_ptr<detail::pool_state> detail::make_pool(asio::any_io_executor ex,
+                                                      connection_config cfg, std::size_t max) {
+  return std::make_shared<pool_state>(std::move(ex), std::move(cfg), max);
+}
+
+void detail::close_pool(pool_state& p) {
+  p.close();
+}
+
+asio::awaitable<std::pair<error_code, lease>> detail::acquire_from(
+    std::shared_ptr<pool_state> pool) {
+  // The pool, not its owner, from here on: the owner may be destroyed while this waits.
   auto& p = *pool;
   if (p.closed) co_return std::pair{error_code(error::closed), lease{}};
   const auto deadline = detail::deadline_for(std::chrono::milliseconds(-1), p.cfg.request_timeout);
@@ -159,9 +174,9 @@ asio::awaitable<std::pair<error_code, lease>> client::acquire() {
         --p.total;
         continue;
       }
-      co_return std::pair{error_code{}, lease(pool, std::move(c))};
+      co_return std::pair{error_code{}, pool_state::lend(pool, std::move(c))};
     }
-    if (p.total < p.max) co_return std::pair{error_code{}, lease(pool, p.make())};
+    if (p.total < p.max) co_return std::pair{error_code{}, pool_state::lend(pool, p.make())};
 
     // All lent (or draining): wait for one, up to the request timeout, looking at the
     // draining ones now and then.
@@ -173,7 +188,7 @@ asio::awaitable<std::pair<error_code, lease>> client::acquire() {
     error_code ignored;
     co_await timer.async_wait(asio::redirect_error(asio::use_awaitable, ignored));
     std::erase_if(p.waiters, [&](const auto& w) { return w.slot == &got; });
-    if (got) co_return std::pair{error_code{}, lease(pool, std::move(got))};
+    if (got) co_return std::pair{error_code{}, pool_state::lend(pool, std::move(got))};
     if (p.closed) co_return std::pair{error_code(error::closed), lease{}};
     const auto cancelled = (co_await asio::this_coro::cancellation_state).cancelled();
     if (cancelled != asio::cancellation_type::none)

@@ -1,5 +1,6 @@
 #include <redcoro/client/connection.hpp>
 #include <redcoro/client/detail/backoff.hpp>
+#include <redcoro/client/detail/handshake.hpp>
 #include <redcoro/client/detail/key_prefix.hpp>
 #include <redcoro/client/detail/op_pool.hpp>
 #include <redcoro/client/detail/read_buffer.hpp>
@@ -44,24 +45,8 @@ inline auto use_ec(error_code& ec) {
   return asio::redirect_error(asio::use_awaitable, ec);
 }
 
-bool starts_with_word(std::string_view message, std::string_view word) {
-  return message.size() >= word.size() && message.substr(0, word.size()) == word;
-}
-
-bool is_auth_error(std::string_view message) {
-  return starts_with_word(message, "WRONGPASS") || starts_with_word(message, "NOAUTH") ||
-         starts_with_word(message, "NOPERM") ||
-         message.find("invalid password") != std::string_view::npos ||
-         message.find("invalid username-password") != std::string_view::npos;
-}
-
 // A session that lasted this long was healthy: its loss is followed by an immediate retry.
 constexpr auto healthy_session = std::chrono::seconds(1);
-
-bool rejects_hello(std::string_view message) {
-  return starts_with_word(message, "NOPROTO") ||
-         message.find("unknown command") != std::string_view::npos;
-}
 
 }  // namespace
 
@@ -201,12 +186,10 @@ struct connection_impl final : push_sink {
     after_detach();
     e.st = exec_entry::state::done;
     // Complete later, outside the cancellation slot's handler (finishing clears the slot).
-    asio::post(executor, [&e] {
-      e.complete(e, std::error_code(error_code(asio::error::operation_aborted)));
-    });
+    asio::post(executor, [&e] { e.complete(e, error_code(asio::error::operation_aborted)); });
   }
 
-  void complete_all(std::vector<exec_entry*>& entries, std::error_code ec) {
+  void complete_all(std::vector<exec_entry*>& entries, error_code ec) {
     // The vector may be refilled by user code resumed below; take the entries out first.
     std::vector<exec_entry*> now;
     now.swap(entries);
@@ -317,7 +300,7 @@ struct connection_impl final : push_sink {
         : exec_entry(req, proto::any_adapter(adapter_impl), &finish), conn(&c), req(std::move(r)) {
       wire_keys = true;
     }
-    static void finish(exec_entry& base, std::error_code ec) {
+    static void finish(exec_entry& base, error_code ec) {
       auto& self = static_cast<hand_back_entry&>(base);
       const bool refused = std::get<0>(self.resp).has_error();
       if (ec || refused)
@@ -373,7 +356,7 @@ struct connection_impl final : push_sink {
     push_value = {};
     push_adapter = {};
     if (push_receiver) {
-      std::exchange(push_receiver, nullptr)->complete(error_code{}, std::move(v));
+      complete_push(error_code{}, std::move(v));
     } else {
       pushes.push_back(std::move(v));
     }
@@ -387,11 +370,21 @@ struct connection_impl final : push_sink {
     for (;;) {
       if (closed_) co_return;
       error_code ec = co_await connect();
+      std::optional<credentials> creds;
+      if (!ec) {
+        creds = co_await current_credentials();
+        if (!creds) {
+          log->warn("{}: no credentials from the provider", target());
+          ec = error::no_credentials;
+          error_code ignored;
+          socket.close(ignored);
+        }
+      }
       if (!ec) {
         session_error_ = {};
         last_read_at_ = clock::now();
-        begin_handshake();
-        co_await (reader() || writer() || health_loop());
+        begin_handshake(std::move(*creds));
+        co_await (reader() || writer() || health_loop() || reauth_loop());
         ec = session_error_;
       }
       end_session(ec);
@@ -462,11 +455,11 @@ struct connection_impl final : push_sink {
   }
 
   // The handshake is an ordinary request with priority, so it goes through the same writer,
-  // reader and timeouts as everything else.
+  // reader and timeouts as everything else; handshake_machine decides what it says.
   struct handshake_entry final : exec_entry {
     explicit handshake_entry(connection_impl& c)
         : exec_entry(req, proto::any_adapter(adapter_impl), &finish), conn(&c) {}
-    static void finish(exec_entry& base, std::error_code ec) {
+    static void finish(exec_entry& base, error_code ec) {
       auto& self = static_cast<handshake_entry&>(base);
       self.conn->on_handshake(ec);
     }
@@ -474,30 +467,58 @@ struct connection_impl final : push_sink {
     proto::request req;
     proto::generic_response resp;
     proto::response_adapter<proto::generic_response> adapter_impl{resp};
-    // HELLO 3 first, then the extras (see append_handshake_extras) once the server took it:
-    // sent together, a server that refuses HELLO would run them before the RESP2 handshake
-    // (unauthenticated), and again within it. RESP2 sends everything at once.
-    enum class stage : unsigned char { hello, extras, resp2 } step = stage::hello;
-    std::size_t command_reply = 0;  // where COMMAND's reply is, when key_prefix asked for it
-    std::size_t id_reply = static_cast<std::size_t>(-1);  // CLIENT ID's, on RESP2
-    std::int64_t client_id = -1;
-    // Where the replies of connection_config::on_handshake's commands begin (none in the hello
-    // stage).
-    std::size_t user_replies = static_cast<std::size_t>(-1);
+    handshake_machine machine;
+    handshake_settings settings;
   };
 
-  void begin_handshake() {
+  // The credentials of this attempt: the provider's when there is one (bounded by the
+  // connect timeout), else the config's.
+  awaitable<std::optional<credentials>> current_credentials() {
+    if (!cfg.credentials_provider) co_return credentials{cfg.username, cfg.password};
+    struct answer {
+      std::optional<credentials> got;
+      bool done = false, alive = true;
+      asio::steady_timer* wake = nullptr;
+    };
+    auto a = std::make_shared<answer>();
+    asio::steady_timer wake(executor, cfg.connect_timeout);
+    a->wake = &wake;
+    cfg.credentials_provider([a, ex = executor](std::optional<credentials> c) {
+      asio::post(ex, [a, c = std::move(c)]() mutable {
+        if (!a->alive || a->done) return;
+        a->got = std::move(c);
+        a->done = true;
+        a->wake->cancel();
+      });
+    });
+    if (!a->done) {
+      error_code ignored;
+      co_await wake.async_wait(use_ec(ignored));
+    }
+    a->alive = false;
+    co_return std::move(a->got);
+  }
+
+  void begin_handshake(credentials creds) {
     protocol_ = 0;
     // The reader sends with plain non-blocking writes (flush_now).
     error_code ignored;
     socket.non_blocking(true, ignored);
-    if (cfg.protocol >= 3)
-      send_hello();
-    else
-      send_resp2_handshake();
+    handshake_settings& s = handshake.settings;
+    s.protocol = cfg.protocol;
+    s.username = std::move(creds.username);
+    s.password = std::move(creds.password);
+    s.client_name = cfg.client_name;
+    s.database = cfg.database;
+    s.fetch_command_table = prefixer && !prefixer->loaded();
+    s.expect_role = cfg.expect_role;
+    s.extras = &cfg.on_handshake;
+    handshake.machine.start(s, handshake.req);
+    queue_handshake();
   }
 
   void queue_handshake() {
+    handshake.resp.clear();
     handshake.adapter_impl = proto::response_adapter<proto::generic_response>(handshake.resp);
     handshake.adapter = proto::any_adapter(handshake.adapter_impl);
     handshake.priority = true;
@@ -507,124 +528,110 @@ struct connection_impl final : push_sink {
     notify_writer();
   }
 
-  void send_hello() {
-    auto& r = handshake.req;
-    r.clear();
-    handshake.user_replies = static_cast<std::size_t>(-1);
-    handshake.id_reply = static_cast<std::size_t>(-1);
-    if (!cfg.password.empty() && !cfg.client_name.empty())
-      r.push("HELLO", 3, "AUTH", user(), cfg.password, "SETNAME", cfg.client_name);
-    else if (!cfg.password.empty())
-      r.push("HELLO", 3, "AUTH", user(), cfg.password);
-    else if (!cfg.client_name.empty())
-      r.push("HELLO", 3, "SETNAME", cfg.client_name);
-    else
-      r.push("HELLO", 3);
-    if (cfg.database != 0) r.push("SELECT", cfg.database);
-    handshake.step = handshake_entry::stage::hello;
-    queue_handshake();
-  }
-
-  void send_resp2_handshake() {
-    auto& r = handshake.req;
-    r.clear();
-    if (!cfg.password.empty()) {
-      if (cfg.username.empty())
-        r.push("AUTH", cfg.password);
-      else
-        r.push("AUTH", cfg.username, cfg.password);
-    }
-    if (!cfg.client_name.empty()) r.push("CLIENT", "SETNAME", cfg.client_name);
-    if (cfg.database != 0) r.push("SELECT", cfg.database);
-    handshake.id_reply = r.expected_replies();
-    r.push("CLIENT", "ID");
-    append_handshake_extras(r);
-    // PING makes the handshake non-empty, and proves the server answers.
-    r.push("PING");
-    handshake.step = handshake_entry::stage::resp2;
-    queue_handshake();
-  }
-
-  // The key specifications for key_prefix (once), and the user's commands
-  // (connection_config::on_handshake: the subscriber's re-subscriptions; on RESP2 their
-  // confirmations are arrays, which the multiplexer routes to the push sink).
-  void append_handshake_extras(proto::request& r) {
-    if (prefixer && !prefixer->loaded()) {
-      handshake.command_reply = r.expected_replies();
-      r.push("COMMAND");
-    }
-    handshake.user_replies = r.expected_replies();
-    if (cfg.on_handshake) cfg.on_handshake(r);
-  }
-
-  std::string_view user() const {
-    return cfg.username.empty() ? std::string_view("default") : std::string_view(cfg.username);
-  }
-
-  void on_handshake(std::error_code ec) {
+  void on_handshake(error_code ec) {
     if (ec) {
       // The session is ending (connection lost, timeout, closed).
       if (ec == error::timeout) fail_session(error::connect_timeout, "no answer to the handshake");
       return;
     }
-    const auto& replies = handshake.resp;
-    if (handshake.step != handshake_entry::stage::extras) handshake.client_id = -1;
-    if (handshake.step == handshake_entry::stage::hello && !replies.empty() &&
-        !replies[0].has_error()) {
-      // HELLO's map says which client this connection is: CLIENT UNBLOCK needs it.
-      if (const proto::value* id = replies[0].value().find("id"))
-        handshake.client_id = id->to_integer().value_or(-1);
+    const auto o = handshake.machine.on_replies(handshake.resp, handshake.req);
+    if (!o.note.empty()) {
+      if (o.warning)
+        log->warn("{}: {}", target(), o.note);
+      else
+        log->info("{}: {}", target(), o.note);
     }
-    for (std::size_t i = 0; i < replies.size(); ++i) {
-      if (i == handshake.id_reply && handshake.step == handshake_entry::stage::resp2) {
-        if (!replies[i].has_error())
-          handshake.client_id = replies[i].value().to_integer().value_or(-1);
-        continue;  // a server without CLIENT ID serves all the same
-      }
-      if (!replies[i].has_error()) continue;
-      const std::string& message = replies[i].error().message;
-      if (i >= handshake.user_replies) {
-        // A command of connection_config::on_handshake refused (a re-subscription to a shard
-        // channel whose slot moved, say): its owner's business, not a reason to drop the
-        // connection.
-        log->warn("redcoro: {}: a handshake command was refused: {}", target(), message);
-        continue;
-      }
-      if (i == 0 && handshake.step == handshake_entry::stage::hello && rejects_hello(message)) {
-        log->info("redcoro: {} rejects HELLO 3 ({}); using RESP2", target(), message);
-        send_resp2_handshake();
-        return;
-      }
-      if (is_auth_error(message)) {
-        fail_session(error::auth_failed, message);
-      } else {
-        fail_session(error::handshake_failed, message);
-      }
-      return;
-    }
-    if (handshake.step == handshake_entry::stage::hello) {
-      auto& r = handshake.req;
-      r.clear();
-      append_handshake_extras(r);
-      handshake.step = handshake_entry::stage::extras;
-      if (r.commands() != 0) {
+    switch (o.what) {
+      case handshake_machine::step::send:
         queue_handshake();
         return;
-      }
+      case handshake_machine::step::failed:
+        fail_session(o.ec, o.reason);
+        return;
+      case handshake_machine::step::ready:
+        break;
     }
     if (prefixer && !prefixer->loaded()) {
-      if (prefixer->load(*replies[handshake.command_reply])) {
+      const auto& table = handshake.machine.command_reply();
+      if (!table || prefixer->load(*table)) {
         fail_session(error::handshake_failed, "COMMAND gave no key specifications for key_prefix");
         return;
       }
     }
-    protocol_ = handshake.step == handshake_entry::stage::resp2 ? 2 : 3;
-    client_id_ = handshake.client_id;
+    protocol_ = handshake.machine.protocol();
+    client_id_ = handshake.machine.client_id();
     ready_at_ = clock::now();
     retry.reset();
     mux.set_ready(true);
-    log->info("redcoro: connected to {} (RESP{})", target(), protocol_);
+    log->info("connected to {} (RESP{})", target(), protocol_);
     notify_writer();
+  }
+
+  // --- re-authentication ------------------------------------------------------------------
+
+  struct reauth_entry final : exec_entry {
+    explicit reauth_entry(connection_impl& c)
+        : exec_entry(req, proto::any_adapter(adapter_impl), &finish), conn(&c) {
+      priority = true;
+    }
+    static void finish(exec_entry& base, error_code ec) {
+      static_cast<reauth_entry&>(base).conn->on_reauth(ec);
+    }
+    connection_impl* conn;
+    proto::request req;
+    proto::response<proto::ignore_t> resp;
+    proto::response_adapter<proto::response<proto::ignore_t>> adapter_impl{resp};
+    asio::steady_timer* done = nullptr;
+  };
+
+  void on_reauth(error_code ec) {
+    const auto& r = std::get<0>(reauth.resp);
+    reauth_ok_ = !ec && !r.has_error();
+    if (!ec && r.has_error())
+      log->warn("{}: re-authentication refused: {}", target(), r.error().message);
+    if (reauth.done) reauth.done->cancel();
+  }
+
+  // Sends the current credentials again every reauth_interval, on the live connection.
+  awaitable<void> reauth_loop() {
+    asio::steady_timer t(executor);
+    auto next = cfg.reauth_interval;
+    for (;;) {
+      if (cfg.reauth_interval.count() > 0)
+        t.expires_after(next);
+      else
+        t.expires_at(clock::time_point::max());
+      error_code ec;
+      co_await t.async_wait(use_ec(ec));
+      if (!socket.is_open()) co_return;
+      const auto creds = co_await current_credentials();
+      if (!socket.is_open()) co_return;
+      if (!creds || creds->password.empty()) {
+        log->warn("{}: re-authentication skipped: no credentials", target());
+        next = std::chrono::seconds(1);
+        continue;
+      }
+      reauth.req.clear();
+      if (creds->username.empty())
+        reauth.req.push("AUTH", creds->password);
+      else
+        reauth.req.push("AUTH", creds->username, creds->password);
+      reauth.resp = {};
+      reauth.adapter_impl = proto::response_adapter<proto::response<proto::ignore_t>>(reauth.resp);
+      reauth.adapter = proto::any_adapter(reauth.adapter_impl);
+      reauth.deadline = deadline_for(std::chrono::milliseconds(-1), cfg.request_timeout);
+      reauth_ok_ = false;
+      if (mux.add(reauth)) continue;
+      arm_timeout(reauth.deadline);
+      notify_writer();
+      reauth.done = &t;
+      t.expires_at(clock::time_point::max());
+      co_await t.async_wait(use_ec(ec));
+      reauth.done = nullptr;
+      if (!socket.is_open()) co_return;
+      // Refused (a password not rotated on the server yet): again soon.
+      next = reauth_ok_ ? cfg.reauth_interval : std::chrono::milliseconds(1000);
+    }
   }
 
   void fail_session(error e, std::string_view why) {
@@ -792,7 +799,7 @@ struct connection_impl final : push_sink {
 
   struct ping_entry final : exec_entry {
     ping_entry()
-        : exec_entry(req, proto::any_adapter(ignore_adapter), [](exec_entry&, std::error_code) {}) {
+        : exec_entry(req, proto::any_adapter(ignore_adapter), [](exec_entry&, error_code) {}) {
       req.push("PING");
       priority = true;
     }
@@ -831,6 +838,7 @@ struct connection_impl final : push_sink {
     // The handshake and health-check entries belong to the session that ended.
     if (queued(handshake)) mux.remove(handshake);
     if (queued(ping)) mux.remove(ping);
+    if (queued(reauth)) mux.remove(reauth);
     unsent_ = {};
     // After malformed input, written requests learn that; otherwise the connection was lost.
     const std::error_code session = ec;
@@ -862,7 +870,7 @@ struct connection_impl final : push_sink {
     retry_timer.cancel();
     mux.drain(failed_);
     complete_all(failed_, error::closed);
-    if (push_receiver) std::exchange(push_receiver, nullptr)->complete(error::closed, {});
+    if (push_receiver) complete_push(error::closed, {});
   }
 
   // Drops the current connection; async_run reconnects (connection::reconnect).
@@ -906,10 +914,18 @@ struct connection_impl final : push_sink {
   std::vector<exec_entry*> completed_, expired_, failed_;
   handshake_entry handshake{*this};
   ping_entry ping;
+  reauth_entry reauth{*this};
+  bool reauth_ok_ = false;
 
   std::deque<proto::value> pushes;
-  push_sink* push_target = this;  // this queue, or detail::set_push_sink's sink
-  value_waiter* push_receiver = nullptr;
+  push_sink* push_target = this;                   // this queue, or detail::set_push_sink's sink
+  std::optional<any_value_handler> push_receiver;  // async_receive_push's
+
+  void complete_push(error_code ec, proto::value v) {
+    auto h = std::move(*push_receiver);
+    push_receiver.reset();
+    complete_on(executor, initiating_, std::move(h), ec, std::move(v));
+  }
   proto::value push_value;
   proto::adapter<proto::value> push_adapter;
 
@@ -1050,22 +1066,19 @@ std::optional<proto::value> take_push(connection_impl& c) {
   return v;
 }
 
-void receive_push(connection_impl& c, value_waiter& waiter) {
+void receive_push(connection_impl& c, any_value_handler handler) {
+  // Not inside the initiating function: through the executor.
   if (auto queued = take_push(c)) {
-    proto::value v = std::move(*queued);
-    // Not inside the initiating function: through the executor.
-    asio::post(c.executor, [&waiter, v = std::move(v)]() mutable {
-      waiter.complete(error_code{}, std::move(v));
-    });
+    complete_on(c.executor, true, std::move(handler), error_code{}, std::move(*queued));
     return;
   }
   if (c.run_ended_ || c.closed_ || c.push_receiver) {
     const error_code ec =
         c.push_receiver ? error_code(asio::error::already_started) : error_code(error::closed);
-    asio::post(c.executor, [&waiter, ec] { waiter.complete(ec, {}); });
+    complete_on(c.executor, true, std::move(handler), ec, proto::value{});
     return;
   }
-  c.push_receiver = &waiter;
+  c.push_receiver = std::move(handler);
 }
 
 }  // namespace detail

@@ -33,6 +33,10 @@ class category final : public std::error_category {
         return "the connection is closed";
       case error::response_too_short:
         return "the request has more replies than the response has slots";
+      case error::wrong_role:
+        return "the server's role is not the one expected (a demoted primary, say)";
+      case error::no_credentials:
+        return "the credentials provider gave no credentials in time";
       case error::callback_failed:
         return "a function given by the caller threw; nothing was committed";
       case error::no_seed_reachable:

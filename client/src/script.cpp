@@ -58,23 +58,26 @@ struct script_retry {
   remap remap_impl{this};
 };
 
-bool retry_scripts(connection_impl& c, exec_entry& e, std::span<const script_ref> scripts,
-                   const reply_error_fn& error_at, script_retry*& state) {
+script_retry* make_script_retry(const proto::request& req, proto::any_adapter adapter,
+                                std::span<const script_ref> scripts, const void* response,
+                                reply_error_fn error_at) {
   std::unique_ptr<script_retry> r;
   for (const script_ref& s : scripts) {
-    const proto::reply_error* err = error_at(s.index);
+    const proto::reply_error* err = error_at(response, s.index);
     if (!err || err->server_code() != "NOSCRIPT") continue;
-    if (!r) r = std::make_unique<script_retry>(e.req->get_config(), e.adapter);
-    if (append_as_eval(r->req, e.req->command_bytes(s.index), *s.source))
-      r->slots.push_back(s.index);
+    if (!r) r = std::make_unique<script_retry>(req.get_config(), adapter);
+    if (append_as_eval(r->req, req.command_bytes(s.index), *s.source)) r->slots.push_back(s.index);
   }
-  if (!r || r->slots.empty()) return false;
-  state = r.release();
-  e.req = &state->req;
-  e.adapter = proto::any_adapter(state->remap_impl);
-  // May complete (and free the op) at once; nothing here touches it afterwards.
-  start_exec(c, e);
-  return true;
+  if (!r || r->slots.empty()) return nullptr;
+  return r.release();
+}
+
+const proto::request& retry_request(const script_retry& r) noexcept {
+  return r.req;
+}
+
+proto::any_adapter retry_adapter(script_retry& r) noexcept {
+  return proto::any_adapter(r.remap_impl);
 }
 
 void free_script_retry(script_retry*& state) noexcept {

@@ -8,6 +8,7 @@
 #include <redcoro/proto/command_table.hpp>
 #include <redcoro/proto/parser.hpp>
 
+#include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/redirect_error.hpp>
@@ -16,6 +17,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <deque>
 #include <map>
 #include <optional>
 
@@ -30,9 +32,9 @@ class response_adapter<redcoro::detail::cluster_exec> {
  public:
   explicit response_adapter(redcoro::detail::cluster_exec& op) noexcept : op_(&op) {}
   void on_node(std::size_t index, const node& n);
-  void prepare(std::size_t replies) { op_->user.prepare(replies); }
-  std::size_t replies() const noexcept { return op_->user.replies(); }
-  std::error_code error() const { return op_->user.error(); }
+  void prepare(std::size_t replies) { op_->adapter.prepare(replies); }
+  std::size_t replies() const noexcept { return op_->adapter.replies(); }
+  std::error_code error() const { return op_->adapter.error(); }
 
  private:
   redcoro::detail::cluster_exec* op_;
@@ -74,6 +76,19 @@ struct job {
   proto::generic_response replies;
   node_address sent_to;
   error_code ec;
+  asio::cancellation_signal signal;  // the caller's cancellation, to this part's operation
+};
+
+// What cancelling a request on the slow path reaches: each part's operation, and the wait
+// between rounds.
+struct slow_state {
+  std::deque<job>* jobs = nullptr;
+  asio::steady_timer* timer = nullptr;
+  void cancel(asio::cancellation_type type) {
+    for (job& j : *jobs)
+      j.signal.emit(type);
+    if (timer) timer->cancel();
+  }
 };
 
 }  // namespace
@@ -421,15 +436,28 @@ struct cluster_impl {
 
   void start(cluster_exec& op) {
     initiating_ = true;
+    // (Started again with EVALs after NOSCRIPT: what the last attempt left goes.)
+    op.held_back.clear();
+    op.redirected.reset();
+    op.lost = {};
     if (closed) {
-      op.complete(op, error::closed, 0);
+      op.complete(op, error::closed);
     } else if (op.req->out_of_band_commands() != 0) {
       // SUBSCRIBE and friends: a subscriber's job.
-      op.complete(op, error_code(asio::error::operation_not_supported), 0);
+      op.complete(op, error_code(asio::error::operation_not_supported));
     } else if (!try_fast(op)) {
       slow(op);
     }
     initiating_ = false;
+  }
+
+  // Per-operation cancellation: to the node connection's operation on the fast path, to each
+  // part's on the slow path, and it wakes the slow path's waits.
+  void cancel(cluster_exec& op, asio::cancellation_type type) {
+    op.cancelled = type;
+    op.signal.emit(type);
+    if (op.slow) static_cast<slow_state*>(op.slow)->cancel(type);
+    wake_all();
   }
 
   // The common case: all of it goes to one connected node.
@@ -442,19 +470,21 @@ struct cluster_impl {
     op.readonly = r->readonly;
     connection& conn = conn_at(target);
     if (!conn.is_connected()) return false;
-    conn.async_exec(*op.req, op, [&op, c = &conn](error_code ec, std::size_t n) {
-      op.impl->fast_done(op, *c, ec, n);
-    });
+    conn.async_exec(*op.req, op,
+                    asio::bind_cancellation_slot(
+                        op.signal.slot(), [this, &op, c = &conn](error_code ec, std::size_t n) {
+                          fast_done(op, *c, ec, n);
+                        }));
     return true;
   }
 
   void fast_done(cluster_exec& op, const connection& from, error_code ec, std::size_t n) {
-    op.bytes += n;
+    op.bytes_read += n;
     // "MOVED 3999 :6381": a node that does not know its own host means the one it is on.
     if (op.redirected && op.redirected->target.host.empty())
       op.redirected->target.host = from.get_config().host;
     if (!retired.empty()) close_drained();
-    if (!ec && op.held_back.empty()) return op.complete(op, {}, op.bytes);
+    if (!ec && op.held_back.empty()) return op.complete(op, {});
     if (unsent(ec)) {
       // The node is gone or going: send it where the slot lives now.
       request_refresh();
@@ -468,7 +498,7 @@ struct cluster_impl {
         return slow(op);
       }
       if (node_trouble(ec)) request_refresh();
-      return op.complete(op, ec, op.bytes);
+      return op.complete(op, ec);
     }
     slow(op);  // only the held-back replies are left, with the redirect that held them back
   }
@@ -507,13 +537,16 @@ struct cluster_impl {
       // Whatever went wrong, the caller hears of it instead of waiting forever.
       ec = make_error_code(std::errc::not_enough_memory);
     }
-    op.complete(op, ec, op.bytes);
+    op.complete(op, ec);
   }
 
-  // Until the topology is known, or the reason it will not be.
-  awaitable<error_code> wait_ready(clock::time_point deadline) {
+  // Until the topology is known, or the reason it will not be (`op`: a request that may be
+  // cancelled meanwhile).
+  awaitable<error_code> wait_ready(clock::time_point deadline, const cluster_exec* op = nullptr) {
     while (!ready()) {
       if (closed) co_return error_code(error::closed);
+      if (op && op->cancelled != asio::cancellation_type::none)
+        co_return error_code(asio::error::operation_aborted);
       if (clock::now() >= deadline) co_return error_code(error::timeout);
       co_await wait_change(deadline);
     }
@@ -583,15 +616,23 @@ struct cluster_impl {
     const auto deadline = deadline_for(op.req->get_config().timeout, cfg.node.request_timeout);
     const std::size_t total = op.req->commands();
     const std::vector<std::size_t> only = std::move(op.held_back);
-    if (only.empty() && op.user.replies() != proto::any_reply_count && op.user.replies() < total)
+    if (only.empty() && op.adapter.replies() != proto::any_reply_count &&
+        op.adapter.replies() < total)
       co_return error_code(error::response_too_short);
-    if (error_code ec = co_await wait_ready(deadline)) co_return ec;
+    if (error_code ec = co_await wait_ready(deadline, &op)) co_return ec;
     detail::plan plan = router.make_plan(op.req->payload(), total);
     auto wanted = [&](std::size_t i) {
       return only.empty() || std::find(only.begin(), only.end(), i) != only.end();
     };
     const redirect_machine::policy policy{cfg.max_redirects, cfg.retry_delay};
-    std::vector<job> jobs;
+    std::deque<job> jobs;  // (each holds a signal, which does not move)
+    slow_state state{&jobs};
+    op.slow = &state;
+    struct forget {
+      cluster_exec& op;
+      ~forget() { op.slow = nullptr; }
+    } on_exit{op};
+    const auto aborted = [&] { return op.cancelled != asio::cancellation_type::none; };
     for (auto& p : plan.parts) {
       if (!wanted(p.first)) continue;
       if (!p.every_primary) {
@@ -621,11 +662,14 @@ struct cluster_impl {
       std::chrono::milliseconds delay{0};
       for (const job& j : jobs)
         if (!j.done) delay = std::max(delay, j.next.delay);
-      if (delay.count() > 0) {
+      if (delay.count() > 0 && !aborted()) {
         asio::steady_timer t(ex, std::min(clock::now() + delay, deadline));
+        state.timer = &t;
         error_code ignored;
         co_await t.async_wait(asio::redirect_error(use_awaitable, ignored));
+        state.timer = nullptr;
       }
+      if (aborted()) co_return error_code(asio::error::operation_aborted);
       if (closed) co_return error_code(error::closed);
       if (clock::now() >= deadline) co_return error_code(error::timeout);
       for (job& j : jobs) {
@@ -661,11 +705,13 @@ struct cluster_impl {
         j.replies.clear();
         j.launched = true;
         ++pending;
-        conn->async_exec(sent, j.replies, [&, jp = &j](error_code e, std::size_t n) {
-          jp->ec = e;
-          op.bytes += n;
-          if (--pending == 0) all_back.cancel();
-        });
+        conn->async_exec(sent, j.replies,
+                         asio::bind_cancellation_slot(j.signal.slot(),
+                                                      [&, jp = &j](error_code e, std::size_t n) {
+                                                        jp->ec = e;
+                                                        op.bytes_read += n;
+                                                        if (--pending == 0) all_back.cancel();
+                                                      }));
       }
       while (pending > 0) {
         all_back.expires_at(clock::time_point::max());
@@ -711,9 +757,9 @@ struct cluster_impl {
         values.push_back(value_of(r));
       merged.add(*j.what, std::move(values));
     }
-    if (only.empty()) op.user.prepare(total);
+    if (only.empty()) op.adapter.prepare(total);
     for (std::size_t i = 0; i < total; ++i)
-      if (wanted(i) && merged.reply(i)) replay(*merged.reply(i), i, op.user);
+      if (wanted(i) && merged.reply(i)) replay(*merged.reply(i), i, op.adapter);
     co_return error_code();
   }
 
@@ -765,6 +811,9 @@ bool initiating(const cluster_impl& c) noexcept {
 void start_exec(cluster_impl& c, cluster_exec& e) {
   c.start(e);
 }
+void cancel_exec(cluster_impl& c, cluster_exec& e, asio::cancellation_type type) {
+  c.cancel(e, type);
+}
 
 }  // namespace detail
 
@@ -777,7 +826,7 @@ void proto::response_adapter<detail::cluster_exec>::on_node(std::size_t index, c
       return;
     }
   }
-  op_->user.on_node(index, n);
+  op_->adapter.on_node(index, n);
 }
 
 cluster_client::cluster_client(executor_type ex, cluster_config cfg)

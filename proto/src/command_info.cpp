@@ -20,7 +20,6 @@ constexpr type_mask A = mask_of(type::array);
 constexpr type_mask SET = mask_of(type::set) | A;    // RESP2 sends sets as arrays
 constexpr type_mask M = mask_of(type::map) | A;      // and maps as flat arrays
 constexpr type_mask D = mask_of(type::double_) | B;  // RESP2 sends doubles as blobs
-constexpr type_mask BOOL = mask_of(type::boolean) | I;
 
 // Only replies whose types are certain on every server from 6.0 on are listed; a wrong entry
 // would drop healthy connections, a missing one only leaves a desynchronized stream unnoticed

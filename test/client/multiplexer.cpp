@@ -20,7 +20,7 @@ struct pending {
   struct entry_type : exec_entry {
     explicit entry_type(pending& p)
         : exec_entry(p.req, proto::any_adapter(p.adapter), &done), owner(&p) {}
-    static void done(exec_entry& e, std::error_code ec) {
+    static void done(exec_entry& e, boost::system::error_code ec) {
       pending* self = static_cast<entry_type&>(e).owner;
       self->completed = true;
       self->ec = ec;
@@ -214,7 +214,7 @@ TEST_CASE("a response with fewer slots than replies is refused", "[multiplexer]"
   req.push("GET", "b");
   proto::response<std::string> one;
   proto::response_adapter<decltype(one)> adapter(one);
-  exec_entry e(req, proto::any_adapter(adapter), [](exec_entry&, std::error_code) {});
+  exec_entry e(req, proto::any_adapter(adapter), [](exec_entry&, boost::system::error_code) {});
   CHECK(mux.add(e) == redcoro::error::response_too_short);
 }
 

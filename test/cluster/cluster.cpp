@@ -7,7 +7,10 @@
 #include <redcoro/cluster/cluster_client.hpp>
 #include <redcoro/proto/key_slot.hpp>
 
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/detached.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
 
 #include <atomic>
 #include <exception>
@@ -542,6 +545,59 @@ TEST_CASE(
         CHECK(acked.size() > 1000);
       },
       120s);
+}
+
+TEST_CASE("cluster: a request held by a frozen node is cancelled, and the client goes on") {
+  test::redis_cluster c;
+  auto cfg = config_for(c);
+  cfg.node.request_timeout = 30s;  // only the cancellation can end it
+  cfg.node.health_check_interval = 30s;
+  const std::uint16_t victim = owner_port(c, "load:0");
+  with_client(
+      cfg,
+      [&](cluster_client& cl) -> awaitable<void> {
+        co_await run(cl, cmd::set("load:0", "v"));
+        c.server_on(victim).pause();
+        // Terminal cancellation of a written GET (the fast path), by a signal.
+        asio::cancellation_signal signal;
+        error_code ec;
+        bool done = false;
+        asio::co_spawn(
+            co_await asio::this_coro::executor,
+            [&]() -> awaitable<void> {
+              co_await cl.async_exec(cmd::get("load:0"),
+                                     asio::bind_cancellation_slot(
+                                         signal.slot(), asio::redirect_error(use_awaitable, ec)));
+              done = true;
+            },
+            asio::detached);
+        co_await sleep_for(200ms);
+        CHECK_FALSE(done);
+        signal.emit(asio::cancellation_type::terminal);
+        for (int i = 0; i < 100 && !done; ++i)
+          co_await sleep_for(10ms);
+        CHECK(done);
+        CHECK(ec == asio::error::operation_aborted);
+        // A split MGET with one part on the frozen node (the slow path), raced by a timer.
+        using namespace asio::experimental::awaitable_operators;
+        asio::steady_timer t(co_await asio::this_coro::executor, 200ms);
+        // (Named before the co_await: GCC 12 mishandles such temporaries inside it.)
+        const std::vector<std::string> three{"load:0", "other", "more"}, two{"load:0", "other"};
+        auto split = cmd::mget(three);
+        auto raced = co_await (cl.async_exec(std::move(split), asio::as_tuple(use_awaitable)) ||
+                               t.async_wait(use_awaitable));
+        CHECK(raced.index() == 1);
+        c.server_on(victim).resume();
+        // Usable afterwards, on every shard.
+        const std::optional<std::string> v_expected("v"), o_expected("o");
+        auto v = co_await run(cl, cmd::get("load:0"));
+        CHECK(v == v_expected);
+        co_await run(cl, cmd::set("other", "o"));
+        auto both = co_await run(cl, cmd::mget(two));
+        REQUIRE(both.size() == 2);
+        CHECK(both[1] == o_expected);
+      },
+      60s);
 }
 
 TEST_CASE("cluster: reads go to replicas when asked, and only reads") {

@@ -107,7 +107,7 @@ TEST_CASE("the redirect budget runs out, then the part gives up", "[redirect_mac
         "TOOMANYREDIRECTS 3 redirections, the last: TRYAGAIN busy");
 }
 
-TEST_CASE("waits double, up to the cap; unsent requests are bounded by time, not the budget",
+TEST_CASE("waits double up to the cap, and unsent requests are bounded by time, not the budget",
           "[redirect_machine]") {
   redirect_machine m({2, 100ms, 350ms}, false);
   std::vector<std::chrono::milliseconds> waits;

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 
 namespace spdlog {
@@ -49,6 +50,12 @@ struct tls_config {
   std::string key_file;
 };
 
+/// A user name and password, as a credentials provider gives them.
+struct credentials {
+  std::string username;  ///< empty: the `default` user
+  std::string password;
+};
+
 /// Everything a connection needs to know. Every field has a usable default: a
 /// default-constructed config talks to 127.0.0.1:6379 as the default user.
 struct connection_config {
@@ -64,8 +71,22 @@ struct connection_config {
   /// `default` user. Never logged.
   std::string username;
   std::string password;
+  /// When set, asked for the user name and password at every connect (and every
+  /// re-authentication) instead of using `username` and `password`: for short-lived tokens
+  /// and rotated passwords. It may answer later (from a token service): call `done` once,
+  /// on any thread, with the credentials, or nullopt to fail this attempt (retried with the
+  /// reconnect backoff). An answer later than connect_timeout fails the attempt.
+  std::function<void(std::function<void(std::optional<credentials>)> done)> credentials_provider;
+  /// When not 0, the credentials are sent again (AUTH) on the live connection this often,
+  /// without dropping it: an expiring token is renewed before the server would refuse it. A
+  /// refused re-AUTH is logged and tried again a second later; the connection keeps serving
+  /// as the user it was (the server keeps the last accepted login).
+  std::chrono::milliseconds reauth_interval{0};
   /// SELECT-ed after the handshake when not 0.
   int database = 0;
+  /// When not empty, ROLE must say this ("master" or "slave") or the connection is refused
+  /// with error::wrong_role: a Sentinel-managed connection never writes to a demoted primary.
+  std::string expect_role;
   /// CLIENT SETNAME (sent inside HELLO); empty: none.
   std::string client_name;
   /// Prepended to every key this connection sends, in every command, wrapped or not (the

@@ -27,6 +27,9 @@ enum class error {
                       ///< allowed (reconnect_policy::max_attempts) are used up
   callback_failed,    ///< a function the caller gave (async_optimistic's) threw; nothing was
                       ///< committed
+  wrong_role,         ///< the server is not the primary (or replica) it was expected to be:
+                      ///< a Sentinel-managed connection refuses a demoted primary
+  no_credentials,     ///< the credentials provider gave none, or not in time
 };
 
 const std::error_category& client_category() noexcept;

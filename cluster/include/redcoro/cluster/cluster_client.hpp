@@ -11,6 +11,7 @@
 #include <boost/asio/any_completion_handler.hpp>
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/async_result.hpp>
+#include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/execution_context.hpp>
 
 #include <chrono>
@@ -99,23 +100,28 @@ class cluster_scan {
 namespace detail {
 struct cluster_impl;
 
-// One async_exec on a cluster_client, the non-template part: the caller's request and
-// response adapter, and what happened on the fast path.
+// One async_exec on a cluster_client, the non-template part the operation layer
+// (client/detail/operation.hpp) builds on: the caller's request and response adapter, and
+// what happened on the fast path.
 struct cluster_exec {
-  using complete_fn = void (*)(cluster_exec& self, std::error_code ec, std::size_t bytes);
+  using complete_fn = void (*)(cluster_exec& self, error_code ec);
 
-  cluster_exec(cluster_impl& c, const proto::request& r, proto::any_adapter a, complete_fn f)
-      : impl(&c), req(&r), user(a), complete(f) {}
+  cluster_exec(const proto::request& r, proto::any_adapter a, complete_fn f)
+      : req(&r), adapter(a), complete(f) {}
 
-  cluster_impl* impl;
   const proto::request* req;
-  proto::any_adapter user;
+  proto::any_adapter adapter;
   complete_fn complete;
-  std::size_t bytes = 0;
+  std::size_t bytes_read = 0;
   std::vector<std::size_t> held_back;  // fast path: replies that were redirects, to redo
   std::optional<redirect> redirected;  // fast path: the first of those redirects
   error_code lost;                     // fast path: a read lost with its connection
   bool readonly = false;               // fast path: every command only reads
+  // Cancellation reaches the node connections' operations through these: the fast path's
+  // one, and the slow path's per part (see cluster_impl::cancel).
+  asio::cancellation_signal signal;
+  asio::cancellation_type cancelled = asio::cancellation_type::none;
+  void* slow = nullptr;  // the slow path's state while it runs
 };
 
 void* allocate_op(cluster_impl& c, std::size_t size);
@@ -123,52 +129,7 @@ void deallocate_op(cluster_impl& c, void* p, std::size_t size) noexcept;
 const asio::any_io_executor& executor_of(const cluster_impl& c) noexcept;
 bool initiating(const cluster_impl& c) noexcept;
 void start_exec(cluster_impl& c, cluster_exec& e);
-
-template <class Op, class... Args>
-void end_cluster_op(Op& self, Args... args) {
-  cluster_impl& c = *self.impl;
-  auto h = std::move(self.handler);
-  self.~Op();
-  deallocate_op(c, &self, sizeof(Op));
-  complete_on(executor_of(c), initiating(c), std::move(h), std::move(args)...);
-}
-
-template <class Response, class Handler>
-struct cluster_exec_op final : cluster_exec {
-  cluster_exec_op(cluster_impl& c, const proto::request& r, Response& resp, Handler&& h)
-      : cluster_exec(c, r, proto::any_adapter(adapter_impl), &finish),
-        adapter_impl(resp),
-        handler(std::move(h)) {}
-  static void finish(cluster_exec& base, std::error_code ec, std::size_t bytes) {
-    end_cluster_op(static_cast<cluster_exec_op&>(base), error_code(ec), bytes);
-  }
-  proto::response_adapter<Response> adapter_impl;
-  Handler handler;
-};
-
-template <class X, class Handler>
-struct cluster_owned_op final : cluster_exec {
-  cluster_owned_op(cluster_impl& c, X&& x, Handler&& h)
-      : cluster_exec(c, x.request(), proto::any_adapter(adapter_impl), &finish),
-        owned(std::move(x)),
-        adapter_impl(response),
-        handler(std::move(h)) {
-    req = &owned.request();
-  }
-  static void finish(cluster_exec& base, std::error_code ec, std::size_t) {
-    auto& self = static_cast<cluster_owned_op&>(base);
-    end_cluster_op(self, error_code(ec), X::take(self.response));
-  }
-  X owned;
-  typename X::response_type response{};
-  proto::response_adapter<typename X::response_type> adapter_impl;
-  Handler handler;
-};
-
-template <class Op, class... Args>
-void launch_cluster_op(cluster_impl& c, Args&&... args) {
-  start_exec(c, *::new (allocate_op(c, sizeof(Op))) Op(c, std::forward<Args>(args)...));
-}
+void cancel_exec(cluster_impl& c, cluster_exec& e, asio::cancellation_type type);
 
 }  // namespace detail
 
@@ -219,31 +180,25 @@ class cluster_client {
   }
 
   /// As connection::async_exec, routed: every command goes to the node serving its keys.
+  /// Per-operation cancellation reaches the node connections (as on a connection: total
+  /// cancellation only before the request was written).
   /// Completes with an error code only when the request as a whole failed (timeout, a
   /// connection lost after the request was written, closed); a command refused here (keys
   /// in several slots where that cannot work) or by the server has its error reply in its
   /// own slot of the response.
   template <class Response, class Token>
   auto async_exec(const proto::request& req, Response& resp, Token&& token) {
-    return asio::async_initiate<Token, void(error_code, std::size_t)>(
-        [this](auto handler, const proto::request* r, Response* out) {
-          detail::launch_cluster_op<detail::cluster_exec_op<Response, decltype(handler)>>(
-              *impl_, *r, *out, std::move(handler));
-        },
-        token, &req, &resp);
+    return detail::initiate_exec<detail::cluster_exec>(*impl_, req, resp,
+                                                       std::forward<Token>(token));
   }
 
   /// Runs a command, pipeline or transaction that carries its reply types (command.hpp).
-  /// A transaction must keep its keys in one slot (use hash tags). Scripts are not resent
-  /// on NOSCRIPT here: load them first with `script::load()`, which goes to every primary.
+  /// A transaction must keep its keys in one slot (use hash tags). A script the node does
+  /// not know (NOSCRIPT) is sent again with its source, as on a connection.
   template <owned_request X, class Token>
   auto async_exec(X x, Token&& token) {
-    return asio::async_initiate<Token, void(error_code, typename X::value_type)>(
-        [this](auto handler, X owned) {
-          detail::launch_cluster_op<detail::cluster_owned_op<X, decltype(handler)>>(
-              *impl_, std::move(owned), std::move(handler));
-        },
-        token, std::move(x));
+    return detail::initiate_exec<detail::cluster_exec>(*impl_, std::move(x),
+                                                       std::forward<Token>(token));
   }
 
   /// The next keys of a cluster-wide SCAN (see cluster_scan); an empty batch is possible

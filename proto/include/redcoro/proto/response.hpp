@@ -162,4 +162,19 @@ class any_adapter {
   std::size_t (*replies_)(const void*);
 };
 
+/// A response that is itself an any_adapter: what a layer that forwards requests (the handle
+/// over a connection or a cluster) decodes into, so the caller's adapter gets the nodes.
+template <>
+class response_adapter<any_adapter> {
+ public:
+  explicit response_adapter(any_adapter& a) noexcept : a_(a) {}
+  void on_node(std::size_t index, const node& n) { a_.on_node(index, n); }
+  void prepare(std::size_t replies) { a_.prepare(replies); }
+  std::size_t replies() const noexcept { return a_.replies(); }
+  std::error_code error() const { return a_.error(); }
+
+ private:
+  any_adapter a_;
+};
+
 }  // namespace redcoro::proto

@@ -6,6 +6,8 @@
 #include <redcoro/proto/request.hpp>
 #include <redcoro/proto/response.hpp>
 
+#include <boost/system/error_code.hpp>
+
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -38,7 +40,7 @@ struct exec_entry {
 
   /// Called once, when the request is over: with a clear code after its last reply, or with
   /// the reason it ended early. May free the entry.
-  using complete_fn = void (*)(exec_entry& self, std::error_code ec);
+  using complete_fn = void (*)(exec_entry& self, boost::system::error_code ec);
 
   const proto::request* req = nullptr;
   proto::any_adapter adapter;
