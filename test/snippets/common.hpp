@@ -5,16 +5,36 @@
 // use): every public header, and the names the pages use without spelling them out.
 
 #include <redcoro/cache/codec.hpp>
+#include <redcoro/cache/error.hpp>
 #include <redcoro/client/client.hpp>
 #include <redcoro/client/command.hpp>
 #include <redcoro/client/commands.hpp>
+#include <redcoro/client/config.hpp>
 #include <redcoro/client/connection.hpp>
+#include <redcoro/client/endpoint.hpp>
+#include <redcoro/client/error.hpp>
+#include <redcoro/client/executes_requests.hpp>
+#include <redcoro/client/lease.hpp>
 #include <redcoro/client/script.hpp>
+#include <redcoro/client/sentinel_config.hpp>
+#include <redcoro/client/url.hpp>
 #include <redcoro/cluster/cluster_client.hpp>
 #include <redcoro/cluster/cluster_subscriber.hpp>
+#include <redcoro/cluster/topology.hpp>
+#include <redcoro/proto/adapter.hpp>
+#include <redcoro/proto/command_info.hpp>
+#include <redcoro/proto/command_table.hpp>
+#include <redcoro/proto/error.hpp>
+#include <redcoro/proto/key_slot.hpp>
+#include <redcoro/proto/node.hpp>
 #include <redcoro/proto/parser.hpp>
+#include <redcoro/proto/pubsub.hpp>
 #include <redcoro/proto/request.hpp>
 #include <redcoro/proto/response.hpp>
+#include <redcoro/proto/result.hpp>
+#include <redcoro/proto/type.hpp>
+#include <redcoro/proto/value.hpp>
+#include <redcoro/pubsub/message.hpp>
 #include <redcoro/pubsub/subscriber.hpp>
 
 #include <boost/asio/as_tuple.hpp>
