@@ -267,7 +267,7 @@ struct connection_impl final : push_sink {
     if (!mux.take_unblock()) return;
     if (client_id_ < 0) {
       log->warn(
-          "redcoro: {}: cannot unblock a blocking command whose caller gave up: the "
+          "{}: cannot unblock a blocking command whose caller gave up: the "
           "server did not say this connection's id",
           target());
       return;
@@ -289,7 +289,7 @@ struct connection_impl final : push_sink {
     conn->async_exec(
         *shared_req, *resp,
         [conn, shared_req, resp, logger, where = target()](error_code ec, std::size_t) {
-          if (ec) logger->warn("redcoro: {}: CLIENT UNBLOCK failed: {}", where, ec.message());
+          if (ec) logger->warn("{}: CLIENT UNBLOCK failed: {}", where, ec.message());
           conn->close();
         });
   }
@@ -305,7 +305,7 @@ struct connection_impl final : push_sink {
       const bool refused = std::get<0>(self.resp).has_error();
       if (ec || refused)
         self.conn->log->error(
-            "redcoro: {}: could not give back what a blocking command took after its caller "
+            "{}: could not give back what a blocking command took after its caller "
             "gave up: {}",
             self.conn->target(), ec ? ec.message() : std::get<0>(self.resp).error().message);
       delete &self;
@@ -320,8 +320,7 @@ struct connection_impl final : push_sink {
     std::vector<proto::request> backs;
     backs.swap(mux.hand_backs());
     for (proto::request& r : backs) {
-      log->info("redcoro: {}: giving back what a blocking command took after its caller gave up",
-                target());
+      log->info("{}: giving back what a blocking command took after its caller gave up", target());
       auto* e = new hand_back_entry(*this, std::move(r));
       e->deadline = deadline_for(std::chrono::milliseconds(-1), cfg.request_timeout);
       if (const std::error_code ec = mux.add(*e)) {
@@ -392,17 +391,17 @@ struct connection_impl final : push_sink {
       if (std::exchange(last_session_healthy_, false)) {
         // The server was there a moment ago (a restart, a failover, a dropped link): try again
         // at once; the backoff starts only if that fails.
-        log->info("redcoro: reconnecting to {}", target());
+        log->info("reconnecting to {}", target());
         continue;
       }
       const auto delay = retry.next();
       if (!delay) {
-        log->error("redcoro: giving up after {} failed connection attempts: {}", retry.failures(),
+        log->error("giving up after {} failed connection attempts: {}", retry.failures(),
                    ec.message());
         final_error_ = ec;
         co_return;
       }
-      log->info("redcoro: reconnecting in {} ms", delay->count());
+      log->info("reconnecting in {} ms", delay->count());
       retry_timer.expires_after(*delay);
       error_code wait_ec;
       co_await retry_timer.async_wait(use_ec(wait_ec));
@@ -447,7 +446,7 @@ struct connection_impl final : push_sink {
     auto result = co_await (attempt() || deadline.async_wait(asio::use_awaitable));
     if (result.index() == 1) ec = error::connect_timeout;
     if (ec) {
-      log->warn("redcoro: cannot connect to {}: {}", target(), ec.message());
+      log->warn("cannot connect to {}: {}", target(), ec.message());
       error_code ignored;
       socket.close(ignored);
     }
@@ -635,7 +634,7 @@ struct connection_impl final : push_sink {
   }
 
   void fail_session(error e, std::string_view why) {
-    log->error("redcoro: {}: {}: {}", target(), make_error_code(e).message(), why);
+    log->error("{}: {}: {}", target(), make_error_code(e).message(), why);
     session_error_ = e;
     error_code ignored;
     socket.close(ignored);
@@ -734,7 +733,7 @@ struct connection_impl final : push_sink {
   }
 
   void fail_session_protocol(std::error_code ec) {
-    log->error("redcoro: {}: protocol error: {}", target(), ec.message());
+    log->error("{}: protocol error: {}", target(), ec.message());
     session_error_ = ec;
     error_code ignored;
     socket.close(ignored);
@@ -778,8 +777,7 @@ struct connection_impl final : push_sink {
       const auto now = clock::now();
       if (stall_deadline() <= now) {
         const auto head = mux.head();
-        log->warn("redcoro: {}: no reply for {} ms with {} requests in flight; reconnecting",
-                  target(),
+        log->warn("{}: no reply for {} ms with {} requests in flight; reconnecting", target(),
                   std::chrono::duration_cast<std::chrono::milliseconds>(
                       now - std::max(head->written_at, last_read_at_))
                       .count(),
@@ -857,9 +855,9 @@ struct connection_impl final : push_sink {
       complete_all(failed_, error::not_connected);
     }
     if (closed_)
-      log->info("redcoro: closed the connection to {}", target());
+      log->info("closed the connection to {}", target());
     else if (was_connected)
-      log->warn("redcoro: disconnected from {}: {}", target(), ec ? ec.message() : "closed");
+      log->warn("disconnected from {}: {}", target(), ec ? ec.message() : "closed");
   }
 
   void finish_run() {
@@ -876,7 +874,7 @@ struct connection_impl final : push_sink {
   // Drops the current connection; async_run reconnects (connection::reconnect).
   void drop_connection() {
     if (!socket.is_open()) return;
-    log->warn("redcoro: {}: dropping the connection on request", target());
+    log->warn("{}: dropping the connection on request", target());
     if (!session_error_) session_error_ = error::connection_lost;
     error_code ignored;
     socket.close(ignored);

@@ -158,7 +158,7 @@ struct cluster_impl {
         ++it;
         continue;
       }
-      log->info("redcoro: cluster: leaving {}", it->first.to_string());
+      log->info("cluster: leaving {}", it->first.to_string());
       retired.push_back(std::move(it->second));
       it = nodes.erase(it);
     }
@@ -246,7 +246,7 @@ struct cluster_impl {
       recent_moves.clear();
       stale_reads = 0;
     }
-    if (!ready()) log->info("redcoro: cluster topology read: {} shards", t.shards().size());
+    if (!ready()) log->info("cluster topology read: {} shards", t.shards().size());
     drop_demoted(t);
     topo = std::move(t);
     node_conns.assign(topo.nodes().size(), nullptr);
@@ -278,7 +278,7 @@ struct cluster_impl {
       if (c.pending_requests() == 0) continue;
       if (c.is_connected() && c.unanswered_for() < stalled_after) continue;
       log->warn(
-          "redcoro: cluster: {} is no longer a primary and does not answer; dropping its "
+          "cluster: {} is no longer a primary and does not answer; dropping its "
           "connection",
           was.to_string());
       c.reconnect();
@@ -318,7 +318,7 @@ struct cluster_impl {
       proto::response<proto::value> r;
       co_await conn.async_exec(slots, r, asio::redirect_error(use_awaitable, ec));
       if (ec || std::get<0>(r).has_error()) {
-        log->warn("redcoro: cluster: no topology from a node: {}",
+        log->warn("cluster: no topology from a node: {}",
                   ec ? ec.message() : std::get<0>(r).error().message);
         co_return false;
       }
@@ -370,7 +370,7 @@ struct cluster_impl {
         co_await shut_down();
         co_return error_code(error::no_seed_reachable);
       }
-      log->warn("redcoro: cluster: no seed answered; retrying in {} ms", delay->count());
+      log->warn("cluster: no seed answered; retrying in {} ms", delay->count());
       sleep.expires_after(*delay);
       error_code ignored;
       co_await sleep.async_wait(asio::redirect_error(use_awaitable, ignored));
@@ -392,7 +392,7 @@ struct cluster_impl {
           (periodic && since >= cfg.refresh_interval)) {
         refresh_wanted = false;
         last_attempt = now;
-        if (!co_await refresh_once()) log->warn("redcoro: cluster: topology refresh failed");
+        if (!co_await refresh_once()) log->warn("cluster: topology refresh failed");
         continue;
       }
       auto next = clock::time_point::max();

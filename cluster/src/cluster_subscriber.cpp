@@ -131,7 +131,7 @@ struct cluster_subscriber_impl {
         // The node dropped a shard channel we want: its slot moved away (the node's
         // subscriber no longer holds it). It is subscribed on the new owner as soon as the
         // topology (read again now) or a MOVED says where.
-        log->info("redcoro: cluster subscriber: {} dropped shard channel {}", n.address.to_string(),
+        log->info("cluster subscriber: {} dropped shard channel {}", n.address.to_string(),
                   m.channel);
         cl.refresh();
         poke();
@@ -313,7 +313,7 @@ struct cluster_subscriber_impl {
                                    std::optional<node_address> from) {
     auto [ec, at] = co_await place(list, slot, true);
     if (ec) {
-      log->warn("redcoro: cluster subscriber: shard channel {} not placed yet: {}", list.front(),
+      log->warn("cluster subscriber: shard channel {} not placed yet: {}", list.front(),
                 ec.message());
       co_return ec;
     }
@@ -328,7 +328,7 @@ struct cluster_subscriber_impl {
     const std::optional<node_address> old = home;
     home = next;  // calls from now on subscribe there
     if (old) ++stats.home_moves;
-    log->info("redcoro: cluster subscriber: channels and patterns now on {}", next->to_string());
+    log->info("cluster subscriber: channels and patterns now on {}", next->to_string());
     node_sub& n = node(*next);
     const names c(wanted[channels].begin(), wanted[channels].end());
     const names p(wanted[patterns].begin(), wanted[patterns].end());
@@ -336,7 +336,7 @@ struct cluster_subscriber_impl {
     if (!c.empty()) tasks.push_back(resubscribe_on(n, channels, c));
     if (!p.empty()) tasks.push_back(resubscribe_on(n, patterns, p));
     const error_code ec = co_await gather(ex, std::move(tasks));
-    if (ec) log->warn("redcoro: cluster subscriber: moving channels failed: {}", ec.message());
+    if (ec) log->warn("cluster subscriber: moving channels failed: {}", ec.message());
     if (old && old != home)
       if (auto it = nodes.find(*old); it != nodes.end()) {
         const names oc(it->second->sub->channels().begin(), it->second->sub->channels().end());

@@ -255,7 +255,7 @@ asio::awaitable<error_code> subscriber::apply_change(request_kind k,
 void subscriber::log_refusal(std::string_view command, const std::string& message) {
   last_refusal_ = message;
   auto log = conn_.get_config().logger ? conn_.get_config().logger : detail::default_logger();
-  log->warn("redcoro: subscriber: {} refused: {}", command, message);
+  log->warn("subscriber: {} refused: {}", command, message);
 }
 
 void subscriber::close() {
