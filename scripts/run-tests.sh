@@ -14,11 +14,15 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 
 jobs=$(nproc)
 out=${REDCORO_BUILD_DIR:-$root/build}
-step() { printf '\n== %s ==\n' "$*"; }
+# Each step says how long the run has taken so far (HACKING.md has the figures).
+step() { printf '\n== %s (%d:%02d) ==\n' "$*" $((SECONDS / 60)) $((SECONDS % 60)); }
 
 step "g++: build (warnings are errors) and test"
+# -g1: line tables and function names, enough for backtraces, perf and callgrind. Full debug
+# information (-g) makes g++ 12 take 40 % longer on this code, for variables nobody inspects
+# in CI; the generated code is the same. Configure a tree of your own with -g for gdb.
 cmake -S "$root" -B "$out/gcc" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-  -DCMAKE_CXX_COMPILER=g++ -DREDCORO_WERROR=ON
+  -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O2 -g1 -DNDEBUG" -DCMAKE_CXX_COMPILER=g++ -DREDCORO_WERROR=ON
 cmake --build "$out/gcc"
 ctest --test-dir "$out/gcc" --output-on-failure -j "$jobs"
 
