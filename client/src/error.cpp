@@ -44,6 +44,12 @@ class category final : public std::error_category {
       case error::out_of_sync:
         return "a reply did not fit the command it would answer: the replies were out of step "
                "with the requests, and the connection was reset";
+      case error::invalid_config:
+        return "the settings cannot work for this deployment";
+      case error::unsupported:
+        return "this deployment cannot do that";
+      case error::cross_slot:
+        return "the keys span cluster slots, so no one node owns them all";
     }
     return "unknown redcoro client error";
   }

@@ -30,6 +30,11 @@ enum class error {
   wrong_role,         ///< the server is not the primary (or replica) it was expected to be:
                       ///< a Sentinel-managed connection refuses a demoted primary
   no_credentials,     ///< the credentials provider gave none, or not in time
+  invalid_config,     ///< the settings cannot work for this deployment (a database other
+                      ///< than 0 on a cluster): refused when the handle is made
+  unsupported,        ///< this deployment cannot do it (a dedicated connection on a handle
+                      ///< over a single connection)
+  cross_slot,         ///< cluster: the keys of a dedicated request or WATCH span slots
 };
 
 const std::error_category& client_category() noexcept;
