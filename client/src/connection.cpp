@@ -967,6 +967,9 @@ void cancel_exec(connection_impl& c, exec_entry& e, asio::cancellation_type type
 bool initiating(const connection_impl& c) noexcept {
   return c.initiating_;
 }
+connection_impl& impl_of(connection& c) noexcept {
+  return *c.impl_;
+}
 
 }  // namespace detail
 

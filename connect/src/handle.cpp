@@ -62,6 +62,8 @@ class handle_backend : public std::enable_shared_from_this<handle_backend> {
         key_prefix(node.key_prefix) {}
   virtual ~handle_backend() = default;
 
+  // For engines that are not one connection (conn == nullptr): runs it through the engine's
+  // own async_exec, and cancels it there.
   virtual void exec(handle_entry& e) = 0;
   virtual void run(asio::any_completion_handler<void(error_code)> h) = 0;
   virtual void close_engine() = 0;
@@ -93,6 +95,9 @@ class handle_backend : public std::enable_shared_from_this<handle_backend> {
   }
 
   asio::any_io_executor ex;
+  // The connection requests go to, when the engine is one server's: entries are queued on it
+  // directly.
+  connection_impl* conn = nullptr;
   deployment kind;
   std::shared_ptr<spdlog::logger> log;
   std::string key_prefix;  // SCAN's keys come back without it
@@ -114,17 +119,14 @@ struct handle_owner {
 
 namespace {
 
-// The engine's completion of a forwarded request: keeps the backend alive through the
-// handle's own completion.
+// The completion of a request run through an engine's own async_exec: keeps the backend
+// alive through the handle's completion.
 struct forwarded {
   handle_entry* e;
   std::shared_ptr<handle_backend> keep;
   void operator()(error_code ec, std::size_t n) {
-    auto& b = *keep;
     e->bytes_read += n;
-    --b.in_flight;
-    e->complete(*e, ec);  // may start it again (a script resent after NOSCRIPT)
-    if (b.releasing && b.in_flight == 0) b.close();
+    handle_entry::from_engine(*e, ec);
   }
 };
 
@@ -244,13 +246,11 @@ class server_backend final : public handle_backend {
   server_backend(asio::any_io_executor e, connection_config cfg)
       : handle_backend(e, std::is_same_v<Engine, client> ? deployment::pooled : deployment::single,
                        cfg),
-        engine_(e, std::move(cfg)) {}
-
-  void exec(handle_entry& e) override {
-    engine_.async_exec(
-        *e.req, e.adapter,
-        asio::bind_cancellation_slot(e.signal.slot(), forwarded{&e, shared_from_this()}));
+        engine_(e, std::move(cfg)) {
+    conn = &impl_of(server());
   }
+
+  void exec(handle_entry& e) override { start_exec(*conn, e); }
   void run(asio::any_completion_handler<void(error_code)> h) override {
     engine_.async_run(std::move(h));
   }
@@ -267,16 +267,16 @@ class server_backend final : public handle_backend {
   }
 
   asio::awaitable<std::pair<error_code, std::vector<std::string>>> scan(scan_cursor& c) override {
-    auto r = co_await scan_one(conn(), c);
+    auto r = co_await scan_one(server(), c);
     strip_prefix(r.second, key_prefix);
     co_return r;
   }
 
   asio::awaitable<void> health(health_report& r, std::chrono::milliseconds bound) override {
-    const auto& cfg = conn().get_config();
+    const auto& cfg = server().get_config();
     std::string address =
         cfg.unix_socket.empty() ? endpoint{cfg.host, cfg.port}.to_string() : cfg.unix_socket;
-    auto p = co_await probe(conn(), std::move(address), bound, false);
+    auto p = co_await probe(server(), std::move(address), bound, false);
     r.address = p.node.address;
     r.role = p.node.role;
     r.server_version = p.version;
@@ -287,13 +287,13 @@ class server_backend final : public handle_backend {
   }
 
   asio::awaitable<error_code> ready(std::chrono::milliseconds bound) override {
-    return ping(conn(), bound);
+    return ping(server(), bound);
   }
 
   void* engine() noexcept override { return &engine_; }
 
  private:
-  connection& conn() noexcept {
+  connection& server() noexcept {
     if constexpr (std::is_same_v<Engine, client>)
       return engine_.next_layer();
     else
@@ -443,20 +443,35 @@ const asio::any_io_executor& executor_of(const handle_backend& b) noexcept {
   return b.ex;
 }
 bool initiating(const handle_backend& b) noexcept {
-  return b.initiating;
+  return b.initiating || (b.conn && initiating(*b.conn));
 }
 void start_exec(handle_backend& b, handle_entry& e) {
   if (b.closed) {
     b.initiating = true;
-    e.complete(e, error::closed);
+    e.done(e, error::closed);
     b.initiating = false;
     return;
   }
   ++b.in_flight;
-  b.exec(e);
+  e.backend = &b;
+  if (b.conn)
+    start_exec(*b.conn, e);
+  else
+    b.exec(e);
 }
-void cancel_exec(handle_backend&, handle_entry& e, asio::cancellation_type type) {
-  e.signal.emit(type);
+void cancel_exec(handle_backend& b, handle_entry& e, asio::cancellation_type type) {
+  if (b.conn)
+    cancel_exec(*b.conn, e, type);
+  else
+    e.signal.emit(type);
+}
+
+void handle_entry::from_engine(exec_entry& base, error_code ec) {
+  auto& e = static_cast<handle_entry&>(base);
+  handle_backend& b = *e.backend;
+  --b.in_flight;
+  e.done(e, ec);  // may free e, or start it again (a script resent after NOSCRIPT)
+  if (b.releasing && b.in_flight == 0) b.close();
 }
 
 asio::awaitable<std::pair<error_code, lease>> acquire_for(std::shared_ptr<handle_backend> b,

@@ -67,6 +67,9 @@ void cancel_exec(connection_impl& c, exec_entry& e, asio::cancellation_type type
 /// `sink` must outlive the connection's run; nullptr restores the queue.
 void set_push_sink(connection& c, push_sink* sink) noexcept;
 void resume_reading(connection& c) noexcept;
+/// The implementation, for a layer that queues its own entries on the connection (the
+/// handle): start_exec / cancel_exec / initiating above.
+connection_impl& impl_of(connection& c) noexcept;
 
 // async_receive_push: queues the waiter, or completes it at once with a queued push.
 void receive_push(connection_impl& c, any_value_handler handler);
@@ -196,6 +199,7 @@ class connection {
   void run_impl(asio::any_completion_handler<void(error_code)> handler);
   friend void detail::set_push_sink(connection& c, detail::push_sink* sink) noexcept;
   friend void detail::resume_reading(connection& c) noexcept;
+  friend detail::connection_impl& detail::impl_of(connection& c) noexcept;
 
   std::unique_ptr<detail::connection_impl> impl_;
 };

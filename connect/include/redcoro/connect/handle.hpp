@@ -104,16 +104,19 @@ class handle;
 namespace detail {
 class handle_backend;
 
-// One async_exec on a handle: the operation layer's entry (client/detail/operation.hpp).
-struct handle_entry {
+// One async_exec on a handle: the operation layer's entry (client/detail/operation.hpp). It
+// is a connection's entry too, so that over one server the handle queues it on the
+// connection itself: no second operation, no second allocation. Engines with entries of
+// their own (the cluster) run it through their async_exec, reached by `signal`.
+struct handle_entry : exec_entry {
   using complete_fn = void (*)(handle_entry& self, error_code ec);
   handle_entry(const proto::request& r, proto::any_adapter a, complete_fn f)
-      : req(&r), adapter(a), complete(f) {}
-  const proto::request* req;
-  proto::any_adapter adapter;
-  complete_fn complete;
-  std::size_t bytes_read = 0;
-  asio::cancellation_signal signal;  // reaches the engine's own operation
+      : exec_entry(r, a, &from_engine), done(f) {}
+  static void from_engine(exec_entry& e, error_code ec);
+
+  complete_fn done;
+  handle_backend* backend = nullptr;  // while it runs
+  asio::cancellation_signal signal;
 };
 
 void* allocate_op(handle_backend& b, std::size_t size);
