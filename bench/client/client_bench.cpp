@@ -16,6 +16,7 @@
 #include "support/report.hpp"
 #include <redcoro/client/commands.hpp>
 #include <redcoro/client/connection.hpp>
+#include <redcoro/connect/blocking.hpp>
 #include <redcoro/connect/handle.hpp>
 
 #include <boost/asio/co_spawn.hpp>
@@ -34,6 +35,7 @@
 #include <functional>
 #include <map>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace asio = boost::asio;
@@ -180,6 +182,50 @@ struct hiredis_run {
   }
 };
 
+// --- threads making plain blocking calls -------------------------------------------------
+
+// `threads` threads, each with one request at a time: through one blocking_handle (its I/O
+// thread multiplexes them on one connection), or each thread on its own hiredis connection,
+// the usual synchronous setup.
+struct threads_run {
+  std::uint16_t port;
+  int threads;
+  bool hiredis;
+
+  void operator()(std::size_t ops) const {
+    const std::size_t per_thread = std::max<std::size_t>(1, ops / threads);
+    std::vector<std::thread> all;
+    if (hiredis) {
+      for (int t = 0; t < threads; ++t)
+        all.emplace_back([&, t] {
+          redisContext* c = redisConnect("127.0.0.1", port);
+          if (!c || c->err) std::exit(1);
+          const std::string k = key(t);
+          for (std::size_t i = 0; i < per_thread; ++i)
+            freeReplyObject(redisCommand(c, "GET %s", k.c_str()));
+          redisFree(c);
+        });
+    } else {
+      redcoro::connection_config cfg;
+      cfg.port = port;
+      cfg.pool_size = 0;
+      redcoro::blocking_handle redis(cfg);
+      if (!redis.wait_ready(std::chrono::seconds(10))) std::exit(1);
+      for (int t = 0; t < threads; ++t)
+        all.emplace_back([&, t] {
+          const std::string k = key(t);
+          for (std::size_t i = 0; i < per_thread; ++i)
+            if (!redis.exec(redcoro::cmd::get(k)).has_value()) std::exit(1);
+        });
+      for (auto& th : all)
+        th.join();
+      return;
+    }
+    for (auto& th : all)
+      th.join();
+  }
+};
+
 // --- redis-benchmark ------------------------------------------------------------------------
 
 struct redis_benchmark_run {
@@ -277,6 +323,11 @@ int main(int argc, char** argv) {
     all.push_back({group, "redcoro handle (pooled), " + co,
                    redcoro_run{port, c, 1, false, via::handle_pooled}, n(200000)});
   }
+  // Plain blocking calls from many threads.
+  all.push_back({"(e) 64 threads, blocking calls", "redcoro blocking_handle, 64 threads",
+                 threads_run{port, 64, false}, n(200000)});
+  all.push_back({"(e) 64 threads, blocking calls", "hiredis, 64 threads x own connection",
+                 threads_run{port, 64, true}, n(200000), RUSAGE_SELF, true});
   std::erase_if(all, [&](const contender& c) {
     return c.group.rfind(only, 0) != 0 && c.name.rfind(only, 0) != 0;
   });
@@ -301,7 +352,7 @@ int main(int argc, char** argv) {
 
   std::printf(
       "\nGET of 32-byte values on one connection, medians of %d rounds, redis-server %s\n"
-      "ratios are to the group's base: hiredis in (a)-(c), the connection in (d)\n\n",
+      "ratios are to the group's base: hiredis in (a)-(c) and (e), the connection in (d)\n\n",
       rounds, "on loopback");
   std::vector<std::vector<std::string>> rows;
   std::string group;
