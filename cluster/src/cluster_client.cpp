@@ -832,7 +832,10 @@ void proto::response_adapter<detail::cluster_exec>::on_node(std::size_t index, c
 cluster_client::cluster_client(executor_type ex, cluster_config cfg)
     : impl_(std::make_unique<detail::cluster_impl>(std::move(ex), std::move(cfg))) {}
 
-cluster_client::~cluster_client() = default;
+cluster_client::~cluster_client() {
+  // As the connection's: a client destroyed without close() still stops its node connections.
+  if (impl_) close();
+}
 
 cluster_config make_cluster_config(const cluster_url& url) {
   cluster_config c;
