@@ -30,6 +30,8 @@ enum class error {
   wrong_role,         ///< the server is not the primary (or replica) it was expected to be:
                       ///< a Sentinel-managed connection refuses a demoted primary
   no_credentials,     ///< the credentials provider gave none, or not in time
+  no_address,         ///< the address provider (connection_config::address_provider) gave
+                      ///< none, or not in time
 };
 
 const std::error_category& client_category() noexcept;
