@@ -924,7 +924,12 @@ struct connection_impl final : push_sink {
 
   // Drops the current connection; async_run reconnects (connection::reconnect).
   void drop_connection() {
-    if (!socket.is_open()) return;
+    if (!socket.is_open()) {
+      // Between attempts, waiting out the backoff: the caller knows something changed (a
+      // failover), so try again now.
+      retry_timer.cancel();
+      return;
+    }
     log->warn("redcoro: {}: dropping the connection on request", target());
     if (!session_error_) session_error_ = error::connection_lost;
     error_code ignored;
