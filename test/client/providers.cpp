@@ -149,7 +149,7 @@ TEST_CASE("a provider that does not answer fails the attempt, and close() does n
   std::vector<std::function<void(address_answer)>> unanswered;
   asio::io_context ioc;
   auto cfg = local_config(1);
-  cfg.connect_timeout = 300ms;
+  cfg.connect_timeout = 1500ms;
   cfg.address_provider = [&](std::function<void(address_answer)> done) {
     unanswered.push_back(std::move(done));
   };
@@ -162,17 +162,17 @@ TEST_CASE("a provider that does not answer fails the attempt, and close() does n
       run_done_at = std::chrono::steady_clock::now();
     });
     // No answer in time is not an answer of "none": the request waits for its own timeout.
-    const auto r = co_await ping(conn, 1000ms);
+    const auto r = co_await ping(conn, 3500ms);
     CHECK(r == redcoro::error::timeout);
-    CHECK(unanswered.size() >= 2);  // each attempt gave up after 300 ms, and asked again
-    CHECK(unanswered.size() <= 5);
-    co_await sleep_for(100ms);  // (inside an attempt now)
+    CHECK(unanswered.size() >= 2);  // each attempt gave up after 1.5 s, and asked again
+    CHECK(unanswered.size() <= 4);
+    co_await sleep_for(100ms);  // (inside an attempt now, with more than 0.5 s of it left)
     closed_at = std::chrono::steady_clock::now();
     conn.close();
     for (int i = 0; i < 100 && !run_done; ++i)
       co_await sleep_for(5ms);
     CHECK(run_done);
-    CHECK(run_done_at - closed_at < 100ms);
+    CHECK(run_done_at - closed_at < 500ms);
     // Late answers go nowhere.
     for (auto& done : unanswered)
       done(endpoint{"127.0.0.1", server.port()});
