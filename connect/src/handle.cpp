@@ -1,6 +1,7 @@
 #include <redcoro/client/client.hpp>
 #include <redcoro/client/detail/op_pool.hpp>
 #include <redcoro/client/executes_requests.hpp>
+#include <redcoro/client/sentinel_client.hpp>
 #include <redcoro/connect/handle.hpp>
 
 #include <boost/asio/bind_cancellation_slot.hpp>
@@ -239,14 +240,24 @@ asio::awaitable<error_code> ping(connection& conn, std::chrono::milliseconds bou
   co_return ec;
 }
 
-// One server: a connection, or a client (shared connection plus pool).
+// One server: a connection, a client (shared connection plus pool), or a Sentinel-managed
+// client (a client that asks the sentinels where the server is).
+template <class Engine>
+constexpr deployment kind_of() {
+  if constexpr (std::is_same_v<Engine, connection>)
+    return deployment::single;
+  else if constexpr (std::is_same_v<Engine, client>)
+    return deployment::pooled;
+  else
+    return deployment::sentinel;
+}
+
 template <class Engine>
 class server_backend final : public handle_backend {
  public:
-  server_backend(asio::any_io_executor e, connection_config cfg)
-      : handle_backend(e, std::is_same_v<Engine, client> ? deployment::pooled : deployment::single,
-                       cfg),
-        engine_(e, std::move(cfg)) {
+  template <class Config>
+  server_backend(asio::any_io_executor e, Config cfg, const connection_config& node)
+      : handle_backend(e, kind_of<Engine>(), node), engine_(e, std::move(cfg)) {
     conn = &impl_of(server());
   }
 
@@ -258,11 +269,11 @@ class server_backend final : public handle_backend {
 
   asio::awaitable<std::pair<error_code, lease>> acquire(proto::request) override {
     error_code ec;
-    if constexpr (std::is_same_v<Engine, client>) {
+    if constexpr (std::is_same_v<Engine, connection>) {
+      co_return std::pair{error_code(error::unsupported), lease{}};
+    } else {
       auto l = co_await engine_.async_acquire(asio::redirect_error(use_awaitable, ec));
       co_return std::pair{ec, std::move(l)};
-    } else {
-      co_return std::pair{error_code(error::unsupported), lease{}};
     }
   }
 
@@ -273,10 +284,7 @@ class server_backend final : public handle_backend {
   }
 
   asio::awaitable<void> health(health_report& r, std::chrono::milliseconds bound) override {
-    const auto& cfg = server().get_config();
-    std::string address =
-        cfg.unix_socket.empty() ? endpoint{cfg.host, cfg.port}.to_string() : cfg.unix_socket;
-    auto p = co_await probe(server(), std::move(address), bound, false);
+    auto p = co_await probe(server(), address(), bound, false);
     r.address = p.node.address;
     r.role = p.node.role;
     r.server_version = p.version;
@@ -293,11 +301,24 @@ class server_backend final : public handle_backend {
   void* engine() noexcept override { return &engine_; }
 
  private:
+  // The shared multiplexed connection requests go to.
   connection& server() noexcept {
-    if constexpr (std::is_same_v<Engine, client>)
+    if constexpr (std::is_same_v<Engine, connection>)
+      return engine_;
+    else if constexpr (std::is_same_v<Engine, client>)
       return engine_.next_layer();
     else
-      return engine_;
+      return engine_.next_layer().next_layer();
+  }
+  // Where it is: the config's, or what the sentinels said last.
+  std::string address() {
+    if constexpr (std::is_same_v<Engine, sentinel_client>) {
+      auto a = engine_.current_address();
+      return a ? a->to_string() : std::string("(no address from the sentinels yet)");
+    } else {
+      const auto& cfg = server().get_config();
+      return cfg.unix_socket.empty() ? endpoint{cfg.host, cfg.port}.to_string() : cfg.unix_socket;
+    }
   }
 
   Engine engine_;
@@ -416,8 +437,10 @@ std::shared_ptr<handle_backend> make_backend(asio::any_io_executor ex, handle_co
     throw std::system_error(make_error_code(error::invalid_config), why);
   };
   if (auto* c = std::get_if<connection_config>(&cfg)) {
-    if (c->pool_size == 0) return std::make_shared<server_backend<connection>>(ex, std::move(*c));
-    return std::make_shared<server_backend<client>>(ex, std::move(*c));
+    const connection_config node = *c;
+    if (c->pool_size == 0)
+      return std::make_shared<server_backend<connection>>(ex, std::move(*c), node);
+    return std::make_shared<server_backend<client>>(ex, std::move(*c), node);
   }
   if (auto* c = std::get_if<cluster_config>(&cfg)) {
     if (c->node.database != 0)
@@ -427,8 +450,11 @@ std::shared_ptr<handle_backend> make_backend(asio::any_io_executor ex, handle_co
     if (c->seeds.empty()) refuse("a cluster needs at least one seed node");
     return std::make_shared<cluster_backend>(ex, std::move(*c));
   }
-  refuse("Sentinel deployments are not supported by this build");
-  return nullptr;
+  auto& s = std::get<sentinel_config>(cfg);
+  if (s.primary_name.empty()) refuse("a Sentinel deployment needs the primary's name");
+  if (s.sentinels.empty()) refuse("a Sentinel deployment needs at least one sentinel");
+  const connection_config node = s.node;
+  return std::make_shared<server_backend<sentinel_client>>(ex, std::move(s), node);
 }
 
 }  // namespace
@@ -541,6 +567,11 @@ connection* handle::as_connection() const noexcept {
 }
 cluster_client* handle::as_cluster() const noexcept {
   return kind() == deployment::cluster ? static_cast<cluster_client*>(backend_->engine()) : nullptr;
+}
+
+sentinel_client* handle::as_sentinel() const noexcept {
+  return kind() == deployment::sentinel ? static_cast<sentinel_client*>(backend_->engine())
+                                        : nullptr;
 }
 
 }  // namespace redcoro

@@ -4,6 +4,7 @@
 #include "support/client_helpers.hpp"
 #include "support/cluster_helpers.hpp"
 #include "support/redis_cluster.hpp"
+#include "support/redis_sentinel.hpp"
 #include "support/redis_server.hpp"
 #include <redcoro/client/commands.hpp>
 #include <redcoro/client/script.hpp>
@@ -19,6 +20,7 @@
 
 using namespace redcoro;
 using namespace redcoro::test;
+using redcoro::test::redis_sentinel;
 using namespace std::chrono_literals;
 using asio::use_awaitable;
 
@@ -398,4 +400,79 @@ TEST_CASE("handle: the last copy going closes the engine after what is in flight
   CHECK(answered == 50);
   CHECK(failed == 0);
   CHECK(ioc.stopped());  // the engine closed: nothing is left to run
+}
+
+namespace {
+
+std::string sentinel_url(const redis_sentinel& d) {
+  std::string url = "redis+sentinel://";
+  const auto ports = d.sentinel_ports();
+  for (std::size_t i = 0; i < ports.size(); ++i)
+    url += (i ? ",127.0.0.1:" : "127.0.0.1:") + std::to_string(ports[i]);
+  return url + "/" + d.name();
+}
+
+}  // namespace
+
+TEST_CASE("handle: the same service on a Sentinel-managed primary, and through its failover",
+          "[handle][sentinel][failure]") {
+  redis_sentinel d;
+  REQUIRE(d.wait_ready(20s));
+  auto defaults = local_config(0);
+  defaults.key_prefix = "svc:";
+  defaults.request_timeout = 5s;
+  defaults.connect_timeout = 2s;
+  with_handle(
+      make_handle_config(sentinel_url(d), defaults),
+      [&](handle& h) -> asio::awaitable<void> {
+        CHECK(h.kind() == deployment::sentinel);
+        REQUIRE(h.as_sentinel() != nullptr);
+        check(co_await service(h));
+
+        // SIGKILL the primary under 20 writers: every request ends, writes land on the promoted
+        // replica, and the health report names it.
+        auto ex = co_await asio::this_coro::executor;
+        const std::uint16_t old = d.agreed_primary();
+        std::size_t ok = 0, failed = 0, running = 20;
+        bool stop = false;
+        asio::steady_timer all_done(ex, std::chrono::steady_clock::time_point::max());
+        for (int w = 0; w < 20; ++w)
+          asio::co_spawn(
+              ex,
+              [&, w]() -> asio::awaitable<void> {
+                while (!stop) {
+                  error_code ec;
+                  auto r = co_await h.async_exec(cmd::incr("w" + std::to_string(w)),
+                                                 asio::redirect_error(use_awaitable, ec));
+                  (ec || r.has_error() ? failed : ok)++;
+                  if (ec) co_await sleep_for(20ms);
+                }
+                if (--running == 0) all_done.cancel();
+              },
+              asio::detached);
+        co_await sleep_for(200ms);
+        d.server_on(old).kill();
+        const std::uint16_t promoted = d.wait_primary(20000ms, old);
+        REQUIRE(promoted != 0);
+        // Writes succeed again (bounded: the failover time plus 2 s at most).
+        bool served = false;
+        for (int i = 0; i < 40 && !served; ++i) {
+          error_code ec;
+          auto r =
+              co_await h.async_exec(cmd::incr("after"), asio::redirect_error(use_awaitable, ec));
+          served = !ec && !r.has_error();
+          if (!served) co_await sleep_for(100ms);
+        }
+        CHECK(served);
+        stop = true;
+        error_code ignored;
+        co_await all_done.async_wait(asio::redirect_error(use_awaitable, ignored));
+        CHECK(running == 0);  // nothing hung
+        CHECK(ok > 0);
+        auto report = co_await h.async_health(use_awaitable);
+        CHECK(report.healthy);
+        CHECK(report.role == "master");
+        CHECK(report.address == "127.0.0.1:" + std::to_string(promoted));
+      },
+      120s);
 }

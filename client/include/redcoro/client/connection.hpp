@@ -177,7 +177,8 @@ class connection {
   void close();
   /// Drops the current connection, as if the server had; async_run reconnects (with the
   /// usual backoff). Written requests fail with error::connection_lost unless marked safe
-  /// to retry; waiting ones go out on the new connection.
+  /// to retry; waiting ones go out on the new connection. While async_run waits out the
+  /// backoff after a failed attempt, it tries again at once instead.
   void reconnect();
 
   /// Protocol of the current connection: 3, 2, or 0 while not connected.

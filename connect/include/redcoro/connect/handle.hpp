@@ -31,6 +31,7 @@
 namespace redcoro {
 
 class client;
+class sentinel_client;
 namespace detail {
 struct scan_access;
 }
@@ -265,6 +266,7 @@ class handle {
   client* as_client() const noexcept;
   connection* as_connection() const noexcept;
   cluster_client* as_cluster() const noexcept;
+  sentinel_client* as_sentinel() const noexcept;
 
  private:
   std::shared_ptr<detail::handle_backend> shared_backend() const;
