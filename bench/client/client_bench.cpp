@@ -4,7 +4,9 @@
 // of ops/s and of client CPU per op (user+sys from getrusage), with ratios to the hiredis
 // run of the same shape. Heap allocations per request are counted in an untimed pass.
 //
-//   bench_client [--rounds=N] [--scale=F]      F scales the number of operations (default 1)
+//   bench_client [--rounds=N] [--scale=F] [--only=SHAPE]
+//     F scales the number of operations (default 1); SHAPE keeps the shapes whose name starts
+//     with it: "(d)" measures only the handle against the connection.
 //
 // The "cmd::get" rows build a typed command per call (redcoro::cmd::get) instead of reusing a
 // request and response: what the typed helpers cost next to the raw path, in the same run.
@@ -14,6 +16,8 @@
 #include "support/report.hpp"
 #include <redcoro/client/commands.hpp>
 #include <redcoro/client/connection.hpp>
+#include <redcoro/connect/blocking.hpp>
+#include <redcoro/connect/handle.hpp>
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -31,6 +35,7 @@
 #include <functional>
 #include <map>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace asio = boost::asio;
@@ -71,11 +76,16 @@ sample measure(std::size_t ops, const std::function<void()>& run, int who = RUSA
 
 // `coroutines` coroutines share one connection; each sends requests of `depth` GETs
 // (reused request and response) until `ops` GETs were done in all.
+// What the requests go through: the connection itself, or the handle (connect/handle.hpp)
+// over a single connection or over a pooled client, for what the handle's indirection costs.
+enum class via { connection, handle_single, handle_pooled };
+
 struct redcoro_run {
   std::uint16_t port;
   int coroutines;
   int depth;
   bool helper = false;  // single GETs through cmd::get (a new typed command per call)
+  via through = via::connection;
 
   void operator()(std::size_t ops) const { run(ops, nullptr); }
 
@@ -90,8 +100,19 @@ struct redcoro_run {
     asio::io_context ioc(1);
     redcoro::connection_config cfg;
     cfg.port = port;
-    redcoro::connection conn(ioc, cfg);
-    conn.async_run(asio::detached);
+    if (through == via::connection) {
+      redcoro::connection conn(ioc, cfg);
+      conn.async_run(asio::detached);
+      drive(ioc, conn, ops, allocs);
+    } else {
+      cfg.pool_size = through == via::handle_single ? 0 : 4;
+      redcoro::handle h(ioc, cfg);
+      drive(ioc, h, ops, allocs);
+    }
+  }
+
+  template <class Redis>
+  void drive(asio::io_context& ioc, Redis& conn, std::size_t ops, double* allocs) const {
     const std::size_t per_coroutine = std::max<std::size_t>(1, ops / coroutines / depth);
     int finished = 0;
     // Allocations are counted over a window in the middle of the run, across all coroutines,
@@ -161,6 +182,50 @@ struct hiredis_run {
   }
 };
 
+// --- threads making plain blocking calls -------------------------------------------------
+
+// `threads` threads, each with one request at a time: through one blocking_handle (its I/O
+// thread multiplexes them on one connection), or each thread on its own hiredis connection,
+// the usual synchronous setup.
+struct threads_run {
+  std::uint16_t port;
+  int threads;
+  bool hiredis;
+
+  void operator()(std::size_t ops) const {
+    const std::size_t per_thread = std::max<std::size_t>(1, ops / threads);
+    std::vector<std::thread> all;
+    if (hiredis) {
+      for (int t = 0; t < threads; ++t)
+        all.emplace_back([&, t] {
+          redisContext* c = redisConnect("127.0.0.1", port);
+          if (!c || c->err) std::exit(1);
+          const std::string k = key(t);
+          for (std::size_t i = 0; i < per_thread; ++i)
+            freeReplyObject(redisCommand(c, "GET %s", k.c_str()));
+          redisFree(c);
+        });
+    } else {
+      redcoro::connection_config cfg;
+      cfg.port = port;
+      cfg.pool_size = 0;
+      redcoro::blocking_handle redis(cfg);
+      if (!redis.wait_ready(std::chrono::seconds(10))) std::exit(1);
+      for (int t = 0; t < threads; ++t)
+        all.emplace_back([&, t] {
+          const std::string k = key(t);
+          for (std::size_t i = 0; i < per_thread; ++i)
+            if (!redis.exec(redcoro::cmd::get(k)).has_value()) std::exit(1);
+        });
+      for (auto& th : all)
+        th.join();
+      return;
+    }
+    for (auto& th : all)
+      th.join();
+  }
+};
+
 // --- redis-benchmark ------------------------------------------------------------------------
 
 struct redis_benchmark_run {
@@ -198,13 +263,16 @@ struct contender {
 int main(int argc, char** argv) {
   int rounds = 3;
   double scale = 1.0;
+  std::string only;  // shapes or contenders whose name starts with this ("(d)"); empty: all
   for (int i = 1; i < argc; ++i) {
     if (std::strncmp(argv[i], "--rounds=", 9) == 0) {
       rounds = std::max(1, std::atoi(argv[i] + 9));
     } else if (std::strncmp(argv[i], "--scale=", 8) == 0) {
       scale = std::max(0.01, std::atof(argv[i] + 8));
+    } else if (std::strncmp(argv[i], "--only=", 7) == 0) {
+      only = argv[i] + 7;
     } else {
-      std::fprintf(stderr, "usage: %s [--rounds=N] [--scale=F]\n", argv[0]);
+      std::fprintf(stderr, "usage: %s [--rounds=N] [--scale=F] [--only=SHAPE]\n", argv[0]);
       return 2;
     }
   }
@@ -244,6 +312,25 @@ int main(int argc, char** argv) {
     all.push_back({group, "redis-benchmark -c 1 -P " + std::to_string(d),
                    redis_benchmark_run{port, d}, n(400000), RUSAGE_CHILDREN});
   }
+  // The handle against the connection it wraps (the baseline of this group).
+  for (int c : {1, 64}) {
+    const std::string group = "(d) handle, " + std::to_string(c) + " in flight";
+    const std::string co = std::to_string(c) + (c == 1 ? " coroutine" : " coroutines");
+    all.push_back({group, "redcoro connection, " + co, redcoro_run{port, c, 1}, n(200000),
+                   RUSAGE_SELF, true});
+    all.push_back({group, "redcoro handle (single), " + co,
+                   redcoro_run{port, c, 1, false, via::handle_single}, n(200000)});
+    all.push_back({group, "redcoro handle (pooled), " + co,
+                   redcoro_run{port, c, 1, false, via::handle_pooled}, n(200000)});
+  }
+  // Plain blocking calls from many threads.
+  all.push_back({"(e) 64 threads, blocking calls", "redcoro blocking_handle, 64 threads",
+                 threads_run{port, 64, false}, n(200000)});
+  all.push_back({"(e) 64 threads, blocking calls", "hiredis, 64 threads x own connection",
+                 threads_run{port, 64, true}, n(200000), RUSAGE_SELF, true});
+  std::erase_if(all, [&](const contender& c) {
+    return c.group.rfind(only, 0) != 0 && c.name.rfind(only, 0) != 0;
+  });
   for (auto& c : all) {
     if (c.name.rfind("redcoro", 0) != 0) continue;
     auto run = c.run.target<redcoro_run>();
@@ -264,7 +351,8 @@ int main(int argc, char** argv) {
   }
 
   std::printf(
-      "\nGET of 32-byte values on one connection, medians of %d rounds, redis-server %s\n\n",
+      "\nGET of 32-byte values on one connection, medians of %d rounds, redis-server %s\n"
+      "ratios are to the group's base: hiredis in (a)-(c) and (e), the connection in (d)\n\n",
       rounds, "on loopback");
   std::vector<std::vector<std::string>> rows;
   std::string group;
@@ -288,7 +376,6 @@ int main(int argc, char** argv) {
                     redcoro::bench::format_ratio(u / base_cpu), allocs});
   }
   redcoro::bench::print_table(
-      {"shape", "client", "ops/s", "vs hiredis", "CPU us/op", "CPU vs hiredis", "allocs/request"},
-      rows);
+      {"shape", "client", "ops/s", "vs base", "CPU us/op", "CPU vs base", "allocs/request"}, rows);
   return 0;
 }

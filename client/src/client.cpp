@@ -82,10 +82,16 @@ struct pool_state {
     return lease(std::move(p), std::move(c));
   }
 
+  // Every connection of the pool that still runs: lent, idle or draining.
+  template <class F>
+  void for_each_connection(F f) {
+    for (auto& w : all)
+      if (auto c = w.lock()) f(*c);
+  }
+
   void close() {
     closed = true;
-    for (auto& w : all)
-      if (auto c = w.lock()) c->close();
+    for_each_connection([](connection& c) { c.close(); });
     idle.clear();
     draining.clear();
     for (waiter w : waiters)
@@ -137,6 +143,11 @@ void client::close() {
   detail::close_pool(*pool_);
 }
 
+void client::reconnect() {
+  shared_.reconnect();
+  detail::reconnect_pool(*pool_);
+}
+
 void detail::log_callback_failure(const std::shared_ptr<spdlog::logger>& given,
                                   const std::exception_ptr& e) {
   const auto& log = given ? given : detail::default_logger();
@@ -156,6 +167,10 @@ std::shared_ptr<detail::pool_state> detail::make_pool(asio::any_io_executor ex,
 
 void detail::close_pool(pool_state& p) {
   p.close();
+}
+
+void detail::reconnect_pool(pool_state& p) {
+  p.for_each_connection([](connection& c) { c.reconnect(); });
 }
 
 asio::awaitable<std::pair<error_code, lease>> detail::acquire_from(

@@ -77,6 +77,8 @@ struct connection_impl final : push_sink {
         retry(cfg.reconnect, reinterpret_cast<std::uintptr_t>(this)),
         read_buf(cfg.read_buffer_size) {
     mux.set_push_sink(push_target);
+    // With an address provider, each attempt learns where to go (current_address).
+    if (!cfg.address_provider) dial_ = endpoint{cfg.host, cfg.port};
     if (cfg.tls.enabled) tls_context.emplace(make_tls_context(cfg.tls));
     if (!cfg.key_prefix.empty()) {
       prefixer.emplace(cfg.key_prefix);
@@ -120,7 +122,7 @@ struct connection_impl final : push_sink {
   // After the TCP connect: the TLS handshake, with SNI and the certificate's name checked.
   awaitable<void> tls_handshake(error_code& ec) {
     tls.emplace(socket, *tls_context);
-    const std::string& name = cfg.tls.server_name.empty() ? cfg.host : cfg.tls.server_name;
+    const std::string& name = cfg.tls.server_name.empty() ? dial_.host : cfg.tls.server_name;
     error_code parse_ec;
     asio::ip::make_address(name, parse_ec);
     // SNI carries host names only, never IP addresses (RFC 6066).
@@ -273,6 +275,10 @@ struct connection_impl final : push_sink {
       return;
     }
     connection_config side = cfg;
+    // To this server, whatever an address provider would say now.
+    side.address_provider = nullptr;
+    side.host = dial_.host;
+    side.port = dial_.port;
     side.key_prefix.clear();
     side.on_handshake = nullptr;
     side.reconnect.max_attempts = 1;
@@ -368,7 +374,10 @@ struct connection_impl final : push_sink {
   awaitable<void> connect_loop() {
     for (;;) {
       if (closed_) co_return;
-      error_code ec = co_await connect();
+      error_code ec;
+      bool no_address = false;  // the address provider said there is none
+      if (cfg.address_provider) ec = co_await current_address(no_address);
+      if (!ec) ec = co_await connect();
       std::optional<credentials> creds;
       if (!ec) {
         creds = co_await current_credentials();
@@ -386,7 +395,7 @@ struct connection_impl final : push_sink {
         co_await (reader() || writer() || health_loop() || reauth_loop());
         ec = session_error_;
       }
-      end_session(ec);
+      end_session(ec, no_address);
       if (closed_) co_return;
       if (std::exchange(last_session_healthy_, false)) {
         // The server was there a moment ago (a restart, a failover, a dropped link): try again
@@ -408,15 +417,17 @@ struct connection_impl final : push_sink {
     }
   }
 
+  // Where this connection goes: the address it dials (or last dialled).
   std::string target() const {
-    if (!cfg.unix_socket.empty()) return "unix:" + cfg.unix_socket;
-    return cfg.host + ":" + std::to_string(cfg.port);
+    if (!cfg.unix_socket.empty() && !cfg.address_provider) return "unix:" + cfg.unix_socket;
+    if (dial_.host.empty()) return "(no address yet)";
+    return dial_.to_string();
   }
 
   awaitable<error_code> connect() {
     error_code ec;
     auto attempt = [&]() -> awaitable<void> {
-      if (!cfg.unix_socket.empty()) {
+      if (!cfg.unix_socket.empty() && !cfg.address_provider) {
         asio::local::stream_protocol::endpoint ep(cfg.unix_socket);
         socket.open(asio::generic::stream_protocol(ep.protocol()), ec);
         if (!ec) co_await socket.async_connect(ep, use_ec(ec));
@@ -424,7 +435,7 @@ struct connection_impl final : push_sink {
       }
       asio::ip::tcp::resolver resolver(executor);
       auto endpoints =
-          co_await resolver.async_resolve(cfg.host, std::to_string(cfg.port), use_ec(ec));
+          co_await resolver.async_resolve(dial_.host, std::to_string(dial_.port), use_ec(ec));
       if (ec) co_return;
       for (const auto& entry : endpoints) {
         asio::generic::stream_protocol::endpoint ep(entry.endpoint());
@@ -470,32 +481,69 @@ struct connection_impl final : push_sink {
     handshake_settings settings;
   };
 
-  // The credentials of this attempt: the provider's when there is one (bounded by the
-  // connect timeout), else the config's.
-  awaitable<std::optional<credentials>> current_credentials() {
-    if (!cfg.credentials_provider) co_return credentials{cfg.username, cfg.password};
+  // Asks a provider of the config's (credentials, address) and waits for its answer, taken
+  // on this executor, up to the connect timeout or close(). nullopt: no answer in time (or
+  // the provider threw, which is logged). A late answer is dropped.
+  template <class T>
+  awaitable<std::optional<T>> ask_provider(
+      const std::function<void(std::function<void(T)>)>& provider, const char* what) {
     struct answer {
-      std::optional<credentials> got;
-      bool done = false, alive = true;
+      std::optional<T> got;
+      bool alive = true;
       asio::steady_timer* wake = nullptr;
     };
     auto a = std::make_shared<answer>();
     asio::steady_timer wake(executor, cfg.connect_timeout);
     a->wake = &wake;
-    cfg.credentials_provider([a, ex = executor](std::optional<credentials> c) {
-      asio::post(ex, [a, c = std::move(c)]() mutable {
-        if (!a->alive || a->done) return;
-        a->got = std::move(c);
-        a->done = true;
-        a->wake->cancel();
+    bool threw = false;
+    try {
+      provider([a, ex = executor](T value) {
+        asio::post(ex, [a, v = std::move(value)]() mutable {
+          if (!a->alive || a->got) return;
+          a->got.emplace(std::move(v));
+          a->wake->cancel();
+        });
       });
-    });
-    if (!a->done) {
+    } catch (const std::exception& e) {
+      log->error("{}: the {} provider threw: {}", target(), what, e.what());
+      threw = true;
+    }
+    if (!threw && !closed_) {
+      // close() wakes it (the provider may never answer).
+      provider_wait_ = &wake;
       error_code ignored;
       co_await wake.async_wait(use_ec(ignored));
+      provider_wait_ = nullptr;
     }
     a->alive = false;
     co_return std::move(a->got);
+  }
+
+  // The credentials of this attempt: the provider's when there is one, else the config's.
+  awaitable<std::optional<credentials>> current_credentials() {
+    if (!cfg.credentials_provider) co_return credentials{cfg.username, cfg.password};
+    auto got = co_await ask_provider(cfg.credentials_provider, "credentials");
+    if (!got) co_return std::nullopt;
+    co_return std::move(*got);
+  }
+
+  // Where this attempt goes, from the address provider: into dial_, or the reason there is
+  // none. `refused`: the provider said so, rather than not answering in time.
+  awaitable<error_code> current_address(bool& refused) {
+    auto got = co_await ask_provider(cfg.address_provider, "address");
+    if (got && got->address) {
+      dial_ = std::move(*got->address);
+      co_return error_code{};
+    }
+    if (!got && closed_) co_return error_code(error::closed);
+    // (Even when closed meanwhile: waiting requests learn why there was nowhere to go.)
+    refused = got.has_value();
+    error_code why = error::no_address;
+    if (got && got->reason) why = got->reason;
+    if (!closed_)
+      log->warn("no address to connect to{}: {}",
+                got ? "" : " (the address provider did not answer in time)", why.message());
+    co_return why;
   }
 
   void begin_handshake(credentials creds) {
@@ -819,7 +867,8 @@ struct connection_impl final : push_sink {
     }
   }
 
-  void end_session(error_code ec) {
+  // `no_address`: the attempt failed because the address provider said there is none.
+  void end_session(error_code ec, bool no_address = false) {
     const bool was_connected = mux.ready();
     // Up for a while: the first reconnect goes at once (see connect_loop).
     last_session_healthy_ = was_connected && clock::now() - ready_at_ >= healthy_session;
@@ -845,9 +894,9 @@ struct connection_impl final : push_sink {
     const std::error_code why = malformed ? session : error::connection_lost;
     mux.on_connection_lost(failed_);
     complete_all(failed_, why);
-    if (ec == error::auth_failed || ec == error::handshake_failed) {
-      // The same settings will fail the same way: waiting requests learn why now instead of
-      // at their timeout.
+    if (ec == error::auth_failed || ec == error::handshake_failed || no_address) {
+      // The same settings will fail the same way (and there is nowhere to go until the address
+      // provider knows one): waiting requests learn why now instead of at their timeout.
       mux.drain(failed_);
       complete_all(failed_, ec);
     } else if (cfg.fail_waiting_on_disconnect) {
@@ -873,7 +922,12 @@ struct connection_impl final : push_sink {
 
   // Drops the current connection; async_run reconnects (connection::reconnect).
   void drop_connection() {
-    if (!socket.is_open()) return;
+    if (!socket.is_open()) {
+      // Between attempts, waiting out the backoff: the caller knows something changed (a
+      // failover), so try again now.
+      retry_timer.cancel();
+      return;
+    }
     log->warn("{}: dropping the connection on request", target());
     if (!session_error_) session_error_ = error::connection_lost;
     error_code ignored;
@@ -889,12 +943,15 @@ struct connection_impl final : push_sink {
     health_timer.cancel();
     retry_timer.cancel();
     push_space.cancel();
+    if (provider_wait_) provider_wait_->cancel();
     if (!running_) finish_run();
   }
 
   asio::any_io_executor executor;
   connection_config cfg;
   std::shared_ptr<spdlog::logger> log;
+  endpoint dial_;                                // where this attempt goes (target())
+  asio::steady_timer* provider_wait_ = nullptr;  // while waiting for a provider's answer
   socket_type socket;
   std::optional<asio::ssl::context> tls_context;       // when cfg.tls.enabled
   std::optional<asio::ssl::stream<socket_type&>> tls;  // per connection, over `socket`
@@ -964,6 +1021,9 @@ void cancel_exec(connection_impl& c, exec_entry& e, asio::cancellation_type type
 }
 bool initiating(const connection_impl& c) noexcept {
   return c.initiating_;
+}
+connection_impl& impl_of(connection& c) noexcept {
+  return *c.impl_;
 }
 
 }  // namespace detail

@@ -37,6 +37,14 @@ class category final : public std::error_category {
         return "the server's role is not the one expected (a demoted primary, say)";
       case error::no_credentials:
         return "the credentials provider gave no credentials in time";
+      case error::no_address:
+        return "the address provider gave no address to connect to";
+      case error::no_sentinel_reachable:
+        return "no sentinel could be reached to ask where the server is";
+      case error::unknown_primary_name:
+        return "no sentinel knows a primary of this name";
+      case error::no_healthy_replica:
+        return "the sentinels know no healthy replica of the primary";
       case error::callback_failed:
         return "a function given by the caller threw; nothing was committed";
       case error::no_seed_reachable:
@@ -44,6 +52,12 @@ class category final : public std::error_category {
       case error::out_of_sync:
         return "a reply did not fit the command it would answer: the replies were out of step "
                "with the requests, and the connection was reset";
+      case error::invalid_config:
+        return "the settings cannot work for this deployment";
+      case error::unsupported:
+        return "this deployment cannot do that";
+      case error::cross_slot:
+        return "the keys span cluster slots, so no one node owns them all";
     }
     return "unknown redcoro client error";
   }

@@ -832,7 +832,22 @@ void proto::response_adapter<detail::cluster_exec>::on_node(std::size_t index, c
 cluster_client::cluster_client(executor_type ex, cluster_config cfg)
     : impl_(std::make_unique<detail::cluster_impl>(std::move(ex), std::move(cfg))) {}
 
-cluster_client::~cluster_client() = default;
+cluster_client::~cluster_client() {
+  // As the connection's: a client destroyed without close() still stops its node connections.
+  if (impl_) close();
+}
+
+cluster_config make_cluster_config(const cluster_url& url) {
+  cluster_config c;
+  for (const auto& e : url.seeds)
+    c.seeds.push_back(node_address{e.host, e.port});
+  c.node = url.node;
+  if (url.reads) c.reads = static_cast<read_from>(*url.reads);
+  if (url.max_redirects) c.max_redirects = *url.max_redirects;
+  if (url.refresh_interval) c.refresh_interval = *url.refresh_interval;
+  return c;
+}
+static_assert(static_cast<int>(cluster_url::read_from::any) == static_cast<int>(read_from::any));
 
 cluster_client::executor_type cluster_client::get_executor() const noexcept {
   return impl_->ex;
@@ -881,6 +896,21 @@ connection& cluster_client::node(const node_address& address) {
 
 std::vector<node_address> cluster_client::primaries() const {
   return impl_->topo.primaries();
+}
+
+std::optional<node_address> cluster_client::primary_for(const proto::request& req) {
+  auto& c = *impl_;
+  if (!c.ready()) return std::nullopt;
+  const auto r = c.router.single(req.payload());
+  if (!r) return std::nullopt;
+  if (r->slot == detail::any_slot) {
+    auto all = c.topo.primaries();
+    if (all.empty()) return std::nullopt;
+    return all.front();
+  }
+  const auto shard = c.topo.shard_of(static_cast<std::uint16_t>(r->slot));
+  if (shard == cluster_topology::no_shard) return std::nullopt;
+  return c.topo.nodes()[c.topo.shards()[shard].primary].address;
 }
 
 void cluster_client::on_topology_change(std::function<void()> callback) {

@@ -46,6 +46,12 @@ std::optional<merge> fan_out_kind(const std::vector<std::string_view>& argv) {
 
 constexpr int cross_slot = -2;
 
+// Commands whose answer from one node would look like the whole cluster's but is not: SCAN's
+// cursor is one node's. Refused with this error reply rather than answered partially.
+bool refused(std::string_view name) {
+  return proto::iequals(name, "SCAN");
+}
+
 }  // namespace
 
 int router::slot_of_key(std::string_view key) {
@@ -79,7 +85,7 @@ std::optional<route> router::single(std::string_view payload) {
         proto::request::next_command(payload, pos, [&](std::string_view a) { argv_.push_back(a); });
     if (command.empty() || argv_.empty()) return std::nullopt;
     // (A multi-key command whose keys share a slot needs no split.)
-    if (in_transaction(argv_[0]) || fan_out_kind(argv_)) return std::nullopt;
+    if (in_transaction(argv_[0]) || fan_out_kind(argv_) || refused(argv_[0])) return std::nullopt;
     const info* entry = table_->find(argv_);
     const int slot = slot_of(argv_, entry);
     if (slot == cross_slot) return std::nullopt;
@@ -146,6 +152,10 @@ plan router::make_plan(std::string_view payload, std::size_t count) {
   for (std::size_t i = 0; i < count; ++i) {
     parse(commands[i]);
     if (argv_.empty()) continue;
+    if (refused(argv_[0])) {
+      p.commands[i].error = std::string(scan_error);
+      continue;
+    }
     if (auto how = fan_out_kind(argv_)) {
       part f;
       f.req.append_serialized(commands[i], 1);

@@ -214,3 +214,50 @@ TEST_CASE("a blocking pop on a dedicated connection can be cancelled", "[client]
       },
       std::chrono::seconds(20));
 }
+
+TEST_CASE("client::reconnect() moves the shared connection and every pooled one, lent ones too",
+          "[client][live][pool]") {
+  redis_server server;
+  asio::io_context ioc;
+  auto cfg = local_config(server.port());
+  cfg.pool_size = 2;
+  redcoro::client cl(ioc, cfg);
+  run_bounded(ioc, [&]() -> awaitable<void> {
+    cl.async_run(asio::detached);
+    const auto id_of = [](auto& target) -> awaitable<std::int64_t> {
+      redcoro::command<std::int64_t> id("CLIENT", "ID");
+      id.request().get_config().timeout = 5s;
+      auto r = co_await target.async_exec(std::move(id), use_awaitable);
+      co_return r.value();
+    };
+    const std::int64_t shared_before = co_await id_of(cl);
+    auto [ec1, lent] = co_await cl.async_acquire(asio::as_tuple(use_awaitable));
+    REQUIRE_FALSE(ec1);
+    const std::int64_t lent_before = co_await id_of(*lent);
+    std::int64_t idle_before = 0;
+    {
+      auto [ec2, idle] = co_await cl.async_acquire(asio::as_tuple(use_awaitable));
+      REQUIRE_FALSE(ec2);
+      idle_before = co_await id_of(*idle);
+    }  // back to the pool, idle
+
+    cl.reconnect();
+    co_await sleep_for(300ms);
+    // Three new server-side clients: every connection made a new one.
+    const std::int64_t shared_after = co_await id_of(cl);
+    const std::int64_t lent_after = co_await id_of(*lent);
+    auto [ec3, idle] = co_await cl.async_acquire(asio::as_tuple(use_awaitable));
+    REQUIRE_FALSE(ec3);
+    const std::int64_t idle_after = co_await id_of(*idle);
+    CHECK(shared_after > idle_before);
+    CHECK(shared_after != shared_before);
+    CHECK(lent_after != lent_before);
+    CHECK(idle_after != idle_before);
+    // The old ones are gone from the server: only ours and redis-cli's remain.
+    const std::string clients = server.cli({"CLIENT", "LIST"});
+    CHECK(clients.find("id=" + std::to_string(shared_before) + " ") == std::string::npos);
+    CHECK(clients.find("id=" + std::to_string(lent_before) + " ") == std::string::npos);
+    CHECK(clients.find("id=" + std::to_string(idle_before) + " ") == std::string::npos);
+    cl.close();
+  });
+}

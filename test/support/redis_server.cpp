@@ -15,6 +15,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <fstream>
 #include <random>
 #include <stdexcept>
 #include <string_view>
@@ -75,7 +76,16 @@ std::uint16_t free_port() {
 }
 
 redis_server::redis_server(std::vector<std::string> args)
-    : args_(std::move(args)), dir_(make_temp_dir()) {
+    : redis_server(server_options{std::move(args), {}, false}) {}
+
+redis_server::redis_server(server_options options)
+    : args_(std::move(options.args)), sentinel_(options.sentinel), dir_(make_temp_dir()) {
+  if (!options.config.empty() || sentinel_) {
+    config_file_ = dir_ + (sentinel_ ? "/sentinel.conf" : "/redis.conf");
+    std::ofstream out(config_file_);
+    out << options.config;
+    if (!out) throw std::runtime_error("cannot write " + config_file_);
+  }
   // A port that was free a moment ago can be taken before the server binds it: try another.
   for (int attempt = 0; attempt < 5; ++attempt) {
     port_ = free_port();
@@ -85,23 +95,27 @@ redis_server::redis_server(std::vector<std::string> args)
 }
 
 bool redis_server::spawn() {
-  std::vector<std::string> argv_s = {"redis-server",
-                                     "--port",
-                                     std::to_string(port_),
-                                     "--bind",
-                                     "127.0.0.1",
-                                     "--dir",
-                                     dir_,
-                                     "--logfile",
-                                     dir_ + "/redis.log",
-                                     "--save",
-                                     "",
-                                     "--appendonly",
-                                     "no",
-                                     "--daemonize",
-                                     "no",
-                                     "--protected-mode",
-                                     "no"};
+  std::vector<std::string> argv_s = {"redis-server"};
+  // The config file comes first; --sentinel anywhere after it.
+  if (!config_file_.empty()) argv_s.push_back(config_file_);
+  if (sentinel_) argv_s.push_back("--sentinel");
+  const std::vector<std::string> common = {"--port",
+                                           std::to_string(port_),
+                                           "--bind",
+                                           "127.0.0.1",
+                                           "--dir",
+                                           dir_,
+                                           "--logfile",
+                                           dir_ + "/redis.log",
+                                           "--save",
+                                           "",
+                                           "--appendonly",
+                                           "no",
+                                           "--daemonize",
+                                           "no",
+                                           "--protected-mode",
+                                           "no"};
+  argv_s.insert(argv_s.end(), common.begin(), common.end());
   argv_s.insert(argv_s.end(), args_.begin(), args_.end());
   std::vector<char*> argv;
   for (auto& s : argv_s)

@@ -15,10 +15,24 @@
 
 namespace redcoro::test {
 
+/// How to start a redis_server beyond the defaults (loopback, a free port, its own directory,
+/// no persistence).
+struct server_options {
+  /// Added to the command line (e.g. {"--requirepass", "x"}).
+  std::vector<std::string> args;
+  /// When not empty: written to a config file in the server's directory, which is given as
+  /// its first argument (a sentinel needs one it can rewrite). Written once: a restart keeps
+  /// what the server rewrote.
+  std::string config;
+  /// Runs it as a sentinel (`redis-server <config> --sentinel`).
+  bool sentinel = false;
+};
+
 class redis_server {
  public:
   /// Starts redis-server with `args` added to its command line (e.g. {"--requirepass", "x"}).
   explicit redis_server(std::vector<std::string> args = {});
+  explicit redis_server(server_options options);
   ~redis_server();
   redis_server(const redis_server&) = delete;
   redis_server& operator=(const redis_server&) = delete;
@@ -42,6 +56,8 @@ class redis_server {
  private:
   bool spawn();
   std::vector<std::string> args_;
+  std::string config_file_;  // empty: none
+  bool sentinel_ = false;
   std::string dir_;
   std::uint16_t port_ = 0;
   pid_t pid_ = -1;

@@ -69,6 +69,12 @@ class client {
   /// Closes the shared connection and every pooled one; waiting acquires fail with
   /// error::closed.
   void close();
+  /// Drops the shared connection and every pooled one, lent ones included (see
+  /// connection::reconnect): each connects again, to wherever its config (or address
+  /// provider) points now. What was written and not answered fails with
+  /// error::connection_lost (unless marked safe to retry); what waits goes out on the new
+  /// connections. sentinel_client calls it when the primary moves.
+  void reconnect();
 
   /// On the shared connection: see connection::async_exec.
   template <class Response, class Token>

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <redcoro/client/endpoint.hpp>
 #include <redcoro/proto/parser.hpp>
 #include <redcoro/proto/request.hpp>
 
@@ -10,6 +11,8 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <system_error>
+#include <utility>
 
 namespace spdlog {
 class logger;
@@ -42,7 +45,8 @@ struct tls_config {
   /// Verify the server's certificate chain and its name. Turn off only for tests.
   bool verify_peer = true;
   /// The name sent as SNI and checked against the certificate (DNS names and IP addresses
-  /// in subjectAltName). Empty: connection_config::host.
+  /// in subjectAltName). Empty: the host dialled (connection_config::host, or the address
+  /// provider's).
   std::string server_name;
   /// Client certificate (PEM chain) and private key, for servers that require mutual TLS
   /// (`tls-auth-clients yes`).
@@ -56,13 +60,39 @@ struct credentials {
   std::string password;
 };
 
+/// What an address provider (connection_config::address_provider) answers: the address to
+/// dial, or none, with the reason when it knows one. `done(endpoint{"10.0.0.7", 6379})`,
+/// `done(std::nullopt)` and `done(std::optional<endpoint>(...))` all work.
+struct address_answer {
+  address_answer(endpoint e) : address(std::move(e)) {}                 // NOLINT: implicit
+  address_answer(std::optional<endpoint> e) : address(std::move(e)) {}  // NOLINT: implicit
+  address_answer(std::nullopt_t) {}                                     // NOLINT: implicit
+  /// No address, because of `why` (error::no_sentinel_reachable, say).
+  address_answer(std::error_code why) : reason(why) {}  // NOLINT: implicit
+
+  std::optional<endpoint> address;
+  /// Without an address: why there is none; empty means error::no_address.
+  std::error_code reason;
+};
+
 /// Everything a connection needs to know. Every field has a usable default: a
 /// default-constructed config talks to 127.0.0.1:6379 as the default user.
 struct connection_config {
-  /// TCP target. Ignored when `unix_socket` is set.
+  /// TCP target. Ignored when `unix_socket` or `address_provider` is set.
   std::string host = "127.0.0.1";
   std::uint16_t port = 6379;
-  /// Path of a Unix domain socket; when not empty it is used instead of host and port.
+  /// When set, asked at every connect for the host and port to dial instead of `host` and
+  /// `port` (sentinel_client sets it: the sentinels name the primary). It may answer later:
+  /// call `done` once, on any thread, with the address, or with none (optionally saying why)
+  /// to fail this attempt; the answer is taken on the connection's executor. An attempt
+  /// without an address is logged with the reason and retried with the reconnect backoff;
+  /// when the provider answered "none", requests waiting for the connection fail at once with
+  /// the reason (error::no_address when it gave none), as after a refused login. No answer
+  /// within connect_timeout fails the attempt with error::no_address, and requests keep
+  /// waiting. TLS names (tls.server_name empty) and logs use the address dialled.
+  std::function<void(std::function<void(address_answer)> done)> address_provider;
+  /// Path of a Unix domain socket; when not empty it is used instead of host and port (but
+  /// not instead of an address_provider).
   std::string unix_socket;
   /// TLS settings (TCP only).
   tls_config tls;

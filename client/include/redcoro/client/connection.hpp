@@ -67,6 +67,9 @@ void cancel_exec(connection_impl& c, exec_entry& e, asio::cancellation_type type
 /// `sink` must outlive the connection's run; nullptr restores the queue.
 void set_push_sink(connection& c, push_sink* sink) noexcept;
 void resume_reading(connection& c) noexcept;
+/// The implementation, for a layer that queues its own entries on the connection (the
+/// handle): start_exec / cancel_exec / initiating above.
+connection_impl& impl_of(connection& c) noexcept;
 
 // async_receive_push: queues the waiter, or completes it at once with a queued push.
 void receive_push(connection_impl& c, any_value_handler handler);
@@ -174,7 +177,8 @@ class connection {
   void close();
   /// Drops the current connection, as if the server had; async_run reconnects (with the
   /// usual backoff). Written requests fail with error::connection_lost unless marked safe
-  /// to retry; waiting ones go out on the new connection.
+  /// to retry; waiting ones go out on the new connection. While async_run waits out the
+  /// backoff after a failed attempt, it tries again at once instead.
   void reconnect();
 
   /// Protocol of the current connection: 3, 2, or 0 while not connected.
@@ -196,6 +200,7 @@ class connection {
   void run_impl(asio::any_completion_handler<void(error_code)> handler);
   friend void detail::set_push_sink(connection& c, detail::push_sink* sink) noexcept;
   friend void detail::resume_reading(connection& c) noexcept;
+  friend detail::connection_impl& detail::impl_of(connection& c) noexcept;
 
   std::unique_ptr<detail::connection_impl> impl_;
 };

@@ -23,13 +23,26 @@ enum class error {
   response_too_short,   ///< the request has more replies than the response has slots
   out_of_sync,  ///< a reply's type cannot answer the command it would belong to: the stream of
                 ///< replies is out of step with the requests, so the connection was reset
-  no_seed_reachable,  ///< cluster: no seed node answered with the topology, and the retries
-                      ///< allowed (reconnect_policy::max_attempts) are used up
-  callback_failed,    ///< a function the caller gave (async_optimistic's) threw; nothing was
-                      ///< committed
-  wrong_role,         ///< the server is not the primary (or replica) it was expected to be:
-                      ///< a Sentinel-managed connection refuses a demoted primary
-  no_credentials,     ///< the credentials provider gave none, or not in time
+  no_seed_reachable,      ///< cluster: no seed node answered with the topology, and the retries
+                          ///< allowed (reconnect_policy::max_attempts) are used up
+  callback_failed,        ///< a function the caller gave (async_optimistic's) threw; nothing was
+                          ///< committed
+  wrong_role,             ///< the server is not the primary (or replica) it was expected to be:
+                          ///< a Sentinel-managed connection refuses a demoted primary
+  no_credentials,         ///< the credentials provider gave none, or not in time
+  no_address,             ///< the address provider (connection_config::address_provider) gave
+                          ///< none, or not in time
+  no_sentinel_reachable,  ///< Sentinel: no sentinel could be asked where the server is
+                          ///< (down, refusing the credentials, not answering in time)
+  unknown_primary_name,   ///< Sentinel: the sentinels that answered do not monitor a primary
+                          ///< of that name (sentinel_config::primary_name)
+  no_healthy_replica,     ///< Sentinel, role replica: the sentinels know no replica that is up
+                          ///< and in sync with its primary
+  invalid_config,         ///< the settings cannot work for this deployment (a database other
+                          ///< than 0 on a cluster): refused when the handle is made
+  unsupported,            ///< this deployment cannot do it (a dedicated connection on a handle
+                          ///< over a single connection)
+  cross_slot,             ///< cluster: the keys of a dedicated request or WATCH span slots
 };
 
 const std::error_category& client_category() noexcept;

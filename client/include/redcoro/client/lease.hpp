@@ -47,6 +47,9 @@ std::shared_ptr<pool_state> make_pool(asio::any_io_executor ex, connection_confi
                                       std::size_t max);
 /// Closes every connection; waiting acquires complete with error::closed.
 void close_pool(pool_state& p);
+/// Drops every connection of the pool, lent ones included (connection::reconnect): each
+/// reconnects on its own, to wherever its config (or address provider) says now.
+void reconnect_pool(pool_state& p);
 /// Lends a connection: an idle one, a new one below the bound, or the first given back
 /// (waiting up to the config's request timeout, then error::timeout).
 asio::awaitable<std::pair<error_code, lease>> acquire_from(std::shared_ptr<pool_state> pool);

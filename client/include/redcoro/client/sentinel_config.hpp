@@ -3,6 +3,7 @@
 #include <redcoro/client/config.hpp>
 #include <redcoro/client/endpoint.hpp>
 
+#include <chrono>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -24,11 +25,18 @@ struct sentinel_config {
   std::vector<endpoint> sentinels;
   sentinel_role role = sentinel_role::primary;
   /// Settings of the data connections (credentials, TLS, database, timeouts, key prefix...).
-  /// Their host, port and unix_socket are ignored: the sentinels name the servers.
+  /// Their host, port and unix_socket are ignored: the sentinels name the servers
+  /// (sentinel_client sets address_provider and expect_role).
   connection_config node;
   /// Settings of the connections to the sentinels, which have their own credentials (and no
   /// database or key prefix). Their host, port and unix_socket are ignored: see `sentinels`.
+  /// connect_timeout bounds each question to one sentinel (connect, handshake and answer);
+  /// reconnect paces the rounds over all sentinels when none can be watched.
   connection_config sentinel;
+  /// The sentinels are asked again this often (where the primary is, which sentinels there
+  /// are), besides every time a data connection connects; 0: only then, and after the
+  /// failover subscription was (re)established.
+  std::chrono::milliseconds refresh_interval{60000};
 };
 
 }  // namespace redcoro

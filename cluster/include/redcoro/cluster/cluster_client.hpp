@@ -4,6 +4,7 @@
 #include <redcoro/client/commands.hpp>
 #include <redcoro/client/config.hpp>
 #include <redcoro/client/connection.hpp>
+#include <redcoro/client/url.hpp>
 #include <redcoro/cluster/topology.hpp>
 #include <redcoro/proto/request.hpp>
 #include <redcoro/proto/response.hpp>
@@ -20,6 +21,7 @@
 #include <functional>
 #include <memory>
 #include <new>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -55,6 +57,11 @@ struct cluster_config {
   /// doubles on each retry of the same request, up to one second.
   std::chrono::milliseconds retry_delay{20};
 };
+
+/// The cluster_config a `redis+cluster://` URL describes (parse_cluster_url, client/url.hpp):
+/// its seeds, node settings, and the options it sets; the rest keeps cluster_config's
+/// defaults.
+cluster_config make_cluster_config(const cluster_url& url);
 
 /// Counters of what the cluster layer did, for logs, tests and dashboards.
 struct cluster_stats {
@@ -228,6 +235,11 @@ class cluster_client {
   connection& node(const node_address& address);
   /// Addresses of the primaries, one per shard that serves slots.
   std::vector<node_address> primaries() const;
+  /// The primary that serves all of `req` as the topology stands: the owner of its keys'
+  /// slot, or the first primary when it has no key. nullopt before the topology is read, when
+  /// its keys span slots, or when their slot has no owner. (What the handle uses to put a
+  /// dedicated connection or a WATCH on the node that owns the keys.)
+  std::optional<node_address> primary_for(const proto::request& req);
   const cluster_stats& stats() const noexcept;
   /// True once the topology has been read.
   bool has_topology() const noexcept;

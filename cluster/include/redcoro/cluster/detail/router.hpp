@@ -90,4 +90,9 @@ class router {
 inline constexpr std::string_view crossslot_error =
     "CROSSSLOT Keys in request don't hash to the same slot";
 
+/// The error reply of a SCAN sent through the cluster: its cursor would be one node's.
+inline constexpr std::string_view scan_error =
+    "ERR SCAN on a cluster scans one node: use cluster_client::async_scan (or the handle's "
+    "async_scan) for a cursor over every primary, or node(address) for one node";
+
 }  // namespace redcoro::detail
