@@ -128,11 +128,11 @@ struct sentinel_impl : std::enable_shared_from_this<sentinel_impl> {
     if (why == error::unknown_primary_name && !name_known) {
       // Never found: a wrong name in the configuration, not an outage. Waiting would not help.
       if (!fatal)
-        log->error("redcoro: sentinel: no sentinel knows a primary named '{}' ({}); stopping",
+        log->error("sentinel: no sentinel knows a primary named '{}' ({}); stopping",
                    cfg.primary_name, round.summary());
       fatal = why;
     } else {
-      log->error("redcoro: sentinel: no {} of '{}' to connect to: {} ({})", role_name(cfg.role),
+      log->error("sentinel: no {} of '{}' to connect to: {} ({})", role_name(cfg.role),
                  cfg.primary_name, why.message(), round.summary());
     }
     co_return address_answer(why);
@@ -181,8 +181,7 @@ struct sentinel_impl : std::enable_shared_from_this<sentinel_impl> {
     if (!others) return;
     for (const auto& o : *others)
       if (known.add(o.address))
-        log->info("redcoro: sentinel: found sentinel {} for '{}'", o.address.to_string(),
-                  cfg.primary_name);
+        log->info("sentinel: found sentinel {} for '{}'", o.address.to_string(), cfg.primary_name);
   }
 
   std::chrono::milliseconds question_time() const {
@@ -242,7 +241,7 @@ struct sentinel_impl : std::enable_shared_from_this<sentinel_impl> {
       if (++failed_in_a_row < order.size()) continue;
       failed_in_a_row = 0;
       const auto delay = pause.next().value_or(policy.max_delay);
-      log->warn("redcoro: sentinel: no sentinel to watch for failovers of '{}'; again in {} ms",
+      log->warn("sentinel: no sentinel to watch for failovers of '{}'; again in {} ms",
                 cfg.primary_name, delay.count());
       co_await sleep(delay);
     }
@@ -261,8 +260,7 @@ struct sentinel_impl : std::enable_shared_from_this<sentinel_impl> {
       if (ec) break;  // the run ended: the sentinel went away, or close()
       if (is_subscribe_confirmation(push, switch_channel)) {
         if (!subscribed)
-          log->info("redcoro: sentinel: watching {} for failovers of '{}'", s.to_string(),
-                    cfg.primary_name);
+          log->info("sentinel: watching {} for failovers of '{}'", s.to_string(), cfg.primary_name);
         subscribed = true;
         known.answered(s);
         // What happened while no subscription was up (a failover, new sentinels): ask now.
@@ -275,7 +273,7 @@ struct sentinel_impl : std::enable_shared_from_this<sentinel_impl> {
     co_await run->wait(question_time());
     watch.reset();
     if (!closed)
-      log->warn("redcoro: sentinel: stopped watching {}: {}", s.to_string(),
+      log->warn("sentinel: stopped watching {}: {}", s.to_string(),
                 run->ec ? run->ec.message() : std::string("closed"));
     co_return subscribed;
   }
@@ -285,12 +283,12 @@ struct sentinel_impl : std::enable_shared_from_this<sentinel_impl> {
     ++switches;
     known.answered(from);
     if (cfg.role == sentinel_role::primary) {
-      log->warn("redcoro: sentinel {}: +switch-master: the primary of '{}' moved from {} to {}",
+      log->warn("sentinel {}: +switch-master: the primary of '{}' moved from {} to {}",
                 from.to_string(), cfg.primary_name, sw.from.to_string(), sw.to.to_string());
       current = sw.to;
     } else {
       log->warn(
-          "redcoro: sentinel {}: +switch-master: failover of '{}' from {} to {}; choosing "
+          "sentinel {}: +switch-master: failover of '{}' from {} to {}; choosing "
           "replicas again",
           from.to_string(), cfg.primary_name, sw.from.to_string(), sw.to.to_string());
     }
@@ -303,7 +301,7 @@ struct sentinel_impl : std::enable_shared_from_this<sentinel_impl> {
     if (fatal) notify();
     if (closed || !a.address || cfg.role != sentinel_role::primary) co_return;
     if (current && *current != *a.address) {
-      log->warn("redcoro: sentinel: the primary of '{}' is {} now, not {}", cfg.primary_name,
+      log->warn("sentinel: the primary of '{}' is {} now, not {}", cfg.primary_name,
                 a.address->to_string(), current->to_string());
       current = a.address;
       ++switches;
@@ -369,9 +367,9 @@ struct sentinel_impl : std::enable_shared_from_this<sentinel_impl> {
         try {
           std::rethrow_exception(e);
         } catch (const std::exception& x) {
-          self->log->error("redcoro: sentinel: {}", x.what());
+          self->log->error("sentinel: {}", x.what());
         } catch (...) {
-          self->log->error("redcoro: sentinel: unknown exception");
+          self->log->error("sentinel: unknown exception");
         }
       }
       self->notify();
