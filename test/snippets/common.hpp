@@ -16,11 +16,15 @@
 #include <redcoro/client/executes_requests.hpp>
 #include <redcoro/client/lease.hpp>
 #include <redcoro/client/script.hpp>
+#include <redcoro/client/sentinel_client.hpp>
 #include <redcoro/client/sentinel_config.hpp>
 #include <redcoro/client/url.hpp>
 #include <redcoro/cluster/cluster_client.hpp>
 #include <redcoro/cluster/cluster_subscriber.hpp>
 #include <redcoro/cluster/topology.hpp>
+#include <redcoro/connect/blocking.hpp>
+#include <redcoro/connect/handle.hpp>
+#include <redcoro/connect/registry.hpp>
 #include <redcoro/proto/adapter.hpp>
 #include <redcoro/proto/command_info.hpp>
 #include <redcoro/proto/command_table.hpp>
