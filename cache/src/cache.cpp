@@ -11,14 +11,12 @@ namespace {
 
 using namespace std::literals;
 
-constexpr auto count = std::memory_order_relaxed;
-
 // The value get_or_load stores for "not found" (options().negative_ttl). A NUL first: no
 // JSON, number or text a person writes starts with one.
 constexpr std::string_view marker = "\0redcoro.cache:absent"sv;
 
 codec_error failure(cache_state& s, std::string_view key, error_code ec, std::string message) {
-  s.errors.fetch_add(1, count);
+  s.errors.add(1);
   codec_error e;
   e.code = ec;
   e.key = key;
@@ -121,25 +119,25 @@ found classify(cache_state& s, std::string_view key, const error_code& ec,
   if (failed(s, key, ec, reply, err)) return found::failed;
   const auto& v = *reply;
   if (!v) {
-    s.misses.fetch_add(1, count);
+    s.misses.add(1);
     return found::absent;
   }
   if (v->size() == marker.size() && *v == marker) {
-    s.misses.fetch_add(1, count);
+    s.misses.add(1);
     return found::negative;
   }
-  s.hits.fetch_add(1, count);
+  s.hits.add(1);
   return found::value;
 }
 
 codec_error decode_failure(cache_state& s, std::string_view key, codec_error where) {
-  s.errors.fetch_add(1, count);
+  s.errors.add(1);
   where.key = key;
   return where;
 }
 
 codec_error encode_failure(cache_state& s, std::string_view key, codec_error where) {
-  s.errors.fetch_add(1, count);
+  s.errors.add(1);
   where.key = key;
   return where;
 }
@@ -160,7 +158,7 @@ asio::awaitable<result<bool>> store(std::shared_ptr<cache_state> s, std::string_
   codec_error err;
   if (failed(*s, key, ec, r, err)) co_return err;
   const bool done = r->has_value();
-  if (done) s->sets.fetch_add(1, count);
+  if (done) s->sets.add(1);
   co_return done;
 }
 
@@ -179,8 +177,8 @@ asio::awaitable<result<std::vector<std::optional<std::string>>>> fetch_many(
   std::uint64_t hits = 0;
   for (const auto& v : *r)
     if (v && *v != marker) ++hits;
-  s->hits.fetch_add(hits, count);
-  s->misses.fetch_add(r->size() - hits, count);
+  s->hits.add(hits);
+  s->misses.add(r->size() - hits);
   co_return std::move(*r);
 }
 
@@ -192,8 +190,8 @@ asio::awaitable<found> lookup(std::shared_ptr<cache_state> s, std::string_view k
   if (f == found::value) bytes = std::move(**r);
   if (f == found::negative) {
     // A remembered "not found" is an answer: a hit for get_or_load.
-    s->misses.fetch_sub(1, count);
-    s->hits.fetch_add(1, count);
+    s->misses.sub(1);
+    s->hits.add(1);
   }
   co_return f;
 }
@@ -223,15 +221,14 @@ cache::cache(handle redis, cache_options options)
     : s_(std::make_shared<detail::cache_state>(std::move(redis), std::move(options))) {}
 
 cache_metrics cache::metrics() const noexcept {
-  constexpr auto order = std::memory_order_relaxed;
   cache_metrics m;
-  m.hits = s_->hits.load(order);
-  m.misses = s_->misses.load(order);
-  m.sets = s_->sets.load(order);
-  m.deletes = s_->deletes.load(order);
-  m.loads = s_->loads.load(order);
-  m.load_errors = s_->load_errors.load(order);
-  m.errors = s_->errors.load(order);
+  m.hits = s_->hits.get();
+  m.misses = s_->misses.get();
+  m.sets = s_->sets.get();
+  m.deletes = s_->deletes.get();
+  m.loads = s_->loads.get();
+  m.load_errors = s_->load_errors.get();
+  m.errors = s_->errors.get();
   return m;
 }
 
@@ -248,7 +245,7 @@ asio::awaitable<result<bool>> cache::del(std::string_view key) {
   auto [ec, r] = co_await s->redis.async_exec(std::move(c), asio::as_tuple(asio::use_awaitable));
   codec_error err;
   if (detail::failed(*s, key, ec, r, err)) co_return err;
-  s->deletes.fetch_add(static_cast<std::uint64_t>(*r), detail::count);
+  s->deletes.add(static_cast<std::uint64_t>(*r));
   co_return *r > 0;
 }
 
@@ -325,7 +322,7 @@ asio::awaitable<result<std::int64_t>> cache::clear() {
         codec_error err;
         if (detail::failed(*s, page.front(), ec, n, err)) co_return err;
         removed += *n;
-        s->deletes.fetch_add(static_cast<std::uint64_t>(*n), detail::count);
+        s->deletes.add(static_cast<std::uint64_t>(*n));
         co_return result<void>();
       });
   if (!r) co_return r.error();

@@ -5,7 +5,12 @@
 #include <redcoro/client/commands.hpp>
 #include <redcoro/connect/handle.hpp>
 
+#include <boost/asio/associated_cancellation_slot.hpp>
+#include <boost/asio/associated_executor.hpp>
+#include <boost/asio/async_result.hpp>
 #include <boost/asio/awaitable.hpp>
+#include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/bind_executor.hpp>
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -172,6 +177,23 @@ struct flight {
   codec_error error;
 };
 
+// A counter written from the cache's executor only (one writer at a time) and read from
+// anywhere: a relaxed load and store instead of a locked read-modify-write, which costs
+// more than the rest of a cache hit's bookkeeping.
+class counter {
+ public:
+  void add(std::uint64_t n) noexcept {
+    v_.store(v_.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+  }
+  void sub(std::uint64_t n) noexcept {
+    v_.store(v_.load(std::memory_order_relaxed) - n, std::memory_order_relaxed);
+  }
+  std::uint64_t get() const noexcept { return v_.load(std::memory_order_relaxed); }
+
+ private:
+  std::atomic<std::uint64_t> v_{0};
+};
+
 // What every copy of a cache shares.
 struct cache_state {
   cache_state(handle h, cache_options o);
@@ -181,8 +203,7 @@ struct cache_state {
   std::string key;  // a reused buffer for the prefixed key of the call being started
   std::unordered_map<std::string, std::shared_ptr<flight>> flights;
 
-  std::atomic<std::uint64_t> hits{0}, misses{0}, sets{0}, deletes{0}, loads{0}, load_errors{0},
-      errors{0};
+  counter hits, misses, sets, deletes, loads, load_errors, errors;
 
   // The prefixed key, in `key`: valid until the next call.
   const std::string& full(std::string_view k);
@@ -244,6 +265,32 @@ result<std::optional<T>> decode_shared(cache_state& s, std::string_view key, con
   return std::optional<T>(std::move(v));
 }
 
+// The end of a get: the reply as a result.
+template <class T>
+result<std::optional<T>> finish_get(cache_state& s, std::string_view key, const error_code& ec,
+                                    proto::result<std::optional<std::string>>& reply) {
+  codec_error err;
+  switch (classify(s, key, ec, reply, err)) {
+    case found::failed:
+      return err;
+    case found::absent:
+    case found::negative:
+      return std::optional<T>();
+    case found::value:
+      break;
+  }
+  if constexpr (std::is_same_v<T, std::string> &&
+                std::is_base_of_v<text_codec<std::string>, codec<std::string>>) {
+    // The stored bytes are the value: hand over the reply's own string.
+    return std::optional<T>(std::move(**reply));
+  } else {
+    T v{};
+    codec_error where;
+    if (cache::decode(**reply, v, where)) return decode_failure(s, key, std::move(where));
+    return std::optional<T>(std::move(v));
+  }
+}
+
 }  // namespace detail
 
 /// A typed cache over a redcoro::handle: values stored through codec<T> (strings and numbers
@@ -259,8 +306,9 @@ result<std::optional<T>> decode_shared(cache_state& s, std::string_view key, con
 /// \endcode
 ///
 /// A cache is a small value: copies share one state (the connection, the loads in flight,
-/// the counters). Use it from the handle's executor. Keys given as std::string_view must stay
-/// valid until the call completes (as in `co_await c.get<T>(key)`).
+/// the counters). Use it from the handle's executor. Keys given as std::string_view, and the
+/// cache object itself (or a copy of it), must stay alive until a call completes, as with an
+/// Asio I/O object: `co_await c.get<T>(key)` does that.
 class cache {
  public:
   /// Throws std::invalid_argument for a default TTL that is not positive.
@@ -275,32 +323,31 @@ class cache {
   /// or the stored bytes do not decode as a T (cache::error, naming the key and the member).
   template <cacheable T>
   asio::awaitable<result<std::optional<T>>> get(std::string_view key) {
-    auto s = s_;
-    auto c = cmd::get(s->full(key));
-    error_code ec;
-    auto reply =
-        co_await s->redis.async_exec(std::move(c), asio::redirect_error(asio::use_awaitable, ec));
-    codec_error err;
-    switch (detail::classify(*s, key, ec, reply, err)) {
-      case detail::found::failed:
-        co_return err;
-      case detail::found::absent:
-      case detail::found::negative:
-        co_return std::optional<T>();
-      case detail::found::value:
-        break;
-    }
-    if constexpr (std::is_same_v<T, std::string> &&
-                  std::is_base_of_v<text_codec<std::string>, codec<std::string>>) {
-      // The stored bytes are the value: hand over the reply's own string.
-      co_return std::optional<T>(std::move(*reply.value()));
-    } else {
-      T v{};
-      codec_error where;
-      if (redcoro::cache::decode(*reply.value(), v, where))
-        co_return detail::decode_failure(*s, key, std::move(where));
-      co_return std::optional<T>(std::move(v));
-    }
+    return async_get<T>(key, asio::use_awaitable);
+  }
+
+  /// get() with any completion token (a callback, asio::deferred, use_future...):
+  /// `void(result<std::optional<T>>)`. A hit costs what the GET underneath costs, plus the
+  /// decode: the handler is passed straight to the handle, with no coroutine of our own.
+  template <cacheable T, class Token>
+  auto async_get(std::string_view key, Token&& token) {
+    return asio::async_initiate<Token, void(result<std::optional<T>>)>(
+        [](auto handler, detail::cache_state* s, std::string_view k) {
+          // The caller's executor and cancellation slot carry over to the GET.
+          auto ex = asio::get_associated_executor(handler, s->redis.get_executor());
+          auto slot = asio::get_associated_cancellation_slot(handler);
+          auto c = cmd::get(s->full(k));
+          s->redis.async_exec(
+              std::move(c),
+              asio::bind_cancellation_slot(
+                  slot, asio::bind_executor(
+                            ex, [s, k, h = std::move(handler)](
+                                    error_code ec,
+                                    proto::result<std::optional<std::string>> reply) mutable {
+                              std::move(h)(detail::finish_get<T>(*s, k, ec, reply));
+                            })));
+        },
+        token, s_.get(), key);
   }
 
   /// The values of `keys`, in order (std::nullopt for each absent one), in one MGET; on a
@@ -397,8 +444,8 @@ class cache {
         codec_error where;
         if (!redcoro::cache::decode(bytes, v, where)) co_return std::optional<T>(std::move(v));
         // A value that does not decode (a schema changed under it): load it again.
-        s->hits.fetch_sub(1, std::memory_order_relaxed);
-        s->misses.fetch_add(1, std::memory_order_relaxed);
+        s->hits.sub(1);
+        s->misses.add(1);
       }
     }
     auto joined = detail::join(*s, key);
@@ -408,7 +455,7 @@ class cache {
     }
     detail::flight_guard guard(s, key, std::move(joined.first));
     detail::flight& f = guard.get();
-    s->loads.fetch_add(1, std::memory_order_relaxed);
+    s->loads.add(1);
     std::optional<T> loaded;
     std::string message;
     try {
@@ -420,8 +467,8 @@ class cache {
       message = "the loader threw a non-standard exception";
     }
     if (!message.empty()) {
-      s->load_errors.fetch_add(1, std::memory_order_relaxed);
-      s->errors.fetch_add(1, std::memory_order_relaxed);
+      s->load_errors.add(1);
+      s->errors.add(1);
       f.state = detail::flight::outcome::failed;
       f.error.code = make_error_code(error::load_failed);
       f.error.key = key;
