@@ -192,6 +192,14 @@ asio::awaitable<void> round_trips(handle& h) {
   CHECK(!(*many)[2]);
   CHECK((*many)[3] == std::optional<int>(30));
 
+  // The same read with a callback: the handler gets the result.
+  std::optional<int> called;
+  c.async_get<int>("p:2",
+                   [&](rc::result<std::optional<int>> r) { called = r.value().value_or(-1); });
+  for (int i = 0; i < 200 && !called; ++i)
+    co_await sleep_for(5ms);
+  CHECK(called == std::optional<int>(20));
+
   auto e1 = co_await c.exists("s");
   CHECK(e1.value());
   auto del1 = co_await c.del("s");
@@ -211,7 +219,7 @@ asio::awaitable<void> round_trips(handle& h) {
   const auto m = c.metrics();
   CHECK(m.sets == 10);
   CHECK(m.deletes == 1);
-  CHECK(m.hits >= 8);
+  CHECK(m.hits >= 9);
   CHECK(m.errors == 0);
 }
 
@@ -589,4 +597,29 @@ TEST_CASE(
   CHECK(completed == calls);
   CHECK(failed > 0);  // the kill was seen
   CHECK(served_after == 20);
+}
+
+TEST_CASE("cache: get_or_load serves from the loader while Redis is unreachable", "[cache]") {
+  auto cfg = local_config(free_port());  // nothing listens there
+  cfg.request_timeout = 300ms;
+  asio::io_context ioc;
+  handle h(ioc, cfg);
+  rc::cache c(h, {.prefix = "down:", .default_ttl = 60s, .negative_ttl = {}, .scan_count = 500});
+  run_bounded(
+      ioc,
+      [&]() -> asio::awaitable<void> {
+        int loads = 0;
+        auto v = co_await c.get_or_load<std::string>("k", [&]() -> asio::awaitable<std::string> {
+          ++loads;
+          co_return std::string("from the source");
+        });
+        CHECK(v.value().value() == "from the source");
+        CHECK(loads == 1);
+        // A plain get reports the failure instead.
+        auto g = co_await c.get<std::string>("k");
+        CHECK(g.has_error());
+        CHECK(c.metrics().errors >= 2);
+        h.close();
+      },
+      20s);
 }
