@@ -9,8 +9,6 @@
 #include <boost/asio/associated_executor.hpp>
 #include <boost/asio/async_result.hpp>
 #include <boost/asio/awaitable.hpp>
-#include <boost/asio/bind_cancellation_slot.hpp>
-#include <boost/asio/bind_executor.hpp>
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -291,6 +289,29 @@ result<std::optional<T>> finish_get(cache_state& s, std::string_view key, const 
   }
 }
 
+// The completion of a get's GET: decodes, then calls the caller's handler. It shows the
+// caller's executor and cancellation slot as its own (nothing copied), so the connection
+// completes it inline and a cancellation reaches the GET.
+template <class T, class Handler>
+struct get_handler {
+  cache_state* s;
+  std::string_view key;
+  Handler h;
+
+  using executor_type = asio::associated_executor_t<Handler, asio::any_io_executor>;
+  executor_type get_executor() const noexcept {
+    return asio::get_associated_executor(h, s->redis.get_executor());
+  }
+  using cancellation_slot_type = asio::associated_cancellation_slot_t<Handler>;
+  cancellation_slot_type get_cancellation_slot() const noexcept {
+    return asio::get_associated_cancellation_slot(h);
+  }
+
+  void operator()(error_code ec, proto::result<std::optional<std::string>> reply) {
+    std::move(h)(finish_get<T>(*s, key, ec, reply));
+  }
+};
+
 }  // namespace detail
 
 /// A typed cache over a redcoro::handle: values stored through codec<T> (strings and numbers
@@ -333,19 +354,9 @@ class cache {
   auto async_get(std::string_view key, Token&& token) {
     return asio::async_initiate<Token, void(result<std::optional<T>>)>(
         [](auto handler, detail::cache_state* s, std::string_view k) {
-          // The caller's executor and cancellation slot carry over to the GET.
-          auto ex = asio::get_associated_executor(handler, s->redis.get_executor());
-          auto slot = asio::get_associated_cancellation_slot(handler);
           auto c = cmd::get(s->full(k));
-          s->redis.async_exec(
-              std::move(c),
-              asio::bind_cancellation_slot(
-                  slot, asio::bind_executor(
-                            ex, [s, k, h = std::move(handler)](
-                                    error_code ec,
-                                    proto::result<std::optional<std::string>> reply) mutable {
-                              std::move(h)(detail::finish_get<T>(*s, k, ec, reply));
-                            })));
+          s->redis.async_exec(std::move(c),
+                              detail::get_handler<T, decltype(handler)>{s, k, std::move(handler)});
         },
         token, s_.get(), key);
   }
