@@ -4,12 +4,14 @@
 // value is timed against `async_exec(cmd::get(key))` into a std::string of the same key, at
 // 1 and 64 requests in flight. Contenders alternate run by run; the table shows medians of
 // ops/s and of client CPU per op (user+sys from getrusage: the server is another process),
-// and the cache's ratio to the raw GET of the same shape; user CPU alone is shown too (the
+// and the cache's ratio to the raw GET of the same shape (also as the median of the ratios of
+// adjacent runs, "paired"); user CPU alone is shown too (the
 // cache's own work is user CPU; system CPU depends on how requests coalesce into writes). Before
 // timing, both read every key and must agree. Heap allocations per op are counted in an untimed
 // pass.
 //
-//   bench_cache_hit [--rounds=N] [--scale=F]
+//   bench_cache_hit [--rounds=N] [--scale=F]   (more rounds of fewer ops steady the ratios on
+//                                                a busy machine: --rounds=31 --scale=0.3)
 
 #include "support/alloc_counter.hpp"
 #include "support/redis_server.hpp"
@@ -208,18 +210,25 @@ int main(int argc, char** argv) {
       const auto& k = all[j];
       const double o = median(ops[k.group + k.name]), u = median(cpu[k.group + k.name]);
       const double us = median(user[k.group + k.name]);
+      // The median of the round-by-round ratios: each cache run against the raw run next to
+      // it, which a load changing over seconds (a shared machine) disturbs less.
+      std::vector<double> paired;
+      const auto& mine = cpu[k.group + k.name];
+      const auto& base = cpu[all[i].group + all[i].name];
+      for (std::size_t r = 0; r < mine.size(); ++r)
+        paired.push_back(mine[r] / base[r]);
       const sample a =
           run(ioc, h, c, k.p, k.coroutines, std::max<std::size_t>(2000, k.ops / 10), true);
       rows.push_back(
           {k.group, k.name, redcoro::bench::format_number(o),
            redcoro::bench::format_ratio(o / base_ops), redcoro::bench::format_number(u, 2),
-           redcoro::bench::format_ratio(u / base_cpu), redcoro::bench::format_number(us, 2),
-           redcoro::bench::format_ratio(us / base_user),
+           redcoro::bench::format_ratio(u / base_cpu), redcoro::bench::format_ratio(median(paired)),
+           redcoro::bench::format_number(us, 2), redcoro::bench::format_ratio(us / base_user),
            redcoro::bench::format_number(a.allocs_per_op, 2)});
     }
   }
   redcoro::bench::print_table({"shape", "client", "ops/s", "vs raw", "CPU us/op", "CPU vs raw",
-                               "user us/op", "user vs raw", "allocs/op"},
+                               "paired", "user us/op", "user vs raw", "allocs/op"},
                               rows);
   h.close();
   ioc.run_for(std::chrono::seconds(1));
