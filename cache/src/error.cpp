@@ -32,6 +32,12 @@ class category final : public std::error_category {
         return "enum value without a described name";
       case error::invalid_utf8:
         return "string is not valid UTF-8";
+      case error::load_failed:
+        return "the loader failed";
+      case error::invalid_ttl:
+        return "a TTL must be positive";
+      case error::no_prefix:
+        return "the cache has no prefix";
     }
     return "unknown redcoro.cache error";
   }

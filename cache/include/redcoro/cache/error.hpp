@@ -24,6 +24,11 @@ enum class error {
   // Encoding: the C++ value has no representation in the stored form.
   unnamed_enum_value,  ///< an enum value that no described enumerator names
   invalid_utf8,        ///< a string that is not valid UTF-8, which JSON cannot carry
+
+  // The cache (cache.hpp).
+  load_failed,  ///< get_or_load: the loader threw (its message is the error's message)
+  invalid_ttl,  ///< a TTL that is not positive (use no_ttl for none)
+  no_prefix,    ///< clear() on a cache without a prefix: it would remove every key
 };
 
 /// How deeply arrays and objects may nest in a JSON value, both ways. The reader and the
