@@ -4,6 +4,7 @@
 // fragments; each page's own header, next to this one, declares the objects its snippets
 // use): every public header, and the names the pages use without spelling them out.
 
+#include <redcoro/cache/cache.hpp>
 #include <redcoro/cache/codec.hpp>
 #include <redcoro/cache/error.hpp>
 #include <redcoro/client/client.hpp>
