@@ -341,16 +341,21 @@ struct sentinel_impl : std::enable_shared_from_this<sentinel_impl> {
   void stop() {
     if (closed) return;
     closed = true;
+    // Data connections waiting for an address are answered before they are closed. Each
+    // answer is posted to the connection's executor, and so runs before the wake-up its
+    // close() posts: the connection then fails its waiting requests with the reason
+    // (unknown_primary_name, when a refresh found the name wrong before the data connections'
+    // own round did), not with error::closed.
+    auto now = std::move(waiting);
+    waiting.clear();
+    for (auto& d : now)
+      d(address_answer(closed_reason()));
     if (data) data->close();
     if (watch) watch->close();
     for (auto& q : queries)
       if (auto c = q.lock()) c->close();
     for (auto* t : sleepers)
       t->cancel();
-    auto now = std::move(waiting);
-    waiting.clear();
-    for (auto& d : now)
-      d(address_answer(closed_reason()));
     notify();
   }
 
