@@ -38,6 +38,14 @@ class category final : public std::error_category {
         return "a TTL must be positive";
       case error::no_prefix:
         return "the cache has no prefix";
+      case error::write_failed:
+        return "the writer of the source failed";
+      case error::invalid_tag:
+        return "a tag must not be empty nor hold a brace";
+      case error::queue_full:
+        return "the write-behind queue is full";
+      case error::not_written:
+        return "closed before the write could be written";
     }
     return "unknown redcoro.cache error";
   }

@@ -556,6 +556,9 @@ void handle::close() {
 std::size_t handle::in_flight() const noexcept {
   return backend_->in_flight;
 }
+std::string_view handle::key_prefix() const noexcept {
+  return backend_->key_prefix;
+}
 std::shared_ptr<detail::handle_backend> handle::shared_backend() const {
   return owner_->backend;
 }

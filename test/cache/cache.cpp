@@ -1,6 +1,7 @@
 // The cache class over a real server and a real cluster: value shapes, values written by
 // other clients, undecodable values, single flight, SCAN-scoped keys() and clear(), TTLs,
 // and a server killed under load.
+#include "cache/helpers.hpp"
 #include "support/client_helpers.hpp"
 #include "support/cluster_helpers.hpp"
 #include "support/redis_cluster.hpp"
@@ -64,46 +65,6 @@ profile ada() {
   p.limits["burst"] = 50;
   p.home = {"London", 1815};
   return p;
-}
-
-// Runs `body` with a handle made from `cfg`, bounded, and closes it afterwards.
-void with_handle(handle_config cfg, const std::function<asio::awaitable<void>(handle&)>& body,
-                 std::chrono::seconds limit = 60s) {
-  asio::io_context ioc;
-  handle h(ioc, std::move(cfg));
-  run_bounded(
-      ioc,
-      [&]() -> asio::awaitable<void> {
-        std::exception_ptr failure;
-        try {
-          auto ready = co_await h.async_wait_ready(10s, asio::use_awaitable);
-          REQUIRE(ready);
-          co_await body(h);
-        } catch (...) {
-          failure = std::current_exception();
-        }
-        h.close();
-        if (failure) std::rethrow_exception(failure);
-      },
-      limit);
-}
-
-// Runs `body` on a single server (a pooled client, with a connection key prefix, so that the
-// cache's prefix is shown to come after it) and on a 3-primary cluster.
-void on_both(const std::function<asio::awaitable<void>(handle&)>& body) {
-  {
-    INFO("single server");
-    redis_server server;
-    auto cfg = local_config(server.port());
-    cfg.key_prefix = "svc:";
-    with_handle(cfg, body);
-  }
-  {
-    INFO("cluster");
-    redis_cluster cluster(3, 0);
-    REQUIRE(cluster.wait_healthy());
-    with_handle(config_for(cluster), body);
-  }
 }
 
 std::vector<std::string> names(std::initializer_list<const char*> l) {

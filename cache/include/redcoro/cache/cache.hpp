@@ -3,6 +3,7 @@
 #include <redcoro/cache/codec.hpp>
 #include <redcoro/cache/error.hpp>
 #include <redcoro/client/commands.hpp>
+#include <redcoro/client/histogram.hpp>
 #include <redcoro/connect/handle.hpp>
 
 #include <boost/asio/associated_cancellation_slot.hpp>
@@ -17,6 +18,7 @@
 #include <chrono>
 #include <cstdint>
 #include <exception>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <span>
@@ -60,21 +62,54 @@ class expiry {
   std::chrono::milliseconds ttl_{0};
 };
 
+/// One operation, as the observer sees it.
+struct cache_event {
+  enum class kind : std::uint8_t { get, set, del, load, refresh, invalidate };
+  enum class outcome : std::uint8_t { hit, miss, ok, failed };
+  kind what = kind::get;
+  outcome result = outcome::ok;
+  std::string_view key;  ///< as the caller named it; a prefix, pattern or tag for invalidate
+  std::chrono::nanoseconds duration{0};
+  std::uint64_t count = 1;  ///< keys: get_many's keys, invalidate's removed keys
+};
+
 /// Settings of a cache.
 struct cache_options {
   /// Put before every key of this cache (after the connection's own key_prefix, if any):
   /// `"users:"` makes `get("42")` read `users:42`. keys() and clear() see only keys under it;
   /// clear() refuses to run without one.
-  std::string prefix;
+  std::string prefix{};
   /// The TTL of set() and get_or_load() when the call does not give one: a duration, or
   /// no_ttl (the default). Must be positive.
   expiry default_ttl = no_ttl;
   /// get_or_load(): when set, a loader's "not found" (std::nullopt) is remembered in Redis for
   /// this long, so that a missing record does not reach the source on every call.
-  std::optional<std::chrono::milliseconds> negative_ttl;
+  std::optional<std::chrono::milliseconds> negative_ttl{};
   /// COUNT hint of the SCAN steps of keys() and clear(), and so the size of clear()'s UNLINK
   /// batches.
   std::int64_t scan_count = 500;
+
+  /// get_or_load() across processes: when set, a miss first takes a short lock in Redis
+  /// (`SET <prefix>~lock:<key> <token> NX PX lease`) so that one process loads while the
+  /// others poll for its value, for at most `wait`; a process that still finds neither the
+  /// value nor a free lock by then loads by itself (availability over strictness).
+  struct load_lock_options {
+    std::chrono::milliseconds lease{5000};  ///< how long a lock outlives a crashed loader
+    std::chrono::milliseconds wait{5000};   ///< how long the others wait for its value
+  };
+  std::optional<load_lock_options> load_lock{};
+  /// get_or_load(): probabilistic early refresh (the "XFetch" rule). When set (β, 1.0 is the
+  /// usual), a hit also reads the key's PTTL in the same round trip, and refreshes the value
+  /// in the background, while it is still served, with a probability that grows as the
+  /// expiry nears: when `-load_time * β * ln(rand())` ≥ the time left. A hot key is then
+  /// reloaded before it expires instead of missing for every caller at once.
+  std::optional<double> early_refresh{};
+  /// Records the latency of every get (get, async_get, get_many, get_or_load's lookup) in
+  /// latency().gets. Costs two clock reads per get; loads are always recorded.
+  bool record_latency = false;
+  /// Called after every operation with what it did (see cache_event), from the cache's
+  /// executor; for exporters and tracing. Setting it times every operation.
+  std::function<void(const cache_event&)> observer{};
 };
 
 /// Counters of one cache (copies share them), from the moment it was made.
@@ -86,6 +121,20 @@ struct cache_metrics {
   std::uint64_t loads = 0;        ///< loader calls of get_or_load
   std::uint64_t load_errors = 0;  ///< loader calls that threw
   std::uint64_t errors = 0;       ///< calls that failed: transport, server, codec errors
+  std::uint64_t invalidated = 0;  ///< keys removed by invalidate_* (and clear)
+  std::uint64_t refreshes = 0;    ///< early refreshes started (options().early_refresh)
+
+  /// hits / (hits + misses); 0 before the first get.
+  double hit_ratio() const noexcept {
+    const auto n = hits + misses;
+    return n ? static_cast<double>(hits) / static_cast<double>(n) : 0.0;
+  }
+};
+
+/// Latencies of one cache (copies share them), in nanoseconds.
+struct cache_latency {
+  histogram gets;   ///< with options().record_latency (or an observer) only
+  histogram loads;  ///< the loader calls of get_or_load, always
 };
 
 /// A value, or why there is none. The error is a codec_error: `code` is a redcoro::error
@@ -201,7 +250,13 @@ struct cache_state {
   std::string key;  // a reused buffer for the prefixed key of the call being started
   std::unordered_map<std::string, std::shared_ptr<flight>> flights;
 
-  counter hits, misses, sets, deletes, loads, load_errors, errors;
+  counter hits, misses, sets, deletes, loads, load_errors, errors, invalidated, refreshes;
+  // Written on the cache's executor only (latency()).
+  cache_latency latency;
+  // Whether operations are timed: record_latency or an observer.
+  bool timed = false;
+  // The loader's time, smoothed (early refresh's "load_time"); 0 before the first load.
+  double load_ns = 0;
 
   // The prefixed key, in `key`: valid until the next call.
   const std::string& full(std::string_view k);
@@ -214,13 +269,45 @@ found classify(cache_state& s, std::string_view key, const error_code& ec,
 codec_error decode_failure(cache_state& s, std::string_view key, codec_error where);
 codec_error encode_failure(cache_state& s, std::string_view key, codec_error where);
 
+using clock = std::chrono::steady_clock;
+// A call's TTL against the cache's default: false when not positive; `out` nullopt for none.
+bool resolve(const cache_state& s, expiry ttl, std::optional<std::chrono::milliseconds>& out);
+// The observer's event, and the get histogram; only when s.timed.
+void observe(cache_state& s, cache_event::kind what, cache_event::outcome how, std::string_view key,
+             clock::time_point start, std::uint64_t count = 1);
+cache_event::outcome outcome_of(found f) noexcept;
+
 // The non-template coroutines: each keeps the state alive while it runs.
 asio::awaitable<result<bool>> store(std::shared_ptr<cache_state> s, std::string_view key,
                                     std::string bytes, expiry ttl, bool only_if_absent);
+asio::awaitable<result<void>> store_tagged(std::shared_ptr<cache_state> s, std::string_view key,
+                                           std::string bytes, expiry ttl,
+                                           std::vector<std::string> tags);
+// write_through: the entry goes before the source is written.
+asio::awaitable<result<void>> drop_before_write(std::shared_ptr<cache_state> s,
+                                                std::string_view key);
+codec_error writer_failure(cache_state& s, std::string_view key, std::exception_ptr e);
+
+// What get_or_load's leader does before calling the loader (options().load_lock).
+enum class before_load : std::uint8_t {
+  load,   // call the loader (holding the lock when `token` is not empty)
+  filled  // another process loaded it meanwhile: the flight holds its outcome
+};
+asio::awaitable<before_load> prepare_load(std::shared_ptr<cache_state> s, std::string_view key,
+                                          flight& f, std::string& token);
+// After the load: stores it (or the "not found" marker), records the time, lets the lock go.
+asio::awaitable<void> finish_load(std::shared_ptr<cache_state> s, std::string_view key, flight& f,
+                                  expiry ttl, std::string token, clock::duration took);
+codec_error loader_failure(cache_state& s, std::string_view key, std::exception_ptr e);
+// Early refresh: whether a hit with `left` to live should reload now.
+bool refresh_due(cache_state& s, std::chrono::milliseconds left);
+void spawn(cache_state& s, asio::awaitable<void> work);
 asio::awaitable<result<std::vector<std::optional<std::string>>>> fetch_many(
     std::shared_ptr<cache_state> s, std::span<const std::string> keys);
+// A GET (with its PTTL in `left` when `left` is not null: -1 for none).
 asio::awaitable<found> lookup(std::shared_ptr<cache_state> s, std::string_view key,
-                              std::string& bytes, codec_error& err);
+                              std::string& bytes, codec_error& err,
+                              std::chrono::milliseconds* left = nullptr);
 asio::awaitable<void> wait_for(std::shared_ptr<flight> f);
 // Joins the load of `key` in flight, or starts one (second: true: the caller leads it).
 std::pair<std::shared_ptr<flight>, bool> join(cache_state& s, std::string_view key);
@@ -261,6 +348,58 @@ result<std::optional<T>> decode_shared(cache_state& s, std::string_view key, con
   codec_error where;
   if (redcoro::cache::decode(f.bytes, v, where)) return decode_failure(s, key, std::move(where));
   return std::optional<T>(std::move(v));
+}
+
+// The leader of a key's load: the loader once (or another process's value, with a load lock),
+// its outcome in the flight for the callers that wait.
+template <class T, class Loader>
+asio::awaitable<result<std::optional<T>>> lead(std::shared_ptr<cache_state> s, std::string_view key,
+                                               Loader& loader, expiry ttl, flight& f) {
+  std::string token;
+  const before_load b = co_await prepare_load(s, key, f, token);
+  if (b == before_load::filled) co_return decode_shared<T>(*s, key, f);
+  std::optional<T> loaded;
+  std::exception_ptr thrown;
+  s->loads.add(1);
+  const auto start = clock::now();
+  try {
+    loaded = co_await loader();
+  } catch (...) {
+    thrown = std::current_exception();
+  }
+  const auto took = clock::now() - start;
+  if (thrown) {
+    f.state = flight::outcome::failed;
+    f.error = loader_failure(*s, key, thrown);
+  } else if (!loaded) {
+    f.state = flight::outcome::absent;
+  } else if (codec_error where; redcoro::cache::encode(*loaded, f.bytes, where)) {
+    f.state = flight::outcome::failed;
+    f.error = encode_failure(*s, key, std::move(where));
+  } else {
+    f.state = flight::outcome::value;
+  }
+  // Stored before the waiters wake and the flight is forgotten, so that a miss seen after
+  // this load ends finds the value instead of loading again.
+  co_await finish_load(s, key, f, ttl, std::move(token), took);
+  if (f.state == flight::outcome::failed) co_return f.error;
+  co_return std::move(loaded);
+}
+
+// An early refresh, in the background: a load of `key` unless one runs already.
+template <class T, class Loader>
+asio::awaitable<void> refresh(std::shared_ptr<cache_state> s, std::string key, Loader loader,
+                              expiry ttl) {
+  auto joined = join(*s, key);
+  if (!joined.second) co_return;
+  s->refreshes.add(1);
+  flight_guard guard(s, key, std::move(joined.first));
+  const auto start = s->timed ? clock::now() : clock::time_point();
+  auto r = co_await lead<T>(s, key, loader, ttl, guard.get());
+  // Nobody waits for it: a failure leaves the old value to expire.
+  if (s->timed)
+    observe(*s, cache_event::kind::refresh,
+            r ? cache_event::outcome::ok : cache_event::outcome::failed, key, start);
 }
 
 // The end of a get: the reply as a result.
@@ -307,8 +446,16 @@ struct get_handler {
     return asio::get_associated_cancellation_slot(h);
   }
 
+  clock::time_point start;  // only when s->timed
+
   void operator()(error_code ec, proto::result<std::optional<std::string>> reply) {
-    std::move(h)(finish_get<T>(*s, key, ec, reply));
+    auto r = finish_get<T>(*s, key, ec, reply);
+    if (s->timed)
+      observe(*s, cache_event::kind::get,
+              r.has_error() ? cache_event::outcome::failed
+                            : (*r ? cache_event::outcome::hit : cache_event::outcome::miss),
+              key, start);
+    std::move(h)(std::move(r));
   }
 };
 
@@ -355,8 +502,9 @@ class cache {
     return asio::async_initiate<Token, void(result<std::optional<T>>)>(
         [](auto handler, detail::cache_state* s, std::string_view k) {
           auto c = cmd::get(s->full(k));
-          s->redis.async_exec(std::move(c),
-                              detail::get_handler<T, decltype(handler)>{s, k, std::move(handler)});
+          const auto start = s->timed ? detail::clock::now() : detail::clock::time_point();
+          s->redis.async_exec(std::move(c), detail::get_handler<T, decltype(handler)>{
+                                                s, k, std::move(handler), start});
         },
         token, s_.get(), key);
   }
@@ -429,6 +577,36 @@ class cache {
   /// Refused (error::no_prefix) for a cache without a prefix.
   asio::awaitable<result<std::int64_t>> clear();
 
+  /// Stores `value` like set(), and records it under each of `tags`, so that
+  /// invalidate_tag() removes it. A tag is any non-empty text without braces
+  /// (error::invalid_tag). The value and its tag records are written by one script, per slot
+  /// atomic; see the README for how tags work on a cluster.
+  template <cacheable T>
+  asio::awaitable<result<void>> set_tagged(std::string_view key, const T& value,
+                                           std::vector<std::string> tags, expiry ttl = {}) {
+    auto s = s_;
+    std::string bytes;
+    codec_error where;
+    if (redcoro::cache::encode(value, bytes, where))
+      co_return detail::encode_failure(*s, key, std::move(where));
+    co_return co_await detail::store_tagged(s, key, std::move(bytes), ttl, std::move(tags));
+  }
+
+  /// Removes every key of this cache that starts with `prefix` (after the cache's own):
+  /// SCAN, then UNLINK per page, on every primary. How many keys went. Refused
+  /// (error::no_prefix) when the cache has no prefix and `prefix` is empty.
+  asio::awaitable<result<std::int64_t>> invalidate_prefix(std::string_view prefix);
+  /// Removes every key of this cache that matches `pattern` (a Redis glob, after the
+  /// prefix), as invalidate_prefix does. Refused (error::no_prefix) for a pattern of only
+  /// `*` on a cache without a prefix.
+  asio::awaitable<result<std::int64_t>> invalidate_matching(std::string pattern);
+  /// Removes every key that set_tagged() recorded under `tag`, and the tag: how many keys
+  /// went. Per slot atomic; across slots, keys tagged while it runs may survive it.
+  asio::awaitable<result<std::int64_t>> invalidate_tag(std::string_view tag);
+
+  /// Latency histograms (nanoseconds): a copy. Call it from the cache's executor.
+  cache_latency latency() const;
+
   /// Cache-aside: the value of `key`, or, when it is absent (or does not decode), the value of
   /// `co_await loader()`, stored with `ttl` and returned. `loader` returns an
   /// `asio::awaitable<T>` or `asio::awaitable<std::optional<T>>` (std::nullopt: not found, then
@@ -448,12 +626,20 @@ class cache {
     {
       std::string bytes;
       codec_error err;
-      const detail::found f = co_await detail::lookup(s, key, bytes, err);
+      std::chrono::milliseconds left{-1};
+      const bool early = s->opts.early_refresh.has_value();
+      const detail::found f = co_await detail::lookup(s, key, bytes, err, early ? &left : nullptr);
       if (f == detail::found::negative) co_return std::optional<T>();
       if (f == detail::found::value) {
         T v{};
         codec_error where;
-        if (!redcoro::cache::decode(bytes, v, where)) co_return std::optional<T>(std::move(v));
+        if (!redcoro::cache::decode(bytes, v, where)) {
+          if constexpr (std::is_copy_constructible_v<Loader>) {
+            if (early && detail::refresh_due(*s, left))
+              detail::spawn(*s, detail::refresh<T>(s, std::string(key), loader, ttl));
+          }
+          co_return std::optional<T>(std::move(v));
+        }
         // A value that does not decode (a schema changed under it): load it again.
         s->hits.sub(1);
         s->misses.add(1);
@@ -465,51 +651,38 @@ class cache {
       co_return detail::decode_shared<T>(*s, key, *joined.first);
     }
     detail::flight_guard guard(s, key, std::move(joined.first));
-    detail::flight& f = guard.get();
-    s->loads.add(1);
-    std::optional<T> loaded;
-    std::string message;
-    try {
-      loaded = co_await loader();
-    } catch (const std::exception& e) {
-      message = e.what();
-      if (message.empty()) message = "the loader threw";
-    } catch (...) {
-      message = "the loader threw a non-standard exception";
-    }
-    if (!message.empty()) {
-      s->load_errors.add(1);
-      s->errors.add(1);
-      f.state = detail::flight::outcome::failed;
-      f.error.code = make_error_code(error::load_failed);
-      f.error.key = key;
-      f.error.message = std::move(message);
-      co_return f.error;
-    }
-    if (!loaded) {
-      if (s->opts.negative_ttl) {
-        const std::string marker(detail::absent_marker());
-        co_await detail::store(s, key, marker, *s->opts.negative_ttl, false);
-      }
-      f.state = detail::flight::outcome::absent;
-      co_return std::optional<T>();
-    }
+    co_return co_await detail::lead<T>(s, key, loader, ttl, guard.get());
+  }
+
+  /// Write-through: writes `value` to the source with `co_await writer(value)`, then to the
+  /// cache. The entry is removed *before* the writer runs, so that whichever step fails, no
+  /// entry older than the source is left: a failed UNLINK stops the call before the source
+  /// is touched; a writer that throws gives error::write_failed (its message) and leaves no
+  /// entry; a failed SET leaves no entry either (the next get_or_load reads the source).
+  template <cacheable T, class Writer>
+  asio::awaitable<result<void>> write_through(std::string_view key, const T& value, Writer writer,
+                                              expiry ttl = {}) {
+    auto s = s_;
+    std::string bytes;
     codec_error where;
-    if (redcoro::cache::encode(*loaded, f.bytes, where)) {
-      f.state = detail::flight::outcome::failed;
-      f.error = detail::encode_failure(*s, key, std::move(where));
-      co_return f.error;
+    if (redcoro::cache::encode(value, bytes, where))
+      co_return detail::encode_failure(*s, key, std::move(where));
+    auto dropped = co_await detail::drop_before_write(s, key);
+    if (!dropped) co_return dropped;
+    std::exception_ptr thrown;
+    try {
+      co_await writer(value);
+    } catch (...) {
+      thrown = std::current_exception();
     }
-    // Stored before the waiters wake and the flight is forgotten, so that a miss seen after
-    // this load ends finds the value instead of loading again. A failure to store is not the
-    // caller's: the value is good.
-    auto stored = co_await detail::store(s, key, f.bytes, ttl, false);
-    (void)stored;
-    f.state = detail::flight::outcome::value;
-    co_return std::move(loaded);
+    if (thrown) co_return detail::writer_failure(*s, key, thrown);
+    auto r = co_await detail::store(s, key, std::move(bytes), ttl, false);
+    if (!r) co_return r.error();
+    co_return result<void>();
   }
 
  private:
+  friend class write_behind;
   std::shared_ptr<detail::cache_state> s_;
 };
 

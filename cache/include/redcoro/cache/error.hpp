@@ -26,9 +26,13 @@ enum class error {
   invalid_utf8,        ///< a string that is not valid UTF-8, which JSON cannot carry
 
   // The cache (cache.hpp).
-  load_failed,  ///< get_or_load: the loader threw (its message is the error's message)
-  invalid_ttl,  ///< a TTL that is not positive (use no_ttl for none)
-  no_prefix,    ///< clear() on a cache without a prefix: it would remove every key
+  load_failed,   ///< get_or_load: the loader threw (its message is the error's message)
+  invalid_ttl,   ///< a TTL that is not positive (use no_ttl for none)
+  no_prefix,     ///< clear() on a cache without a prefix: it would remove every key
+  write_failed,  ///< write_through: the writer of the source threw (its message is the error's)
+  invalid_tag,   ///< a tag that is empty or holds a brace (it would move its set to another slot)
+  queue_full,    ///< write_behind with when_full::fail: the queue holds `capacity` writes
+  not_written,   ///< write_behind: closed before this accepted write could be written
 };
 
 /// How deeply arrays and objects may nest in a JSON value, both ways. The reader and the

@@ -261,6 +261,9 @@ class handle {
   void close();
   /// Requests sent through this handle's engine and not yet answered.
   std::size_t in_flight() const noexcept;
+  /// The connection's key_prefix, put before every key a request names (empty: none). What
+  /// lands in a hash slot is this prefix followed by the key.
+  std::string_view key_prefix() const noexcept;
 
   /// The engine underneath, for what only it has (nullptr when it is another kind).
   client* as_client() const noexcept;

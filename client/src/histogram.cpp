@@ -1,10 +1,10 @@
-#include "tool/histogram.hpp"
+#include <redcoro/client/histogram.hpp>
 
 #include <algorithm>
 #include <bit>
 #include <cmath>
 
-namespace redcoro::bench {
+namespace redcoro {
 
 namespace {
 
@@ -150,4 +150,4 @@ std::vector<std::pair<double, std::uint64_t>> histogram::percentile_curve() cons
   return curve;
 }
 
-}  // namespace redcoro::bench
+}  // namespace redcoro
