@@ -42,7 +42,7 @@ inline void with_handle(handle_config cfg,
 }
 
 // Runs `body` on a single server (a pooled client, with a connection key prefix, so that the
-// cache's prefix is shown to come after it) and on a 3-primary cluster.
+// cache's prefix is shown to come after it) and on a 3+3 cluster (three primaries, a replica each).
 inline void on_both(const std::function<asio::awaitable<void>(handle&)>& body) {
   {
     INFO("single server");
@@ -53,7 +53,7 @@ inline void on_both(const std::function<asio::awaitable<void>(handle&)>& body) {
   }
   {
     INFO("cluster");
-    redcoro::test::redis_cluster cluster(3, 0);
+    redcoro::test::redis_cluster cluster(3, 1);
     REQUIRE(cluster.wait_healthy());
     with_handle(redcoro::test::config_for(cluster), body);
   }
