@@ -1,75 +1,91 @@
-// A cache in front of a slow data source. Read-through: look in Redis first, and on a miss
-// load from the source and store the value with a TTL (SET ... PX), so stale entries go
-// away by themselves. When the source changes, DEL drops the entry at once.
+// A cache in front of a slow data source, with redcoro::cache. Cache-aside: get_or_load looks
+// in Redis first and, on a miss, loads from the source once (however many callers missed at
+// the same time) and stores the value with a TTL. A price change goes through write_through
+// (the source first, then the cache); a brand's products are dropped at once by their tag.
 //   cache_service [port]      (a redis-server on 127.0.0.1, port 6379 by default)
 #include "example.hpp"
-#include <redcoro/client/commands.hpp>
-#include <redcoro/client/connection.hpp>
+#include <redcoro/cache/cache.hpp>
+#include <redcoro/connect/handle.hpp>
 
-#include <boost/asio/co_spawn.hpp>
-#include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
-#include <boost/asio/use_awaitable.hpp>
+#include <boost/describe.hpp>
 
 #include <chrono>
 #include <cstdio>
-#include <cstdlib>
-#include <stdexcept>
+#include <map>
 #include <string>
+#include <vector>
 
 namespace asio = boost::asio;
+namespace rc = redcoro::cache;
 using example::expect;
-namespace cmd = redcoro::cmd;
 using namespace std::chrono_literals;
 
-const std::string prefix = "example:cache_service:";
-int source_reads = 0;
+struct product {
+  std::string name;
+  double price = 0;
+  std::string brand;
+};
+BOOST_DESCRIBE_STRUCT(product, (), (name, price, brand))
 
 // The slow source (a database, another service): we count how often it is asked.
-std::string load_product(const std::string& id) {
+std::map<std::string, product> source = {{"42", {"kettle", 19.99, "acme"}},
+                                         {"43", {"toaster", 29.99, "acme"}}};
+int source_reads = 0;
+
+asio::awaitable<product> load_product(std::string id) {
   ++source_reads;
-  return "product " + id + ", 19.99 EUR";
+  co_return source.at(id);
 }
 
-// The cached value, or the source's, which is then cached for 30 seconds.
-asio::awaitable<std::string> get_product(redcoro::connection& conn, std::string id) {
-  const std::string key = prefix + "product:" + id;
-  auto cached = co_await conn.async_exec(cmd::get(key), asio::use_awaitable);
-  if (cached.value()) co_return *cached.value();  // value() throws the server's error, if any
+asio::awaitable<void> session(redcoro::handle& redis) {
+  rc::cache products(redis, {.prefix = "example:cache_service:", .default_ttl = 30s});
+  co_await products.clear();  // a clean start
 
-  std::string fresh = load_product(id);
-  cmd::set_options ttl;
-  ttl.ttl = 30s;
-  auto stored = co_await conn.async_exec(cmd::set(key, fresh, ttl), asio::use_awaitable);
-  expect(stored.value().has_value(), "SET stored the value");
-  co_return fresh;
-}
+  // The cached product, or the source's (then cached). value() throws rc::cache_exception
+  // with the reason when Redis or the loader failed.
+  auto get = [&](std::string id) -> asio::awaitable<product> {
+    auto p = co_await products.get_or_load<product>(id, [id] { return load_product(id); });
+    co_return p.value().value();
+  };
+  product first = co_await get("42");
+  product second = co_await get("42");
+  std::printf("read twice: %s at %.2f (source reads: %d)\n", first.name.c_str(), second.price,
+              source_reads);
+  expect(source_reads == 1, "the second read came from the cache");
+  auto ttl = co_await products.ttl("42");
+  expect(ttl.value().remaining <= 30s, "the entry has the cache's default TTL");
 
-asio::awaitable<void> session(redcoro::connection& conn) {
-  const std::string key = prefix + "product:42";
-  co_await conn.async_exec(cmd::del(key), asio::use_awaitable);  // a clean start
+  // A price change: the source first, then the cache; no stale price either way.
+  product cheaper = source.at("42");
+  cheaper.price = 17.99;
+  auto written =
+      co_await products.write_through("42", cheaper, [](const product& p) -> asio::awaitable<void> {
+        source["42"] = p;
+        co_return;
+      });
+  written.value();
+  product now = co_await get("42");
+  expect(now.price == 17.99 && source_reads == 1, "the new price is cached");
 
-  std::string first = co_await get_product(conn, "42");
-  std::printf("first read:  %s (miss, source reads: %d)\n", first.c_str(), source_reads);
-  std::string second = co_await get_product(conn, "42");
-  std::printf("second read: %s (hit, source reads: %d)\n", second.c_str(), source_reads);
-  expect(first == second && source_reads == 1, "the second read came from the cache");
-
-  auto ttl = co_await conn.async_exec(cmd::pttl(key), asio::use_awaitable);
-  std::printf("entry expires in %lld ms\n", static_cast<long long>(ttl.value()));
-  expect(ttl.value() > 0 && ttl.value() <= 30'000, "the entry has a TTL of at most 30 s");
-
-  // The price changed at the source: drop the entry, the next read loads it again.
-  auto removed = co_await conn.async_exec(cmd::del(key), asio::use_awaitable);
-  expect(removed.value() == 1, "DEL removed the entry");
-  co_await get_product(conn, "42");
-  std::printf("after DEL:   miss again (source reads: %d)\n", source_reads);
-  expect(source_reads == 2, "the read after DEL went to the source");
+  // Tags: every product of a brand, invalidated at once.
+  for (const auto& [id, p] : source) {
+    std::vector<std::string> tags(1, "brand:" + p.brand);
+    auto stored = co_await products.set_tagged(id, p, tags);
+    stored.value();
+  }
+  auto gone = co_await products.invalidate_tag("brand:acme");
+  std::printf("invalidated brand:acme: %lld keys\n", static_cast<long long>(gone.value()));
+  expect(gone.value() == 2, "both products went with their brand's tag");
+  co_await get("43");
+  expect(source_reads == 2, "the read after the invalidation went to the source");
+  const auto m = products.metrics();
+  std::printf("hits %llu, misses %llu, loads %llu\n", static_cast<unsigned long long>(m.hits),
+              static_cast<unsigned long long>(m.misses), static_cast<unsigned long long>(m.loads));
 }
 
 int main(int argc, char** argv) {
   asio::io_context ioc;
-  redcoro::connection conn(ioc, example::config_from(argc, argv));
-  conn.async_run(asio::detached);  // connects, and reconnects until close()
-  return example::run("cache_service", ioc, session(conn), [&] { conn.close(); });
+  redcoro::handle redis(ioc, example::config_from(argc, argv));
+  return example::run("cache_service", ioc, session(redis), [&] { redis.close(); });
 }

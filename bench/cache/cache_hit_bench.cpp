@@ -60,7 +60,7 @@ std::pair<double, double> cpu_seconds() {
           static_cast<double>(u.ru_stime.tv_sec) + static_cast<double>(u.ru_stime.tv_usec) / 1e6};
 }
 
-enum class path { raw, cached };
+enum class path { raw, cached, timed };
 
 struct sample {
   double ops_per_second = 0;
@@ -70,8 +70,9 @@ struct sample {
 };
 
 // `coroutines` coroutines, `ops` GETs in all, through `h` (raw) or `c` (the cache).
-sample run(asio::io_context& ioc, redcoro::handle& h, rc::cache& c, path p, int coroutines,
-           std::size_t ops, bool count_allocations) {
+// `timed` is a second cache over the same handle that records every get's latency.
+sample run(asio::io_context& ioc, redcoro::handle& h, rc::cache& c, rc::cache& timed, path p,
+           int coroutines, std::size_t ops, bool count_allocations) {
   const std::size_t per = std::max<std::size_t>(1, ops / static_cast<std::size_t>(coroutines));
   int finished = 0;
   std::size_t bytes = 0;
@@ -88,7 +89,7 @@ sample run(asio::io_context& ioc, redcoro::handle& h, rc::cache& c, path p, int 
         auto r = co_await h.async_exec(cmd::get(full[i % 16]), asio::use_awaitable);
         bytes += r.value()->size();
       } else {
-        auto r = co_await c.get<std::string>(mine[i % 16]);
+        auto r = co_await (p == path::cached ? c : timed).get<std::string>(mine[i % 16]);
         bytes += r.value()->size();
       }
     }
@@ -137,8 +138,8 @@ int main(int argc, char** argv) {
   cfg.port = server.port();
   cfg.pool_size = 0;  // one multiplexed connection
   redcoro::handle h(ioc, cfg);
-  rc::cache c(h,
-              {.prefix = prefix, .default_ttl = rc::no_ttl, .negative_ttl = {}, .scan_count = 500});
+  rc::cache c(h, {.prefix = prefix});
+  rc::cache timed(h, {.prefix = prefix, .record_latency = true});
 
   // The values, and the check: both paths read the same bytes for every key.
   bool ok = true;
@@ -181,17 +182,21 @@ int main(int argc, char** argv) {
   const std::vector<contender> all = {
       {"1 in flight", "raw cmd::get", path::raw, 1, n(40000)},
       {"1 in flight", "cache.get<std::string>", path::cached, 1, n(40000)},
+      {"1 in flight", "... with record_latency", path::timed, 1, n(40000)},
       {"64 in flight", "raw cmd::get", path::raw, 64, n(400000)},
       {"64 in flight", "cache.get<std::string>", path::cached, 64, n(400000)},
+      {"64 in flight", "... with record_latency", path::timed, 64, n(400000)},
   };
+  constexpr std::size_t per_group = 3;
   for (const auto& k : all)  // warm-up
-    run(ioc, h, c, k.p, k.coroutines, std::max<std::size_t>(1000, k.ops / 20), false);
+    run(ioc, h, c, timed, k.p, k.coroutines, std::max<std::size_t>(1000, k.ops / 20), false);
   std::map<std::string, std::vector<double>> ops, cpu, user;
   for (int r = 0; r < rounds; ++r) {
-    // Alternate which contender goes first, so neither always follows the other.
+    // Rotate which contender of a shape goes first, so none always follows another.
     for (std::size_t j = 0; j < all.size(); ++j) {
-      const auto& k = all[r % 2 == 0 ? j : (j ^ 1)];
-      const sample s = run(ioc, h, c, k.p, k.coroutines, k.ops, false);
+      const std::size_t first = j - j % per_group;
+      const auto& k = all[first + (j - first + static_cast<std::size_t>(r)) % per_group];
+      const sample s = run(ioc, h, c, timed, k.p, k.coroutines, k.ops, false);
       ops[k.group + k.name].push_back(s.ops_per_second);
       cpu[k.group + k.name].push_back(s.cpu_us_per_op);
       user[k.group + k.name].push_back(s.user_us_per_op);
@@ -202,11 +207,11 @@ int main(int argc, char** argv) {
       "ratios are to the raw cmd::get of the same shape\n\n",
       rounds);
   std::vector<std::vector<std::string>> rows;
-  for (std::size_t i = 0; i < all.size(); i += 2) {
+  for (std::size_t i = 0; i < all.size(); i += per_group) {
     const double base_ops = median(ops[all[i].group + all[i].name]);
     const double base_cpu = median(cpu[all[i].group + all[i].name]);
     const double base_user = median(user[all[i].group + all[i].name]);
-    for (std::size_t j = i; j < i + 2; ++j) {
+    for (std::size_t j = i; j < i + per_group; ++j) {
       const auto& k = all[j];
       const double o = median(ops[k.group + k.name]), u = median(cpu[k.group + k.name]);
       const double us = median(user[k.group + k.name]);
@@ -218,7 +223,7 @@ int main(int argc, char** argv) {
       for (std::size_t r = 0; r < mine.size(); ++r)
         paired.push_back(mine[r] / base[r]);
       const sample a =
-          run(ioc, h, c, k.p, k.coroutines, std::max<std::size_t>(2000, k.ops / 10), true);
+          run(ioc, h, c, timed, k.p, k.coroutines, std::max<std::size_t>(2000, k.ops / 10), true);
       rows.push_back(
           {k.group, k.name, redcoro::bench::format_number(o),
            redcoro::bench::format_ratio(o / base_ops), redcoro::bench::format_number(u, 2),
@@ -230,6 +235,49 @@ int main(int argc, char** argv) {
   redcoro::bench::print_table({"shape", "client", "ops/s", "vs raw", "CPU us/op", "CPU vs raw",
                                "paired", "user us/op", "user vs raw", "allocs/op"},
                               rows);
+  if (timed.latency().gets.count() == 0) {
+    std::fprintf(stderr, "record_latency recorded nothing\n");
+    return 1;
+  }
+
+  // A stampede: 10,000 concurrent get_or_load of a cold key (a loader that takes 5 ms).
+  // Single flight makes it one load; the wall time is that load plus 10,000 GETs.
+  std::vector<double> stampede_ms;
+  for (int r = 0; r < rounds; ++r) {
+    constexpr int callers = 10'000;
+    const std::string key = "cold:" + std::to_string(r);
+    int loads = 0;
+    int finished = 0;
+    int served = 0;
+    auto loader = [&]() -> asio::awaitable<std::string> {
+      ++loads;
+      asio::steady_timer t(ioc, std::chrono::milliseconds(5));
+      co_await t.async_wait(asio::use_awaitable);
+      co_return std::string(32, 'l');
+    };
+    const auto t0 = std::chrono::steady_clock::now();
+    for (int i = 0; i < callers; ++i)
+      asio::co_spawn(
+          ioc,
+          [&]() -> asio::awaitable<void> {
+            auto v = co_await c.get_or_load<std::string>(key, loader);
+            if (v && *v) ++served;
+            ++finished;
+          },
+          asio::detached);
+    while (finished < callers)
+      ioc.run_one();
+    stampede_ms.push_back(
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+    if (loads != 1 || served != callers) {
+      std::fprintf(stderr, "stampede: %d loads, %d of %d served\n", loads, served, callers);
+      return 1;
+    }
+  }
+  std::printf(
+      "\nStampede: 10,000 concurrent get_or_load of a cold key finished with 1 load, every "
+      "round (%d); median wall %.1f ms\n",
+      rounds, median(stampede_ms));
   h.close();
   ioc.run_for(std::chrono::seconds(1));
   return 0;
