@@ -45,7 +45,10 @@ asio::awaitable<void> session(redcoro::handle& redis) {
   // The cached product, or the source's (then cached). value() throws rc::cache_exception
   // with the reason when Redis or the loader failed.
   auto get = [&](std::string id) -> asio::awaitable<product> {
-    auto p = co_await products.get_or_load<product>(id, [id] { return load_product(id); });
+    // Named before the co_await: g++ 12 destroys a capturing lambda passed as a temporary
+    // to a coroutine twice.
+    auto load = [id] { return load_product(id); };
+    auto p = co_await products.get_or_load<product>(id, load);
     co_return p.value().value();
   };
   product first = co_await get("42");

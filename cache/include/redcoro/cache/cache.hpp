@@ -635,8 +635,10 @@ class cache {
         codec_error where;
         if (!redcoro::cache::decode(bytes, v, where)) {
           if constexpr (std::is_copy_constructible_v<Loader>) {
-            if (early && detail::refresh_due(*s, left))
-              detail::spawn(*s, detail::refresh<T>(s, std::string(key), loader, ttl));
+            if (early && detail::refresh_due(*s, left)) {
+              std::string k(key);
+              detail::spawn(*s, detail::refresh<T>(s, std::move(k), loader, ttl));
+            }
           }
           co_return std::optional<T>(std::move(v));
         }
