@@ -238,7 +238,8 @@ asio::awaitable<std::pair<error_code, std::string>> session_create(std::shared_p
     if (auto ec = random_token(token)) co_return std::pair{ec, std::string()};
     const std::array<std::string, 2> keys{base + "s:" + token, base + "idx"};
     const std::array<std::string_view, 4> args{bytes, idle, life, token};
-    auto [ec, r] = co_await run(*s, create_script.call<std::int64_t>(keys, args));
+    auto op = run(*s, create_script.call<std::int64_t>(keys, args));
+    auto [ec, r] = co_await std::move(op);
     if (ec) co_return std::pair{ec, std::string()};
     if (*r >= 0) co_return std::pair{error_code(), token + "." + user};
   }
@@ -251,7 +252,8 @@ asio::awaitable<std::pair<error_code, std::string>> session_get(std::shared_ptr<
   if (!keys_of(*s, id, k)) co_return std::pair{not_found(), std::string()};
   const std::array<std::string, 2> keys{k.session, k.index};
   const std::array<std::string_view, 2> args{k.token, s->opts.touch_on_get ? "1" : "0"};
-  auto [ec, r] = co_await run(*s, get_script.call<std::optional<std::string>>(keys, args));
+  auto op = run(*s, get_script.call<std::optional<std::string>>(keys, args));
+  auto [ec, r] = co_await std::move(op);
   if (ec) co_return std::pair{ec, std::string()};
   if (!*r) co_return std::pair{not_found(), std::string()};
   co_return std::pair{error_code(), std::move(**r)};
@@ -271,7 +273,8 @@ asio::awaitable<std::pair<error_code, std::chrono::milliseconds>> slide(
   } else {
     c.emplace(update_script.call<std::int64_t>(keys, k.token));
   }
-  auto [ec, r] = co_await run(*s, std::move(*c));
+  auto op = run(*s, std::move(*c));
+  auto [ec, r] = co_await std::move(op);
   if (ec) co_return std::pair{ec, ms(0)};
   if (*r < 0) co_return std::pair{not_found(), ms(0)};
   co_return std::pair{error_code(), ms(*r)};
@@ -280,12 +283,14 @@ asio::awaitable<std::pair<error_code, std::chrono::milliseconds>> slide(
 
 asio::awaitable<std::pair<error_code, std::chrono::milliseconds>> session_update(
     std::shared_ptr<session_state> s, std::string id, std::string bytes) {
-  co_return co_await slide(std::move(s), std::move(id), &bytes);
+  auto op = slide(std::move(s), std::move(id), &bytes);
+  co_return co_await std::move(op);
 }
 
 asio::awaitable<std::pair<error_code, std::chrono::milliseconds>> session_touch(
     std::shared_ptr<session_state> s, std::string id) {
-  co_return co_await slide(std::move(s), std::move(id), nullptr);
+  auto op = slide(std::move(s), std::move(id), nullptr);
+  co_return co_await std::move(op);
 }
 
 asio::awaitable<std::pair<error_code, bool>> session_destroy(std::shared_ptr<session_state> s,
@@ -293,7 +298,8 @@ asio::awaitable<std::pair<error_code, bool>> session_destroy(std::shared_ptr<ses
   session_keys k;
   if (!keys_of(*s, id, k)) co_return std::pair{error_code(), false};
   const std::array<std::string, 2> keys{k.session, k.index};
-  auto [ec, r] = co_await run(*s, destroy_script.call<std::int64_t>(keys, k.token));
+  auto op = run(*s, destroy_script.call<std::int64_t>(keys, k.token));
+  auto [ec, r] = co_await std::move(op);
   if (ec) co_return std::pair{ec, false};
   co_return std::pair{error_code(), *r > 0};
 }
@@ -303,8 +309,8 @@ asio::awaitable<std::pair<error_code, std::vector<session_info>>> session_list(
   std::vector<session_info> out;
   if (!valid_user(user)) co_return std::pair{invalid(), out};
   const std::string index = user_base(*s, user) + "idx";
-  auto [ec, r] =
-      co_await run(*s, list_script.call<std::vector<std::pair<std::string, std::int64_t>>>(index));
+  auto op = run(*s, list_script.call<std::vector<std::pair<std::string, std::int64_t>>>(index));
+  auto [ec, r] = co_await std::move(op);
   if (ec) co_return std::pair{ec, out};
   out.reserve(r->size());
   for (auto& [token, left] : *r)
@@ -316,7 +322,8 @@ asio::awaitable<std::pair<error_code, std::int64_t>> session_destroy_all(
     std::shared_ptr<session_state> s, std::string user) {
   if (!valid_user(user)) co_return std::pair{invalid(), std::int64_t{0}};
   const std::string index = user_base(*s, user) + "idx";
-  auto [ec, r] = co_await run(*s, destroy_all_script.call<std::int64_t>(index));
+  auto op = run(*s, destroy_all_script.call<std::int64_t>(index));
+  auto [ec, r] = co_await std::move(op);
   if (ec) co_return std::pair{ec, std::int64_t{0}};
   co_return std::pair{error_code(), *r};
 }
