@@ -390,6 +390,46 @@ TEST_CASE("stream workers: settings that cannot work are refused", "[recipes][st
   ioc.run_for(1s);
 }
 
+TEST_CASE("stream workers: a worker ends with error closed when its handle is closed",
+          "[recipes][stream]") {
+  redis_server server;
+  asio::io_context ioc;
+  handle h(ioc, local_config(server.port()));
+  bool ended = false;
+  error_code why;
+  rr::stream_worker_options o;
+  o.stream = "{closing}";
+  o.group = "g";
+  o.block = 100ms;
+  rr::stream_worker worker(h, o,
+                           [](const rr::stream_message&) -> asio::awaitable<void> { co_return; });
+  run_bounded(
+      ioc,
+      [&]() -> asio::awaitable<void> {
+        auto ready = co_await h.async_wait_ready(10s, use_awaitable);
+        REQUIRE(ready);
+        worker.async_run([&](error_code ec, rr::stream_worker_stats) {
+          ended = true;
+          why = ec;
+        });
+        // Running: the group exists once the worker has made it.
+        const bool grouped = co_await eventually(
+            [&]() -> asio::awaitable<bool> {
+              auto c = command<proto::value>("XINFO", "GROUPS", "{closing}");
+              auto r = co_await h.async_exec(std::move(c), use_awaitable);
+              co_return r.has_value() && r->size() == 1;
+            },
+            10s);
+        REQUIRE(grouped);
+        h.close();
+        const bool over =
+            co_await eventually([&]() -> asio::awaitable<bool> { co_return ended; }, 10s);
+        CHECK(over);
+      },
+      30s);
+  CHECK(why == error_code(redcoro::error::closed));
+}
+
 // ---------------------------------------------------------------------------------------------
 // Three worker processes, one SIGKILLed.
 

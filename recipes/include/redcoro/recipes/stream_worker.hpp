@@ -119,12 +119,20 @@ asio::awaitable<std::pair<error_code, bool>> ensure_group(handle redis, std::str
 /// primary had not replicated are lost: acknowledgements (the message runs again) and
 /// messages (never run).
 ///
-/// A worker is used from the handle's executor; keep it alive until async_run completes.
+/// A worker is used from the handle's executor. Destroying it asks it to stop (as stop());
+/// what the handler refers to must live until async_run has completed.
 class stream_worker {
  public:
   /// Throws std::system_error (error::invalid_argument) for an empty stream or group, a zero
   /// concurrency, max_deliveries below 1, or a dead-letter stream in another slot.
   stream_worker(handle redis, stream_worker_options options, stream_handler handler);
+  stream_worker(stream_worker&&) noexcept = default;
+  stream_worker& operator=(stream_worker&&) noexcept = default;
+  stream_worker(const stream_worker&) = delete;
+  stream_worker& operator=(const stream_worker&) = delete;
+  ~stream_worker() {
+    if (s_) stop();
+  }
 
   const stream_worker_options& options() const noexcept { return detail::worker_options(*s_); }
   /// The counters now.
