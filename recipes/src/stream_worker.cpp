@@ -407,6 +407,9 @@ asio::awaitable<std::pair<error_code, stream_worker_stats>> worker_stop(
   while (s->running) {
     error_code ec;
     co_await s->done.async_wait(asio::redirect_error(use_awaitable, ec));
+    // The caller gave up waiting (the end of the run cancels the timer too, but then the
+    // worker no longer runs).
+    if (ec == asio::error::operation_aborted && s->running) co_return std::pair{ec, s->stats};
   }
   co_return std::pair{error_code(), s->stats};
 }

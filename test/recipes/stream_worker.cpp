@@ -18,6 +18,7 @@
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
 
 #include <signal.h>
 #include <spawn.h>
@@ -365,6 +366,49 @@ TEST_CASE(
     cfg.key_prefix = "single:";
     with_handle(cfg, drains);
   }
+}
+
+// Cancelling async_run (here by `||`: the other side finished first) is a stop: the run still
+// completes only after the handlers in progress have.
+asio::awaitable<void> cancelled_run(handle& h) {
+  using namespace asio::experimental::awaitable_operators;
+  const std::string stream = "{cancel}:jobs";
+  co_await add(h, stream, 8);
+  int started = 0;
+  int finished = 0;
+  rr::stream_worker_options o;
+  o.stream = stream;
+  o.group = "g";
+  o.start_id = "0";
+  o.concurrency = 4;
+  o.block = 100ms;
+  rr::stream_worker worker(h, o, [&](const rr::stream_message&) -> asio::awaitable<void> {
+    ++started;
+    co_await sleep_for(300ms);
+    ++finished;
+  });
+  auto busy = [&]() -> asio::awaitable<void> {
+    const bool four =
+        co_await eventually([&]() -> asio::awaitable<bool> { co_return started == 4; }, 10s);
+    REQUIRE(four);
+  };
+  auto running = worker.async_run(use_awaitable);
+  auto waiting = busy();
+  auto which = co_await (std::move(running) || std::move(waiting));
+  CHECK(which.index() == 1);
+  CHECK(started == 4);
+  CHECK(finished == 4);
+  const pending_summary p = co_await pending(h, stream, "g");
+  CHECK(p.total == 0);
+  auto [ec, stats] = co_await worker.async_stop(as_tuple(use_awaitable));
+  CHECK_FALSE(ec);
+  CHECK(stats.acked == 4);
+}
+
+TEST_CASE("stream workers: cancelling async_run stops the worker and drains it",
+          "[recipes][stream]") {
+  redis_server server;
+  with_handle(local_config(server.port()), cancelled_run);
 }
 
 TEST_CASE("stream workers: settings that cannot work are refused", "[recipes][stream]") {

@@ -5,11 +5,17 @@
 #include <redcoro/connect/handle.hpp>
 #include <redcoro/recipes/error.hpp>
 
+#include <boost/asio/associated_cancellation_slot.hpp>
+#include <boost/asio/associated_executor.hpp>
+#include <boost/asio/async_result.hpp>
 #include <boost/asio/awaitable.hpp>
+#include <boost/asio/bind_executor.hpp>
+#include <boost/asio/co_spawn.hpp>
 
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <exception>
 #include <functional>
 #include <memory>
 #include <string>
@@ -95,6 +101,27 @@ const stream_worker_options& worker_options(const worker_state& s) noexcept;
 stream_worker_stats worker_stats(const worker_state& s) noexcept;
 asio::awaitable<std::pair<error_code, bool>> ensure_group(handle redis, std::string stream,
                                                           std::string group, std::string start);
+
+// Starts worker_run for `handler`. The caller's cancellation (of any type) becomes a stop(),
+// so that cancelling async_run drains instead of leaving handlers half-way; the coroutine
+// itself gets no cancellation.
+template <class Handler>
+void start_run(std::shared_ptr<worker_state> s, Handler handler) {
+  auto slot = asio::get_associated_cancellation_slot(handler);
+  auto ex = asio::get_associated_executor(handler, worker_executor(*s));
+  if (slot.is_connected())
+    slot.assign([w = std::weak_ptr<worker_state>(s)](asio::cancellation_type) {
+      if (auto p = w.lock()) worker_request_stop(*p);
+    });
+  asio::co_spawn(worker_executor(*s), worker_run(s),
+                 asio::bind_executor(ex, [slot, h = std::move(handler)](
+                                             std::exception_ptr e,
+                                             std::pair<error_code, stream_worker_stats> r) mutable {
+                   if (slot.is_connected()) slot.clear();
+                   if (e) std::rethrow_exception(e);
+                   std::move(h)(r.first, std::move(r.second));
+                 }));
+}
 }  // namespace detail
 
 /// A consumer of a stream's consumer group: reads with XREADGROUP BLOCK on a connection of
@@ -142,11 +169,15 @@ class stream_worker {
   /// once the handlers in progress are done: `void(error_code, stream_worker_stats)`.
   /// Transport errors are retried, not reported, except redcoro::error::closed (the handle
   /// was closed), which ends the run (after the drain) with that code; error::worker_stopped
-  /// when stop() came first or it already runs.
+  /// when stop() came first or it already runs. Cancelling it (per-operation cancellation, an
+  /// awaitable operator `||`) is a stop(): it still completes after the drain.
   template <class Token>
   auto async_run(Token&& token) {
-    return redcoro::detail::run_coroutine<void(error_code, stream_worker_stats)>(
-        detail::worker_executor(*s_), detail::worker_run(s_), std::forward<Token>(token));
+    return asio::async_initiate<Token, void(error_code, stream_worker_stats)>(
+        [](auto handler, std::shared_ptr<detail::worker_state> s) {
+          detail::start_run(std::move(s), std::move(handler));
+        },
+        token, s_);
   }
 
   /// Asks the worker to stop: no new reads or claims; async_run completes once the read in
@@ -154,6 +185,8 @@ class stream_worker {
   void stop() { detail::worker_request_stop(*s_); }
 
   /// stop(), then completes when async_run has: `void(error_code, stream_worker_stats)`.
+  /// Cancelling it stops the waiting (asio::error::operation_aborted), not the drain: a way to
+  /// bound a drain that may take too long.
   template <class Token>
   auto async_stop(Token&& token) {
     return redcoro::detail::run_coroutine<void(error_code, stream_worker_stats)>(
