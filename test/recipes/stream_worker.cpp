@@ -411,6 +411,53 @@ TEST_CASE("stream workers: cancelling async_run stops the worker and drains it",
   with_handle(local_config(server.port()), cancelled_run);
 }
 
+// The stream (and so its group) deleted under a running worker: the worker makes the group
+// again and goes on.
+asio::awaitable<void> group_deleted(handle& h) {
+  const std::string stream = "{gone}:jobs";
+  int handled = 0;
+  rr::stream_worker_options o;
+  o.stream = stream;
+  o.group = "g";
+  o.start_id = "0";
+  o.block = 100ms;
+  rr::stream_worker worker(h, o, [&](const rr::stream_message&) -> asio::awaitable<void> {
+    ++handled;
+    co_return;
+  });
+  auto done = run_in_background(worker);
+  co_await add(h, stream, 3);
+  const bool first =
+      co_await eventually([&]() -> asio::awaitable<bool> { co_return handled == 3; }, 10s);
+  REQUIRE(first);
+  auto deleted = co_await h.async_exec(cmd::del(stream), use_awaitable);
+  CHECK(deleted.value() == 1);
+  // Until the worker has made the group again, XADD would make a stream without it: wait.
+  const bool regrouped = co_await eventually(
+      [&]() -> asio::awaitable<bool> {
+        auto c = command<proto::value>("XINFO", "GROUPS", stream);
+        auto r = co_await h.async_exec(std::move(c), use_awaitable);
+        co_return r.has_value() && r->size() == 1;
+      },
+      10s);
+  REQUIRE(regrouped);
+  co_await add(h, stream, 3);
+  const bool second =
+      co_await eventually([&]() -> asio::awaitable<bool> { co_return handled == 6; }, 10s);
+  CHECK(second);
+  auto [ec, stats] = co_await worker.async_stop(as_tuple(use_awaitable));
+  CHECK_FALSE(ec);
+  CHECK(*done);
+  CHECK(stats.read_errors >= 1);
+  CHECK(stats.acked == 6);
+}
+
+TEST_CASE("stream workers: a worker makes its group again when the stream is deleted",
+          "[recipes][stream]") {
+  redis_server server;
+  with_handle(local_config(server.port()), group_deleted);
+}
+
 TEST_CASE("stream workers: settings that cannot work are refused", "[recipes][stream]") {
   asio::io_context ioc;
   handle h(ioc, local_config(free_port()));
