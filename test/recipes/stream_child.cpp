@@ -1,6 +1,7 @@
 // One stream worker in a process of its own, for test/recipes/stream_worker.cpp, which starts
 // three and SIGKILLs one:
-//   recipes_stream_child PORT STREAM GROUP CONSUMER CONCURRENCY HANG_AFTER CLAIM_IDLE_MS
+//   recipes_stream_child URL STREAM GROUP CONSUMER CONCURRENCY HANG_AFTER CLAIM_IDLE_MS
+// (URL: redis://127.0.0.1:PORT, or redis+cluster://127.0.0.1:P1,127.0.0.1:P2,...)
 // The handler counts each message it handles in the hash `<STREAM>:handled` (HINCRBY id 1)
 // and acknowledges it by returning. With HANG_AFTER > 0, every message after that many
 // hangs once counted (and counted in `<STREAM>:hung:<CONSUMER>`, field `held`): the worker
@@ -31,14 +32,12 @@ namespace cmd = redcoro::cmd;
 int main(int argc, char** argv) {
   if (argc != 8) {
     std::fprintf(stderr,
-                 "usage: %s PORT STREAM GROUP CONSUMER CONCURRENCY HANG_AFTER "
+                 "usage: %s URL STREAM GROUP CONSUMER CONCURRENCY HANG_AFTER "
                  "CLAIM_IDLE_MS\n",
                  argv[0]);
     return 2;
   }
   redcoro::connection_config cfg;
-  cfg.host = "127.0.0.1";
-  cfg.port = static_cast<std::uint16_t>(std::atoi(argv[1]));
   cfg.reconnect.min_delay = std::chrono::milliseconds(20);
   cfg.reconnect.max_delay = std::chrono::milliseconds(200);
   const std::string stream = argv[2];
@@ -47,7 +46,7 @@ int main(int argc, char** argv) {
   const std::string hung_key = stream + ":hung:" + argv[4];
 
   asio::io_context ioc;
-  redcoro::handle redis(ioc, cfg);
+  redcoro::handle redis(ioc, std::string_view(argv[1]), cfg);
   long mine = 0;
   rr::stream_worker_options o;
   o.stream = stream;

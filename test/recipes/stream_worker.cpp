@@ -566,25 +566,21 @@ class child_process {
   pid_t pid_ = -1;
 };
 
-TEST_CASE(
-    "stream workers: 3 processes and 10000 messages with one SIGKILLed mid-run, each "
-    "message handled and acknowledged",
-    "[recipes][stream]") {
+// Three worker processes on the deployment `cfg` (and `url`, for the children).
+void kill_one_of_three(const handle_config& cfg, const std::string& url) {
   constexpr int messages = 10000;
   constexpr int concurrency = 8;
   const std::string stream = "{jobs}";
   const std::string group = "workers";
-  redis_server server;
-  const std::string port = std::to_string(server.port());
   auto spawn = [&](const char* name, int hang_after) {
     return std::make_unique<child_process>(
-        std::vector<std::string>{REDCORO_STREAM_CHILD, port, stream, group, name,
+        std::vector<std::string>{REDCORO_STREAM_CHILD, url, stream, group, name,
                                  std::to_string(concurrency), std::to_string(hang_after), "2000"});
   };
   std::unique_ptr<child_process> w0, w1, w2;
 
   with_handle(
-      local_config(server.port()),
+      cfg,
       [&](handle& h) -> asio::awaitable<void> {
         auto made = co_await rr::async_create_group(h, stream, group, "0", use_awaitable);
         REQUIRE(made);
@@ -646,7 +642,7 @@ TEST_CASE(
   CHECK(WIFEXITED(s2));
   CHECK(WEXITSTATUS(s2) == 0);
 
-  with_handle(local_config(server.port()), [&](handle& h) -> asio::awaitable<void> {
+  with_handle(cfg, [&](handle& h) -> asio::awaitable<void> {
     auto all = co_await h.async_exec(cmd::xrange(stream), use_awaitable);
     REQUIRE(all.value().size() == messages);
     auto counts = co_await h.async_exec(cmd::hgetall(stream + ":handled"), use_awaitable);
@@ -692,6 +688,29 @@ TEST_CASE(
     auto dead = co_await xlen(h, stream + ":dead");
     CHECK(dead == 0);
   });
+}
+
+TEST_CASE(
+    "stream workers: 3 processes and 10000 messages with one SIGKILLed mid-run, each message "
+    "handled and acknowledged, on one server",
+    "[recipes][stream]") {
+  redis_server server;
+  kill_one_of_three(local_config(server.port()),
+                    "redis://127.0.0.1:" + std::to_string(server.port()));
+}
+
+TEST_CASE(
+    "stream workers: 3 processes and 10000 messages with one SIGKILLed mid-run, each message "
+    "handled and acknowledged, on a cluster",
+    "[recipes][stream]") {
+  redis_cluster cluster(3, 0);
+  REQUIRE(cluster.wait_healthy());
+  std::string url = "redis+cluster://";
+  for (std::uint16_t p : cluster.ports()) {
+    if (url.back() != '/') url += ",";
+    url += "127.0.0.1:" + std::to_string(p);
+  }
+  kill_one_of_three(config_for(cluster), url);
 }
 
 }  // namespace stream_test
