@@ -682,6 +682,7 @@ void kill_one_of_three(const handle_config& cfg, const std::string& url) {
     }
     // w0 acknowledged its first 300; the survivors everything else, the 8 it held included.
     CHECK(acked == messages - 300);
+    CHECK(handled_by_survivors == messages - 300);
     CHECK(claimed == concurrency);
     const pending_summary p = co_await pending(h, stream, group);
     CHECK(p.total == 0);
