@@ -458,6 +458,27 @@ TEST_CASE("stream workers: a worker makes its group again when the stream is del
   with_handle(local_config(server.port()), group_deleted);
 }
 
+TEST_CASE("stream producer: MAXLEN ~ keeps the stream near its bound", "[recipes][stream]") {
+  redis_server server;
+  with_handle(local_config(server.port()), [](handle& h) -> asio::awaitable<void> {
+    rr::stream_producer producer(h, "{trim}", 100);
+    std::string last;
+    for (int i = 0; i < 1000; ++i) {
+      fields f;
+      f.emplace_back("n", std::to_string(i));
+      auto id = co_await producer.async_add(f, use_awaitable);
+      last = id.value();
+    }
+    // Approximate: whole nodes (100 entries each by default) are trimmed, never below 100.
+    const auto n = co_await xlen(h, "{trim}");
+    CHECK(n >= 100);
+    CHECK(n <= 300);
+    auto newest = co_await h.async_exec(cmd::xrevrange("{trim}", "+", "-", 1), use_awaitable);
+    REQUIRE(newest.value().size() == 1);
+    CHECK(newest.value()[0].id == last);
+  });
+}
+
 TEST_CASE("stream workers: settings that cannot work are refused", "[recipes][stream]") {
   asio::io_context ioc;
   handle h(ioc, local_config(free_port()));
