@@ -458,6 +458,51 @@ TEST_CASE("stream workers: a worker makes its group again when the stream is del
   with_handle(local_config(server.port()), group_deleted);
 }
 
+TEST_CASE("stream workers: a worker rides out a server restart (SIGKILL, no persistence)",
+          "[recipes][stream]") {
+  redis_server server;
+  with_handle(local_config(server.port()), [&](handle& h) -> asio::awaitable<void> {
+    const std::string stream = "{restart}:jobs";
+    int handled = 0;
+    rr::stream_worker_options o;
+    o.stream = stream;
+    o.group = "g";
+    o.start_id = "0";
+    o.block = 100ms;
+    rr::stream_worker worker(h, o, [&](const rr::stream_message&) -> asio::awaitable<void> {
+      ++handled;
+      co_return;
+    });
+    auto done = run_in_background(worker);
+    co_await add(h, stream, 3);
+    const bool first =
+        co_await eventually([&]() -> asio::awaitable<bool> { co_return handled == 3; }, 10s);
+    REQUIRE(first);
+
+    server.kill();
+    co_await sleep_for(300ms);
+    server.restart();
+    // The server came back empty: the worker reconnects and makes its group again.
+    const bool regrouped = co_await eventually(
+        [&]() -> asio::awaitable<bool> {
+          auto c = command<proto::value>("XINFO", "GROUPS", stream);
+          error_code ec;
+          auto r = co_await h.async_exec(std::move(c), asio::redirect_error(use_awaitable, ec));
+          co_return !ec && r.has_value() && r->size() == 1;
+        },
+        20s);
+    REQUIRE(regrouped);
+    co_await add(h, stream, 3);
+    const bool second =
+        co_await eventually([&]() -> asio::awaitable<bool> { co_return handled == 6; }, 10s);
+    CHECK(second);
+    auto [ec, stats] = co_await worker.async_stop(as_tuple(use_awaitable));
+    CHECK_FALSE(ec);
+    CHECK(*done);
+    CHECK(stats.read_errors >= 1);
+  });
+}
+
 TEST_CASE("stream producer: MAXLEN ~ keeps the stream near its bound", "[recipes][stream]") {
   redis_server server;
   with_handle(local_config(server.port()), [](handle& h) -> asio::awaitable<void> {
