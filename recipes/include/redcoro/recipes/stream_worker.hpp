@@ -53,6 +53,7 @@ struct stream_worker_options {
   /// Where failed messages go. Empty: `<stream>:dead` when the stream's name has a hash tag
   /// (`{orders}` gives `{orders}:dead`), else `{<stream>}:dead`; either way in the stream's
   /// slot, which a named one must be too (the move and the acknowledgement are one script).
+  /// On a cluster with a connection key_prefix, the stream needs a hash tag of its own.
   std::string dead_letter;
   /// Where a group made by the worker starts: "$" (messages added from now on) or "0" (the
   /// whole stream).
