@@ -6,16 +6,19 @@
 //
 //   bench_client [--rounds=N] [--scale=F] [--only=SHAPE]
 //     F scales the number of operations (default 1); SHAPE keeps the shapes whose name starts
-//     with it: "(d)" measures only the handle against the connection.
+//     with it: "(d)" measures only the handle against the connection, "(f)" the handle against
+//     the cluster client (on a cluster of one primary this program starts).
 //
 // The "cmd::get" rows build a typed command per call (redcoro::cmd::get) instead of reusing a
 // request and response: what the typed helpers cost next to the raw path, in the same run.
 
 #include "support/alloc_counter.hpp"
+#include "support/redis_cluster.hpp"
 #include "support/redis_server.hpp"
 #include "support/report.hpp"
 #include <redcoro/client/commands.hpp>
 #include <redcoro/client/connection.hpp>
+#include <redcoro/cluster/cluster_client.hpp>
 #include <redcoro/connect/blocking.hpp>
 #include <redcoro/connect/handle.hpp>
 
@@ -34,6 +37,7 @@
 #include <cstring>
 #include <functional>
 #include <map>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -78,7 +82,8 @@ sample measure(std::size_t ops, const std::function<void()>& run, int who = RUSA
 // (reused request and response) until `ops` GETs were done in all.
 // What the requests go through: the connection itself, or the handle (connect/handle.hpp)
 // over a single connection or over a pooled client, for what the handle's indirection costs.
-enum class via { connection, handle_single, handle_pooled };
+// Or a cluster_client, or the handle over one, on a cluster of one primary at `port`.
+enum class via { connection, handle_single, handle_pooled, cluster, handle_cluster };
 
 struct redcoro_run {
   std::uint16_t port;
@@ -104,6 +109,17 @@ struct redcoro_run {
       redcoro::connection conn(ioc, cfg);
       conn.async_run(asio::detached);
       drive(ioc, conn, ops, allocs);
+    } else if (through == via::cluster || through == via::handle_cluster) {
+      redcoro::cluster_config cc;
+      cc.seeds.push_back({"127.0.0.1", port});
+      if (through == via::cluster) {
+        redcoro::cluster_client cl(ioc, cc);
+        cl.async_run(asio::detached);
+        drive(ioc, cl, ops, allocs);
+      } else {
+        redcoro::handle h(ioc, cc);
+        drive(ioc, h, ops, allocs);
+      }
     } else {
       cfg.pool_size = through == via::handle_single ? 0 : 4;
       redcoro::handle h(ioc, cfg);
@@ -323,6 +339,29 @@ int main(int argc, char** argv) {
     all.push_back({group, "redcoro handle (pooled), " + co,
                    redcoro_run{port, c, 1, false, via::handle_pooled}, n(200000)});
   }
+  // The handle against the cluster client it wraps, on a cluster of one primary (every key
+  // on one node, so that both send what a single connection would).
+  std::optional<redcoro::test::redis_cluster> cluster;
+  if (only.empty() || only.rfind("(f)", 0) == 0) {
+    cluster.emplace(1, 0);
+    if (!cluster->wait_healthy()) {
+      std::fprintf(stderr, "the cluster did not become healthy\n");
+      return 1;
+    }
+    const auto node = cluster->ports().front();
+    redisContext* c = redisConnect("127.0.0.1", node);
+    for (int i = 0; i < key_count; ++i)
+      freeReplyObject(redisCommand(c, "SET %s %s", key(i).c_str(), std::string(32, 'v').c_str()));
+    redisFree(c);
+    for (int co : {1, 64}) {
+      const std::string group = "(f) cluster handle, " + std::to_string(co) + " in flight";
+      const std::string name = std::to_string(co) + (co == 1 ? " coroutine" : " coroutines");
+      all.push_back({group, "redcoro cluster_client, " + name,
+                     redcoro_run{node, co, 1, false, via::cluster}, n(200000), RUSAGE_SELF, true});
+      all.push_back({group, "redcoro handle (cluster), " + name,
+                     redcoro_run{node, co, 1, false, via::handle_cluster}, n(200000)});
+    }
+  }
   // Plain blocking calls from many threads.
   all.push_back({"(e) 64 threads, blocking calls", "redcoro blocking_handle, 64 threads",
                  threads_run{port, 64, false}, n(200000)});
@@ -352,7 +391,8 @@ int main(int argc, char** argv) {
 
   std::printf(
       "\nGET of 32-byte values on one connection, medians of %d rounds, redis-server %s\n"
-      "ratios are to the group's base: hiredis in (a)-(c) and (e), the connection in (d)\n\n",
+      "ratios are to the group's base: hiredis in (a)-(c) and (e), the connection in (d),\n"
+      "the cluster client in (f)\n\n",
       rounds, "on loopback");
   std::vector<std::vector<std::string>> rows;
   std::string group;

@@ -814,6 +814,9 @@ void start_exec(cluster_impl& c, cluster_exec& e) {
 void cancel_exec(cluster_impl& c, cluster_exec& e, asio::cancellation_type type) {
   c.cancel(e, type);
 }
+cluster_impl& impl_of(cluster_client& c) noexcept {
+  return *c.impl_;
+}
 
 }  // namespace detail
 

@@ -66,6 +66,7 @@ class handle_backend : public std::enable_shared_from_this<handle_backend> {
   // For engines that are not one connection (conn == nullptr): runs it through the engine's
   // own async_exec, and cancels it there.
   virtual void exec(handle_entry& e) = 0;
+  virtual void cancel(handle_entry& e, asio::cancellation_type type) = 0;
   virtual void run(asio::any_completion_handler<void(error_code)> h) = 0;
   virtual void close_engine() = 0;
   // A lent connection to the server that owns `routing`'s keys.
@@ -120,16 +121,12 @@ struct handle_owner {
 
 namespace {
 
-// The completion of a request run through an engine's own async_exec: keeps the backend
-// alive through the handle's completion.
-struct forwarded {
-  handle_entry* e;
-  std::shared_ptr<handle_backend> keep;
-  void operator()(error_code ec, std::size_t n) {
-    e->bytes_read += n;
-    handle_entry::from_engine(*e, ec);
-  }
-};
+// The completion of a handle's request on a cluster.
+void from_cluster(cluster_exec& cx, error_code ec) {
+  handle_entry& e = *static_cast<handle_cluster_entry&>(cx).owner;
+  e.bytes_read = cx.bytes_read;
+  handle_entry::from_engine(e, ec);
+}
 
 // Parses "field:value" lines of INFO and CLUSTER INFO.
 std::string info_field(std::string_view text, std::string_view field) {
@@ -262,6 +259,9 @@ class server_backend final : public handle_backend {
   }
 
   void exec(handle_entry& e) override { start_exec(*conn, e); }
+  void cancel(handle_entry& e, asio::cancellation_type type) override {
+    cancel_exec(*conn, e, type);
+  }
   void run(asio::any_completion_handler<void(error_code)> h) override {
     engine_.async_run(std::move(h));
   }
@@ -336,9 +336,23 @@ class cluster_backend final : public handle_backend {
   }
 
   void exec(handle_entry& e) override {
-    engine_.async_exec(
-        *e.req, e.adapter,
-        asio::bind_cancellation_slot(e.signal.slot(), forwarded{&e, shared_from_this()}));
+    // The cluster's own entry, started on the cluster itself. Started again (a script resent
+    // after NOSCRIPT), it is the same entry, with the request of this attempt.
+    if (!e.on_cluster) e.on_cluster.emplace(e, &from_cluster);
+    auto& cx = *e.on_cluster;
+    cx.req = e.req;
+    cx.adapter = e.adapter;
+    cx.bytes_read = 0;
+    cx.cancelled = asio::cancellation_type::none;
+    // The cluster may complete it at once (closed, refused): the operation layer then posts
+    // the completion instead of calling the handler inside async_exec.
+    const bool outer = initiating;
+    initiating = true;
+    start_exec(impl_of(engine_), cx);
+    initiating = outer;
+  }
+  void cancel(handle_entry& e, asio::cancellation_type type) override {
+    if (e.on_cluster) cancel_exec(impl_of(engine_), *e.on_cluster, type);
   }
   void run(asio::any_completion_handler<void(error_code)> h) override {
     engine_.async_run(std::move(h));
@@ -489,7 +503,7 @@ void cancel_exec(handle_backend& b, handle_entry& e, asio::cancellation_type typ
   if (b.conn)
     cancel_exec(*b.conn, e, type);
   else
-    e.signal.emit(type);
+    b.cancel(e, type);
 }
 
 void handle_entry::from_engine(exec_entry& base, error_code ec) {

@@ -9,6 +9,7 @@
 #include <redcoro/client/commands.hpp>
 #include <redcoro/client/script.hpp>
 #include <redcoro/connect/handle.hpp>
+#include <redcoro/proto/key_slot.hpp>
 
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/cancellation_signal.hpp>
@@ -306,6 +307,30 @@ TEST_CASE("handle: per-operation cancellation reaches the engine", "[handle]") {
     server.resume();
     auto v = co_await h.async_exec(cmd::incr("after"), use_awaitable);
     CHECK(v.value() == 1);
+  });
+}
+
+TEST_CASE("handle: per-operation cancellation reaches the cluster", "[handle][cluster]") {
+  redis_cluster cluster(3, 0);
+  REQUIRE(cluster.wait_healthy());
+  // The node that serves "k" is frozen, the request to it cancelled: operation_aborted, and
+  // the handle serves the key again once the node is back.
+  auto& owner = cluster.server_on(cluster.owner_of(proto::key_slot("k")));
+  with_handle(config_for(cluster), [&](handle& h) -> asio::awaitable<void> {
+    auto warm = co_await h.async_exec(cmd::set("k", "v"), use_awaitable);
+    warm.value();
+    owner.pause();
+    asio::cancellation_signal stop;
+    auto ex = co_await asio::this_coro::executor;
+    asio::steady_timer t(ex, 200ms);
+    t.async_wait([&](error_code) { stop.emit(asio::cancellation_type::terminal); });
+    error_code ec;
+    co_await h.async_exec(cmd::get("k"), asio::bind_cancellation_slot(
+                                             stop.slot(), asio::redirect_error(use_awaitable, ec)));
+    CHECK(ec == asio::error::operation_aborted);
+    owner.resume();
+    auto v = co_await h.async_exec(cmd::get("k"), use_awaitable);
+    CHECK(v.value() == std::optional<std::string>("v"));
   });
 }
 

@@ -137,6 +137,9 @@ const asio::any_io_executor& executor_of(const cluster_impl& c) noexcept;
 bool initiating(const cluster_impl& c) noexcept;
 void start_exec(cluster_impl& c, cluster_exec& e);
 void cancel_exec(cluster_impl& c, cluster_exec& e, asio::cancellation_type type);
+// The implementation, for layers that start their own cluster_exec entries on it (the
+// handle, connect/).
+cluster_impl& impl_of(cluster_client& c) noexcept;
 
 }  // namespace detail
 
@@ -266,6 +269,7 @@ class cluster_client {
                           asio::any_completion_handler<void(error_code)> handler);
   void scan_impl(cluster_scan& scan,
                  asio::any_completion_handler<void(error_code, std::vector<std::string>)> handler);
+  friend detail::cluster_impl& detail::impl_of(cluster_client& c) noexcept;
   std::unique_ptr<detail::cluster_impl> impl_;
 };
 

@@ -105,10 +105,18 @@ class handle;
 namespace detail {
 class handle_backend;
 
+struct handle_entry;
+
+// A handle_entry run on a cluster: the cluster's own entry, pointing back to it.
+struct handle_cluster_entry : cluster_exec {
+  handle_cluster_entry(handle_entry& e, complete_fn f);
+  handle_entry* owner;
+};
+
 // One async_exec on a handle: the operation layer's entry (client/detail/operation.hpp). It
 // is a connection's entry too, so that over one server the handle queues it on the
-// connection itself: no second operation, no second allocation. Engines with entries of
-// their own (the cluster) run it through their async_exec, reached by `signal`.
+// connection itself; on a cluster it carries the cluster's entry and starts that. Either
+// way: no second operation, no second allocation.
 struct handle_entry : exec_entry {
   using complete_fn = void (*)(handle_entry& self, error_code ec);
   handle_entry(const proto::request& r, proto::any_adapter a, complete_fn f)
@@ -116,9 +124,12 @@ struct handle_entry : exec_entry {
   static void from_engine(exec_entry& e, error_code ec);
 
   complete_fn done;
-  handle_backend* backend = nullptr;  // while it runs
-  asio::cancellation_signal signal;
+  handle_backend* backend = nullptr;               // while it runs
+  std::optional<handle_cluster_entry> on_cluster;  // made when first started on a cluster
 };
+
+inline handle_cluster_entry::handle_cluster_entry(handle_entry& e, complete_fn f)
+    : cluster_exec(*e.req, e.adapter, f), owner(&e) {}
 
 void* allocate_op(handle_backend& b, std::size_t size);
 void deallocate_op(handle_backend& b, void* p, std::size_t size) noexcept;
