@@ -873,6 +873,10 @@ void cluster_client::scan_impl(
       });
 }
 
+const cluster_config& cluster_client::get_config() const noexcept {
+  return impl_->cfg;
+}
+
 void cluster_client::close() {
   auto& c = *impl_;
   if (c.closed) return;

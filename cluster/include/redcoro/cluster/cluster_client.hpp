@@ -224,6 +224,9 @@ class cluster_client {
         token, &scan);
   }
 
+  /// The settings it was made with.
+  const cluster_config& get_config() const noexcept;
+
   /// Stops async_run: closes every node connection; queued requests fail with
   /// error::closed.
   void close();
