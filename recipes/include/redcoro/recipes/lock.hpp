@@ -3,6 +3,7 @@
 #include <redcoro/client/detail/dedicated.hpp>
 #include <redcoro/client/script.hpp>
 #include <redcoro/connect/handle.hpp>
+#include <redcoro/recipes/detail/then.hpp>
 #include <redcoro/recipes/error.hpp>
 
 #include <boost/asio/any_io_executor.hpp>
@@ -122,50 +123,6 @@ error_code check_extend(const held_state* s, std::chrono::milliseconds lease);
 
 asio::awaitable<std::pair<error_code, lock_guard>> acquire(std::shared_ptr<lock_core> c,
                                                            std::chrono::milliseconds wait);
-
-// A completion handler that runs `fn(handler, args...)`, showing the caller's executor and
-// cancellation slot as its own, so that the operation underneath completes it where the
-// caller's handler would run and a cancellation reaches it.
-template <class Handler, class Fn>
-struct then_handler {
-  Handler h;
-  Fn fn;
-  asio::any_io_executor fallback;
-
-  using executor_type = asio::associated_executor_t<Handler, asio::any_io_executor>;
-  executor_type get_executor() const noexcept { return asio::get_associated_executor(h, fallback); }
-  using cancellation_slot_type = asio::associated_cancellation_slot_t<Handler>;
-  cancellation_slot_type get_cancellation_slot() const noexcept {
-    return asio::get_associated_cancellation_slot(h);
-  }
-  template <class... Args>
-  void operator()(Args&&... args) {
-    fn(std::move(h), std::forward<Args>(args)...);
-  }
-};
-template <class Handler, class Fn>
-then_handler<Handler, Fn> then(Handler h, Fn fn, asio::any_io_executor ex) {
-  return {std::move(h), std::move(fn), std::move(ex)};
-}
-
-// A coroutine behind a `void(error_code)` completion token.
-template <class Token>
-auto run_void(const asio::any_io_executor& ex, asio::awaitable<error_code> body, Token&& token) {
-  return asio::async_initiate<Token, void(error_code)>(
-      [ex](auto handler, asio::awaitable<error_code> b) mutable {
-        auto slot = asio::get_associated_cancellation_slot(handler);
-        auto handler_ex = asio::get_associated_executor(handler, ex);
-        asio::co_spawn(ex, std::move(b),
-                       asio::bind_cancellation_slot(
-                           slot, asio::bind_executor(
-                                     handler_ex, [h = std::move(handler)](std::exception_ptr e,
-                                                                          error_code ec) mutable {
-                                       if (e) std::rethrow_exception(e);
-                                       std::move(h)(ec);
-                                     })));
-      },
-      token, std::move(body));
-}
 
 }  // namespace detail
 
