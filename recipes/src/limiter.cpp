@@ -116,27 +116,35 @@ local room = limit * window - prev * overlap - cur * window
 return {0, math.max(math.floor(room / window), 0), math.max(retry, 1), reset_of(cur, prev)}
 )lua");
 
-// GCRA: the key holds the theoretical arrival time (us) of the next request at the steady
-// rate; a request of weight n is allowed when tat + n * interval - window <= now, where
-// interval = window / limit (so a full bucket takes `limit` at once).
+// GCRA in its leaky-bucket form, in whole numbers: the key holds t (when it was last
+// written, us) and d (the debt: how far the theoretical arrival time is ahead of t, in us
+// times the limit). A request costs `window` of debt (the emission interval, window / limit,
+// times the limit), the debt drains at `limit` per us, and a request is allowed while the debt
+// stays within window * limit (a full bucket: `limit` requests at once). Exact in Lua's doubles
+// while window (us) * limit < 2^53.
 const script gcra_lua(R"lua(
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local limit, window, n = tonumber(ARGV[1]), tonumber(ARGV[2]) * 1000, tonumber(ARGV[3])
-local interval = window / limit
-local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
-if tat < now then tat = now end
+local s = redis.call('HMGET', KEYS[1], 't', 'd')
+local debt = 0
+if s[1] then
+  local elapsed = math.min(math.max(now - tonumber(s[1]), 0), window)
+  debt = math.max(tonumber(s[2]) - elapsed * limit, 0)
+end
+local capacity = window * limit
 local need = math.max(n, 1)
-local allow_at = tat + need * interval - window
-if allow_at > now then
-  return {0, math.floor((now + window - tat) / interval), math.ceil((allow_at - now) / 1000),
-          math.ceil((tat - now) / 1000)}
+if debt + need * window > capacity then
+  return {0, math.floor((capacity - debt) / window),
+          math.ceil((debt + need * window - capacity) / limit / 1000),
+          math.ceil(debt / limit / 1000)}
 end
 if n > 0 then
-  tat = math.ceil(tat + n * interval)
-  redis.call('SET', KEYS[1], string.format('%.0f', tat), 'PX', math.ceil((tat - now) / 1000) + 1)
+  debt = debt + n * window
+  redis.call('HSET', KEYS[1], 't', string.format('%.0f', now), 'd', string.format('%.0f', debt))
+  redis.call('PEXPIRE', KEYS[1], math.ceil(debt / limit / 1000) + 1)
 end
-return {1, math.floor((now + window - tat) * limit / window), 0, math.ceil((tat - now) / 1000)}
+return {1, math.floor((capacity - debt) / window), 0, math.ceil(debt / limit / 1000)}
 )lua");
 
 const char* name_of(limiter_algorithm a) {
@@ -161,6 +169,11 @@ limiter_state::limiter_state(handle h, limiter_options o)
     throw std::invalid_argument("redcoro::recipes::rate_limiter: the limit must be positive");
   if (opts.window.count() <= 0)
     throw std::invalid_argument("redcoro::recipes::rate_limiter: the window must be 1 ms or more");
+  if (opts.algorithm == limiter_algorithm::token_bucket &&
+      static_cast<double>(opts.window.count()) * 1000.0 * static_cast<double>(opts.limit) >=
+          9007199254740992.0)
+    throw std::invalid_argument(
+        "redcoro::recipes::rate_limiter: token_bucket needs window (us) x limit below 2^53");
   tag = opts.prefix + name_of(opts.algorithm) + ":{";
 }
 

@@ -38,15 +38,17 @@ enum class limiter_algorithm : std::uint8_t {
   /// much of it still overlaps the sliding window): one small hash per key; exact when
   /// requests are spread evenly, off by at most the previous window's count otherwise.
   sliding_window,
-  /// A bucket of `limit` tokens refilled at `limit` per window (GCRA: one number per key):
-  /// bursts up to `limit`, then a steady rate.
+  /// A bucket of `limit` tokens refilled at `limit` per window (GCRA, in whole numbers: one
+  /// small hash per key): bursts up to `limit`, then a steady rate. Needs window (in
+  /// microseconds) x limit below 2^53 (an hour's window and a limit of 2.5 million).
   token_bucket,
 };
 
 /// Settings of a rate_limiter.
 struct limiter_options {
   limiter_algorithm algorithm = limiter_algorithm::fixed_window;
-  /// Requests (weights) per window; for token_bucket the bucket's size. Must be positive.
+  /// Requests (weights) per window; for token_bucket the bucket's size. Must be positive
+  /// (token_bucket: see there for its upper bound).
   std::int64_t limit = 100;
   /// Must be at least a millisecond.
   std::chrono::milliseconds window{1000};
