@@ -60,9 +60,10 @@ asio::awaitable<void> watchdog(std::shared_ptr<held_state> s) {
   auto confirmed = clock::now();  // the lease was set (at the latest) at this time
   auto next = every;
   while (s->state == held_state::status::held) {
-    s->watchdog_timer.expires_after(next);
+    if (!s->watchdog_timer) s->watchdog_timer.emplace(s->core->redis.get_executor());
+    s->watchdog_timer->expires_after(next);
     error_code ec;
-    co_await s->watchdog_timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+    co_await s->watchdog_timer->async_wait(asio::redirect_error(asio::use_awaitable, ec));
     if (s->state != held_state::status::held) co_return;
     const auto sent = clock::now();
     auto c = extend_command(*s, lease);
@@ -143,12 +144,13 @@ lock_core::lock_core(handle h, std::string name, lock_options o)
   wake_key = key + ":wake";
 }
 
-std::string lock_core::new_token() {
-  // 128 random bits: no two acquisitions share one.
-  char buf[33];
-  std::snprintf(buf, sizeof buf, "%016llx%016llx", static_cast<unsigned long long>(rng()),
-                static_cast<unsigned long long>(rng()));
-  return buf;
+void lock_core::new_token(char* out) {
+  static constexpr char hex[] = "0123456789abcdef";
+  for (int half = 0; half < 2; ++half) {
+    std::uint64_t v = rng();
+    for (int i = 0; i < 16; ++i, v >>= 4)
+      *out++ = hex[v & 15];
+  }
 }
 
 void lock_core::wake_sleepers() {
@@ -156,18 +158,25 @@ void lock_core::wake_sleepers() {
     t->cancel();
 }
 
-held_state::held_state(std::shared_ptr<lock_core> c, std::string t, std::int64_t f)
-    : core(std::move(c)),
-      token(std::move(t)),
-      fence(f),
-      watchdog_timer(core->redis.get_executor()),
-      lost_timer(core->redis.get_executor(), asio::steady_timer::time_point::max()) {}
+held_state::held_state(std::shared_ptr<lock_core> c) : core(std::move(c)) {
+  core->new_token(token_buf);
+}
+
+std::shared_ptr<held_state> new_attempt(const std::shared_ptr<lock_core>& c) {
+  return std::make_shared<held_state>(c);
+}
+
+asio::steady_timer& held_state::lost_wait() {
+  if (!lost_timer)
+    lost_timer.emplace(core->redis.get_executor(), asio::steady_timer::time_point::max());
+  return *lost_timer;
+}
 
 void held_state::mark_lost() {
   if (state != status::held) return;
   state = status::lost;
-  watchdog_timer.cancel();
-  lost_timer.cancel();
+  if (watchdog_timer) watchdog_timer->cancel();
+  if (lost_timer) lost_timer->cancel();
   if (on_lost) {
     auto f = std::move(on_lost);
     on_lost = nullptr;
@@ -178,8 +187,8 @@ void held_state::mark_lost() {
 void held_state::stop() {
   if (state == status::held) state = status::released;
   on_lost = nullptr;
-  watchdog_timer.cancel();
-  lost_timer.cancel();
+  if (watchdog_timer) watchdog_timer->cancel();
+  if (lost_timer) lost_timer->cancel();
 }
 
 const script& acquire_script() {
@@ -192,7 +201,9 @@ const script& extend_script() {
   return extend_lua;
 }
 
-command<std::array<std::int64_t, 2>> acquire_command(lock_core& c, const std::string& token) {
+command<std::array<std::int64_t, 2>> acquire_command(held_state& s) {
+  const lock_core& c = *s.core;
+  const std::string_view token = s.token();
   const std::array<cmd::arg, 2> keys{c.key, c.fence_key};
   const std::array<cmd::arg, 2> argv{token, c.opts.lease.count()};
   return acquire_lua.call<std::array<std::int64_t, 2>>(keys, argv);
@@ -202,12 +213,12 @@ command<std::int64_t> release_command(held_state& s) {
   // The release starts now: the watchdog stops, whatever the server answers.
   s.stop();
   const std::array<cmd::arg, 2> keys{s.core->key, s.core->wake_key};
-  const std::array<cmd::arg, 2> argv{s.token, s.core->opts.lease.count()};
+  const std::array<cmd::arg, 2> argv{s.token(), s.core->opts.lease.count()};
   return release_lua.call<std::int64_t>(keys, argv);
 }
 
 command<std::int64_t> extend_command(held_state& s, std::chrono::milliseconds lease) {
-  const std::array<cmd::arg, 2> argv{s.token, lease.count()};
+  const std::array<cmd::arg, 2> argv{s.token(), lease.count()};
   return extend_lua.call<std::int64_t>(s.core->key, argv);
 }
 
@@ -217,19 +228,19 @@ error_code check_extend(const held_state* s, std::chrono::milliseconds lease) {
   return {};
 }
 
-lock_guard make_guard(std::shared_ptr<lock_core> c, std::string token, std::int64_t fence) {
-  auto s = std::make_shared<held_state>(std::move(c), std::move(token), fence);
+lock_guard make_guard(std::shared_ptr<held_state> s, std::int64_t fence) {
+  s->fence = fence;
   if (s->core->opts.watchdog)
     asio::co_spawn(s->core->redis.get_executor(), watchdog(s), asio::detached);
   return lock_guard(std::move(s));
 }
 
-std::pair<error_code, lock_guard> finish_try(const std::shared_ptr<lock_core>& c, std::string token,
-                                             error_code ec, const acquire_reply& r) {
+std::pair<error_code, lock_guard> finish_try(std::shared_ptr<held_state> s, error_code ec,
+                                             const acquire_reply& r) {
   if (ec) return {ec, lock_guard()};
   if (r.has_error()) return {reply_error_code(r.error()), lock_guard()};
   if ((*r)[0] != 1) return {error_code(), lock_guard()};
-  return {error_code(), make_guard(c, std::move(token), (*r)[1])};
+  return {error_code(), make_guard(std::move(s), (*r)[1])};
 }
 
 error_code finish_release(held_state* s, error_code ec, const proto::result<std::int64_t>& r) {
@@ -257,14 +268,14 @@ asio::awaitable<std::pair<error_code, lock_guard>> acquire(std::shared_ptr<lock_
   co_await asio::this_coro::throw_if_cancelled(false);
   const auto deadline = clock::now() + wait;
   auto delay = c->opts.retry_min;
-  std::string token = c->new_token();
+  auto attempt = new_attempt(c);
   for (;;) {
-    auto cmd = acquire_command(*c, token);
+    auto cmd = acquire_command(*attempt);
     auto [ec, r] =
         co_await c->redis.async_exec(std::move(cmd), asio::as_tuple(asio::use_awaitable));
     if (ec) co_return std::pair{ec, lock_guard()};
     if (r.has_error()) co_return std::pair{reply_error_code(r.error()), lock_guard()};
-    if ((*r)[0] == 1) co_return std::pair{error_code(), make_guard(c, std::move(token), (*r)[1])};
+    if ((*r)[0] == 1) co_return std::pair{error_code(), make_guard(std::move(attempt), (*r)[1])};
 
     const auto now = clock::now();
     if (now >= deadline)
@@ -305,9 +316,8 @@ bool lock_guard::lost() const noexcept {
   return s_ && s_->state == detail::held_state::status::lost;
 }
 
-const std::string& lock_guard::token() const noexcept {
-  static const std::string none;
-  return s_ ? s_->token : none;
+std::string_view lock_guard::token() const noexcept {
+  return s_ ? s_->token() : std::string_view();
 }
 
 std::int64_t lock_guard::fence() const noexcept {

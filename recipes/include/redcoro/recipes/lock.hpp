@@ -23,6 +23,7 @@
 #include <exception>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <random>
 #include <string>
 #include <string_view>
@@ -84,21 +85,28 @@ struct lock_core {
   bool no_dedicated = false;  // a single connection: no BLPOP, timers only
   std::vector<asio::steady_timer*> sleepers;
 
-  std::string new_token();
+  // 128 random bits in hex into `out` (32 chars): no two acquisitions share one.
+  void new_token(char* out);
   void wake_sleepers();
 };
 
 // One acquisition.
 struct held_state {
-  held_state(std::shared_ptr<lock_core> c, std::string t, std::int64_t f);
+  // A new random token; held once the server says so (fence set).
+  explicit held_state(std::shared_ptr<lock_core> c);
 
   enum class status : std::uint8_t { held, released, lost };
   std::shared_ptr<lock_core> core;
-  std::string token;
-  std::int64_t fence;
+  char token_buf[32];  // inline: one allocation per acquisition, this state's
+  std::int64_t fence = 0;
+  std::string_view token() const noexcept { return {token_buf, sizeof token_buf}; }
   status state = status::held;
-  asio::steady_timer watchdog_timer;  // the watchdog sleeps on it
-  asio::steady_timer lost_timer;      // async_wait_lost waits on it; cancelled when it ends
+  // Made when first needed: a timer costs a service lookup, more than the rest of an
+  // acquisition's bookkeeping.
+  std::optional<asio::steady_timer> watchdog_timer;  // the watchdog sleeps on it
+  std::optional<asio::steady_timer>
+      lost_timer;  // async_wait_lost waits on it; cancelled at the end
+  asio::steady_timer& lost_wait();
   std::function<void(error_code)> on_lost;
 
   void mark_lost();
@@ -110,12 +118,13 @@ const script& release_script();
 const script& extend_script();
 
 using acquire_reply = proto::result<std::array<std::int64_t, 2>>;
-lock_guard make_guard(std::shared_ptr<lock_core> c, std::string token, std::int64_t fence);
-std::pair<error_code, lock_guard> finish_try(const std::shared_ptr<lock_core>& c, std::string token,
-                                             error_code ec, const acquire_reply& r);
+lock_guard make_guard(std::shared_ptr<held_state> s, std::int64_t fence);
+std::pair<error_code, lock_guard> finish_try(std::shared_ptr<held_state> s, error_code ec,
+                                             const acquire_reply& r);
 error_code finish_release(held_state* s, error_code ec, const proto::result<std::int64_t>& r);
 error_code finish_extend(held_state* s, error_code ec, const proto::result<std::int64_t>& r);
-command<std::array<std::int64_t, 2>> acquire_command(lock_core& c, const std::string& token);
+command<std::array<std::int64_t, 2>> acquire_command(held_state& s);
+std::shared_ptr<held_state> new_attempt(const std::shared_ptr<lock_core>& c);
 command<std::int64_t> release_command(held_state& s);
 command<std::int64_t> extend_command(held_state& s, std::chrono::milliseconds lease);
 // Invalid arguments, checked before anything is sent.
@@ -152,7 +161,7 @@ class lock_guard {
   /// The watchdog found the lock lost (its lease expired, or another holds it).
   bool lost() const noexcept;
   /// The random token this acquisition stored (empty for an empty guard).
-  const std::string& token() const noexcept;
+  std::string_view token() const noexcept;
   /// The fencing token of this acquisition: greater than that of every earlier acquisition
   /// of this lock name (0 for an empty guard).
   std::int64_t fence() const noexcept;
@@ -230,7 +239,7 @@ class lock_guard {
           }
           auto ex = s->core->redis.get_executor();
           auto* raw = s.get();
-          raw->lost_timer.async_wait(detail::then(
+          raw->lost_wait().async_wait(detail::then(
               std::move(handler),
               [s = std::move(s)](auto h, error_code) {
                 std::move(h)(s->state == detail::held_state::status::lost
@@ -250,8 +259,7 @@ class lock_guard {
   void release_in_background() noexcept;
 
  private:
-  friend lock_guard detail::make_guard(std::shared_ptr<detail::lock_core>, std::string,
-                                       std::int64_t);
+  friend lock_guard detail::make_guard(std::shared_ptr<detail::held_state>, std::int64_t);
   explicit lock_guard(std::shared_ptr<detail::held_state> s) : s_(std::move(s)) {}
   std::shared_ptr<detail::held_state> s_;
 };
@@ -280,22 +288,19 @@ class lock {
   template <class Token>
   auto async_try_acquire(Token&& token) {
     return asio::async_initiate<Token, void(error_code, lock_guard)>(
-        [](auto handler, std::shared_ptr<detail::lock_core> c) {
-          std::string t = c->new_token();
-          auto cmd = detail::acquire_command(*c, t);
-          auto ex = c->redis.get_executor();
-          auto* raw = c.get();
-          raw->redis.async_exec(std::move(cmd),
-                                detail::then(
-                                    std::move(handler),
-                                    [c = std::move(c), t = std::move(t)](
-                                        auto h, error_code ec, detail::acquire_reply r) mutable {
-                                      auto [e, g] = detail::finish_try(c, std::move(t), ec, r);
-                                      std::move(h)(e, std::move(g));
-                                    },
-                                    ex));
+        [](auto handler, detail::lock_core* c, std::shared_ptr<detail::held_state> s) {
+          auto cmd = detail::acquire_command(*s);
+          c->redis.async_exec(
+              std::move(cmd),
+              detail::then(
+                  std::move(handler),
+                  [s = std::move(s)](auto h, error_code ec, detail::acquire_reply r) mutable {
+                    auto [e, g] = detail::finish_try(std::move(s), ec, r);
+                    std::move(h)(e, std::move(g));
+                  },
+                  c->redis.get_executor()));
         },
-        token, c_);
+        token, c_.get(), detail::new_attempt(c_));
   }
 
   /// Acquires the lock, waiting for it at most `wait` (default: options().wait):
