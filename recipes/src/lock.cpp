@@ -122,7 +122,8 @@ asio::awaitable<void> pause(std::shared_ptr<lock_core> c, std::chrono::milliseco
     co_await sleep_or_wake(*c, d);
     co_return;
   }
-  c->wake_sleepers();
+  // A notice: a release happened, the other waiters of this object try again too.
+  if (!ec && r.has_value() && r->has_value()) c->wake_sleepers();
   if (ec) {
     // A connection problem: the next attempt reports it if it lasts; do not spin meanwhile.
     co_await sleep_or_wake(*c, std::min<std::chrono::milliseconds>(d, 50ms));

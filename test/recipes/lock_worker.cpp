@@ -6,12 +6,18 @@
 //     fencing token against the last one written next to the counter, as the protected
 //     resource would: it must grow. Exits 0, or non-zero with the reason on stderr.
 //
+//   recipes_lock_worker limit URL KEY COUNT
+//     COUNT decisions of a fixed-window limiter (10 per hour) on KEY. Prints "clock <seconds
+//     since the epoch, by this process's clock>", then "<allowed> <remaining> <retry_after ms>
+//     <reset_after ms>" per decision. The limiter test runs it with its clock skewed.
+//
 //   recipes_lock_worker hold URL NAME LEASE_MS
 //     Takes the lock (watchdog on), prints "fence N", then waits for "release" on stdin; it
 //     prints "lost" when the watchdog finds the lock lost, and "release ok" or
 //     "release <error>" after its release.
 #include <redcoro/client/commands.hpp>
 #include <redcoro/connect/handle.hpp>
+#include <redcoro/recipes/limiter.hpp>
 #include <redcoro/recipes/lock.hpp>
 
 #include <boost/asio/as_tuple.hpp>
@@ -146,15 +152,56 @@ int hold(const char* url, const std::string& name, std::chrono::milliseconds lea
   return status;
 }
 
+asio::awaitable<void> limit_session(redcoro::handle& h, std::string key, int n) {
+  rr::limiter_options o;
+  o.algorithm = rr::limiter_algorithm::fixed_window;
+  o.limit = 10;
+  o.window = 1h;
+  rr::rate_limiter l(h, o);
+  const auto now = std::chrono::system_clock::now().time_since_epoch();
+  std::printf("clock %lld\n", static_cast<long long>(
+                                  std::chrono::duration_cast<std::chrono::seconds>(now).count()));
+  for (int i = 0; i < n; ++i) {
+    auto d = co_await l.async_allow(key, asio::use_awaitable);
+    std::printf("%d %lld %lld %lld\n", d.allowed ? 1 : 0, static_cast<long long>(d.remaining),
+                static_cast<long long>(d.retry_after.count()),
+                static_cast<long long>(d.reset_after.count()));
+  }
+  std::fflush(stdout);
+}
+
+int limit(const char* url, const std::string& key, int n) {
+  asio::io_context ioc;
+  redcoro::handle h(ioc, url);
+  int status = 1;
+  asio::co_spawn(ioc, limit_session(h, key, n), [&](std::exception_ptr e) {
+    if (e) {
+      try {
+        std::rethrow_exception(e);
+      } catch (const std::exception& x) {
+        fail(std::string("limit: ") + x.what());
+      }
+    } else {
+      status = 0;
+    }
+    h.close();
+  });
+  ioc.run_for(100s);
+  return status;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   const std::string mode = argc > 1 ? argv[1] : "";
   if (mode == "count" && argc == 6)
     return count(argv[2], argv[3], std::atoi(argv[4]), std::atoi(argv[5]));
+  if (mode == "limit" && argc == 5) return limit(argv[2], argv[3], std::atoi(argv[4]));
   if (mode == "hold" && argc == 5)
     return hold(argv[2], argv[3], std::chrono::milliseconds(std::atoi(argv[4])));
-  std::fprintf(stderr, "usage: %s count URL NAME COROUTINES INCREMENTS | hold URL NAME LEASE_MS\n",
+  std::fprintf(stderr,
+               "usage: %s count URL NAME COROUTINES INCREMENTS | hold URL NAME LEASE_MS | "
+               "limit URL KEY COUNT\n",
                argv[0]);
   return 2;
 }
