@@ -12,8 +12,11 @@
 // adjacent runs, "paired"), and heap allocations per op (an untimed pass). Before timing, both
 // paths must decide alike.
 //
-//   bench_recipes [--rounds=N] [--scale=F]   (more rounds of fewer ops steady the ratios on a
-//                                             busy machine: --rounds=31 --scale=0.3)
+//   bench_recipes [--rounds=N] [--scale=F] [--only=TEXT]
+//     more rounds of fewer ops steady the ratios on a busy machine (--rounds=31 --scale=0.3);
+//     --only times just the contenders whose shape or name contains TEXT (for a profiler:
+//     callgrind of --only="raw EVALSHA x2" against --only="try_acquire" counts what the lock
+//     adds, the checks and the scripts' loading being the same in both).
 
 #include "support/alloc_counter.hpp"
 #include "support/redis_server.hpp"
@@ -161,13 +164,16 @@ sample run(asio::io_context& ioc, fixture& f, path p, int coroutines, std::size_
 int main(int argc, char** argv) {
   int rounds = 5;
   double scale = 1;
+  std::string only;
   for (int i = 1; i < argc; ++i) {
     if (std::strncmp(argv[i], "--rounds=", 9) == 0) {
       rounds = std::max(1, std::atoi(argv[i] + 9));
     } else if (std::strncmp(argv[i], "--scale=", 8) == 0) {
       scale = std::max(0.01, std::atof(argv[i] + 8));
+    } else if (std::strncmp(argv[i], "--only=", 7) == 0) {
+      only = argv[i] + 7;
     } else {
-      std::fprintf(stderr, "usage: %s [--rounds=N] [--scale=F]\n", argv[0]);
+      std::fprintf(stderr, "usage: %s [--rounds=N] [--scale=F] [--only=TEXT]\n", argv[0]);
       return 2;
     }
   }
@@ -218,6 +224,16 @@ int main(int argc, char** argv) {
       {"lock, 64 in flight", "raw EVALSHA x2", path::raw_lock, 64, n(100000)},
       {"lock, 64 in flight", "try_acquire + release", path::recipe_lock, 64, n(100000)},
   };
+  if (!only.empty()) {
+    // Just these, no table: for profilers.
+    for (const auto& k : all)
+      if ((k.group + " " + k.name).find(only) != std::string::npos)
+        for (int r = 0; r < rounds; ++r)
+          run(ioc, f, k.p, k.coroutines, k.ops, false);
+    h.close();
+    ioc.run_for(std::chrono::seconds(1));
+    return 0;
+  }
   for (const auto& k : all)  // warm-up
     run(ioc, f, k.p, k.coroutines, std::max<std::size_t>(640, k.ops / 20), false);
   std::map<std::string, std::vector<double>> ops, cpu, user;

@@ -197,9 +197,9 @@ command<std::array<std::int64_t, 4>> limit_command(limiter_state& s, std::string
     bad = make_error_code(error::invalid_argument);
     return command<std::array<std::int64_t, 4>>(proto::request());
   }
-  std::string k;
-  k.reserve(s.tag.size() + key.size() + 1);
-  k.append(s.tag).append(key).push_back('}');
+  // The key is copied into the command as it is made: one buffer serves every call.
+  std::string& k = s.key;
+  k.assign(s.tag).append(key).push_back('}');
   const script& lua = limiter_script(s.opts.algorithm);
   if (s.opts.algorithm == limiter_algorithm::sliding_log) {
     char nonce[17];

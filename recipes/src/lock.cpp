@@ -146,11 +146,23 @@ lock_core::lock_core(handle h, std::string name, lock_options o)
 }
 
 void lock_core::new_token(char* out) {
-  static constexpr char hex[] = "0123456789abcdef";
+  // Two hex digits per byte from a table: this runs once per acquisition.
+  static constexpr auto pairs = [] {
+    std::array<char, 512> t{};
+    constexpr char hex[] = "0123456789abcdef";
+    for (int i = 0; i < 256; ++i) {
+      t[static_cast<std::size_t>(2 * i)] = hex[i >> 4];
+      t[static_cast<std::size_t>(2 * i + 1)] = hex[i & 15];
+    }
+    return t;
+  }();
   for (int half = 0; half < 2; ++half) {
     std::uint64_t v = rng();
-    for (int i = 0; i < 16; ++i, v >>= 4)
-      *out++ = hex[v & 15];
+    for (int i = 0; i < 8; ++i, v >>= 8) {
+      const std::size_t b = 2 * (v & 0xff);
+      *out++ = pairs[b];
+      *out++ = pairs[b + 1];
+    }
   }
 }
 

@@ -77,6 +77,7 @@ struct limiter_state {
   handle redis;
   limiter_options opts;
   std::string tag;  // "<prefix><algorithm>:{"
+  std::string key;  // a reused buffer for the key of the call being started
   std::mt19937_64 rng;
 };
 
@@ -125,13 +126,14 @@ class rate_limiter {
             return;
           }
           auto ex = s->redis.get_executor();
-          s->redis.async_exec(std::move(c), detail::then(
-                                                std::move(handler),
-                                                [](auto h, error_code ec, detail::limit_reply r) {
-                                                  auto [e, d] = detail::finish_limit(ec, r);
-                                                  std::move(h)(e, d);
-                                                },
-                                                ex));
+          s->redis.async_exec(std::move(c),
+                              detail::then(
+                                  std::move(handler),
+                                  [](auto h, error_code ec, const detail::limit_reply& r) {
+                                    auto [e, d] = detail::finish_limit(ec, r);
+                                    std::move(h)(e, d);
+                                  },
+                                  ex));
         },
         token, s_, key, n);
   }
@@ -155,7 +157,7 @@ class rate_limiter {
           s->redis.async_exec(std::move(c),
                               detail::then(
                                   std::move(handler),
-                                  [](auto h, error_code ec, proto::result<std::int64_t> r) {
+                                  [](auto h, error_code ec, const proto::result<std::int64_t>& r) {
                                     std::move(h)(detail::finish_reset(ec, r));
                                   },
                                   ex));

@@ -187,7 +187,7 @@ class lock_guard {
               std::move(c),
               detail::then(
                   std::move(handler),
-                  [s = std::move(s)](auto h, error_code ec, proto::result<std::int64_t> r) {
+                  [s = std::move(s)](auto h, error_code ec, const proto::result<std::int64_t>& r) {
                     std::move(h)(detail::finish_release(s.get(), ec, r));
                   },
                   ex));
@@ -213,7 +213,7 @@ class lock_guard {
               std::move(c),
               detail::then(
                   std::move(handler),
-                  [s = std::move(s)](auto h, error_code ec, proto::result<std::int64_t> r) {
+                  [s = std::move(s)](auto h, error_code ec, const proto::result<std::int64_t>& r) {
                     std::move(h)(detail::finish_extend(s.get(), ec, r));
                   },
                   ex));
@@ -290,15 +290,15 @@ class lock {
     return asio::async_initiate<Token, void(error_code, lock_guard)>(
         [](auto handler, detail::lock_core* c, std::shared_ptr<detail::held_state> s) {
           auto cmd = detail::acquire_command(*s);
-          c->redis.async_exec(
-              std::move(cmd),
-              detail::then(
-                  std::move(handler),
-                  [s = std::move(s)](auto h, error_code ec, detail::acquire_reply r) mutable {
-                    auto [e, g] = detail::finish_try(std::move(s), ec, r);
-                    std::move(h)(e, std::move(g));
-                  },
-                  c->redis.get_executor()));
+          c->redis.async_exec(std::move(cmd),
+                              detail::then(
+                                  std::move(handler),
+                                  [s = std::move(s)](auto h, error_code ec,
+                                                     const detail::acquire_reply& r) mutable {
+                                    auto [e, g] = detail::finish_try(std::move(s), ec, r);
+                                    std::move(h)(e, std::move(g));
+                                  },
+                                  c->redis.get_executor()));
         },
         token, c_.get(), detail::new_attempt(c_));
   }
