@@ -60,7 +60,8 @@ asio::awaitable<void> watchdog(std::shared_ptr<held_state> s) {
   auto confirmed = clock::now();  // the lease was set (at the latest) at this time
   auto next = every;
   while (s->state == held_state::status::held) {
-    if (!s->watchdog_timer) s->watchdog_timer.emplace(s->core->redis.get_executor());
+    if (!s->watchdog_timer)
+      s->watchdog_timer = std::make_unique<asio::steady_timer>(s->core->redis.get_executor());
     s->watchdog_timer->expires_after(next);
     error_code ec;
     co_await s->watchdog_timer->async_wait(asio::redirect_error(asio::use_awaitable, ec));
@@ -181,7 +182,8 @@ std::shared_ptr<held_state> new_attempt(const std::shared_ptr<lock_core>& c) {
 
 asio::steady_timer& held_state::lost_wait() {
   if (!lost_timer)
-    lost_timer.emplace(core->redis.get_executor(), asio::steady_timer::time_point::max());
+    lost_timer = std::make_unique<asio::steady_timer>(core->redis.get_executor(),
+                                                      asio::steady_timer::time_point::max());
   return *lost_timer;
 }
 

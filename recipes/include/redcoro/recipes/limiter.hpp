@@ -95,7 +95,8 @@ error_code finish_reset(error_code ec, const proto::result<std::int64_t>& r);
 
 /// A rate limiter over a handle: for each key (a user, an IP, an API token), at most `limit`
 /// requests per `window`, counted as options().algorithm says. A small value: copies share
-/// one state. Use it from the handle's executor.
+/// one state. Use it from the handle's executor. A key given as std::string_view is copied
+/// when the operation starts: with asio::deferred, keep it alive until then.
 ///
 /// \code
 ///   redcoro::recipes::rate_limiter per_user(redis, {.algorithm = limiter_algorithm::sliding_log,

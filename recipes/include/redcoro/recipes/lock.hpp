@@ -61,7 +61,7 @@ struct lock_options {
   bool watchdog = false;
   /// The keys of lock `name` are `<prefix>{<name>}` (the token), `<prefix>{<name>}:fence` (the
   /// fencing counter, never expires) and `<prefix>{<name>}:wake` (release notices): one hash
-  /// tag, so one slot on a cluster.
+  /// tag, so one slot on a cluster. Neither the prefix nor the name may hold `{` or `}`.
   std::string prefix = "lock:";
 };
 
@@ -101,11 +101,10 @@ struct held_state {
   std::int64_t fence = 0;
   std::string_view token() const noexcept { return {token_buf, sizeof token_buf}; }
   status state = status::held;
-  // Made when first needed: a timer costs a service lookup, more than the rest of an
-  // acquisition's bookkeeping.
-  std::optional<asio::steady_timer> watchdog_timer;  // the watchdog sleeps on it
-  std::optional<asio::steady_timer>
-      lost_timer;  // async_wait_lost waits on it; cancelled at the end
+  // Made when first needed, on the heap: a timer costs a service lookup, more than the rest of
+  // an acquisition's bookkeeping, and inline two would triple this state's size.
+  std::unique_ptr<asio::steady_timer> watchdog_timer;  // the watchdog sleeps on it
+  std::unique_ptr<asio::steady_timer> lost_timer;      // async_wait_lost waits on it
   asio::steady_timer& lost_wait();
   std::function<void(error_code)> on_lost;
 
