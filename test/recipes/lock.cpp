@@ -134,6 +134,35 @@ void count_in_three_processes(const std::string& url, handle_config cfg) {
   });
 }
 
+// A holder in another process, SIGSTOPped past its lease: another takes the lock with a
+// greater fence; resumed, the holder's watchdog reports the loss and its release fails.
+void stopped_holder(const std::string& url, handle_config cfg) {
+  worker w({"hold", url, "paused", "500"});
+  const std::string first = w.read_line(20s);
+  REQUIRE(first.rfind("fence ", 0) == 0);
+  const std::int64_t child_fence = std::stoll(first.substr(6));
+  REQUIRE(::kill(w.pid(), SIGSTOP) == 0);
+
+  with_handle(std::move(cfg), [&](handle& h) -> asio::awaitable<void> {
+    // The stopped holder's watchdog cannot extend: its lease lapses and we get the lock.
+    rr::lock l(h, "paused");
+    auto g = co_await l.async_acquire(10s, asio::use_awaitable);
+    REQUIRE(g);
+    CHECK(g.fence() > child_fence);
+    REQUIRE(::kill(w.pid(), SIGCONT) == 0);
+    // Resumed, its watchdog finds the lock lost, and its release fails and says so.
+    CHECK(w.read_line(10s) == "lost");
+    w.write_line("release");
+    CHECK(w.read_line(10s) == "release lock_not_held");
+    CHECK(g.owns_lock());
+    auto v = co_await get(h, l.key());
+    CHECK(v == g.token());
+    const error_code rec = co_await release(g);
+    CHECK_FALSE(rec);
+  });
+  CHECK(w.wait(10s) == 0);
+}
+
 }  // namespace lock_test
 
 using namespace lock_test;
@@ -323,30 +352,13 @@ TEST_CASE("lock: 3 processes x 20 coroutines keep a plain counter exact (cluster
 TEST_CASE("lock: a holder SIGSTOPped past its lease loses the lock, its late release fails",
           "[lock][process]") {
   redis_server server;
-  worker w({"hold", url_of(server), "paused", "500"});
-  const std::string first = w.read_line(20s);
-  REQUIRE(first.rfind("fence ", 0) == 0);
-  const std::int64_t child_fence = std::stoll(first.substr(6));
-  REQUIRE(::kill(w.pid(), SIGSTOP) == 0);
+  stopped_holder(url_of(server), local_config(server.port()));
+}
 
-  with_handle(local_config(server.port()), [&](handle& h) -> asio::awaitable<void> {
-    // The stopped holder's watchdog cannot extend: its lease lapses and we get the lock.
-    rr::lock l(h, "paused");
-    auto g = co_await l.async_acquire(10s, asio::use_awaitable);
-    REQUIRE(g);
-    CHECK(g.fence() > child_fence);
-    REQUIRE(::kill(w.pid(), SIGCONT) == 0);
-    // Resumed, its watchdog finds the lock lost, and its release fails and says so.
-    CHECK(w.read_line(10s) == "lost");
-    w.write_line("release");
-    CHECK(w.read_line(10s) == "release lock_not_held");
-    CHECK(g.owns_lock());
-    auto v = co_await get(h, l.key());
-    CHECK(v == g.token());
-    const error_code rec = co_await release(g);
-    CHECK_FALSE(rec);
-  });
-  CHECK(w.wait(10s) == 0);
+TEST_CASE("lock: a holder SIGSTOPped past its lease loses the lock (cluster)", "[lock][process]") {
+  redis_cluster cluster(3, 0);
+  REQUIRE(cluster.wait_healthy());
+  stopped_holder(url_of(cluster), config_for(cluster));
 }
 
 TEST_CASE("leader election: one leader at a time, terms numbered, a resignation hands over",
