@@ -252,12 +252,12 @@ TEST_CASE("lock: a busy lock is waited for within a bound, and a release wakes t
     CHECK_FALSE(none);
     CHECK(clock::now() - t0 >= 300ms);
 
-    // A waiter whose own retries are 5 s apart is woken by the release (a notice on the wake
-    // list it blocks on) long before its next retry. The bound of 4 s is not a speed claim: it
-    // only separates "woken" from "retried".
+    // A waiter whose next retry is 5 to 10 s away (10 s, jittered) is woken by the release (a
+    // notice on the wake list it blocks on) before it. The bound of 4 s is not a speed claim:
+    // it only separates "woken" from "retried".
     rr::lock_options slow = o;
-    slow.retry_min = 5s;
-    slow.retry_max = 5s;
+    slow.retry_min = 10s;
+    slow.retry_max = 10s;
     rr::lock patient(h, "busy", slow);
     bool got = false;
     clock::time_point got_at;
@@ -265,7 +265,7 @@ TEST_CASE("lock: a busy lock is waited for within a bound, and a release wakes t
     asio::co_spawn(
         h.get_executor(),
         [&]() -> asio::awaitable<void> {
-          auto g = co_await patient.async_acquire(15s, asio::use_awaitable);
+          auto g = co_await patient.async_acquire(19s, asio::use_awaitable);
           got = g.owns_lock();
           got_at = clock::now();
           fence = g.fence();
@@ -287,20 +287,21 @@ TEST_CASE("lock: a busy lock is waited for within a bound, and a release wakes t
 
 TEST_CASE("lock: the watchdog keeps a lock held across 3 times its lease", "[lock]") {
   on_both([](handle& h) -> asio::awaitable<void> {
+    // A lease of 1 s, extended every 333 ms: only a stall of 2/3 s would lose it.
     rr::lock_options o;
-    o.lease = 300ms;
+    o.lease = 1s;
     o.watchdog = true;
     rr::lock l(h, "watched", o);
     rr::lock other(h, "watched", o);
     auto g = co_await l.async_acquire(asio::use_awaitable);
     REQUIRE(g);
-    const auto until = clock::now() + 3 * o.lease + 200ms;
+    const auto until = clock::now() + 3 * o.lease + 300ms;
     int tries = 0;
     while (clock::now() < until) {
       auto theirs = co_await other.async_try_acquire(asio::use_awaitable);
       CHECK_FALSE(theirs);
       ++tries;
-      co_await sleep_for(50ms);
+      co_await sleep_for(100ms);
     }
     CHECK(tries > 3);
     CHECK(g.owns_lock());
@@ -365,7 +366,7 @@ TEST_CASE("leader election: one leader at a time, terms numbered, a resignation 
           "[leader]") {
   on_both([](handle& h) -> asio::awaitable<void> {
     rr::leader_options o;
-    o.lease = 1s;
+    o.lease = 2s;
     rr::leader_election a(h, "scheduler", o);
     rr::leader_election b(h, "scheduler", o);
     auto term1 = co_await a.async_campaign(asio::use_awaitable);
@@ -382,7 +383,7 @@ TEST_CASE("leader election: one leader at a time, terms numbered, a resignation 
                     [&](error_code) { b_leads = false, ++b_lost; }, asio::use_awaitable),
         asio::bind_cancellation_slot(stop_b.slot(), [&](std::exception_ptr) { b_done = true; }));
     // b is a follower while a leads (and a's watchdog keeps it leading past its lease).
-    co_await sleep_for(1500ms);
+    co_await sleep_for(2500ms);
     CHECK_FALSE(b_leads);
     CHECK(term1.owns_lock());
     // a resigns: b takes over, in a later term.
