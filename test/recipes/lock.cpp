@@ -285,6 +285,42 @@ TEST_CASE("lock: a busy lock is waited for within a bound, and a release wakes t
   });
 }
 
+TEST_CASE("lock: on a single connection, waiters use timers, and a release wakes them", "[lock]") {
+  redis_server server;
+  auto cfg = local_config(server.port());
+  cfg.pool_size = 0;  // no dedicated connections: no BLPOP
+  with_handle(cfg, [](handle& h) -> asio::awaitable<void> {
+    rr::lock_options o;
+    o.lease = 20s;
+    o.retry_min = 10s;  // the next retry is 5 to 10 s away
+    o.retry_max = 10s;
+    rr::lock l(h, "single", o);
+    auto held = co_await l.async_acquire(asio::use_awaitable);
+    REQUIRE(held);
+    bool got = false;
+    clock::time_point got_at;
+    rr::lock same = l;  // a copy shares the waiters
+    asio::co_spawn(
+        h.get_executor(),
+        [&]() -> asio::awaitable<void> {
+          auto g = co_await same.async_acquire(19s, asio::use_awaitable);
+          got = g.owns_lock();
+          got_at = clock::now();
+          co_await g.async_release(asio::use_awaitable);
+        },
+        asio::detached);
+    co_await sleep_for(200ms);
+    CHECK_FALSE(got);
+    const auto released_at = clock::now();
+    const error_code rec = co_await release(held);
+    CHECK_FALSE(rec);
+    for (int i = 0; i < 1500 && !got; ++i)
+      co_await sleep_for(10ms);
+    REQUIRE(got);
+    CHECK(got_at - released_at < 4s);  // woken, not retried
+  });
+}
+
 TEST_CASE("lock: the watchdog keeps a lock held across 3 times its lease", "[lock]") {
   on_both([](handle& h) -> asio::awaitable<void> {
     // A lease of 1 s, extended every 333 ms: only a stall of 2/3 s would lose it.
