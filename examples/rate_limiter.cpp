@@ -1,106 +1,79 @@
-// Rate limiting: at most `limit` requests per client and window, two ways, each one
-// MULTI/EXEC transaction (redcoro::transaction) so that no other client's commands run in
-// between:
-//  - fixed window: a counter per client and minute (the key names the minute), INCR, and
-//    EXPIRE so that old counters go away. Cheap; but a burst at the end of one minute and
-//    another at the start of the next get through twice the limit.
-//  - sliding window: a sorted set of request times per client. ZREMRANGEBYSCORE drops the
-//    ones older than the window, ZADD adds this one, ZCARD counts, PEXPIRE cleans up after
-//    an idle client. Denied requests count too: a client that keeps hammering stays limited.
-// Both take the time as an argument, so this example steps through time without sleeping.
+// Rate limiting with redcoro::recipes::rate_limiter (see recipes/README.md): at most `limit`
+// requests per key (a client, an IP, an API token) and window. Each decision is one Lua
+// script, one round trip, timed by the server's clock (TIME), so every client of the limiter
+// agrees whatever their own clocks say. Each decision answers allowed, remaining, retry_after
+// and reset_after. Four algorithms:
+//  - fixed window: a counter per window; cheap, but a burst at the end of one window and
+//    another at the start of the next get through twice the limit within one window's length;
+//  - sliding log: the time of every allowed request in a sorted set: never more than the
+//    limit in any window's length (memory grows with the limit);
+//  - sliding window: the two-counter approximation of the log;
+//  - token bucket (GCRA): bursts up to the limit, then a steady rate.
 //   rate_limiter [port]       (a redis-server on 127.0.0.1, port 6379 by default)
 #include "example.hpp"
-#include <redcoro/client/commands.hpp>
-#include <redcoro/client/connection.hpp>
+#include <redcoro/connect/handle.hpp>
+#include <redcoro/recipes/limiter.hpp>
 
-#include <boost/asio/co_spawn.hpp>
-#include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
 #include <chrono>
 #include <cstdio>
-#include <cstdlib>
-#include <random>
-#include <stdexcept>
-#include <string>
 #include <vector>
 
 namespace asio = boost::asio;
 using example::expect;
-namespace cmd = redcoro::cmd;
+namespace rr = redcoro::recipes;
 using namespace std::chrono_literals;
-using time_point = std::chrono::system_clock::time_point;
 
-const std::string prefix = "example:rate_limiter:";
-constexpr int limit = 3;
-
-std::string fixed_key(const std::string& client, time_point now) {
-  return prefix + "fixed:" + client + ":" + std::to_string(now.time_since_epoch() / 1min);
-}
-
-asio::awaitable<bool> allow_fixed(redcoro::connection& conn, std::string client, time_point now) {
-  const std::string key = fixed_key(client, now);
-  auto tx = redcoro::transaction(cmd::incr(key), cmd::expire(key, 1min));
-  auto exec = co_await conn.async_exec(std::move(tx), asio::use_awaitable);
-  const auto& replies = exec.value();  // nullopt only when a WATCHed key changed: no WATCH here
-  expect(replies.has_value(), "EXEC ran the transaction");
-  const auto& [count, expiry_set] = *replies;
-  expect(expiry_set.value(), "EXPIRE set the counter's TTL");
-  co_return count.value() <= limit;
-}
-
-asio::awaitable<bool> allow_sliding(redcoro::connection& conn, std::string client, time_point now) {
-  static std::mt19937_64 rng(std::random_device{}());
-  constexpr auto window = 1000ms;
-  const std::string key = prefix + "sliding:" + client;
-  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch());
-  const std::string too_old = std::to_string((ms - window).count());
-  const std::string request = std::to_string(ms.count()) + "-" + std::to_string(rng());  // unique
-  auto tx = redcoro::transaction(cmd::zremrangebyscore(key, "-inf", too_old),
-                                 cmd::zadd(key, static_cast<double>(ms.count()), request),
-                                 cmd::zcard(key), cmd::expire(key, window));
-  auto exec = co_await conn.async_exec(std::move(tx), asio::use_awaitable);
-  expect(exec.value().has_value(), "EXEC ran the transaction");
-  co_return std::get<2>(*exec.value()).value() <= limit;  // ZCARD: requests in the window
-}
-
-// `requests` requests of one client, all at `now`, through `allow`: printed and returned.
-template <class Allow>
-asio::awaitable<std::vector<bool>> burst(redcoro::connection& conn, const char* label, Allow allow,
-                                         time_point now, int requests) {
+// `requests` requests of one client at once: printed and returned.
+asio::awaitable<std::vector<bool>> burst(rr::rate_limiter& limiter, const char* label,
+                                         int requests) {
   std::vector<bool> out;
-  std::printf("%-30s", label);
+  std::printf("%-32s", label);
   for (int i = 0; i < requests; ++i) {
-    const bool ok = co_await allow(conn, "client-7", now);
-    std::printf(" %s", ok ? "allowed" : "DENIED");
-    out.push_back(ok);
+    auto d = co_await limiter.async_allow("client-7", asio::use_awaitable);
+    if (d.allowed)
+      std::printf(" allowed(%lld left)", static_cast<long long>(d.remaining));
+    else
+      std::printf(" DENIED(retry in %lld ms)", static_cast<long long>(d.retry_after.count()));
+    out.push_back(d.allowed);
   }
   std::printf("\n");
   co_return out;
 }
 
-asio::awaitable<void> session(redcoro::connection& conn) {
-  const time_point t0 = std::chrono::system_clock::now();
-  const std::vector<std::string> keys{fixed_key("client-7", t0), fixed_key("client-7", t0 + 1min),
-                                      prefix + "sliding:client-7"};
-  co_await conn.async_exec(cmd::del(keys), asio::use_awaitable);  // a clean start
-
+asio::awaitable<void> session(redcoro::handle& redis) {
   const std::vector<bool> three_of_five{true, true, true, false, false}, one{true};
-  auto fixed_now = co_await burst(conn, "fixed window, 5 at once:", allow_fixed, t0, 5);
-  auto fixed_later =
-      co_await burst(conn, "fixed window, a minute later:", allow_fixed, t0 + 1min, 1);
-  expect(fixed_now == three_of_five && fixed_later == one, "fixed window: 3 per minute");
+  for (auto [algorithm, name] : {std::pair{rr::limiter_algorithm::fixed_window, "fixed window"},
+                                 std::pair{rr::limiter_algorithm::sliding_log, "sliding log"},
+                                 std::pair{rr::limiter_algorithm::token_bucket, "token bucket"}}) {
+    rr::limiter_options o;
+    o.algorithm = algorithm;
+    o.limit = 3;
+    o.window = 500ms;
+    o.prefix = "example:rate_limiter:";
+    rr::rate_limiter limiter(redis, o);
+    co_await limiter.async_reset("client-7", asio::use_awaitable);  // a clean start
 
-  auto sliding_now = co_await burst(conn, "sliding window, 5 at once:", allow_sliding, t0, 5);
-  auto sliding_later =
-      co_await burst(conn, "sliding window, 1.1 s later:", allow_sliding, t0 + 1100ms, 1);
-  expect(sliding_now == three_of_five && sliding_later == one, "sliding window: 3 per second");
+    std::printf("%s, 3 per 500 ms\n", name);
+    auto now = co_await burst(limiter, "  5 at once:", 5);
+    expect(now == three_of_five, "3 of 5 allowed");
+    // Ask without counting: when will the next one pass?
+    auto d = co_await limiter.async_remaining("client-7", asio::use_awaitable);
+    std::printf("  remaining %lld, retry after %lld ms\n", static_cast<long long>(d.remaining),
+                static_cast<long long>(d.retry_after.count()));
+    expect(!d.allowed && d.retry_after > 0ms, "denied until retry_after");
+    asio::steady_timer t(redis.get_executor(), d.retry_after);
+    co_await t.async_wait(asio::use_awaitable);
+    auto later = co_await burst(limiter, "  after retry_after:", 1);
+    expect(later == one, "allowed after retry_after");
+  }
 }
 
 int main(int argc, char** argv) {
   asio::io_context ioc;
-  redcoro::connection conn(ioc, example::config_from(argc, argv));
-  conn.async_run(asio::detached);  // connects, and reconnects until close()
-  return example::run("rate_limiter", ioc, session(conn), [&] { conn.close(); });
+  redcoro::handle redis(ioc, example::config_from(argc, argv));
+  return example::run("rate_limiter", ioc, session(redis), [&] { redis.close(); });
 }

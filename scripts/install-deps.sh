@@ -15,6 +15,8 @@ packages=(
   libboost-json1.81-dev
   # tests and benchmarks (python3 extracts the README snippets that the build compiles)
   catch2 libbenchmark-dev libhiredis-dev python3
+  # the rate limiter tests skew a client's clock (LD_PRELOAD) to show it plays no part
+  libfaketime
   # servers and tools for the tests, the demo and the benchmarks
   redis-server redis-tools redis-sentinel openssl procps
 )

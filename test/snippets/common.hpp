@@ -41,6 +41,10 @@
 #include <redcoro/proto/value.hpp>
 #include <redcoro/pubsub/message.hpp>
 #include <redcoro/pubsub/subscriber.hpp>
+#include <redcoro/recipes/error.hpp>
+#include <redcoro/recipes/leader.hpp>
+#include <redcoro/recipes/limiter.hpp>
+#include <redcoro/recipes/lock.hpp>
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
