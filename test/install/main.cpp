@@ -11,6 +11,7 @@
 #include <redcoro/proto/parser.hpp>
 #include <redcoro/proto/request.hpp>
 #include <redcoro/pubsub/subscriber.hpp>
+#include <redcoro/recipes/error.hpp>
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -59,6 +60,9 @@ int main() {
   std::vector<int> numbers;
   if (redcoro::cache::encode(std::vector<int>{1, 2}, json, where) || json != "[1,2]") return 1;
   if (redcoro::cache::decode(json, numbers, where) || numbers != std::vector<int>{1, 2}) return 1;
+  // The recipes library links: its error category.
+  if (redcoro::recipes::make_error_code(redcoro::recipes::error::lock_not_held).message().empty())
+    return 1;
 
   // A connection run to its end, against a peer that closes at once, with a coroutine on the
   // program's side. The error the library reports must be the program's asio::error::eof: a

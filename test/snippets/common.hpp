@@ -7,6 +7,7 @@
 #include <redcoro/cache/cache.hpp>
 #include <redcoro/cache/codec.hpp>
 #include <redcoro/cache/error.hpp>
+#include <redcoro/cache/write_behind.hpp>
 #include <redcoro/client/client.hpp>
 #include <redcoro/client/command.hpp>
 #include <redcoro/client/commands.hpp>
@@ -26,6 +27,7 @@
 #include <redcoro/connect/blocking.hpp>
 #include <redcoro/connect/handle.hpp>
 #include <redcoro/connect/registry.hpp>
+#include <redcoro/connect/subscriber.hpp>
 #include <redcoro/proto/adapter.hpp>
 #include <redcoro/proto/command_info.hpp>
 #include <redcoro/proto/command_table.hpp>
@@ -45,6 +47,8 @@
 #include <redcoro/recipes/leader.hpp>
 #include <redcoro/recipes/limiter.hpp>
 #include <redcoro/recipes/lock.hpp>
+#include <redcoro/recipes/session.hpp>
+#include <redcoro/recipes/stream_worker.hpp>
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
