@@ -388,21 +388,24 @@ asio::awaitable<void> cancelled_run(handle& h) {
     ++finished;
   });
   auto busy = [&]() -> asio::awaitable<void> {
+    // At least: on a loaded machine the first four may have finished and more started by
+    // the time this looks.
     const bool four =
-        co_await eventually([&]() -> asio::awaitable<bool> { co_return started == 4; }, 10s);
+        co_await eventually([&]() -> asio::awaitable<bool> { co_return started >= 4; }, 10s);
     REQUIRE(four);
   };
   auto running = worker.async_run(use_awaitable);
   auto waiting = busy();
   auto which = co_await (std::move(running) || std::move(waiting));
   CHECK(which.index() == 1);
-  CHECK(started == 4);
-  CHECK(finished == 4);
+  // Cancelled with handlers in progress: each of them ran to its end and was acknowledged.
+  CHECK(started >= 4);
+  CHECK(finished == started);
   const pending_summary p = co_await pending(h, stream, "g");
   CHECK(p.total == 0);
   auto [ec, stats] = co_await worker.async_stop(as_tuple(use_awaitable));
   CHECK_FALSE(ec);
-  CHECK(stats.acked == 4);
+  CHECK(stats.acked == static_cast<std::uint64_t>(started));
 }
 
 TEST_CASE("stream workers: cancelling async_run stops the worker and drains it",
