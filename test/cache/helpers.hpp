@@ -3,6 +3,7 @@
 // What the cache's test files share: a handle on a single server and on a cluster.
 #include "support/client_helpers.hpp"
 #include "support/cluster_helpers.hpp"
+#include "support/handle_helpers.hpp"
 #include "support/redis_cluster.hpp"
 #include "support/redis_server.hpp"
 #include <redcoro/connect/handle.hpp>
@@ -14,32 +15,10 @@
 namespace cache_test {
 
 namespace asio = boost::asio;
+using redcoro::test::with_handle;
 using namespace std::chrono_literals;
 using redcoro::handle;
 using redcoro::handle_config;
-
-// Runs `body` with a handle made from `cfg`, bounded, and closes it afterwards.
-inline void with_handle(handle_config cfg,
-                        const std::function<asio::awaitable<void>(handle&)>& body,
-                        std::chrono::seconds limit = 60s) {
-  asio::io_context ioc;
-  handle h(ioc, std::move(cfg));
-  redcoro::test::run_bounded(
-      ioc,
-      [&]() -> asio::awaitable<void> {
-        std::exception_ptr failure;
-        try {
-          auto ready = co_await h.async_wait_ready(10s, asio::use_awaitable);
-          REQUIRE(ready);
-          co_await body(h);
-        } catch (...) {
-          failure = std::current_exception();
-        }
-        h.close();
-        if (failure) std::rethrow_exception(failure);
-      },
-      limit);
-}
 
 // Runs `body` on a single server (a pooled client, with a connection key prefix, so that the
 // cache's prefix is shown to come after it) and on a 3+3 cluster (three primaries, a replica each).

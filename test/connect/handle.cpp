@@ -3,6 +3,7 @@
 // the same is refused with a reason; failures end every request.
 #include "support/client_helpers.hpp"
 #include "support/cluster_helpers.hpp"
+#include "support/handle_helpers.hpp"
 #include "support/redis_cluster.hpp"
 #include "support/redis_sentinel.hpp"
 #include "support/redis_server.hpp"
@@ -27,24 +28,11 @@ using asio::use_awaitable;
 
 namespace {
 
-// Runs `body` with a handle made from `cfg`, bounded, and closes it afterwards.
-void with_handle(handle_config cfg, const std::function<asio::awaitable<void>(handle&)>& body,
-                 std::chrono::seconds limit = 60s) {
-  asio::io_context ioc;
-  handle h(ioc, std::move(cfg));
-  run_bounded(
-      ioc,
-      [&]() -> asio::awaitable<void> {
-        std::exception_ptr failure;
-        try {
-          co_await body(h);
-        } catch (...) {
-          failure = std::current_exception();
-        }
-        h.close();
-        if (failure) std::rethrow_exception(failure);
-      },
-      limit);
+// Runs `body` with a handle made from `cfg`, without waiting for it to answer: some tests
+// look at a handle that is not ready yet.
+void with_handle_as_is(handle_config cfg, const std::function<asio::awaitable<void>(handle&)>& body,
+                       std::chrono::seconds limit = 60s) {
+  with_handle(std::move(cfg), body, limit, false);
 }
 
 // What the service observed, compared between deployments value by value.
@@ -149,13 +137,13 @@ TEST_CASE(
   auto cfg = local_config(server.port());
   cfg.key_prefix = "svc:";
   cfg.pool_size = 0;
-  with_handle(cfg, [&](handle& h) -> asio::awaitable<void> {
+  with_handle_as_is(cfg, [&](handle& h) -> asio::awaitable<void> {
     CHECK(h.kind() == deployment::single);
     single = co_await service(h);
   });
   server.cli({"FLUSHALL"});
   cfg.pool_size = 2;
-  with_handle(cfg, [&](handle& h) -> asio::awaitable<void> {
+  with_handle_as_is(cfg, [&](handle& h) -> asio::awaitable<void> {
     CHECK(h.kind() == deployment::pooled);
     pooled = co_await service(h);
   });
@@ -168,7 +156,7 @@ TEST_CASE(
   REQUIRE(cluster.wait_healthy());
   auto ccfg = config_for(cluster);
   ccfg.node.key_prefix = "svc:";
-  with_handle(ccfg, [&](handle& h) -> asio::awaitable<void> {
+  with_handle_as_is(ccfg, [&](handle& h) -> asio::awaitable<void> {
     CHECK(h.kind() == deployment::cluster);
     clustered = co_await service(h);
   });
@@ -213,7 +201,7 @@ TEST_CASE("handle: what a cluster cannot do is refused, not done wrongly", "[han
 
   redis_cluster cluster(3, 0);
   REQUIRE(cluster.wait_healthy());
-  with_handle(config_for(cluster), [&](handle& h) -> asio::awaitable<void> {
+  with_handle_as_is(config_for(cluster), [&](handle& h) -> asio::awaitable<void> {
     // SCAN through async_exec would walk one node only: an error reply that says what to use.
     auto page = co_await h.async_exec(cmd::scan(0), use_awaitable);
     REQUIRE(page.has_error());
@@ -253,7 +241,7 @@ TEST_CASE("handle: a blocking pop runs on a dedicated connection to the owner of
           "[handle]") {
   redis_cluster cluster(3, 0);
   REQUIRE(cluster.wait_healthy());
-  with_handle(config_for(cluster), [&](handle& h) -> asio::awaitable<void> {
+  with_handle_as_is(config_for(cluster), [&](handle& h) -> asio::awaitable<void> {
     auto ex = co_await asio::this_coro::executor;
     // Several keys, so that they land on different nodes.
     const std::vector<std::string> queues = job_queues();
@@ -281,7 +269,7 @@ TEST_CASE("handle: a blocking pop runs on a dedicated connection to the owner of
   redis_server server;
   auto cfg = local_config(server.port());
   cfg.pool_size = 0;
-  with_handle(cfg, [&](handle& h) -> asio::awaitable<void> {
+  with_handle_as_is(cfg, [&](handle& h) -> asio::awaitable<void> {
     error_code ec;
     co_await h.async_exec_dedicated(cmd::blpop({"q"}, 1s), asio::redirect_error(use_awaitable, ec));
     CHECK(ec == error::unsupported);
@@ -292,7 +280,7 @@ TEST_CASE("handle: per-operation cancellation reaches the engine", "[handle]") {
   redis_server server;
   auto cfg = local_config(server.port());
   cfg.pool_size = 0;
-  with_handle(cfg, [&](handle& h) -> asio::awaitable<void> {
+  with_handle_as_is(cfg, [&](handle& h) -> asio::awaitable<void> {
     // Held by a paused server, then cancelled: it completes with operation_aborted, and the
     // handle serves the next request once the server is back.
     server.pause();
@@ -316,7 +304,7 @@ TEST_CASE("handle: per-operation cancellation reaches the cluster", "[handle][cl
   // The node that serves "k" is frozen, the request to it cancelled: operation_aborted, and
   // the handle serves the key again once the node is back.
   auto& owner = cluster.server_on(cluster.owner_of(proto::key_slot("k")));
-  with_handle(config_for(cluster), [&](handle& h) -> asio::awaitable<void> {
+  with_handle_as_is(config_for(cluster), [&](handle& h) -> asio::awaitable<void> {
     auto warm = co_await h.async_exec(cmd::set("k", "v"), use_awaitable);
     warm.value();
     owner.pause();
@@ -341,7 +329,7 @@ TEST_CASE(
   redis_server server;
   auto cfg = local_config(server.port());
   cfg.request_timeout = 3s;
-  with_handle(cfg, [&](handle& h) -> asio::awaitable<void> {
+  with_handle_as_is(cfg, [&](handle& h) -> asio::awaitable<void> {
     auto ex = co_await asio::this_coro::executor;
     co_await h.async_wait_ready(5s, use_awaitable);
     std::size_t ok = 0, failed = 0, running = 20;
@@ -392,7 +380,7 @@ TEST_CASE("handle: on a cluster with a frozen primary the health check says whic
   redis_cluster cluster(3, 0);
   REQUIRE(cluster.wait_healthy());
   auto cfg = config_for(cluster);
-  with_handle(cfg, [&](handle& h) -> asio::awaitable<void> {
+  with_handle_as_is(cfg, [&](handle& h) -> asio::awaitable<void> {
     auto ok = co_await h.async_health(2s, use_awaitable);
     CHECK(ok.healthy);
     CHECK(ok.cluster_state == "ok");
@@ -450,7 +438,7 @@ TEST_CASE("handle: the same service on a Sentinel-managed primary, and through i
   defaults.key_prefix = "svc:";
   defaults.request_timeout = 5s;
   defaults.connect_timeout = 2s;
-  with_handle(
+  with_handle_as_is(
       make_handle_config(sentinel_url(d), defaults),
       [&](handle& h) -> asio::awaitable<void> {
         CHECK(h.kind() == deployment::sentinel);

@@ -4,6 +4,7 @@
 #include "recipes/worker.hpp"
 #include "support/client_helpers.hpp"
 #include "support/cluster_helpers.hpp"
+#include "support/handle_helpers.hpp"
 #include "support/redis_cluster.hpp"
 #include "support/redis_server.hpp"
 #include <redcoro/recipes/leader.hpp>
@@ -33,27 +34,6 @@ namespace rr = redcoro::recipes;
 namespace lock_test {
 
 using clock = std::chrono::steady_clock;
-
-void with_handle(handle_config cfg, const std::function<asio::awaitable<void>(handle&)>& body,
-                 std::chrono::seconds limit = 60s) {
-  asio::io_context ioc;
-  handle h(ioc, std::move(cfg));
-  run_bounded(
-      ioc,
-      [&]() -> asio::awaitable<void> {
-        std::exception_ptr failure;
-        try {
-          auto ready = co_await h.async_wait_ready(10s, asio::use_awaitable);
-          REQUIRE(ready);
-          co_await body(h);
-        } catch (...) {
-          failure = std::current_exception();
-        }
-        h.close();
-        if (failure) std::rethrow_exception(failure);
-      },
-      limit);
-}
 
 // A single server (a pooled client: blocking waits on dedicated connections) and a
 // 3-primary cluster.

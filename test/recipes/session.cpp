@@ -3,6 +3,7 @@
 // a session, sliding expiry and the absolute cap with short TTLs, and "log out everywhere".
 #include "support/client_helpers.hpp"
 #include "support/cluster_helpers.hpp"
+#include "support/handle_helpers.hpp"
 #include "support/redis_cluster.hpp"
 #include "support/redis_server.hpp"
 #include <redcoro/recipes/session.hpp>
@@ -41,27 +42,6 @@ cart sample(std::string owner) {
   c.items.push_back("pen");
   c.total = 1250;
   return c;
-}
-
-void with_handle(handle_config cfg, const std::function<asio::awaitable<void>(handle&)>& body,
-                 std::chrono::seconds limit = 60s) {
-  asio::io_context ioc;
-  handle h(ioc, std::move(cfg));
-  run_bounded(
-      ioc,
-      [&]() -> asio::awaitable<void> {
-        std::exception_ptr failure;
-        try {
-          auto ready = co_await h.async_wait_ready(10s, use_awaitable);
-          REQUIRE(ready);
-          co_await body(h);
-        } catch (...) {
-          failure = std::current_exception();
-        }
-        h.close();
-        if (failure) std::rethrow_exception(failure);
-      },
-      limit);
 }
 
 // On a single server (pooled, with a key prefix) and on a cluster of 3 primaries.

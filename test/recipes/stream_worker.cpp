@@ -11,6 +11,7 @@
 // that nothing is left pending: each message was acknowledged once.
 #include "support/client_helpers.hpp"
 #include "support/cluster_helpers.hpp"
+#include "support/handle_helpers.hpp"
 #include "support/redis_cluster.hpp"
 #include "support/redis_server.hpp"
 #include <redcoro/recipes/stream_worker.hpp>
@@ -49,27 +50,6 @@ using asio::use_awaitable;
 namespace stream_test {
 
 using fields = std::vector<std::pair<std::string, std::string>>;
-
-void with_handle(handle_config cfg, const std::function<asio::awaitable<void>(handle&)>& body,
-                 std::chrono::seconds limit = 90s) {
-  asio::io_context ioc;
-  handle h(ioc, std::move(cfg));
-  run_bounded(
-      ioc,
-      [&]() -> asio::awaitable<void> {
-        std::exception_ptr failure;
-        try {
-          auto ready = co_await h.async_wait_ready(10s, use_awaitable);
-          REQUIRE(ready);
-          co_await body(h);
-        } catch (...) {
-          failure = std::current_exception();
-        }
-        h.close();
-        if (failure) std::rethrow_exception(failure);
-      },
-      limit);
-}
 
 // Polls `pred` every 20 ms until it holds, at most `bound`: whether it did.
 asio::awaitable<bool> eventually(std::function<asio::awaitable<bool>()> pred,
