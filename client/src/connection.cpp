@@ -82,7 +82,7 @@ struct connection_impl final : push_sink {
     if (cfg.tls.enabled) tls_context.emplace(make_tls_context(cfg.tls));
     if (!cfg.key_prefix.empty()) {
       prefixer.emplace(cfg.key_prefix);
-      mux.set_key_prefixer(&*prefixer);
+      mux.set_key_prefixer(&*prefixer, cfg.strip_key_prefix);
     }
   }
 

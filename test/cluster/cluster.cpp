@@ -1019,3 +1019,58 @@ TEST_CASE(
           static_cast<std::int64_t>(orphaned.size()));
   });
 }
+
+TEST_CASE("cluster: a key prefix is stripped once from replies that name keys") {
+  test::redis_cluster c(3, 0);
+  auto cfg = config_for(c);
+  cfg.node.key_prefix = "app:";
+  with_client(cfg, [&](cluster_client& cl) -> awaitable<void> {
+    std::set<std::string> made;
+    for (int i = 0; i < 30; ++i) {
+      const std::string k = "k" + std::to_string(i);
+      co_await run(cl, cmd::set(k, "v"));
+      made.insert(k);
+    }
+    co_await run(cl, cmd::set("app:inner", "v"));  // app:app:inner on the server
+    // Routed by the prefixed name: each key is on the node owning that name's slot.
+    std::set<std::uint16_t> nodes;
+    for (const auto& k : made)
+      nodes.insert(owner_port(c, "app:" + k));
+    CHECK(nodes.size() == 3);
+    const auto direct = c.server_on(owner_port(c, "app:k0")).cli({"GET", "app:k0"});
+    CHECK(direct.substr(0, direct.find_last_not_of("\r\n") + 1) == "v");
+
+    // SCAN over every primary: names without the prefix, stripped once.
+    cluster_scan scan(cmd::scan_options{.match = "*", .count = 100, .type = {}});
+    std::set<std::string> found;
+    while (!scan.done()) {
+      auto page = co_await cl.async_scan(scan, use_awaitable);
+      found.insert(page.begin(), page.end());
+    }
+    std::set<std::string> want = made;
+    want.insert("app:inner");
+    CHECK(found == want);
+
+    // The key of a blocking pop and the name of a stream, through the node connections.
+    co_await run(cl, cmd::rpush("jobs", "j1"));
+    const auto popped = co_await run(cl, cmd::blpop("jobs", 1s));
+    REQUIRE(popped.has_value());
+    CHECK(popped->first == "jobs");
+    co_await run(cl, redcoro::command<std::string>("XADD", "events", "1-1", "f", "v"));
+    const auto read = co_await run(cl, redcoro::command<std::optional<redcoro::stream_batch>>(
+                                           "XREAD", "STREAMS", "events", "0"));
+    REQUIRE(read.has_value());
+    REQUIRE(read->size() == 1);
+    CHECK((*read)[0].first == "events");
+
+    // Names read back delete what they name.
+    std::int64_t deleted = 0;
+    for (const auto& k : found) {
+      auto n = co_await run(cl, cmd::del(k));
+      deleted += n;
+    }
+    CHECK(deleted == static_cast<std::int64_t>(want.size()));
+    const auto gone = c.server_on(owner_port(c, "app:k0")).cli({"EXISTS", "app:k0"});
+    CHECK(gone.substr(0, gone.find_last_not_of("\r\n") + 1) == "0");
+  });
+}

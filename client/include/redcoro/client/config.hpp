@@ -121,9 +121,15 @@ struct connection_config {
   std::string client_name;
   /// Prepended to every key this connection sends, in every command, wrapped or not (the
   /// positions come from the server's `COMMAND` reply, fetched during the first handshake),
-  /// and to the patterns of `KEYS` and `SCAN ... MATCH`. Replies are not changed: `KEYS`,
-  /// `SCAN` and `BLPOP` return the full key names. Empty: no prefix.
+  /// and to the patterns of `KEYS` and `SCAN ... MATCH`. Empty: no prefix.
   std::string key_prefix;
+  /// With a key_prefix: replies that name keys give them without it (the keys of `SCAN` and
+  /// `KEYS`; the key of `BLPOP`, `BRPOP`, `BZPOPMIN`, `BZPOPMAX`, `BLMPOP`, `BZMPOP`, `LMPOP`,
+  /// `ZMPOP`; the stream names of `XREAD` and `XREADGROUP`; the key in keyspace notifications,
+  /// `__keyspace@N__:<key>` channels and `__keyevent@N__:*` payloads), so a name read back can
+  /// be sent again. A name that does not start with the prefix is left as it is. False: they
+  /// come back as the server holds them, prefix included.
+  bool strip_key_prefix = true;
   /// 3: HELLO 3, falling back to RESP2 when the server rejects HELLO. 2: RESP2 only.
   int protocol = 3;
 
