@@ -112,6 +112,14 @@ struct connection_config {
   /// refused re-AUTH is logged and tried again a second later; the connection keeps serving
   /// as the user it was (the server keeps the last accepted login).
   std::chrono::milliseconds reauth_interval{0};
+  /// When not 0, a connection that has lived this long (less a random 0-10%, so that a fleet
+  /// does not redial at once) is replaced gracefully: the new one is dialled while the old
+  /// one still serves; then new requests wait while those in flight are answered, the old one
+  /// closes and the new one does its handshake and takes the waiting requests. Nothing fails,
+  /// nothing is sent twice. For load balancers and proxies in front of Redis. Not applied to
+  /// a connection carrying subscriptions (a subscriber's, or one that sent SUBSCRIBE itself)
+  /// nor to the dedicated connections of a client's pool (they may hold WATCH state).
+  std::chrono::milliseconds max_lifetime{0};
   /// SELECT-ed after the handshake when not 0.
   int database = 0;
   /// When not empty, ROLE must say this ("master" or "slave") or the connection is refused
