@@ -1050,6 +1050,9 @@ TEST_CASE("cluster: a key prefix is stripped once from replies that name keys") 
     std::set<std::string> want = made;
     want.insert("app:inner");
     CHECK(found == want);
+    // KEYS, sent to every primary and merged: the same names.
+    const auto listed = co_await run(cl, cmd::keys("*"));
+    CHECK(std::set<std::string>(listed.begin(), listed.end()) == want);
 
     // The key of a blocking pop and the name of a stream, through the node connections.
     co_await run(cl, cmd::rpush("jobs", "j1"));
