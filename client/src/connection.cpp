@@ -153,7 +153,7 @@ struct connection_impl final : push_sink {
     std::error_code ec;
     if (closed_ || run_ended_) {
       ec = error::closed;
-    } else if (e.req->get_config().cancel_if_not_connected && !mux.ready()) {
+    } else if (e.req->get_config().cancel_if_not_connected && !mux.ready() && !switching_) {
       ec = error::not_connected;
     } else {
       e.deadline = deadline_for(e.req->get_config().timeout, default_timeout(*e.req));
@@ -520,7 +520,9 @@ struct connection_impl final : push_sink {
       co_await t.async_wait(use_ec(ec));
       co_return;
     }
-    // Drain: new requests wait (the reader wakes this loop as replies come in).
+    // Drain: new requests wait (the reader wakes this loop as replies come in), also those
+    // that would fail when not connected: this is no disconnection.
+    switching_ = true;
     mux.set_ready(false);
     draining_ = true;
     while (socket.is_open() && mux.stats().in_flight > 0) {
@@ -680,6 +682,7 @@ struct connection_impl final : push_sink {
     client_id_ = handshake.machine.client_id();
     ready_at_ = clock::now();
     retry.reset();
+    switching_ = false;
     mux.set_ready(true);
     log->info("connected to {} (RESP{})", target(), protocol_);
     notify_writer();
@@ -946,6 +949,7 @@ struct connection_impl final : push_sink {
     last_session_healthy_ = was_connected && clock::now() - ready_at_ >= healthy_session;
     client_id_ = -1;
     subscribed_ = false;
+    if (!recycled_) switching_ = false;  // a real loss, also of the spare's session
     lifetime_timer.cancel();
     mux.set_ready(false);
     protocol_ = 0;
@@ -1087,6 +1091,7 @@ struct connection_impl final : push_sink {
   bool subscribed_ = false;  // this session sent (P|S)SUBSCRIBE: not recycled
   bool draining_ = false;    // lifetime_loop waits for the requests in flight
   bool recycled_ = false;    // the session ended for max_lifetime
+  bool switching_ = false;   // from the drain to the new connection's handshake
 };
 
 void* allocate_op(connection_impl& c, std::size_t size) {

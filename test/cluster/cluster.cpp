@@ -1077,3 +1077,50 @@ TEST_CASE("cluster: a key prefix is stripped once from replies that name keys") 
     CHECK(gone.substr(0, gone.find_last_not_of("\r\n") + 1) == "0");
   });
 }
+
+TEST_CASE("cluster: node connections replaced by max_lifetime under load, nothing fails") {
+  test::redis_cluster c(3, 0);
+  auto cfg = config_for(c);
+  cfg.node.max_lifetime = 300ms;
+  std::int64_t connects_before = 0;
+  for (std::uint16_t p : c.ports()) {
+    const auto info = c.server_on(p).cli({"INFO", "stats"});
+    const auto at = info.find("total_connections_received:");
+    connects_before += std::stoll(info.substr(at + 27));
+  }
+  with_client(cfg, [&](cluster_client& cl) -> awaitable<void> {
+    std::int64_t ok = 0, failed = 0, running = 0;
+    const auto until = std::chrono::steady_clock::now() + 2s;
+    auto ex = co_await asio::this_coro::executor;
+    auto worker = [&](int w) -> awaitable<void> {
+      const std::string key = "n" + std::to_string(w);
+      while (std::chrono::steady_clock::now() < until) {
+        error_code ec;
+        auto r = co_await cl.async_exec(cmd::incr(key), asio::redirect_error(use_awaitable, ec));
+        (ec || r.has_error()) ? ++failed : ++ok;
+      }
+      --running;
+    };
+    for (int w = 0; w < 20; ++w) {
+      ++running;
+      asio::co_spawn(ex, worker(w), asio::detached);
+    }
+    while (running > 0)
+      co_await sleep_for(20ms);
+    CHECK(failed == 0);
+    std::int64_t total = 0;
+    for (int w = 0; w < 20; ++w) {
+      const auto v = co_await run(cl, cmd::get("n" + std::to_string(w)));
+      total += v ? std::stoll(*v) : 0;
+    }
+    CHECK(total == ok);  // nothing sent twice
+  });
+  std::int64_t connects_after = 0;
+  for (std::uint16_t p : c.ports()) {
+    const auto info = c.server_on(p).cli({"INFO", "stats"});
+    const auto at = info.find("total_connections_received:");
+    connects_after += std::stoll(info.substr(at + 27));
+  }
+  CAPTURE(connects_before, connects_after);
+  CHECK(connects_after - connects_before >= 3 * 3);  // at least 3 per node
+}
