@@ -1024,7 +1024,8 @@ struct connection_impl final : push_sink {
     retry_timer.cancel();
     push_space.cancel();
     if (provider_wait_) provider_wait_->cancel();
-    spare_.reset();
+    // Closed, not destroyed: lifetime_loop may be dialling it (it lets go of it itself).
+    if (spare_) spare_->close(ignored);
     if (!running_) finish_run();
   }
 

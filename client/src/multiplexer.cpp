@@ -100,11 +100,14 @@ std::string_view multiplexer::prepare_write(clock::time_point now) {
     exec_entry& e = *head_;
     unlink(e);
     const proto::request& r = *e.req;
-    key_replies_.clear();
-    if (prefixer_ && !e.priority && !e.wire_keys && prefixer_->loaded())
-      prefixer_->rewrite(r.payload(), write_buffer_, strip_ ? &key_replies_ : nullptr);
-    else
+    bool key_replies = false;
+    if (prefixer_ && !e.priority && !e.wire_keys && prefixer_->loaded()) {
+      found_.clear();
+      prefixer_->rewrite(r.payload(), write_buffer_, strip_ ? &found_ : nullptr);
+      key_replies = !found_.empty();
+    } else {
       write_buffer_.append(r.payload());
+    }
     e.st = exec_entry::state::written;
     const std::size_t commands = r.commands();
     if (commands == 0) {
@@ -115,7 +118,10 @@ std::string_view multiplexer::prepare_write(clock::time_point now) {
     sl.entry = &e;
     sl.commands = commands;
     sl.out_of_band = r.out_of_band();
-    if (!key_replies_.empty()) sl.key_replies = key_replies_;
+    if (key_replies) {
+      sl.key_replies = true;
+      key_replies_.push_back(found_);
+    }
     sl.written_at = now;
     if (const auto block = r.block_time()) sl.block_ms = block->count();
     // Inside MULTI every command answers +QUEUED; such requests are not checked.
@@ -207,7 +213,7 @@ void multiplexer::route(const proto::node& n) {
   if (slots_.empty() || out_of_sync_) return;  // reported at the end of the message
   const slot& s = slots_.front();
   if (s.entry) {
-    if (!s.key_replies.empty()) [[unlikely]]
+    if (s.key_replies) [[unlikely]]
       deliver_stripped(s, n);
     else
       s.entry->adapter.on_node(s.entry->replies_seen, n);
@@ -256,7 +262,7 @@ bool multiplexer::names_key(key_reply shape, const proto::node& n) noexcept {
 void multiplexer::deliver_stripped(const slot& s, const proto::node& n) {
   // Views shortened in place: no copy, and only a name that has the prefix loses it.
   key_reply shape = key_reply::none;
-  for (const key_reply_at& k : s.key_replies)
+  for (const key_reply_at& k : key_replies_.front())
     if (k.command == s.answered) shape = k.shape;
   if (shape == key_reply::none || n.in_attribute || !names_key(shape, n) ||
       (n.data_type != proto::type::blob_string && n.data_type != proto::type::simple_string) ||
@@ -363,6 +369,7 @@ exec_entry* multiplexer::answer_one() {
   }
   if (++s.answered != s.commands) return nullptr;
   exec_entry* e = s.entry;
+  if (s.key_replies) key_replies_.pop_front();
   slots_.pop_front();
   if (e) e->st = exec_entry::state::done;
   return e;
@@ -399,6 +406,7 @@ void multiplexer::on_connection_lost(std::vector<exec_entry*>& failed) {
     }
   }
   slots_.clear();
+  key_replies_.clear();
   // Written without replies and not yet committed: the write may not have happened.
   for (exec_entry* e : written_without_replies_) {
     e->st = exec_entry::state::done;
@@ -449,6 +457,7 @@ void multiplexer::drain(std::vector<exec_entry*>& all) {
     }
   }
   slots_.clear();
+  key_replies_.clear();
   for (exec_entry* e : written_without_replies_) {
     e->st = exec_entry::state::done;
     all.push_back(e);

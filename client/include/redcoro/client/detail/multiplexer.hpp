@@ -207,12 +207,12 @@ class multiplexer {
     clock::time_point written_at;
     std::int64_t block_ms = -1;  // see head_of_line
     bool check_types = false;    // replies checked against their commands (not in MULTI)
+    // Some of its replies name keys and lose the prefix (strip_key_prefix): which, in
+    // key_replies_ (a flag here, the list there: a slot stays as cheap to move as before).
+    bool key_replies = false;
     // After the caller gave up: its blocking pops not yet answered (index, bytes as sent),
     // whose late replies are given back.
     std::vector<std::pair<std::size_t, std::string>> give_back;
-    // Its commands whose replies name keys, when the prefix is stripped from replies (empty
-    // otherwise: then the reply's nodes go to the adapter untouched).
-    std::vector<key_reply_at> key_replies;
 
     // The out-of-band command answered next, or nullptr when it is an ordinary one.
     const proto::out_of_band_command* current() const noexcept {
@@ -232,7 +232,8 @@ class multiplexer {
   void link_front(exec_entry& e) noexcept;
   void unlink(exec_entry& e) noexcept;
   bool writable(const exec_entry& e) const noexcept { return ready_ || e.priority; }
-  // strip_key_prefix: a reply node of the head slot, which has key_replies, to its adapter.
+  // strip_key_prefix: a reply node of the head slot, which has key_replies, to its adapter
+  // (its list is key_replies_.front()).
   void deliver_stripped(const slot& s, const proto::node& n);
   // Whether `n` is where a reply of `shape` names a key (tracks the position in the reply).
   bool names_key(key_reply shape, const proto::node& n) noexcept;
@@ -247,7 +248,9 @@ class multiplexer {
   std::string write_buffer_;
   const key_prefixer* prefixer_ = nullptr;
   bool strip_ = false;
-  std::vector<key_reply_at> key_replies_;  // prepare_write's, reused
+  // For each slot with key_replies, in FIFO order, its commands whose replies name keys.
+  ring<std::vector<key_reply_at>> key_replies_;
+  std::vector<key_reply_at> found_;  // prepare_write's, reused
   // Where the reply being stripped is: its type, the nodes seen at depth 1, and at depth 2
   // within the current depth-1 aggregate.
   proto::type reply_top_ = proto::type::null;
