@@ -13,7 +13,10 @@ namespace detail {
 
 struct pool_state {
   pool_state(asio::any_io_executor e, connection_config c, std::size_t m)
-      : ex(std::move(e)), cfg(std::move(c)), max(std::max<std::size_t>(1, m)) {}
+      : ex(std::move(e)), cfg(std::move(c)), max(std::max<std::size_t>(1, m)) {
+    // A lent connection may hold WATCH state between requests: never recycled under it.
+    cfg.max_lifetime = std::chrono::milliseconds(0);
+  }
 
   // A caller waiting for a connection: release() puts one in `slot` and cancels the timer.
   struct waiter {

@@ -28,6 +28,7 @@
 #include <cstring>
 #include <deque>
 #include <optional>
+#include <random>
 #include <string>
 #include <utility>
 #include <vector>
@@ -82,7 +83,7 @@ struct connection_impl final : push_sink {
     if (cfg.tls.enabled) tls_context.emplace(make_tls_context(cfg.tls));
     if (!cfg.key_prefix.empty()) {
       prefixer.emplace(cfg.key_prefix);
-      mux.set_key_prefixer(&*prefixer);
+      mux.set_key_prefixer(&*prefixer, cfg.strip_key_prefix);
     }
   }
 
@@ -152,10 +153,11 @@ struct connection_impl final : push_sink {
     std::error_code ec;
     if (closed_ || run_ended_) {
       ec = error::closed;
-    } else if (e.req->get_config().cancel_if_not_connected && !mux.ready()) {
+    } else if (e.req->get_config().cancel_if_not_connected && !mux.ready() && !switching_) {
       ec = error::not_connected;
     } else {
       e.deadline = deadline_for(e.req->get_config().timeout, default_timeout(*e.req));
+      subscribed_ |= e.req->out_of_band_commands() != 0;  // never recycled (max_lifetime)
       ec = mux.add(e);
       if (!ec) {
         arm_timeout(e.deadline);
@@ -376,7 +378,7 @@ struct connection_impl final : push_sink {
       if (closed_) co_return;
       error_code ec;
       bool no_address = false;  // the address provider said there is none
-      if (cfg.address_provider) ec = co_await current_address(no_address);
+      if (cfg.address_provider && !spare_) ec = co_await current_address(no_address);
       if (!ec) ec = co_await connect();
       std::optional<credentials> creds;
       if (!ec) {
@@ -392,11 +394,12 @@ struct connection_impl final : push_sink {
         session_error_ = {};
         last_read_at_ = clock::now();
         begin_handshake(std::move(*creds));
-        co_await (reader() || writer() || health_loop() || reauth_loop());
+        co_await (reader() || writer() || health_loop() || reauth_loop() || lifetime_loop());
         ec = session_error_;
       }
       end_session(ec, no_address);
       if (closed_) co_return;
+      if (std::exchange(recycled_, false)) continue;  // onto the spare, at once
       if (std::exchange(last_session_healthy_, false)) {
         // The server was there a moment ago (a restart, a failover, a dropped link): try again
         // at once; the backoff starts only if that fails.
@@ -424,13 +427,30 @@ struct connection_impl final : push_sink {
     return dial_.to_string();
   }
 
+  // Connects `socket`, or takes the spare dialled while the last connection drained
+  // (max_lifetime); then TLS.
   awaitable<error_code> connect() {
+    if (spare_) {
+      socket = std::move(*spare_);
+      spare_.reset();
+      if (!tls_context) co_return error_code{};
+    }
+    co_return co_await dial(socket);
+  }
+
+  // Resolves and connects `s` (unless it is open already), then the TLS handshake over
+  // `socket` when `s` is `socket`; all within connect_timeout.
+  awaitable<error_code> dial(socket_type& s) {
     error_code ec;
     auto attempt = [&]() -> awaitable<void> {
+      if (s.is_open()) {
+        if (tls_context) co_await tls_handshake(ec);
+        co_return;
+      }
       if (!cfg.unix_socket.empty() && !cfg.address_provider) {
         asio::local::stream_protocol::endpoint ep(cfg.unix_socket);
-        socket.open(asio::generic::stream_protocol(ep.protocol()), ec);
-        if (!ec) co_await socket.async_connect(ep, use_ec(ec));
+        s.open(asio::generic::stream_protocol(ep.protocol()), ec);
+        if (!ec) co_await s.async_connect(ep, use_ec(ec));
         co_return;
       }
       asio::ip::tcp::resolver resolver(executor);
@@ -439,16 +459,15 @@ struct connection_impl final : push_sink {
       if (ec) co_return;
       for (const auto& entry : endpoints) {
         asio::generic::stream_protocol::endpoint ep(entry.endpoint());
-        if (socket.is_open()) socket.close();
-        socket.open(ep.protocol(), ec);
+        if (s.is_open()) s.close();
+        s.open(ep.protocol(), ec);
         if (ec) continue;
-        co_await socket.async_connect(ep, use_ec(ec));
+        co_await s.async_connect(ep, use_ec(ec));
         if (!ec) {
           // Requests are coalesced by the writer already; Nagle would only add delay.
-          socket.set_option(asio::detail::socket_option::boolean<IPPROTO_TCP, TCP_NODELAY>(true),
-                            ec);
+          s.set_option(asio::detail::socket_option::boolean<IPPROTO_TCP, TCP_NODELAY>(true), ec);
           ec = {};
-          if (tls_context) co_await tls_handshake(ec);
+          if (tls_context && &s == &socket) co_await tls_handshake(ec);
           co_return;
         }
       }
@@ -459,9 +478,63 @@ struct connection_impl final : push_sink {
     if (ec) {
       log->warn("cannot connect to {}: {}", target(), ec.message());
       error_code ignored;
-      socket.close(ignored);
+      s.close(ignored);
     }
     co_return ec;
+  }
+
+  // --- maximum lifetime -------------------------------------------------------------------
+
+  // connection_config::max_lifetime: once this session has lived that long, dials a spare,
+  // holds new requests, waits for those in flight, and ends the session; connect_loop goes
+  // on with the spare at once. Waits forever when off, or for a connection that carries
+  // subscriptions (they would be missed between the two connections).
+  awaitable<void> lifetime_loop() {
+    asio::steady_timer& t = lifetime_timer;
+    const auto off = [&] {
+      return cfg.max_lifetime.count() <= 0 || push_target != this || subscribed_;
+    };
+    error_code ec;
+    if (off()) {
+      t.expires_at(clock::time_point::max());
+      co_await t.async_wait(use_ec(ec));
+      co_return;
+    }
+    std::uniform_real_distribution<double> jitter(0.9, 1.0);
+    t.expires_after(std::chrono::duration_cast<std::chrono::milliseconds>(cfg.max_lifetime *
+                                                                          jitter(lifetime_random)));
+    co_await t.async_wait(use_ec(ec));
+    if (!socket.is_open() || closed_) co_return;
+    if (off()) {  // it subscribed meanwhile
+      t.expires_at(clock::time_point::max());
+      co_await t.async_wait(use_ec(ec));
+      co_return;
+    }
+    spare_.emplace(executor);
+    ec = co_await dial(*spare_);
+    if (ec || !socket.is_open() || closed_) {
+      // Keep serving on this one; the next try after another lifetime.
+      spare_.reset();
+      if (socket.is_open()) log->warn("{}: no spare connection for max_lifetime", target());
+      t.expires_at(clock::time_point::max());
+      co_await t.async_wait(use_ec(ec));
+      co_return;
+    }
+    // Drain: new requests wait (the reader wakes this loop as replies come in), also those
+    // that would fail when not connected: this is no disconnection.
+    switching_ = true;
+    mux.set_ready(false);
+    draining_ = true;
+    while (socket.is_open() && mux.stats().in_flight > 0) {
+      t.expires_at(clock::time_point::max());
+      co_await t.async_wait(use_ec(ec));
+    }
+    draining_ = false;
+    if (!socket.is_open()) co_return;  // lost meanwhile: an ordinary reconnect
+    log->info("{}: max_lifetime reached: moving to a new connection", target());
+    // Ending this coroutine ends the session (the reader and writer are cancelled; their
+    // errors do not matter: nothing is in flight).
+    recycled_ = true;
   }
 
   // The handshake is an ordinary request with priority, so it goes through the same writer,
@@ -609,6 +682,7 @@ struct connection_impl final : push_sink {
     client_id_ = handshake.machine.client_id();
     ready_at_ = clock::now();
     retry.reset();
+    switching_ = false;
     mux.set_ready(true);
     log->info("connected to {} (RESP{})", target(), protocol_);
     notify_writer();
@@ -761,6 +835,7 @@ struct connection_impl final : push_sink {
         }
       }
       dispatching_ = false;
+      if (draining_) lifetime_timer.cancel();
       if (!mux.hand_backs().empty()) send_hand_backs();
       flush_now();
       // Compact once per read: what is left is the start of an incomplete message.
@@ -873,6 +948,9 @@ struct connection_impl final : push_sink {
     // Up for a while: the first reconnect goes at once (see connect_loop).
     last_session_healthy_ = was_connected && clock::now() - ready_at_ >= healthy_session;
     client_id_ = -1;
+    subscribed_ = false;
+    if (!recycled_) switching_ = false;  // a real loss, also of the spare's session
+    lifetime_timer.cancel();
     mux.set_ready(false);
     protocol_ = 0;
     error_code ignored;
@@ -899,12 +977,14 @@ struct connection_impl final : push_sink {
       // provider knows one): waiting requests learn why now instead of at their timeout.
       mux.drain(failed_);
       complete_all(failed_, ec);
-    } else if (cfg.fail_waiting_on_disconnect) {
+    } else if (cfg.fail_waiting_on_disconnect && !recycled_) {
       mux.drain(failed_);
       complete_all(failed_, error::not_connected);
     }
     if (closed_)
       log->info("closed the connection to {}", target());
+    else if (recycled_)
+      log->info("closed the connection to {} (max_lifetime)", target());
     else if (was_connected)
       log->warn("disconnected from {}: {}", target(), ec ? ec.message() : "closed");
   }
@@ -944,6 +1024,8 @@ struct connection_impl final : push_sink {
     retry_timer.cancel();
     push_space.cancel();
     if (provider_wait_) provider_wait_->cancel();
+    // Closed, not destroyed: lifetime_loop may be dialling it (it lets go of it itself).
+    if (spare_) spare_->close(ignored);
     if (!running_) finish_run();
   }
 
@@ -961,6 +1043,11 @@ struct connection_impl final : push_sink {
   asio::steady_timer health_timer;
   asio::steady_timer retry_timer;
   asio::steady_timer push_space{executor};
+  asio::steady_timer lifetime_timer{executor};
+  std::optional<socket_type> spare_;  // dialled before the current connection is recycled
+  std::minstd_rand lifetime_random{static_cast<std::uint32_t>(
+      reinterpret_cast<std::uintptr_t>(this) ^
+      static_cast<std::uintptr_t>(clock::now().time_since_epoch().count()))};
   multiplexer mux;
   proto::parser parser;
   backoff retry;
@@ -1002,6 +1089,10 @@ struct connection_impl final : push_sink {
   bool cancelled_ = false;
   bool running_ = false;
   bool run_ended_ = false;
+  bool subscribed_ = false;  // this session sent (P|S)SUBSCRIBE: not recycled
+  bool draining_ = false;    // lifetime_loop waits for the requests in flight
+  bool recycled_ = false;    // the session ended for max_lifetime
+  bool switching_ = false;   // from the drain to the new connection's handshake
 };
 
 void* allocate_op(connection_impl& c, std::size_t size) {

@@ -5,6 +5,20 @@
 
 namespace redcoro::detail {
 
+key_reply key_reply_of(std::string_view name) noexcept {
+  // Short names first: the check runs for every command of a prefixed connection.
+  if (name.size() < 4 || name.size() > 10) return key_reply::none;
+  using proto::iequals;
+  if (iequals(name, "scan")) return key_reply::scan;
+  if (iequals(name, "keys")) return key_reply::array;
+  if (iequals(name, "xread") || iequals(name, "xreadgroup")) return key_reply::streams;
+  if (iequals(name, "blpop") || iequals(name, "brpop") || iequals(name, "bzpopmin") ||
+      iequals(name, "bzpopmax") || iequals(name, "blmpop") || iequals(name, "bzmpop") ||
+      iequals(name, "lmpop") || iequals(name, "zmpop"))
+    return key_reply::first;
+  return key_reply::none;
+}
+
 void key_prefixer::classify(std::span<const std::string_view> argv, std::vector<std::size_t>& keys,
                             std::vector<std::size_t>& patterns) const {
   keys.clear();
@@ -26,20 +40,26 @@ void key_prefixer::append_pattern(std::string& arg, std::string_view pattern) co
   arg += pattern;
 }
 
-void key_prefixer::rewrite(std::string_view payload, std::string& out) const {
+void key_prefixer::rewrite(std::string_view payload, std::string& out,
+                           std::vector<key_reply_at>* replies) const {
   // Scratch space kept between calls: after warm-up, a request allocates nothing here.
   auto& argv = scratch_.argv;  // (references, not a structured binding: lambdas capture them)
   auto& keys = scratch_.keys;
   auto& patterns = scratch_.patterns;
   auto& pattern = scratch_.pattern;
   std::size_t pos = 0;
-  while (pos < payload.size()) {
+  std::uint32_t index = 0;
+  for (; pos < payload.size(); ++index) {
     argv.clear();
     const std::string_view command =
         proto::request::next_command(payload, pos, [&](std::string_view a) { argv.push_back(a); });
     if (command.empty()) {  // not ours to judge: send the rest as it is
       out.append(payload.substr(pos));
       return;
+    }
+    if (replies && !argv.empty()) {
+      if (const key_reply shape = key_reply_of(argv[0]); shape != key_reply::none)
+        replies->push_back({index, shape});
     }
     classify(argv, keys, patterns);
     if (keys.empty() && patterns.empty()) {

@@ -100,10 +100,14 @@ std::string_view multiplexer::prepare_write(clock::time_point now) {
     exec_entry& e = *head_;
     unlink(e);
     const proto::request& r = *e.req;
-    if (prefixer_ && !e.priority && !e.wire_keys && prefixer_->loaded())
-      prefixer_->rewrite(r.payload(), write_buffer_);
-    else
+    bool key_replies = false;
+    if (prefixer_ && !e.priority && !e.wire_keys && prefixer_->loaded()) {
+      found_.clear();
+      prefixer_->rewrite(r.payload(), write_buffer_, strip_ ? &found_ : nullptr);
+      key_replies = !found_.empty();
+    } else {
       write_buffer_.append(r.payload());
+    }
     e.st = exec_entry::state::written;
     const std::size_t commands = r.commands();
     if (commands == 0) {
@@ -114,6 +118,10 @@ std::string_view multiplexer::prepare_write(clock::time_point now) {
     sl.entry = &e;
     sl.commands = commands;
     sl.out_of_band = r.out_of_band();
+    if (key_replies) {
+      sl.key_replies = true;
+      key_replies_.push_back(found_);
+    }
     sl.written_at = now;
     if (const auto block = r.block_time()) sl.block_ms = block->count();
     // Inside MULTI every command answers +QUEUED; such requests are not checked.
@@ -197,7 +205,7 @@ void multiplexer::route(const proto::node& n) {
       push_first_ = false;
       push_kind_ = proto::pubsub_kind_of_frame(n.value);
     }
-    if (push_sink_) push_sink_->on_push_node(n);
+    if (push_sink_) push_sink_->on_push_node(strip_ ? strip_push(n) : n);
     return;
   }
   // A reply (or the attribute before it): the request at the head of the FIFO owns it,
@@ -205,7 +213,10 @@ void multiplexer::route(const proto::node& n) {
   if (slots_.empty() || out_of_sync_) return;  // reported at the end of the message
   const slot& s = slots_.front();
   if (s.entry) {
-    s.entry->adapter.on_node(s.entry->replies_seen, n);
+    if (s.key_replies) [[unlikely]]
+      deliver_stripped(s, n);
+    else
+      s.entry->adapter.on_node(s.entry->replies_seen, n);
     return;
   }
   // The late reply of a blocking pop whose caller gave up: kept, to give back what it took.
@@ -221,6 +232,94 @@ void multiplexer::route(const proto::node& n) {
     proto::reply_error unused;
     late_adapter_.on_node(late_value_, n, n.depth, unused);
   }
+}
+
+bool multiplexer::names_key(key_reply shape, const proto::node& n) noexcept {
+  switch (n.depth) {
+    case 0:
+      reply_top_ = n.data_type;
+      at1_ = at2_ = 0;
+      return false;
+    case 1: {
+      const std::size_t i = at1_++;
+      at2_ = 0;
+      if (shape == key_reply::array) return true;
+      if (shape == key_reply::first) return i == 0;
+      if (shape == key_reply::streams) return reply_top_ == proto::type::map && i % 2 == 0;
+      return false;
+    }
+    case 2: {
+      const std::size_t i = at2_++;
+      if (shape == key_reply::scan) return at1_ == 2;  // the second element: the keys
+      if (shape == key_reply::streams) return reply_top_ != proto::type::map && i == 0;
+      return false;
+    }
+    default:
+      return false;
+  }
+}
+
+void multiplexer::deliver_stripped(const slot& s, const proto::node& n) {
+  // Views shortened in place: no copy, and only a name that has the prefix loses it.
+  key_reply shape = key_reply::none;
+  for (const key_reply_at& k : key_replies_.front())
+    if (k.command == s.answered) shape = k.shape;
+  if (shape == key_reply::none || n.in_attribute || !names_key(shape, n) ||
+      (n.data_type != proto::type::blob_string && n.data_type != proto::type::simple_string) ||
+      !n.value.starts_with(prefixer_->prefix())) {
+    s.entry->adapter.on_node(s.entry->replies_seen, n);
+    return;
+  }
+  proto::node m = n;
+  m.value.remove_prefix(prefixer_->prefix().size());
+  s.entry->adapter.on_node(s.entry->replies_seen, m);
+}
+
+const proto::node& multiplexer::strip_push(const proto::node& n) {
+  if (n.in_attribute) return n;
+  if (n.depth == 0) {
+    push_at_ = 0;
+    push_message_.reset();
+    push_keyevent_ = false;
+    return n;
+  }
+  if (n.depth != 1) return n;
+  const std::size_t i = push_at_++;
+  if (i == 0) {
+    push_message_ = proto::pubsub_kind_of_frame(n.value);
+    return n;
+  }
+  // Keyspace notifications come as `message` or `pmessage` (never on a shard channel).
+  if (push_message_ != proto::pubsub_kind::message && push_message_ != proto::pubsub_kind::pmessage)
+    return n;
+  const std::size_t channel_at = push_message_ == proto::pubsub_kind::pmessage ? 2 : 1;
+  const std::string& prefix = prefixer_->prefix();
+  if (i == channel_at) {
+    // "__keyspace@<db>__:<key>" names the key; "__keyevent@<db>__:<event>" has it as payload.
+    const std::string_view v = n.value;
+    const bool space = v.starts_with("__keyspace@");
+    if (!space && !v.starts_with("__keyevent@")) return n;
+    const std::size_t end = v.find("__:", 11);
+    if (end == std::string_view::npos) return n;
+    if (!space) {
+      push_keyevent_ = true;
+      return n;
+    }
+    const std::string_view key = v.substr(end + 3);
+    if (!key.starts_with(prefix)) return n;
+    // The prefix sits inside the name: a copy, made for keyspace notifications only.
+    push_channel_.assign(v.substr(0, end + 3));
+    push_channel_.append(key.substr(prefix.size()));
+    stripped_ = n;
+    stripped_.value = push_channel_;
+    return stripped_;
+  }
+  if (i == channel_at + 1 && push_keyevent_ && n.value.starts_with(prefix)) {
+    stripped_ = n;
+    stripped_.value.remove_prefix(prefix.size());
+    return stripped_;
+  }
+  return n;
 }
 
 exec_entry* multiplexer::on_message_done(std::size_t bytes, std::error_code& ec) {
@@ -270,6 +369,7 @@ exec_entry* multiplexer::answer_one() {
   }
   if (++s.answered != s.commands) return nullptr;
   exec_entry* e = s.entry;
+  if (s.key_replies) key_replies_.pop_front();
   slots_.pop_front();
   if (e) e->st = exec_entry::state::done;
   return e;
@@ -306,6 +406,7 @@ void multiplexer::on_connection_lost(std::vector<exec_entry*>& failed) {
     }
   }
   slots_.clear();
+  key_replies_.clear();
   // Written without replies and not yet committed: the write may not have happened.
   for (exec_entry* e : written_without_replies_) {
     e->st = exec_entry::state::done;
@@ -356,6 +457,7 @@ void multiplexer::drain(std::vector<exec_entry*>& all) {
     }
   }
   slots_.clear();
+  key_replies_.clear();
   for (exec_entry* e : written_without_replies_) {
     e->st = exec_entry::state::done;
     all.push_back(e);

@@ -102,7 +102,7 @@ class handle_backend : public std::enable_shared_from_this<handle_backend> {
   connection_impl* conn = nullptr;
   deployment kind;
   std::shared_ptr<spdlog::logger> log;
-  std::string key_prefix;  // SCAN's keys come back without it
+  std::string key_prefix;  // the connections' (their replies come back without it)
   op_pool ops;
   std::size_t in_flight = 0;
   bool releasing = false;
@@ -203,13 +203,6 @@ asio::awaitable<void> all_of(std::size_t n, Each each) {
   }
 }
 
-// Keys without the connections' prefix (SCAN returns what the server holds).
-void strip_prefix(std::vector<std::string>& keys, const std::string& prefix) {
-  if (prefix.empty()) return;
-  for (auto& k : keys)
-    if (k.starts_with(prefix)) k.erase(0, prefix.size());
-}
-
 // SCAN of one server, one page.
 asio::awaitable<std::pair<error_code, std::vector<std::string>>> scan_one(connection& conn,
                                                                           scan_cursor& c) {
@@ -278,9 +271,8 @@ class server_backend final : public handle_backend {
   }
 
   asio::awaitable<std::pair<error_code, std::vector<std::string>>> scan(scan_cursor& c) override {
-    auto r = co_await scan_one(server(), c);
-    strip_prefix(r.second, key_prefix);
-    co_return r;
+    // The keys come without the prefix from the connection (strip_key_prefix).
+    co_return co_await scan_one(server(), c);
   }
 
   asio::awaitable<void> health(health_report& r, std::chrono::milliseconds bound) override {
@@ -388,7 +380,6 @@ class cluster_backend final : public handle_backend {
     error_code ec;
     auto keys = co_await engine_.async_scan(*s, asio::redirect_error(use_awaitable, ec));
     if (s->done()) scan_access::done(c) = true;
-    strip_prefix(keys, key_prefix);
     co_return std::pair{ec, std::move(keys)};
   }
 

@@ -8,7 +8,9 @@
 #include <catch2/catch.hpp>
 
 #include <algorithm>
+#include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 using redcoro::connection;
@@ -21,6 +23,7 @@ namespace cmd = redcoro::cmd;
 using asio::awaitable;
 using asio::use_awaitable;
 using strings = std::vector<std::string>;
+using redcoro::proto::value;
 
 namespace {
 
@@ -62,7 +65,7 @@ TEST_CASE("key prefix: keys in every position, from the server's key specificati
                                                 "XREAD", "STREAMS", "s1", "s2", "0", "0"));
     REQUIRE(streams.has_value());
     CHECK(streams->size() == 2);
-    CHECK((*streams)[0].first == "app1:s1");  // replies keep the full names
+    CHECK((*streams)[0].first == "s1");  // the names as they were sent (strip_key_prefix)
 
     // A count of keys, then the keys (ZUNIONSTORE dest 2 z1 z2 WEIGHTS 1 2), a key first.
     co_await run(conn, cmd::zadd("z1", 1, "m"));
@@ -99,13 +102,13 @@ TEST_CASE("key prefix: keys in every position, from the server's key specificati
     co_await run(raw, cmd::set("other:k", "x"));
     const auto mine = co_await run(conn, cmd::keys("*"));
     CHECK(mine.size() > 5);
-    CHECK(std::all_of(mine.begin(), mine.end(),
-                      [](const std::string& k) { return k.rfind("app1:", 0) == 0; }));
+    CHECK(std::find(mine.begin(), mine.end(), "k") != mine.end());
+    CHECK(std::find(mine.begin(), mine.end(), "other:k") == mine.end());
     cmd::scan_options match_k;
     match_k.match = "k*";
     match_k.count = 1000;
     const auto page = co_await run(conn, cmd::scan(0, match_k));
-    CHECK(page.second == strings{"app1:k"});
+    CHECK(page.second == strings{"k"});
 
     // Shard channels are placed like keys but flagged not_key: SPUBLISH keeps the channel's
     // name, as PUBLISH does, so a subscriber without the prefix receives it.
@@ -134,7 +137,214 @@ TEST_CASE("key prefix: glob characters in the prefix match only themselves in pa
     co_await run(conn, cmd::set("mine", "1"));
     co_await run(raw, cmd::set("t1x:decoy", "1"));  // matches the prefix read as a glob
     const auto keys = co_await run(conn, cmd::keys("*"));
-    CHECK(sorted(keys) == strings{"t[1]*:mine"});
+    CHECK(sorted(keys) == strings{"mine"});
+    conn.close();
+    raw.close();
+  });
+}
+
+namespace {
+
+// The first element of a reply that names its key first (BZPOPMIN, BLMPOP, ZMPOP...).
+awaitable<std::string> first_of(connection& conn, redcoro::command<value> c) {
+  const auto v = co_await run(conn, std::move(c));
+  co_return v.size() > 0 ? v[0].text : std::string("(not an aggregate)");
+}
+
+// The replies that name keys, through a connection with the prefix "app1:".
+awaitable<void> check_key_replies(connection& conn, connection& raw, bool stripped) {
+  const std::string p = stripped ? "" : "app1:";
+  co_await run(conn, cmd::set("k1", "1"));
+  co_await run(conn, cmd::set("k2", "2"));
+  co_await run(conn, cmd::set("app1:inner", "3"));  // app1:app1:inner: stripped once
+  co_await run(raw, cmd::set("other:x", "4"));
+
+  const auto all = co_await run(conn, cmd::keys("*"));
+  strings want_all;
+  want_all.push_back(p + "app1:inner");
+  want_all.push_back(p + "k1");
+  want_all.push_back(p + "k2");
+  CHECK(sorted(all) == want_all);
+  strings want_k;  // k1, k2
+  want_k.push_back(p + "k1");
+  want_k.push_back(p + "k2");
+
+  cmd::scan_options match_k;
+  match_k.match = "k*";
+  match_k.count = 1000;
+  const auto page = co_await run(conn, cmd::scan(0, match_k));
+  CHECK(page.first == 0);
+  CHECK(sorted(page.second) == want_k);
+
+  co_await run(conn, cmd::rpush("l1", "a"));
+  co_await run(conn, cmd::rpush("l2", "b"));
+  strings lists;
+  lists.push_back("nothing");
+  lists.push_back("l1");
+  const auto left = co_await run(conn, cmd::blpop(lists, std::chrono::seconds(1)));
+  REQUIRE(left.has_value());
+  CHECK(left->first == p + "l1");
+  CHECK(left->second == "a");
+  const auto right = co_await run(conn, cmd::brpop("l2", std::chrono::seconds(1)));
+  REQUIRE(right.has_value());
+  CHECK(right->first == p + "l2");
+
+  co_await run(conn, cmd::zadd("z", 1, "m1"));
+  co_await run(conn, cmd::zadd("z", 2, "m2"));
+  co_await run(conn, cmd::zadd("z", 3, "m3"));
+  co_await run(conn, cmd::zadd("z", 4, "m4"));
+  const auto zmin = co_await first_of(conn, redcoro::command("BZPOPMIN", "z", 1));
+  CHECK(zmin == p + "z");
+  const auto zmax = co_await first_of(conn, redcoro::command("BZPOPMAX", "z", 1));
+  CHECK(zmax == p + "z");
+  const auto zm = co_await first_of(conn, redcoro::command("ZMPOP", 1, "z", "MIN"));
+  CHECK(zm == p + "z");
+  const auto bzm = co_await first_of(conn, redcoro::command("BZMPOP", 1, 1, "z", "MAX"));
+  CHECK(bzm == p + "z");
+  co_await run(conn, cmd::rpush("l3", "c"));
+  co_await run(conn, cmd::rpush("l3", "d"));
+  const auto lm = co_await first_of(conn, redcoro::command("LMPOP", 2, "none", "l3", "LEFT"));
+  CHECK(lm == p + "l3");
+  const auto blm = co_await first_of(conn, redcoro::command("BLMPOP", 1, 1, "l3", "RIGHT"));
+  CHECK(blm == p + "l3");
+
+  co_await run(conn, redcoro::command<std::string>("XADD", "s1", "1-1", "f", "v"));
+  co_await run(conn, redcoro::command<std::string>("XADD", "s2", "1-1", "f", "v"));
+  const auto read = co_await run(conn, redcoro::command<std::optional<redcoro::stream_batch>>(
+                                           "XREAD", "STREAMS", "s1", "s2", "0", "0"));
+  REQUIRE(read.has_value());
+  REQUIRE(read->size() == 2);
+  CHECK((*read)[0].first == p + "s1");
+  CHECK((*read)[1].first == p + "s2");
+  CHECK((*read)[0].second.size() == 1);
+  co_await run(conn, cmd::xgroup_create("s1", "g", "0", false));
+  std::vector<std::pair<std::string, std::string>> s1;
+  s1.emplace_back("s1", ">");
+  const auto group = co_await run(conn, cmd::xreadgroup("g", "c", s1));
+  REQUIRE(group.has_value());
+  REQUIRE(group->size() == 1);
+  CHECK((*group)[0].first == p + "s1");
+
+  // One request, several commands: only those whose replies name keys are touched, each at
+  // its own place.
+  redcoro::proto::request req;
+  req.push("GET", "k1");
+  req.push("KEYS", "k*");
+  req.push("ECHO", "app1:echoed");
+  req.push("SCAN", 0, "MATCH", "k1");
+  redcoro::proto::response<std::string, strings, std::string, redcoro::cmd::scan_page> resp;
+  co_await conn.async_exec(req, resp, use_awaitable);
+  CHECK(std::get<0>(resp).value() == "1");
+  CHECK(sorted(std::get<1>(resp).value()) == want_k);
+  CHECK(std::get<2>(resp).value() == "app1:echoed");  // not a key: never stripped
+  REQUIRE(std::get<3>(resp).value().second.size() == 1);
+  CHECK(std::get<3>(resp).value().second[0] == p + "k1");
+
+  // The bug of issue 16: names read back and sent again name the same keys.
+  const auto found = co_await run(conn, cmd::scan(0, match_k));
+  const auto deleted = co_await run(conn, cmd::del(found.second));
+  if (stripped) {
+    CHECK(deleted == 2);
+    strings full;
+    full.push_back("app1:k1");
+    full.push_back("app1:k2");
+    const auto left_over = co_await run(raw, cmd::exists(full));
+    CHECK(left_over == 0);
+  } else {
+    CHECK(deleted == 0);  // app1:app1:k1 does not exist
+  }
+}
+
+}  // namespace
+
+TEST_CASE("key prefix: replies that name keys come back without it", "[client][live][prefix]") {
+  const int protocol = GENERATE(3, 2);
+  CAPTURE(protocol);
+  redis_server server;
+  asio::io_context ioc;
+  auto cfg = local_config(server.port());
+  cfg.key_prefix = "app1:";
+  cfg.protocol = protocol;
+  connection conn(ioc, cfg);
+  connection raw(ioc, local_config(server.port()));
+  run_bounded(ioc, [&]() -> awaitable<void> {
+    conn.async_run(asio::detached);
+    raw.async_run(asio::detached);
+    co_await check_key_replies(conn, raw, true);
+    conn.close();
+    raw.close();
+  });
+}
+
+TEST_CASE("key prefix: strip_key_prefix off gives the names as the server holds them",
+          "[client][live][prefix]") {
+  redis_server server;
+  asio::io_context ioc;
+  auto cfg = local_config(server.port());
+  cfg.key_prefix = "app1:";
+  cfg.strip_key_prefix = false;
+  connection conn(ioc, cfg);
+  connection raw(ioc, local_config(server.port()));
+  run_bounded(ioc, [&]() -> awaitable<void> {
+    conn.async_run(asio::detached);
+    raw.async_run(asio::detached);
+    co_await check_key_replies(conn, raw, false);
+    conn.close();
+    raw.close();
+  });
+}
+
+namespace {
+
+// The next message (or pmessage) push of `conn`: {channel, payload}.
+awaitable<std::pair<std::string, std::string>> next_message(connection& conn) {
+  for (;;) {
+    const auto push = co_await conn.async_receive_push(use_awaitable);
+    if (push.size() < 3) continue;
+    const std::string& kind = push[0].text;
+    if (kind == "message") co_return std::pair{push[1].text, push[2].text};
+    if (kind == "pmessage" && push.size() >= 4) co_return std::pair{push[2].text, push[3].text};
+  }
+}
+
+}  // namespace
+
+TEST_CASE("key prefix: keyspace notifications name keys without it", "[client][live][prefix]") {
+  const bool strip = GENERATE(true, false);
+  CAPTURE(strip);
+  redis_server server;
+  asio::io_context ioc;
+  auto cfg = local_config(server.port());
+  cfg.key_prefix = "app1:";
+  cfg.strip_key_prefix = strip;
+  connection conn(ioc, cfg);
+  connection raw(ioc, local_config(server.port()));
+  run_bounded(ioc, [&]() -> awaitable<void> {
+    conn.async_run(asio::detached);
+    raw.async_run(asio::detached);
+    co_await run(raw,
+                 redcoro::command<std::string>("CONFIG", "SET", "notify-keyspace-events", "KEA"));
+    // Channels never get the prefix: the subscriptions name the server's key names.
+    redcoro::proto::request sub;
+    sub.push("SUBSCRIBE", "__keyspace@0__:app1:k");
+    sub.push("PSUBSCRIBE", "__keyevent@0__:set");
+    redcoro::proto::ignore_t ignored;
+    co_await conn.async_exec(sub, ignored, use_awaitable);
+    co_await run(conn, cmd::set("k", "v"));
+    co_await run(raw, cmd::set("other:x", "v"));  // not under the prefix: left as it is
+    std::vector<std::pair<std::string, std::string>> got;
+    for (int i = 0; i < 3; ++i) {
+      auto m = co_await next_message(conn);
+      got.push_back(std::move(m));
+    }
+    std::sort(got.begin(), got.end());
+    const std::string p = strip ? "" : "app1:";
+    std::vector<std::pair<std::string, std::string>> want;
+    want.emplace_back("__keyspace@0__:" + p + "k", "set");
+    want.emplace_back("__keyevent@0__:set", p + "k");
+    want.emplace_back("__keyevent@0__:set", "other:x");
+    std::sort(want.begin(), want.end());
+    CHECK(got == want);
     conn.close();
     raw.close();
   });

@@ -1,4 +1,5 @@
 #include <redcoro/client/detail/backoff.hpp>
+#include <redcoro/client/detail/key_prefix.hpp>
 #include <redcoro/client/detail/multiplexer.hpp>
 #include <redcoro/client/error.hpp>
 #include <redcoro/proto/parser.hpp>
@@ -416,4 +417,88 @@ TEST_CASE("a blocking pop unblocked empty-handed gives nothing back", "[multiple
   REQUIRE_FALSE(w.feed("_\r\n"));  // CLIENT UNBLOCK: nil
   CHECK(mux.hand_backs().empty());
   CHECK(mux.idle());
+}
+
+namespace {
+
+// A prefixer loaded from a Redis 6 style COMMAND reply: [name, arity, flags, first, last, step].
+redcoro::detail::key_prefixer loaded_prefixer(std::string prefix) {
+  using proto::type;
+  using proto::value;
+  const auto num = [](int n) { return value(type::number, std::to_string(n)); };
+  const auto entry = [&](std::string name, int first, int last, int step) {
+    std::vector<value> e;
+    e.emplace_back(type::blob_string, std::move(name));
+    e.push_back(num(-2));
+    e.emplace_back(type::array, std::vector<value>{});
+    e.push_back(num(first));
+    e.push_back(num(last));
+    e.push_back(num(step));
+    e.emplace_back(type::array, std::vector<value>{});
+    return value(type::array, std::move(e));
+  };
+  std::vector<value> entries;
+  entries.push_back(entry("get", 1, 1, 1));
+  entries.push_back(entry("scan", 0, 0, 0));
+  entries.push_back(entry("echo", 0, 0, 0));
+  entries.push_back(entry("blpop", 1, -2, 1));
+  redcoro::detail::key_prefixer p(std::move(prefix));
+  REQUIRE_FALSE(p.load(value(type::array, std::move(entries))));
+  return p;
+}
+
+}  // namespace
+
+TEST_CASE("key names in replies and keyspace notifications lose the prefix, once",
+          "[multiplexer][key_prefix]") {
+  const bool strip = GENERATE(true, false);
+  CAPTURE(strip);
+  const auto prefixer = loaded_prefixer("app:");
+  struct sink final : redcoro::detail::push_sink {
+    std::vector<std::string> seen;  // depth-1 strings of each push
+    void on_push_node(const proto::node& n) override {
+      if (n.depth == 1) seen.emplace_back(n.value);
+    }
+    void on_push_done() override {}
+  } pushes;
+  multiplexer mux;
+  mux.set_ready(true);
+  mux.set_key_prefixer(&prefixer, strip);
+  mux.set_push_sink(&pushes);
+  proto::request r;
+  r.push("GET", "k");
+  r.push("SCAN", 0);
+  r.push("ECHO", "app:x");
+  r.push("BLPOP", "l", 0);
+  pending a(std::move(r));
+  REQUIRE_FALSE(mux.add(a.entry));
+  const std::string written(mux.prepare_write());
+  CHECK(written.find("$5\r\napp:k\r\n") != std::string::npos);
+  CHECK(written.find("$5\r\napp:l\r\n") != std::string::npos);
+  wire w{mux, {}};
+  REQUIRE_FALSE(
+      w.feed("$1\r\nv\r\n"
+             "*2\r\n$1\r\n0\r\n*3\r\n$5\r\napp:a\r\n$5\r\nother\r\n$9\r\napp:app:b\r\n"
+             ">3\r\n$7\r\nmessage\r\n$20\r\n__keyspace@0__:app:k\r\n$3\r\nset\r\n"
+             "$5\r\napp:x\r\n"
+             ">4\r\n$8\r\npmessage\r\n$1\r\n*\r\n$18\r\n__keyevent@0__:set\r\n$5\r\napp:k\r\n"
+             "*2\r\n$5\r\napp:l\r\n$1\r\nz\r\n"));
+  REQUIRE(a.completed);
+  REQUIRE(a.resp.size() == 4);
+  const std::string p = strip ? "" : "app:";
+  CHECK(a.resp[0]->text == "v");
+  const auto& keys = (*a.resp[1])[1];
+  REQUIRE(keys.size() == 3);
+  CHECK(keys[0].text == p + "a");
+  CHECK(keys[1].text == "other");          // not under the prefix: as it is
+  CHECK(keys[2].text == p + "app:b");      // stripped once
+  CHECK((*a.resp[1])[0].text == "0");      // the cursor is no key
+  CHECK(a.resp[2]->text == "app:x");       // ECHO names no key
+  CHECK((*a.resp[3])[0].text == p + "l");  // BLPOP's key
+  CHECK((*a.resp[3])[1].text == "z");      // and its value, untouched
+  REQUIRE(pushes.seen.size() == 7);
+  CHECK(pushes.seen[1] == "__keyspace@0__:" + p + "k");
+  CHECK(pushes.seen[2] == "set");
+  CHECK(pushes.seen[5] == "__keyevent@0__:set");
+  CHECK(pushes.seen[6] == p + "k");
 }

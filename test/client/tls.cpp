@@ -4,10 +4,12 @@
 #include <redcoro/client/connection.hpp>
 
 #include <boost/asio/detached.hpp>
+#include <boost/asio/redirect_error.hpp>
 #include <catch2/catch.hpp>
 
 #include <cstdlib>
 #include <filesystem>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -172,4 +174,47 @@ TEST_CASE("TLS: an unreadable CA file is an error naming it", "[client][tls]") {
   } catch (const boost::system::system_error& e) {
     CHECK(std::string(e.what()).find("/nonexistent/ca.pem") != std::string::npos);
   }
+}
+
+TEST_CASE("TLS: max_lifetime replaces the connection, with a TLS handshake each time",
+          "[client][live][tls][lifetime]") {
+  test_pki pki;
+  const std::uint16_t tls_port = redcoro::test::free_port();
+  redis_server server(pki.server_args(tls_port, false));
+  asio::io_context ioc;
+  auto cfg = pki.client(tls_port);
+  cfg.max_lifetime = std::chrono::milliseconds(200);
+  connection conn(ioc, cfg);
+  run_bounded(ioc, [&]() -> awaitable<void> {
+    conn.async_run(asio::detached);
+    std::int64_t ok = 0, failed = 0, running = 0;
+    std::set<std::int64_t> ids;
+    const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(1500);
+    auto worker = [&](int w) -> awaitable<void> {
+      while (std::chrono::steady_clock::now() < until) {
+        redcoro::error_code ec;
+        auto r = co_await conn.async_exec(cmd::incr("n"), asio::redirect_error(use_awaitable, ec));
+        (ec || r.has_error()) ? ++failed : ++ok;
+        if (w == 0) {
+          auto id = co_await conn.async_exec(redcoro::command<std::int64_t>("CLIENT", "ID"),
+                                             asio::redirect_error(use_awaitable, ec));
+          if (!ec && !id.has_error()) ids.insert(id.value());
+        }
+      }
+      --running;
+    };
+    for (int w = 0; w < 10; ++w) {
+      ++running;
+      asio::co_spawn(ioc, worker(w), asio::detached);
+    }
+    while (running > 0) {
+      asio::steady_timer t(ioc, std::chrono::milliseconds(20));
+      co_await t.async_wait(use_awaitable);
+    }
+    CHECK(failed == 0);
+    const auto n = co_await conn.async_exec(cmd::get("n"), use_awaitable);
+    CHECK(n.value() == std::to_string(ok));
+    CHECK(ids.size() >= 3);
+    conn.close();
+  });
 }

@@ -1019,3 +1019,108 @@ TEST_CASE(
           static_cast<std::int64_t>(orphaned.size()));
   });
 }
+
+TEST_CASE("cluster: a key prefix is stripped once from replies that name keys") {
+  test::redis_cluster c(3, 0);
+  auto cfg = config_for(c);
+  cfg.node.key_prefix = "app:";
+  with_client(cfg, [&](cluster_client& cl) -> awaitable<void> {
+    std::set<std::string> made;
+    for (int i = 0; i < 30; ++i) {
+      const std::string k = "k" + std::to_string(i);
+      co_await run(cl, cmd::set(k, "v"));
+      made.insert(k);
+    }
+    co_await run(cl, cmd::set("app:inner", "v"));  // app:app:inner on the server
+    // Routed by the prefixed name: each key is on the node owning that name's slot.
+    std::set<std::uint16_t> nodes;
+    for (const auto& k : made)
+      nodes.insert(owner_port(c, "app:" + k));
+    CHECK(nodes.size() == 3);
+    const auto direct = c.server_on(owner_port(c, "app:k0")).cli({"GET", "app:k0"});
+    CHECK(direct.substr(0, direct.find_last_not_of("\r\n") + 1) == "v");
+
+    // SCAN over every primary: names without the prefix, stripped once.
+    cluster_scan scan(cmd::scan_options{.match = "*", .count = 100, .type = {}});
+    std::set<std::string> found;
+    while (!scan.done()) {
+      auto page = co_await cl.async_scan(scan, use_awaitable);
+      found.insert(page.begin(), page.end());
+    }
+    std::set<std::string> want = made;
+    want.insert("app:inner");
+    CHECK(found == want);
+    // KEYS, sent to every primary and merged: the same names.
+    const auto listed = co_await run(cl, cmd::keys("*"));
+    CHECK(std::set<std::string>(listed.begin(), listed.end()) == want);
+
+    // The key of a blocking pop and the name of a stream, through the node connections.
+    co_await run(cl, cmd::rpush("jobs", "j1"));
+    const auto popped = co_await run(cl, cmd::blpop("jobs", 1s));
+    REQUIRE(popped.has_value());
+    CHECK(popped->first == "jobs");
+    co_await run(cl, redcoro::command<std::string>("XADD", "events", "1-1", "f", "v"));
+    const auto read = co_await run(cl, redcoro::command<std::optional<redcoro::stream_batch>>(
+                                           "XREAD", "STREAMS", "events", "0"));
+    REQUIRE(read.has_value());
+    REQUIRE(read->size() == 1);
+    CHECK((*read)[0].first == "events");
+
+    // Names read back delete what they name.
+    std::int64_t deleted = 0;
+    for (const auto& k : found) {
+      auto n = co_await run(cl, cmd::del(k));
+      deleted += n;
+    }
+    CHECK(deleted == static_cast<std::int64_t>(want.size()));
+    const auto gone = c.server_on(owner_port(c, "app:k0")).cli({"EXISTS", "app:k0"});
+    CHECK(gone.substr(0, gone.find_last_not_of("\r\n") + 1) == "0");
+  });
+}
+
+TEST_CASE("cluster: node connections replaced by max_lifetime under load, nothing fails") {
+  test::redis_cluster c(3, 0);
+  auto cfg = config_for(c);
+  cfg.node.max_lifetime = 300ms;
+  std::int64_t connects_before = 0;
+  for (std::uint16_t p : c.ports()) {
+    const auto info = c.server_on(p).cli({"INFO", "stats"});
+    const auto at = info.find("total_connections_received:");
+    connects_before += std::stoll(info.substr(at + 27));
+  }
+  with_client(cfg, [&](cluster_client& cl) -> awaitable<void> {
+    std::int64_t ok = 0, failed = 0, running = 0;
+    const auto until = std::chrono::steady_clock::now() + 2s;
+    auto ex = co_await asio::this_coro::executor;
+    auto worker = [&](int w) -> awaitable<void> {
+      const std::string key = "n" + std::to_string(w);
+      while (std::chrono::steady_clock::now() < until) {
+        error_code ec;
+        auto r = co_await cl.async_exec(cmd::incr(key), asio::redirect_error(use_awaitable, ec));
+        (ec || r.has_error()) ? ++failed : ++ok;
+      }
+      --running;
+    };
+    for (int w = 0; w < 20; ++w) {
+      ++running;
+      asio::co_spawn(ex, worker(w), asio::detached);
+    }
+    while (running > 0)
+      co_await sleep_for(20ms);
+    CHECK(failed == 0);
+    std::int64_t total = 0;
+    for (int w = 0; w < 20; ++w) {
+      const auto v = co_await run(cl, cmd::get("n" + std::to_string(w)));
+      total += v ? std::stoll(*v) : 0;
+    }
+    CHECK(total == ok);  // nothing sent twice
+  });
+  std::int64_t connects_after = 0;
+  for (std::uint16_t p : c.ports()) {
+    const auto info = c.server_on(p).cli({"INFO", "stats"});
+    const auto at = info.find("total_connections_received:");
+    connects_after += std::stoll(info.substr(at + 27));
+  }
+  CAPTURE(connects_before, connects_after);
+  CHECK(connects_after - connects_before >= 3 * 3);  // at least 3 per node
+}

@@ -272,3 +272,41 @@ TEST_CASE("cluster subscriber: SIGKILL of the node that holds everything", "[pub
       },
       100s);
 }
+
+TEST_CASE("cluster subscriber: keyspace notifications without the key prefix",
+          "[pubsub][cluster]") {
+  test::redis_cluster c(3, 0);
+  for (std::uint16_t p : c.ports())
+    c.server_on(p).cli({"CONFIG", "SET", "notify-keyspace-events", "KEA"});
+  auto cfg = subscribing_cluster_config(c);
+  cfg.node.key_prefix = "app:";
+  with_subscriber(cfg, [&](cluster_subscriber& sub) -> awaitable<void> {
+    // Channels never get the prefix: the pattern names the server's key names.
+    const strings space{"__keyspace@0__:app:*"}, event{"__keyevent@0__:set"};
+    co_await sub.async_psubscribe(space, use_awaitable);
+    co_await sub.async_subscribe(event, use_awaitable);
+    REQUIRE(sub.home());
+    // A node only notifies about its own keys: one whose prefixed name lives on the
+    // subscriber's node.
+    std::string key;
+    for (int i = 0; key.empty(); ++i) {
+      const std::string k = "user:" + std::to_string(i);
+      if (c.owner_of(proto::key_slot("app:" + k)) == port_of(sub.home())) key = k;
+    }
+    co_await sub.next_layer().async_exec(cmd::set(key, "x"), use_awaitable);
+    std::vector<pubsub_message> got;
+    for (int i = 0; i < 200 && got.size() < 2; ++i) {
+      for (auto& m : drain(sub))
+        if (m.is_message()) got.push_back(std::move(m));
+      if (got.size() < 2) co_await sleep_for(10ms);
+    }
+    REQUIRE(got.size() == 2);
+    std::set<std::pair<std::string, std::string>> seen;
+    for (const auto& m : got)
+      seen.emplace(m.channel, m.payload);
+    std::set<std::pair<std::string, std::string>> want;
+    want.emplace("__keyspace@0__:" + key, "set");
+    want.emplace("__keyevent@0__:set", key);
+    CHECK(seen == want);
+  });
+}

@@ -503,3 +503,40 @@ TEST_CASE("on_message: messages in order on the subscriber's executor, across a 
     pub.close();
   });
 }
+
+TEST_CASE("keyspace notifications name keys without the connection's key prefix",
+          "[pubsub][live][prefix]") {
+  redis_server server({"--notify-keyspace-events", "KEA"});
+  asio::io_context ioc;
+  auto cfg = local_config(server.port());
+  cfg.key_prefix = "svc:";
+  subscriber sub(ioc, cfg);
+  connection raw(ioc, local_config(server.port()));
+  run_bounded(ioc, [&]() -> awaitable<void> {
+    sub.async_run(asio::detached);
+    raw.async_run(asio::detached);
+    // Channels never get the prefix: the subscriptions name the server's key names.
+    const strings patterns{redcoro::keyspace_channel(0, "svc:user:*")};
+    const strings events{redcoro::keyevent_channel(0, "del")};
+    co_await sub.async_psubscribe(patterns, use_awaitable);
+    co_await sub.async_subscribe(events, use_awaitable);
+    co_await sub.next_layer().async_exec(cmd::set("user:1", "x"), use_awaitable);
+    co_await sub.next_layer().async_exec(cmd::del("user:1"), use_awaitable);
+    co_await raw.async_exec(cmd::set("other:1", "x"), use_awaitable);
+    co_await raw.async_exec(cmd::del("other:1"), use_awaitable);  // not under the prefix
+    auto set = co_await next_message(sub);
+    CHECK(set.channel == "__keyspace@0__:user:1");
+    CHECK(set.pattern == "__keyspace@0__:svc:user:*");
+    CHECK(set.payload == "set");
+    auto del_space = co_await next_message(sub);
+    CHECK(del_space.channel == "__keyspace@0__:user:1");
+    auto del_event = co_await next_message(sub);
+    CHECK(del_event.channel == "__keyevent@0__:del");
+    CHECK(del_event.payload == "user:1");
+    auto other = co_await next_message(sub);
+    CHECK(other.channel == "__keyevent@0__:del");
+    CHECK(other.payload == "other:1");
+    sub.close();
+    raw.close();
+  });
+}

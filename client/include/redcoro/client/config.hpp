@@ -112,6 +112,14 @@ struct connection_config {
   /// refused re-AUTH is logged and tried again a second later; the connection keeps serving
   /// as the user it was (the server keeps the last accepted login).
   std::chrono::milliseconds reauth_interval{0};
+  /// When not 0, a connection that has lived this long (less a random 0-10%, so that a fleet
+  /// does not redial at once) is replaced gracefully: the new one is dialled while the old
+  /// one still serves; then new requests wait while those in flight are answered, the old one
+  /// closes and the new one does its handshake and takes the waiting requests. Nothing fails,
+  /// nothing is sent twice. For load balancers and proxies in front of Redis. Not applied to
+  /// a connection carrying subscriptions (a subscriber's, or one that sent SUBSCRIBE itself)
+  /// nor to the dedicated connections of a client's pool (they may hold WATCH state).
+  std::chrono::milliseconds max_lifetime{0};
   /// SELECT-ed after the handshake when not 0.
   int database = 0;
   /// When not empty, ROLE must say this ("master" or "slave") or the connection is refused
@@ -121,9 +129,15 @@ struct connection_config {
   std::string client_name;
   /// Prepended to every key this connection sends, in every command, wrapped or not (the
   /// positions come from the server's `COMMAND` reply, fetched during the first handshake),
-  /// and to the patterns of `KEYS` and `SCAN ... MATCH`. Replies are not changed: `KEYS`,
-  /// `SCAN` and `BLPOP` return the full key names. Empty: no prefix.
+  /// and to the patterns of `KEYS` and `SCAN ... MATCH`. Empty: no prefix.
   std::string key_prefix;
+  /// With a key_prefix: replies that name keys give them without it (the keys of `SCAN` and
+  /// `KEYS`; the key of `BLPOP`, `BRPOP`, `BZPOPMIN`, `BZPOPMAX`, `BLMPOP`, `BZMPOP`, `LMPOP`,
+  /// `ZMPOP`; the stream names of `XREAD` and `XREADGROUP`; the key in keyspace notifications,
+  /// `__keyspace@N__:<key>` channels and `__keyevent@N__:*` payloads), so a name read back can
+  /// be sent again. A name that does not start with the prefix is left as it is. False: they
+  /// come back as the server holds them, prefix included.
+  bool strip_key_prefix = true;
   /// 3: HELLO 3, falling back to RESP2 when the server rejects HELLO. 2: RESP2 only.
   int protocol = 3;
 

@@ -5,6 +5,7 @@
 #include <redcoro/proto/value.hpp>
 
 #include <cstddef>
+#include <cstdint>
 #include <span>
 #include <string>
 #include <string_view>
@@ -12,6 +13,26 @@
 #include <vector>
 
 namespace redcoro::detail {
+
+/// Where the key names in a command's reply are, for connection_config::strip_key_prefix.
+/// Recorded per command when the request is rewritten, so the reply is stripped as it is
+/// read, without looking at the request again.
+enum class key_reply : std::uint8_t {
+  none,
+  array,    ///< KEYS: the reply's elements
+  scan,     ///< SCAN: the elements of its second element
+  first,    ///< BLPOP, BZPOPMIN, BLMPOP, ZMPOP...: its first element
+  streams,  ///< XREAD, XREADGROUP: the map's keys (RESP3), each pair's first (RESP2)
+};
+
+/// The shape of the reply of the command named `name` (any case).
+key_reply key_reply_of(std::string_view name) noexcept;
+
+/// One command of a request whose reply names keys: its index in the request and where.
+struct key_reply_at {
+  std::uint32_t command = 0;
+  key_reply shape = key_reply::none;
+};
 
 /// Rewrites requests so that every key carries a prefix (sans-I/O). Which arguments are keys
 /// comes from the server's key specifications (the reply to `COMMAND`), so commands without
@@ -26,8 +47,12 @@ class key_prefixer {
   /// Reads the reply to `COMMAND`; see proto::command_table::load.
   std::error_code load(const proto::value& command_reply) { return table_.load(command_reply); }
 
-  /// Appends every command of `payload` to `out`, keys prefixed.
-  void rewrite(std::string_view payload, std::string& out) const;
+  const std::string& prefix() const noexcept { return prefix_; }
+
+  /// Appends every command of `payload` to `out`, keys prefixed. With `replies`, also
+  /// appends there each command whose reply names keys (key_reply_of).
+  void rewrite(std::string_view payload, std::string& out,
+               std::vector<key_reply_at>* replies = nullptr) const;
 
   /// Which arguments of `argv` (argv[0] is the command name) are keys, and which are
   /// patterns that must match prefixed keys.

@@ -1,8 +1,10 @@
 #pragma once
 
+#include <redcoro/client/detail/key_prefix.hpp>
 #include <redcoro/client/detail/ring.hpp>
 #include <redcoro/proto/adapter.hpp>
 #include <redcoro/proto/node.hpp>
+#include <redcoro/proto/pubsub.hpp>
 #include <redcoro/proto/request.hpp>
 #include <redcoro/proto/response.hpp>
 
@@ -19,8 +21,6 @@
 #include <vector>
 
 namespace redcoro::detail {
-
-class key_prefixer;
 
 using clock = std::chrono::steady_clock;
 
@@ -123,8 +123,13 @@ class multiplexer {
   /// FIFO. The view stays valid until the next prepare_write().
   std::string_view prepare_write(clock::time_point now = clock::now());
   /// From now on, prepare_write() passes ordinary (not priority) requests through `p`
-  /// once it is loaded: connection_config::key_prefix.
-  void set_key_prefixer(const key_prefixer* p) noexcept { prefixer_ = p; }
+  /// once it is loaded: connection_config::key_prefix. With `strip_replies`
+  /// (connection_config::strip_key_prefix), the key names in their replies (key_reply) and
+  /// in keyspace notifications lose the prefix before an adapter or the push sink sees them.
+  void set_key_prefixer(const key_prefixer* p, bool strip_replies = false) noexcept {
+    prefixer_ = p;
+    strip_ = p && strip_replies;
+  }
 
   /// The buffer of the last prepare_write() is on the wire. Requests without commands are
   /// over: they are appended to `done`.
@@ -202,6 +207,9 @@ class multiplexer {
     clock::time_point written_at;
     std::int64_t block_ms = -1;  // see head_of_line
     bool check_types = false;    // replies checked against their commands (not in MULTI)
+    // Some of its replies name keys and lose the prefix (strip_key_prefix): which, in
+    // key_replies_ (a flag here, the list there: a slot stays as cheap to move as before).
+    bool key_replies = false;
     // After the caller gave up: its blocking pops not yet answered (index, bytes as sent),
     // whose late replies are given back.
     std::vector<std::pair<std::size_t, std::string>> give_back;
@@ -224,6 +232,14 @@ class multiplexer {
   void link_front(exec_entry& e) noexcept;
   void unlink(exec_entry& e) noexcept;
   bool writable(const exec_entry& e) const noexcept { return ready_ || e.priority; }
+  // strip_key_prefix: a reply node of the head slot, which has key_replies, to its adapter
+  // (its list is key_replies_.front()).
+  void deliver_stripped(const slot& s, const proto::node& n);
+  // Whether `n` is where a reply of `shape` names a key (tracks the position in the reply).
+  bool names_key(key_reply shape, const proto::node& n) noexcept;
+  // strip_key_prefix: a push node as the sink gets it (a keyspace notification's key
+  // without the prefix).
+  const proto::node& strip_push(const proto::node& n);
 
   exec_entry* head_ = nullptr;  // waiting list, priority entries first
   exec_entry* tail_ = nullptr;
@@ -231,6 +247,20 @@ class multiplexer {
   ring<slot> slots_;  // no allocation per request once warm
   std::string write_buffer_;
   const key_prefixer* prefixer_ = nullptr;
+  bool strip_ = false;
+  // For each slot with key_replies, in FIFO order, its commands whose replies name keys.
+  ring<std::vector<key_reply_at>> key_replies_;
+  std::vector<key_reply_at> found_;  // prepare_write's, reused
+  // Where the reply being stripped is: its type, the nodes seen at depth 1, and at depth 2
+  // within the current depth-1 aggregate.
+  proto::type reply_top_ = proto::type::null;
+  std::size_t at1_ = 0, at2_ = 0;
+  // The push being stripped: its elements seen, its kind, whether it is a keyevent message.
+  std::size_t push_at_ = 0;
+  std::optional<proto::pubsub_kind> push_message_;
+  bool push_keyevent_ = false;
+  proto::node stripped_;      // a push node with another value
+  std::string push_channel_;  // the channel a keyspace notification is given under
   std::size_t max_queued_;
   std::vector<exec_entry*> written_without_replies_;
   push_sink* push_sink_ = nullptr;
