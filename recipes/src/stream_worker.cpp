@@ -383,7 +383,9 @@ asio::awaitable<std::pair<error_code, stream_worker_stats>> worker_run(
   if (s->redis.kind() == deployment::single && s->redis.as_connection()) {
     // Nothing to lend on a single connection: the worker reads on one of its own.
     s->own = std::make_shared<connection>(s->ex, s->redis.as_connection()->get_config());
-    s->own->async_run(asio::detached);
+    // The run's completion keeps the connection alive until its coroutines have ended: a
+    // connection destroyed before its run completes would be resumed after it is gone.
+    s->own->async_run([own = s->own](error_code) {});
   }
   auto grouping = make_group(s);
   const bool grouped = co_await std::move(grouping);

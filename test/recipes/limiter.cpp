@@ -28,6 +28,14 @@
 #include <utility>
 #include <vector>
 
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define REDCORO_HAS_ASAN 1
+#endif
+#endif
+#ifndef REDCORO_HAS_ASAN
+#define REDCORO_HAS_ASAN 0
+#endif
 using namespace redcoro;
 using namespace redcoro::test;
 using namespace std::chrono_literals;
@@ -395,6 +403,12 @@ TEST_CASE("limiter: decisions follow the server's TIME, not the client's clock",
 }
 
 TEST_CASE("limiter: a client whose clock is skewed by 90 minutes shares the window", "[limiter]") {
+#if defined(__SANITIZE_ADDRESS__) || REDCORO_HAS_ASAN
+  // libfaketime preloaded into a worker built with AddressSanitizer: the worker never starts
+  // (the sanitizer's runtime must come first). The g++ build runs this test.
+  WARN("skipped under AddressSanitizer: libfaketime cannot be preloaded into its workers");
+  return;
+#endif
   const char* faketime = "/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1";
   if (::access(faketime, R_OK) != 0) FAIL("libfaketime is missing: run scripts/install-deps.sh");
   redis_server server;
