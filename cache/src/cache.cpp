@@ -166,6 +166,13 @@ bool valid_tag(std::string_view tag) {
   return !tag.empty() && tag.find_first_of("{}") == std::string_view::npos;
 }
 
+std::string load_lock_key(const cache_state& s, std::string_view key) {
+  std::string k(s.opts.prefix);
+  k += own_lock;
+  k += key;
+  return k;
+}
+
 std::string tag_index(const cache_state& s, std::string_view tag) {
   std::string k(s.opts.prefix);
   k += own_tag;
@@ -427,9 +434,7 @@ asio::awaitable<before_load> prepare_load(std::shared_ptr<cache_state> s, std::s
                                           flight& f, std::string& token) {
   if (!s->opts.load_lock) co_return before_load::load;
   const auto opts = *s->opts.load_lock;
-  std::string lock(s->opts.prefix);
-  lock += own_lock;
-  lock += key;
+  const std::string lock = load_lock_key(*s, key);
   const std::string value_key = s->opts.prefix + std::string(key);
   auto take = [&]() -> asio::awaitable<int> {  // 1 taken, 0 busy, -1 Redis failed
     std::string t = random_token();
@@ -494,9 +499,7 @@ asio::awaitable<void> finish_load(std::shared_ptr<cache_state> s, std::string_vi
     (void)stored;
   }
   if (!token.empty()) {
-    std::string lock(s->opts.prefix);
-    lock += own_lock;
-    lock += key;
+    const std::string lock = load_lock_key(*s, key);
     auto c = release_lock_script.call<std::int64_t>(lock, token);
     auto [ec, r] = co_await s->redis.async_exec(std::move(c), asio::as_tuple(asio::use_awaitable));
     (void)ec;  // not released: it expires after its lease

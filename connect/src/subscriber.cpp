@@ -59,19 +59,20 @@ void handle_subscriber::on_message(std::function<void(const pubsub_message&)> ca
   impl_->visit([&](auto& e) { e.on_message(std::move(callback)); });
 }
 
-void handle_subscriber::change_impl(int what, std::vector<std::string> names,
+void handle_subscriber::change_impl(change_kind what, std::vector<std::string> names,
                                     asio::any_completion_handler<void(error_code)> handler) {
   impl_->visit([&](auto& e) {
     switch (what) {
-      case 0:
+      case change_kind::subscribe:
         return e.async_subscribe(std::move(names), std::move(handler));
-      case 1:
+      case change_kind::psubscribe:
         return e.async_psubscribe(std::move(names), std::move(handler));
-      case 2:
+      case change_kind::ssubscribe:
         return e.async_ssubscribe(std::move(names), std::move(handler));
-      default:
-        return e.async_unsubscribe(std::move(names), std::move(handler));
+      case change_kind::unsubscribe:
+        break;
     }
+    return e.async_unsubscribe(std::move(names), std::move(handler));
   });
 }
 

@@ -43,19 +43,19 @@ class handle_subscriber {
   /// once the server confirmed every channel.
   template <class Token>
   auto async_subscribe(std::vector<std::string> channels, Token&& token) {
-    return change(0, std::move(channels), std::forward<Token>(token));
+    return change(change_kind::subscribe, std::move(channels), std::forward<Token>(token));
   }
   template <class Token>
   auto async_psubscribe(std::vector<std::string> patterns, Token&& token) {
-    return change(1, std::move(patterns), std::forward<Token>(token));
+    return change(change_kind::psubscribe, std::move(patterns), std::forward<Token>(token));
   }
   template <class Token>
   auto async_ssubscribe(std::vector<std::string> channels, Token&& token) {
-    return change(2, std::move(channels), std::forward<Token>(token));
+    return change(change_kind::ssubscribe, std::move(channels), std::forward<Token>(token));
   }
   template <class Token>
   auto async_unsubscribe(std::vector<std::string> channels, Token&& token) {
-    return change(3, std::move(channels), std::forward<Token>(token));
+    return change(change_kind::unsubscribe, std::move(channels), std::forward<Token>(token));
   }
 
   /// The next message or confirmation: `void(error_code, pubsub_message)`.
@@ -75,8 +75,9 @@ class handle_subscriber {
   void close();
 
  private:
+  enum class change_kind : unsigned char { subscribe, psubscribe, ssubscribe, unsubscribe };
   template <class Token>
-  auto change(int what, std::vector<std::string> names, Token&& token) {
+  auto change(change_kind what, std::vector<std::string> names, Token&& token) {
     return asio::async_initiate<Token, void(error_code)>(
         [this, what](auto handler, std::vector<std::string> n) {
           change_impl(what, std::move(n),
@@ -84,7 +85,7 @@ class handle_subscriber {
         },
         token, std::move(names));
   }
-  void change_impl(int what, std::vector<std::string> names,
+  void change_impl(change_kind what, std::vector<std::string> names,
                    asio::any_completion_handler<void(error_code)> handler);
   void receive(asio::any_completion_handler<void(error_code, pubsub_message)> handler);
 
