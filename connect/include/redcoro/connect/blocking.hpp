@@ -7,6 +7,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstdint>
 #include <memory>
 #include <optional>
 #include <string_view>
@@ -31,6 +32,20 @@ namespace redcoro {
 /// one; a server's error reply is in the result, as with async_exec. Never call it from the
 /// handle's own I/O thread (a callback of this handle): that thread is the one that would
 /// answer it.
+namespace detail {
+
+/// One call of a blocking_handle: queued by the calling thread, started on the I/O thread,
+/// finished there, waited for by the caller.
+struct blocking_call {
+  void (*start)(blocking_call&, handle&) = nullptr;
+  blocking_call* next = nullptr;
+  std::atomic<std::uint32_t> state{0};  // futex word: 0 running, 1 caller asleep, 2 done
+  /// Wakes the caller (on the I/O thread, once the result is stored).
+  void finish() noexcept;
+};
+
+}  // namespace detail
+
 class blocking_handle {
  public:
   explicit blocking_handle(handle_config cfg);
@@ -51,20 +66,22 @@ class blocking_handle {
   template <owned_request X>
   typename X::value_type exec(X x, error_code& ec) {
     using value = typename X::value_type;
-    struct call {
+    struct call : detail::blocking_call {
+      X request;
       std::optional<value> result;
       error_code ec;
-      std::atomic<bool> done{false};
-    } c;
-    asio::post(io_, [this, &c, x = std::move(x)]() mutable {
-      handle_.async_exec(std::move(x), [&c](error_code e, value v) {
-        c.ec = e;
-        c.result.emplace(std::move(v));
-        c.done.store(true, std::memory_order_release);
-        c.done.notify_one();
-      });
-    });
-    c.done.wait(false, std::memory_order_acquire);
+      explicit call(X r) : request(std::move(r)) {
+        start = [](detail::blocking_call& self, handle& h) {
+          auto& c = static_cast<call&>(self);
+          h.async_exec(std::move(c.request), [&c](error_code e, value v) {
+            c.ec = e;
+            c.result.emplace(std::move(v));
+            c.finish();
+          });
+        };
+      }
+    } c(std::move(x));
+    run(c);
     ec = c.ec;
     return std::move(*c.result);
   }
@@ -80,7 +97,17 @@ class blocking_handle {
   handle::executor_type get_executor() const noexcept { return handle_.get_executor(); }
 
  private:
+  // Queues the call, starts the I/O thread's drain if none is pending, and sleeps until the
+  // call is finished.
+  void run(detail::blocking_call& c);
+  void drain();
+  template <class T, class Start>
+  T wait_for(Start start);
+
   asio::io_context io_{1};
+  // Calls queued by callers and not yet started (newest first). Only the caller that finds
+  // it empty posts a drain, so 64 callers cost one wake of the I/O thread, not 64.
+  std::atomic<detail::blocking_call*> queued_{nullptr};
   handle handle_;
   std::thread thread_;
 };
