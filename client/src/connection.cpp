@@ -510,8 +510,14 @@ struct connection_impl final : push_sink {
       co_await t.async_wait(use_ec(ec));
       co_return;
     }
-    spare_.emplace(executor);
-    ec = co_await dial(*spare_);
+    // The address provider may name another server by now (a Sentinel failover, a moved
+    // endpoint): the spare goes where it says.
+    bool refused = false;
+    if (cfg.address_provider) ec = co_await current_address(refused);
+    if (!ec && socket.is_open() && !closed_) {
+      spare_.emplace(executor);
+      ec = co_await dial(*spare_);
+    }
     if (ec || !socket.is_open() || closed_) {
       // Keep serving on this one; the next try after another lifetime.
       spare_.reset();

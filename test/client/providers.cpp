@@ -93,6 +93,62 @@ TEST_CASE("the address provider's answer is dialled, at every connect, and logs 
   CHECK(log.count("127.0.0.1:1:") + log.count("127.0.0.1:1 ") == 0);
 }
 
+TEST_CASE("max_lifetime: the replacement goes where the address provider says by then",
+          "[client][live][provider][lifetime]") {
+  redis_server first, second;
+  std::atomic<std::uint16_t> port = first.port();
+  std::atomic<int> asked = 0;
+  asio::io_context ioc;
+  auto cfg = local_config(1);
+  cfg.max_lifetime = 300ms;
+  cfg.address_provider = [&](std::function<void(address_answer)> done) {
+    ++asked;
+    done(endpoint{"127.0.0.1", port.load()});
+  };
+  connection conn(ioc, cfg);
+  std::int64_t ok = 0, failed = 0;
+  run_bounded(ioc, [&]() -> awaitable<void> {
+    conn.async_run(asio::detached);
+    co_await conn.async_exec(cmd::ping(), use_awaitable);
+    // The primary moves (as a Sentinel failover would tell the provider) while 10 coroutines
+    // write: the next replacement dials the new one; no request fails on the way.
+    port = second.port();
+    const auto until = std::chrono::steady_clock::now() + 1500ms;
+    int running = 0;
+    auto writer = [&](int w) -> awaitable<void> {
+      while (std::chrono::steady_clock::now() < until) {
+        redcoro::error_code ec;
+        auto r = co_await conn.async_exec(cmd::incr("n" + std::to_string(w)),
+                                          asio::redirect_error(use_awaitable, ec));
+        if (ec || r.has_error())
+          ++failed;
+        else
+          ++ok;
+      }
+      --running;
+    };
+    for (int w = 0; w < 10; ++w) {
+      ++running;
+      asio::co_spawn(ioc, writer(w), asio::detached);
+    }
+    while (running > 0)
+      co_await sleep_for(20ms);
+    conn.close();
+  });
+  CHECK(failed == 0);
+  CHECK(asked >= 2);
+  // Every increment landed on one server or the other, exactly once; the last ones on the
+  // second, where the replacement went.
+  std::int64_t total = 0;
+  for (int w = 0; w < 10; ++w)
+    for (auto* s : {&first, &second}) {
+      const auto v = s->cli({"GET", "n" + std::to_string(w)});
+      if (v != "\n") total += std::stoll(v);
+    }
+  CHECK(total == ok);
+  CHECK(second.cli({"DBSIZE"}) != "0\n");
+}
+
 TEST_CASE("no address: waiting requests fail at once with the reason, retried with backoff",
           "[client][live][provider]") {
   redis_server server;

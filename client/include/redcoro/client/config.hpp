@@ -118,7 +118,8 @@ struct connection_config {
   /// closes and the new one does its handshake and takes the waiting requests. Nothing fails,
   /// nothing is sent twice. For load balancers and proxies in front of Redis. Not applied to
   /// a connection carrying subscriptions (a subscriber's, or one that sent SUBSCRIBE itself)
-  /// nor to the dedicated connections of a client's pool (they may hold WATCH state).
+  /// nor to the dedicated connections of a client's pool (they may hold WATCH state). With an
+  /// address_provider, the provider is asked again where the new one goes.
   std::chrono::milliseconds max_lifetime{0};
   /// SELECT-ed after the handshake when not 0.
   int database = 0;
