@@ -43,46 +43,8 @@ using asio::use_awaitable;
 
 using redcoro::test::exec;
 
-TEST_CASE("commands, typed replies and server errors as data", "[client][live]") {
-  redis_server server;
-  asio::io_context ioc;
-  connection conn(ioc, local_config(server.port()));
-  run_bounded(ioc, [&]() -> awaitable<void> {
-    conn.async_run(asio::detached);
-    proto::request req;
-    req.push("SET", "greeting", "hello");
-    req.push("GET", "greeting");
-    req.push("INCRBY", "n", 41);
-    req.push("GET", "missing");
-    req.push("LPUSH", "greeting", "x");  // WRONGTYPE
-    req.push("HSET", "h", std::map<std::string, std::string>{{"a", "1"}, {"b", "2"}});
-    req.push("HGETALL", "h");
-    proto::response<std::string, std::string, std::int64_t, std::optional<std::string>,
-                    std::int64_t, std::int64_t, std::map<std::string, std::string>>
-        resp;
-    co_await conn.async_exec(req, resp, use_awaitable);
-    CHECK(conn.protocol() == 3);
-    CHECK(std::get<0>(resp).value() == "OK");
-    CHECK(std::get<1>(resp).value() == "hello");
-    CHECK(std::get<2>(resp).value() == 41);
-    CHECK_FALSE(std::get<3>(resp).value().has_value());
-    REQUIRE(std::get<4>(resp).has_error());
-    CHECK(std::get<4>(resp).error().server_code() == "WRONGTYPE");
-    CHECK(std::get<5>(resp).value() == 2);
-    CHECK(std::get<6>(resp).value() == std::map<std::string, std::string>{{"a", "1"}, {"b", "2"}});
-
-    // The connection is fine after an error reply.
-    auto v = co_await conn.async_exec(redcoro::command("HINCRBY", "h", "a", 5), use_awaitable);
-    CHECK(v.value().to_integer() == 6);
-    auto err = co_await conn.async_exec(redcoro::command("NOSUCHCOMMAND"), use_awaitable);
-    REQUIRE(err.has_error());
-    CHECK(err.error().message.find("unknown command") != std::string::npos);
-    // A command that names its reply type.
-    auto n = co_await conn.async_exec(redcoro::command<std::int64_t>("INCR", "n"), use_awaitable);
-    CHECK(n.value() == 42);
-    conn.close();
-  });
-}
+// The request path itself (typed replies, errors as data, many coroutines on one connection):
+// commands.cpp, which also runs it through the handle.
 
 TEST_CASE("callbacks and futures use the same call", "[client][live]") {
   redis_server server;
@@ -104,39 +66,6 @@ TEST_CASE("callbacks and futures use the same call", "[client][live]") {
   t.join();
   CHECK(called);
   CHECK(std::get<0>(a).value() == "PONG");
-}
-
-TEST_CASE("many coroutines share one connection and each gets its own replies", "[client][live]") {
-  redis_server server;
-  asio::io_context ioc;
-  connection conn(ioc, local_config(server.port()));
-  constexpr int coroutines = 1000, commands = 100;
-  std::atomic<int> finished{0}, mismatches{0};
-  run_bounded(ioc, [&]() -> awaitable<void> {
-    conn.async_run(asio::detached);
-    auto worker = [&](int id) -> awaitable<void> {
-      const std::string key = "key:" + std::to_string(id);
-      proto::request set;
-      set.push("SET", key, id);
-      proto::response<proto::ignore_t> ignored;
-      co_await conn.async_exec(set, ignored, use_awaitable);
-      proto::request get;
-      get.push("GET", key);
-      proto::response<int> resp;  // reused: the zero-allocation path
-      for (int i = 0; i < commands; ++i) {
-        co_await conn.async_exec(get, resp, use_awaitable);
-        if (std::get<0>(resp).value() != id) ++mismatches;
-      }
-      ++finished;
-    };
-    for (int i = 0; i < coroutines; ++i)
-      asio::co_spawn(ioc, worker(i), asio::detached);
-    while (finished < coroutines)
-      co_await redcoro::test::sleep_for(10ms);
-    conn.close();
-  });
-  CHECK(finished == coroutines);
-  CHECK(mismatches == 0);
 }
 
 TEST_CASE("SIGKILL with requests in flight, then restart", "[client][live][failure]") {
