@@ -13,7 +13,7 @@
 //   bench_cache_hit [--rounds=N] [--scale=F]   (more rounds of fewer ops steady the ratios on
 //                                                a busy machine: --rounds=31 --scale=0.3)
 
-#include "support/alloc_counter.hpp"
+#include "support/paired.hpp"
 #include "support/redis_server.hpp"
 #include "support/report.hpp"
 #include <redcoro/cache/cache.hpp>
@@ -24,8 +24,6 @@
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/use_awaitable.hpp>
-
-#include <sys/resource.h>
 
 #include <algorithm>
 #include <chrono>
@@ -40,8 +38,8 @@
 namespace asio = boost::asio;
 namespace cmd = redcoro::cmd;
 namespace rc = redcoro::cache;
-using redcoro::bench::allocation_scope;
 using redcoro::bench::median;
+using redcoro::bench::sample;
 
 namespace {
 
@@ -52,22 +50,7 @@ std::string short_key(int i) {
   return "key:" + std::to_string(i % key_count);
 }
 
-// User and system CPU seconds of this process.
-std::pair<double, double> cpu_seconds() {
-  rusage u{};
-  getrusage(RUSAGE_SELF, &u);
-  return {static_cast<double>(u.ru_utime.tv_sec) + static_cast<double>(u.ru_utime.tv_usec) / 1e6,
-          static_cast<double>(u.ru_stime.tv_sec) + static_cast<double>(u.ru_stime.tv_usec) / 1e6};
-}
-
 enum class path { raw, cached, timed };
-
-struct sample {
-  double ops_per_second = 0;
-  double cpu_us_per_op = 0;
-  double user_us_per_op = 0;
-  double allocs_per_op = 0;
-};
 
 // `coroutines` coroutines, `ops` GETs in all, through `h` (raw) or `c` (the cache).
 // `timed` is a second cache over the same handle that records every get's latency.
@@ -76,7 +59,6 @@ sample run(asio::io_context& ioc, redcoro::handle& h, rc::cache& c, rc::cache& t
   const std::size_t per = std::max<std::size_t>(1, ops / static_cast<std::size_t>(coroutines));
   int finished = 0;
   std::size_t bytes = 0;
-  std::unique_ptr<allocation_scope> window;
   auto worker = [&](int id) -> asio::awaitable<void> {
     // Keys made before the loop, so that both contenders time only the call.
     std::vector<std::string> full, mine;
@@ -95,20 +77,16 @@ sample run(asio::io_context& ioc, redcoro::handle& h, rc::cache& c, rc::cache& t
     }
     ++finished;
   };
-  if (count_allocations) window = std::make_unique<allocation_scope>();
-  const auto cpu0 = cpu_seconds();
-  const auto t0 = std::chrono::steady_clock::now();
-  for (int w = 0; w < coroutines; ++w)
-    asio::co_spawn(ioc, worker(w), asio::detached);
-  while (finished < coroutines)
-    ioc.run_one();
-  const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  const auto cpu1 = cpu_seconds();
-  const double user = cpu1.first - cpu0.first;
-  const double cpu = user + cpu1.second - cpu0.second;
   const double n = static_cast<double>(per) * coroutines;
-  sample s{n / wall, cpu * 1e6 / n, user * 1e6 / n, 0};
-  if (window) s.allocs_per_op = static_cast<double>(window->count()) / n;
+  const sample s = redcoro::bench::measure(
+      n,
+      [&] {
+        for (int w = 0; w < coroutines; ++w)
+          asio::co_spawn(ioc, worker(w), asio::detached);
+        while (finished < coroutines)
+          ioc.run_one();
+      },
+      count_allocations);
   if (bytes != per * static_cast<std::size_t>(coroutines) * 32) {
     std::fprintf(stderr, "wrong values read: %zu bytes\n", bytes);
     std::exit(1);
@@ -187,54 +165,25 @@ int main(int argc, char** argv) {
       {"64 in flight", "cache.get<std::string>", path::cached, 64, n(400000)},
       {"64 in flight", "... with record_latency", path::timed, 64, n(400000)},
   };
-  constexpr std::size_t per_group = 3;
-  for (const auto& k : all)  // warm-up
-    run(ioc, h, c, timed, k.p, k.coroutines, std::max<std::size_t>(1000, k.ops / 20), false);
-  std::map<std::string, std::vector<double>> ops, cpu, user;
-  for (int r = 0; r < rounds; ++r) {
-    // Rotate which contender of a shape goes first, so none always follows another.
-    for (std::size_t j = 0; j < all.size(); ++j) {
-      const std::size_t first = j - j % per_group;
-      const auto& k = all[first + (j - first + static_cast<std::size_t>(r)) % per_group];
-      const sample s = run(ioc, h, c, timed, k.p, k.coroutines, k.ops, false);
-      ops[k.group + k.name].push_back(s.ops_per_second);
-      cpu[k.group + k.name].push_back(s.cpu_us_per_op);
-      user[k.group + k.name].push_back(s.user_us_per_op);
-    }
-  }
   std::printf(
       "\nGET of 32-byte values through one handle (single connection), medians of %d rounds;\n"
       "ratios are to the raw cmd::get of the same shape\n\n",
       rounds);
-  std::vector<std::vector<std::string>> rows;
-  for (std::size_t i = 0; i < all.size(); i += per_group) {
-    const double base_ops = median(ops[all[i].group + all[i].name]);
-    const double base_cpu = median(cpu[all[i].group + all[i].name]);
-    const double base_user = median(user[all[i].group + all[i].name]);
-    for (std::size_t j = i; j < i + per_group; ++j) {
-      const auto& k = all[j];
-      const double o = median(ops[k.group + k.name]), u = median(cpu[k.group + k.name]);
-      const double us = median(user[k.group + k.name]);
-      // The median of the round-by-round ratios: each cache run against the raw run next to
-      // it, which a load changing over seconds (a shared machine) disturbs less.
-      std::vector<double> paired;
-      const auto& mine = cpu[k.group + k.name];
-      const auto& base = cpu[all[i].group + all[i].name];
-      for (std::size_t r = 0; r < mine.size(); ++r)
-        paired.push_back(mine[r] / base[r]);
-      const sample a =
-          run(ioc, h, c, timed, k.p, k.coroutines, std::max<std::size_t>(2000, k.ops / 10), true);
-      rows.push_back(
-          {k.group, k.name, redcoro::bench::format_number(o),
-           redcoro::bench::format_ratio(o / base_ops), redcoro::bench::format_number(u, 2),
-           redcoro::bench::format_ratio(u / base_cpu), redcoro::bench::format_ratio(median(paired)),
-           redcoro::bench::format_number(us, 2), redcoro::bench::format_ratio(us / base_user),
-           redcoro::bench::format_number(a.allocs_per_op, 2)});
-    }
-  }
-  redcoro::bench::print_table({"shape", "client", "ops/s", "vs raw", "CPU us/op", "CPU vs raw",
-                               "paired", "user us/op", "user vs raw", "allocs/op"},
-                              rows);
+  std::vector<redcoro::bench::paired_contender> names;
+  for (const auto& k : all)
+    names.push_back({k.group, k.name});
+  redcoro::bench::run_paired(
+      names, 3, rounds,
+      [&](std::size_t i, redcoro::bench::pass why) {
+        const auto& k = all[i];
+        const std::size_t ops = why == redcoro::bench::pass::timed ? k.ops
+                                : why == redcoro::bench::pass::warm_up
+                                    ? std::max<std::size_t>(1000, k.ops / 20)
+                                    : std::max<std::size_t>(2000, k.ops / 10);
+        return run(ioc, h, c, timed, k.p, k.coroutines, ops,
+                   why == redcoro::bench::pass::allocations);
+      },
+      "raw");
   if (timed.latency().gets.count() == 0) {
     std::fprintf(stderr, "record_latency recorded nothing\n");
     return 1;

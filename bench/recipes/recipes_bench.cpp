@@ -18,7 +18,7 @@
 //     callgrind of --only="raw EVALSHA x2" against --only="try_acquire" counts what the lock
 //     adds, the checks and the scripts' loading being the same in both).
 
-#include "support/alloc_counter.hpp"
+#include "support/paired.hpp"
 #include "support/redis_server.hpp"
 #include "support/report.hpp"
 #include <redcoro/client/connection.hpp>
@@ -30,8 +30,6 @@
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/use_awaitable.hpp>
-
-#include <sys/resource.h>
 
 #include <algorithm>
 #include <array>
@@ -46,28 +44,10 @@
 
 namespace asio = boost::asio;
 namespace rr = redcoro::recipes;
-using redcoro::bench::allocation_scope;
-using redcoro::bench::median;
+using redcoro::bench::sample;
 using namespace std::chrono_literals;
 
 namespace {
-
-// User and system CPU seconds of this process.
-std::pair<double, double> cpu_seconds() {
-  rusage u{};
-  getrusage(RUSAGE_SELF, &u);
-  return {static_cast<double>(u.ru_utime.tv_sec) + static_cast<double>(u.ru_utime.tv_usec) / 1e6,
-          static_cast<double>(u.ru_stime.tv_sec) + static_cast<double>(u.ru_stime.tv_usec) / 1e6};
-}
-
-enum class path { raw_limit, recipe_limit, raw_lock, recipe_lock };
-
-struct sample {
-  double ops_per_second = 0;
-  double cpu_us_per_op = 0;
-  double user_us_per_op = 0;
-  double allocs_per_op = 0;
-};
 
 struct fixture {
   redcoro::handle& h;
@@ -80,13 +60,14 @@ struct fixture {
 
 constexpr int key_count = 1000;
 
+enum class path { raw_limit, recipe_limit, raw_lock, recipe_lock };
+
 // `coroutines` coroutines, `ops` operations in all.
 sample run(asio::io_context& ioc, fixture& f, path p, int coroutines, std::size_t ops,
            bool count_allocations) {
   const std::size_t per = std::max<std::size_t>(1, ops / static_cast<std::size_t>(coroutines));
   int finished = 0;
   std::size_t ok = 0;
-  std::unique_ptr<allocation_scope> window;
   const auto& limit_lua = rr::detail::limiter_script(f.limit_opts.algorithm);
   const auto& acquire_lua = rr::detail::acquire_script();
   const auto& release_lua = rr::detail::release_script();
@@ -137,20 +118,16 @@ sample run(asio::io_context& ioc, fixture& f, path p, int coroutines, std::size_
     }
     ++finished;
   };
-  if (count_allocations) window = std::make_unique<allocation_scope>();
-  const auto cpu0 = cpu_seconds();
-  const auto t0 = std::chrono::steady_clock::now();
-  for (int w = 0; w < coroutines; ++w)
-    asio::co_spawn(ioc, worker(w), asio::detached);
-  while (finished < coroutines)
-    ioc.run_one();
-  const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  const auto cpu1 = cpu_seconds();
-  const double user = cpu1.first - cpu0.first;
-  const double cpu = user + cpu1.second - cpu0.second;
   const double n = static_cast<double>(per) * coroutines;
-  sample s{n / wall, cpu * 1e6 / n, user * 1e6 / n, 0};
-  if (window) s.allocs_per_op = static_cast<double>(window->count()) / n;
+  const sample s = redcoro::bench::measure(
+      n,
+      [&] {
+        for (int w = 0; w < coroutines; ++w)
+          asio::co_spawn(ioc, worker(w), asio::detached);
+        while (finished < coroutines)
+          ioc.run_one();
+      },
+      count_allocations);
   if (ok != per * static_cast<std::size_t>(coroutines)) {
     std::fprintf(stderr, "an operation was refused: %zu of %zu succeeded\n", ok,
                  per * static_cast<std::size_t>(coroutines));
@@ -234,50 +211,25 @@ int main(int argc, char** argv) {
     ioc.run_for(std::chrono::seconds(1));
     return 0;
   }
-  for (const auto& k : all)  // warm-up
-    run(ioc, f, k.p, k.coroutines, std::max<std::size_t>(640, k.ops / 20), false);
-  std::map<std::string, std::vector<double>> ops, cpu, user;
-  for (int r = 0; r < rounds; ++r) {
-    // Alternate which contender of a pair goes first, so neither always follows the other.
-    for (std::size_t j = 0; j < all.size(); ++j) {
-      const auto& k = all[r % 2 == 0 ? j : (j ^ 1)];
-      const sample s = run(ioc, f, k.p, k.coroutines, k.ops, false);
-      ops[k.group + k.name].push_back(s.ops_per_second);
-      cpu[k.group + k.name].push_back(s.cpu_us_per_op);
-      user[k.group + k.name].push_back(s.user_us_per_op);
-    }
-  }
   std::printf(
       "\nrecipes against the raw EVALSHA of the same scripts, one connection, medians of %d "
       "rounds;\nratios are to the raw script of the same shape (an op of the lock rows is an "
       "acquire and a release)\n\n",
       rounds);
-  std::vector<std::vector<std::string>> rows;
-  for (std::size_t i = 0; i < all.size(); i += 2) {
-    const double base_ops = median(ops[all[i].group + all[i].name]);
-    const double base_cpu = median(cpu[all[i].group + all[i].name]);
-    const double base_user = median(user[all[i].group + all[i].name]);
-    for (std::size_t j = i; j < i + 2; ++j) {
-      const auto& k = all[j];
-      const double o = median(ops[k.group + k.name]), u = median(cpu[k.group + k.name]);
-      const double us = median(user[k.group + k.name]);
-      std::vector<double> paired;
-      const auto& mine = cpu[k.group + k.name];
-      const auto& base = cpu[all[i].group + all[i].name];
-      for (std::size_t r = 0; r < mine.size(); ++r)
-        paired.push_back(mine[r] / base[r]);
-      const sample a = run(ioc, f, k.p, k.coroutines, std::max<std::size_t>(640, k.ops / 10), true);
-      rows.push_back(
-          {k.group, k.name, redcoro::bench::format_number(o),
-           redcoro::bench::format_ratio(o / base_ops), redcoro::bench::format_number(u, 2),
-           redcoro::bench::format_ratio(u / base_cpu), redcoro::bench::format_ratio(median(paired)),
-           redcoro::bench::format_number(us, 2), redcoro::bench::format_ratio(us / base_user),
-           redcoro::bench::format_number(a.allocs_per_op, 2)});
-    }
-  }
-  redcoro::bench::print_table({"shape", "client", "ops/s", "vs raw", "CPU us/op", "CPU vs raw",
-                               "paired", "user us/op", "user vs raw", "allocs/op"},
-                              rows);
+  std::vector<redcoro::bench::paired_contender> names;
+  for (const auto& k : all)
+    names.push_back({k.group, k.name});
+  redcoro::bench::run_paired(
+      names, 2, rounds,
+      [&](std::size_t i, redcoro::bench::pass why) {
+        const auto& k = all[i];
+        const std::size_t ops = why == redcoro::bench::pass::timed ? k.ops
+                                : why == redcoro::bench::pass::warm_up
+                                    ? std::max<std::size_t>(640, k.ops / 20)
+                                    : std::max<std::size_t>(640, k.ops / 10);
+        return run(ioc, f, k.p, k.coroutines, ops, why == redcoro::bench::pass::allocations);
+      },
+      "raw");
   h.close();
   ioc.run_for(std::chrono::seconds(1));
   return 0;

@@ -487,9 +487,10 @@ TEST_CASE("stream workers: a worker rides out a server restart (SIGKILL, no pers
   });
 }
 
-TEST_CASE("stream workers: through a Sentinel failover under load, every message a replica "
-          "acknowledged is handled",
-          "[recipes][stream][sentinel][failure]") {
+TEST_CASE(
+    "stream workers: through a Sentinel failover under load, every message a replica "
+    "acknowledged is handled",
+    "[recipes][stream][sentinel][failure]") {
   redis_sentinel d;
   REQUIRE(d.wait_ready(20s));
   sentinel_config cfg;

@@ -47,9 +47,13 @@ inline path& running_path() {
 }  // namespace detail
 
 /// The deployment the running body goes to.
-inline path current_path() { return detail::running_path(); }
+inline path current_path() {
+  return detail::running_path();
+}
 /// Every key on one server: everything but the cluster.
-inline bool one_node() { return current_path() != path::cluster; }
+inline bool one_node() {
+  return current_path() != path::cluster;
+}
 
 #ifndef REDCORO_TEST_THROUGH_HANDLE
 
