@@ -171,17 +171,11 @@ int main(int argc, char** argv) {
       rounds);
   std::vector<redcoro::bench::paired_contender> names;
   for (const auto& k : all)
-    names.push_back({k.group, k.name});
+    names.push_back({k.group, k.name, k.ops});
   redcoro::bench::run_paired(
-      names, 3, rounds,
-      [&](std::size_t i, redcoro::bench::pass why) {
-        const auto& k = all[i];
-        const std::size_t ops = why == redcoro::bench::pass::timed ? k.ops
-                                : why == redcoro::bench::pass::warm_up
-                                    ? std::max<std::size_t>(1000, k.ops / 20)
-                                    : std::max<std::size_t>(2000, k.ops / 10);
-        return run(ioc, h, c, timed, k.p, k.coroutines, ops,
-                   why == redcoro::bench::pass::allocations);
+      names, 3, rounds, 1000,
+      [&](std::size_t i, std::size_t ops, bool count) {
+        return run(ioc, h, c, timed, all[i].p, all[i].coroutines, ops, count);
       },
       "raw");
   if (timed.latency().gets.count() == 0) {

@@ -218,16 +218,11 @@ int main(int argc, char** argv) {
       rounds);
   std::vector<redcoro::bench::paired_contender> names;
   for (const auto& k : all)
-    names.push_back({k.group, k.name});
+    names.push_back({k.group, k.name, k.ops});
   redcoro::bench::run_paired(
-      names, 2, rounds,
-      [&](std::size_t i, redcoro::bench::pass why) {
-        const auto& k = all[i];
-        const std::size_t ops = why == redcoro::bench::pass::timed ? k.ops
-                                : why == redcoro::bench::pass::warm_up
-                                    ? std::max<std::size_t>(640, k.ops / 20)
-                                    : std::max<std::size_t>(640, k.ops / 10);
-        return run(ioc, f, k.p, k.coroutines, ops, why == redcoro::bench::pass::allocations);
+      names, 2, rounds, 640,
+      [&](std::size_t i, std::size_t ops, bool count) {
+        return run(ioc, f, all[i].p, all[i].coroutines, ops, count);
       },
       "raw");
   h.close();

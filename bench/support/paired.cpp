@@ -5,6 +5,7 @@
 
 #include <sys/resource.h>
 
+#include <algorithm>
 #include <chrono>
 #include <map>
 #include <memory>
@@ -34,16 +35,21 @@ sample measure(double ops, const std::function<void()>& drive, bool count_alloca
 }
 
 void run_paired(const std::vector<paired_contender>& all, std::size_t per_group, int rounds,
-                const std::function<sample(std::size_t, pass)>& run, const std::string& base) {
+                std::size_t min_ops,
+                const std::function<sample(std::size_t, std::size_t, bool)>& run,
+                const std::string& base) {
+  const auto shorter = [&](std::size_t i, std::size_t by) {
+    return std::max(min_ops, all[i].ops / by);
+  };
   for (std::size_t i = 0; i < all.size(); ++i)  // warm-up
-    run(i, pass::warm_up);
+    run(i, shorter(i, 20), false);
   std::vector<std::vector<sample>> samples(all.size());
   for (int r = 0; r < rounds; ++r) {
     // Rotate which contender of a group goes first, so that none always follows another.
     for (std::size_t j = 0; j < all.size(); ++j) {
       const std::size_t first = j - j % per_group;
       const std::size_t k = first + (j - first + static_cast<std::size_t>(r)) % per_group;
-      samples[k].push_back(run(k, pass::timed));
+      samples[k].push_back(run(k, all[k].ops, false));
     }
   }
   const auto medians = [&](std::size_t k, double sample::*field) {
@@ -64,7 +70,7 @@ void run_paired(const std::vector<paired_contender>& all, std::size_t per_group,
       std::vector<double> paired;
       for (std::size_t r = 0; r < samples[k].size(); ++r)
         paired.push_back(samples[k][r].cpu_us_per_op / samples[i][r].cpu_us_per_op);
-      const sample a = run(k, pass::allocations);
+      const sample a = run(k, shorter(k, 10), true);
       rows.push_back({all[k].group, all[k].name, format_number(o), format_ratio(o / base_ops),
                       format_number(c, 2), format_ratio(c / base_cpu), format_ratio(median(paired)),
                       format_number(u, 2), format_ratio(u / base_user),

@@ -31,19 +31,19 @@ sample measure(double ops, const std::function<void()>& drive, bool count_alloca
 struct paired_contender {
   std::string group;  ///< the shape ("64 in flight")
   std::string name;   ///< the contender within it; the first of a group is its base
+  std::size_t ops;    ///< operations in a timed run
 };
 
-/// Why a contender runs: to warm up (a short run), to be timed, or to count its allocations
-/// (a shorter, untimed run: measure(..., true)).
-enum class pass { warm_up, timed, allocations };
-
-/// Runs `all` (groups of `per_group`, each led by its base) once to warm up, `rounds` times
-/// timed through `run(index, pass)`, rotating which member of a group goes first each round,
-/// then once more each counting allocations, and prints the table: ops/s, CPU us/op, their
+/// Runs `all` (groups of `per_group`, each led by its base) once to warm up (ops / 20), then
+/// `rounds` times timed through `run(index, ops, false)`, rotating which member of a group
+/// goes first each round, then once more each counting allocations (`run(index, ops / 10,
+/// true)`; short runs are at least `min_ops`), and prints the table: ops/s, CPU us/op, their
 /// ratios to the base, the paired ratio, user CPU, allocations per op. `base` names the base
 /// in the column titles ("raw").
-void run_paired(const std::vector<paired_contender>& all, std::size_t per_group, int rounds,
-                const std::function<sample(std::size_t index, pass why)>& run,
-                const std::string& base);
+void run_paired(
+    const std::vector<paired_contender>& all, std::size_t per_group, int rounds,
+    std::size_t min_ops,
+    const std::function<sample(std::size_t index, std::size_t ops, bool count_allocations)>& run,
+    const std::string& base);
 
 }  // namespace redcoro::bench

@@ -8,6 +8,7 @@
 #include "support/redis_cluster.hpp"
 #include "support/redis_sentinel.hpp"
 #include "support/redis_server.hpp"
+#include "support/sentinel_helpers.hpp"
 #include <redcoro/client/commands.hpp>
 #include <redcoro/connect/handle.hpp>
 #include <redcoro/connect/subscriber.hpp>
@@ -65,6 +66,16 @@ struct ledger {
     co_return false;
   }
 
+  // 20 more messages on `channel`, then every counted one must have been received.
+  asio::awaitable<void> publish_more_and_check(handle& h, const std::string& channel) {
+    for (int i = 0; i < 20; ++i)
+      co_await publish(h, channel, "more-" + std::to_string(i));
+    const auto lost = co_await missing();
+    CAPTURE(lost);
+    CHECK(lost.empty());
+    CHECK(counted.size() >= 22);
+  }
+
   // Waits (at most 5 s) until every counted message was received; the ones missing.
   asio::awaitable<std::vector<std::string>> missing() {
     std::vector<std::string> lost;
@@ -98,12 +109,7 @@ TEST_CASE("handle_subscriber on a server: after SIGKILL and restart the subscrip
     server.restart();
     // Back by itself: a publish is counted within the reconnect backoff.
     CHECK(co_await log.publish_until_counted(h, "events", "after-", 10s));
-    for (int i = 0; i < 20; ++i)
-      co_await log.publish(h, "events", "more-" + std::to_string(i));
-    const auto lost = co_await log.missing();
-    CAPTURE(lost);
-    CHECK(lost.empty());
-    CHECK(log.counted.size() >= 22);
+    co_await log.publish_more_and_check(h, "events");
     sub.close();
   });
 }
@@ -145,11 +151,7 @@ TEST_CASE("handle_subscriber on a Sentinel-managed primary follows it through a 
           "[handle][subscriber][sentinel][failure]") {
   redis_sentinel d;
   REQUIRE(d.wait_ready(20s));
-  sentinel_config cfg;
-  cfg.primary_name = d.name();
-  for (auto port : d.sentinel_ports())
-    cfg.sentinels.push_back({"127.0.0.1", port});
-  cfg.node = local_config(0);
+  auto cfg = config_for(d);
   cfg.node.connect_timeout = 2s;
   with_handle(
       cfg,
@@ -168,12 +170,7 @@ TEST_CASE("handle_subscriber on a Sentinel-managed primary follows it through a 
         // The handle and the subscriber both reach the promoted primary: a publish there is
         // counted, and received.
         CHECK(co_await log.publish_until_counted(h, "events", "after-", 20s));
-        for (int i = 0; i < 20; ++i)
-          co_await log.publish(h, "events", "more-" + std::to_string(i));
-        const auto lost = co_await log.missing();
-        CAPTURE(lost);
-        CHECK(lost.empty());
-        CHECK(log.counted.size() >= 22);
+        co_await log.publish_more_and_check(h, "events");
         sub.close();
       },
       120s);

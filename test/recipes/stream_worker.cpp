@@ -15,6 +15,7 @@
 #include "support/redis_cluster.hpp"
 #include "support/redis_sentinel.hpp"
 #include "support/redis_server.hpp"
+#include "support/sentinel_helpers.hpp"
 #include <redcoro/recipes/stream_worker.hpp>
 
 #include <boost/asio/as_tuple.hpp>
@@ -493,11 +494,7 @@ TEST_CASE(
     "[recipes][stream][sentinel][failure]") {
   redis_sentinel d;
   REQUIRE(d.wait_ready(20s));
-  sentinel_config cfg;
-  cfg.primary_name = d.name();
-  for (auto port : d.sentinel_ports())
-    cfg.sentinels.push_back({"127.0.0.1", port});
-  cfg.node = local_config(0);
+  auto cfg = config_for(d);
   cfg.node.connect_timeout = 2s;
   cfg.node.request_timeout = 3s;
   with_handle(

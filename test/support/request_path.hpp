@@ -16,6 +16,7 @@
 #include "support/handle_helpers.hpp"
 #include "support/redis_cluster.hpp"
 #include "support/redis_sentinel.hpp"
+#include "support/sentinel_helpers.hpp"
 #include <redcoro/connect/handle.hpp>
 #endif
 
@@ -136,12 +137,7 @@ inline void on_every_path(const path_body& body, std::vector<std::string> server
     REQUIRE(d.wait_ready(std::chrono::seconds(20)));
     const auto primary = d.agreed_primary();
     detail::reset_server([&](const auto& a) { return d.server_cli(primary, a); }, server_args);
-    sentinel_config cfg;
-    cfg.primary_name = d.name();
-    for (auto port : d.sentinel_ports())
-      cfg.sentinels.push_back({"127.0.0.1", port});
-    cfg.node = local_config(0);
-    through(path::sentinel, cfg);
+    through(path::sentinel, config_for(d));
   }
 }
 
