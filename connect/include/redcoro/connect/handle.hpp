@@ -7,6 +7,7 @@
 #include <redcoro/client/detail/dedicated.hpp>
 #include <redcoro/client/detail/operation.hpp>
 #include <redcoro/client/lease.hpp>
+#include <redcoro/client/metrics.hpp>
 #include <redcoro/client/sentinel_config.hpp>
 #include <redcoro/client/url.hpp>
 #include <redcoro/cluster/cluster_client.hpp>
@@ -52,6 +53,30 @@ struct node_health {
   std::string role;  ///< what ROLE said: "master", "slave"; empty when unreachable
   std::chrono::microseconds round_trip{0};
   std::string error;  ///< why it is not reachable
+};
+
+/// One connection's (or one node's) metrics in a deployment_metrics.
+struct node_metrics {
+  std::string node;  ///< "host:port" ("unix:/path"), as logs name it
+  /// What the connection is for: "shared" (the multiplexed connection), "pool" (the
+  /// dedicated connections of a pooled client, summed), "primary"/"replica" (a cluster node).
+  std::string role;
+  connection_metrics metrics;
+};
+
+/// What a handle's engine did (handle::metrics()): a snapshot, read on the handle's executor.
+struct deployment_metrics {
+  deployment kind = deployment::single;
+  /// One entry per connection or node (a cluster: one per node it has a connection to).
+  std::vector<node_metrics> nodes;
+  /// Pooled client (and the dedicated connections of a cluster's): connections open, leased
+  /// now, callers waiting for one.
+  std::uint64_t pool_open = 0, pool_leased = 0, pool_waiting = 0;
+  /// Cluster only: redirects followed, topology refreshes, and slots with an owner.
+  std::uint64_t moved = 0, ask = 0, retries = 0, refreshes = 0;
+  std::uint64_t slots_covered = 0;
+  /// Every node's metrics summed.
+  connection_metrics total() const;
 };
 
 /// What a readiness probe needs to know (handle::async_health).
@@ -259,6 +284,9 @@ class handle {
   auto async_health(Token&& token) {
     return async_health(std::chrono::milliseconds(1000), std::forward<Token>(token));
   }
+
+  /// What the engine did so far (see deployment_metrics); call it on the handle's executor.
+  deployment_metrics metrics() const;
 
   /// Completes when the deployment answers (on a cluster: its topology is read and a PING to
   /// the first primary is answered), or with error::timeout after `bound`.
