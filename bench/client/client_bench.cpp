@@ -91,6 +91,7 @@ struct redcoro_run {
   int depth;
   bool helper = false;  // single GETs through cmd::get (a new typed command per call)
   via through = via::connection;
+  bool metrics = true;  // connection_config::metrics
 
   void operator()(std::size_t ops) const { run(ops, nullptr); }
 
@@ -105,6 +106,7 @@ struct redcoro_run {
     asio::io_context ioc(1);
     redcoro::connection_config cfg;
     cfg.port = port;
+    cfg.metrics = metrics;
     if (through == via::connection) {
       redcoro::connection conn(ioc, cfg);
       conn.async_run(asio::detached);
@@ -339,6 +341,16 @@ int main(int argc, char** argv) {
     all.push_back({group, "redcoro handle (pooled), " + co,
                    redcoro_run{port, c, 1, false, via::handle_pooled}, n(200000)});
   }
+  // What metrics cost: the connection with them off (the base) and on (the default).
+  for (int c : {1, 64}) {
+    const std::string group = "(g) metrics, " + std::to_string(c) + " in flight";
+    const std::string co = std::to_string(c) + (c == 1 ? " coroutine" : " coroutines");
+    all.push_back({group, "redcoro connection, metrics off, " + co,
+                   redcoro_run{port, c, 1, false, via::connection, false}, n(200000), RUSAGE_SELF,
+                   true});
+    all.push_back({group, "redcoro connection, metrics on, " + co,
+                   redcoro_run{port, c, 1, false, via::connection, true}, n(200000)});
+  }
   // The handle against the cluster client it wraps, on a cluster of one primary (every key
   // on one node, so that both send what a single connection would).
   std::optional<redcoro::test::redis_cluster> cluster;
@@ -392,6 +404,7 @@ int main(int argc, char** argv) {
   std::printf(
       "\nGET of 32-byte values on one connection, medians of %d rounds, redis-server %s\n"
       "ratios are to the group's base: hiredis in (a)-(c) and (e), the connection in (d),\n"
+      "the connection with metrics off in (g),\n"
       "the cluster client in (f)\n\n",
       rounds, "on loopback");
   std::vector<std::vector<std::string>> rows;

@@ -29,7 +29,13 @@ struct pool_state {
     // The run keeps the connection alive until it ends: after close(), or when it gave up
     // reconnecting (reconnect_policy::max_attempts); such a connection is lent no more
     // (connection::run_ended(): release() and acquire() drop it).
-    c->async_run([c](error_code) {});
+    // Its counters outlive it: summed into `retired` when its run ends.
+    c->async_run([c, r = retired](error_code) {
+      auto m = c->metrics();
+      m.queued = m.in_flight = 0;
+      m.connected = false;
+      r->merge(m);
+    });
     all.push_back(c);
     std::erase_if(all, [](const auto& w) { return w.expired(); });
     ++total;
@@ -111,7 +117,20 @@ struct pool_state {
   std::vector<std::weak_ptr<connection>> all;
   std::deque<waiter> waiters;
   bool closed = false;
+  // The metrics of the pool's connections whose run has ended.
+  std::shared_ptr<connection_metrics> retired = std::make_shared<connection_metrics>();
 };
+
+void pool_metrics(const pool_state& p, client_metrics& out) {
+  out.pool_open = p.total;
+  out.pool_leased = p.total - std::min(p.total, p.idle.size() + p.draining.size());
+  out.pool_waiting = p.waiters.size();
+  out.pool = *p.retired;
+  for (const auto& w : p.all) {
+    auto c = w.lock();
+    if (c && !c->run_ended()) out.pool.merge(c->metrics());  // ended ones are in `retired`
+  }
+}
 
 }  // namespace detail
 
@@ -132,6 +151,13 @@ void lease::release() noexcept {
   if (pool_ && conn_) pool_->release(std::move(conn_));
   pool_.reset();
   conn_.reset();
+}
+
+client_metrics client::metrics() const {
+  client_metrics m;
+  m.shared = shared_.metrics();
+  detail::pool_metrics(*pool_, m);
+  return m;
 }
 
 client::client(executor_type ex, connection_config cfg)

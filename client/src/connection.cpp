@@ -2,6 +2,7 @@
 #include <redcoro/client/detail/backoff.hpp>
 #include <redcoro/client/detail/handshake.hpp>
 #include <redcoro/client/detail/key_prefix.hpp>
+#include <redcoro/client/detail/meter.hpp>
 #include <redcoro/client/detail/op_pool.hpp>
 #include <redcoro/client/detail/read_buffer.hpp>
 #include <redcoro/client/executes_requests.hpp>
@@ -80,6 +81,7 @@ struct connection_impl final : push_sink {
     mux.set_push_sink(push_target);
     // With an address provider, each attempt learns where to go (current_address).
     if (!cfg.address_provider) dial_ = endpoint{cfg.host, cfg.port};
+    node_ = target();
     if (cfg.tls.enabled) tls_context.emplace(make_tls_context(cfg.tls));
     if (!cfg.key_prefix.empty()) {
       prefixer.emplace(cfg.key_prefix);
@@ -150,13 +152,18 @@ struct connection_impl final : push_sink {
 
   void start(exec_entry& e) {
     initiating_ = true;
+    const auto now = clock::now();
+    if (meter_.timing()) {
+      e.started_at = now;
+      meter_.started(*e.req, node_);
+    }
     std::error_code ec;
     if (closed_ || run_ended_) {
       ec = error::closed;
     } else if (e.req->get_config().cancel_if_not_connected && !mux.ready() && !switching_) {
       ec = error::not_connected;
     } else {
-      e.deadline = deadline_for(e.req->get_config().timeout, default_timeout(*e.req));
+      e.deadline = deadline_for(now, e.req->get_config().timeout, default_timeout(*e.req));
       subscribed_ |= e.req->out_of_band_commands() != 0;  // never recycled (max_lifetime)
       ec = mux.add(e);
       if (!ec) {
@@ -166,9 +173,18 @@ struct connection_impl final : push_sink {
     }
     if (ec) {
       e.st = exec_entry::state::done;
-      e.complete(e, ec);
+      finish(e, ec, now);
     }
     initiating_ = false;
+  }
+
+  // Every request started through start() ends here: counted, timed, then completed. `at`:
+  // when it ended, if the caller read the clock already.
+  void finish(exec_entry& e, error_code ec, clock::time_point at = {}) {
+    if (e.started_at != clock::time_point{})
+      meter_.finished(*e.req, e.started_at, at == clock::time_point{} ? clock::now() : at, ec,
+                      node_);
+    e.complete(e, ec);
   }
 
   // A blocking command may block for its own time; the connection's timeout is the margin
@@ -190,7 +206,7 @@ struct connection_impl final : push_sink {
     after_detach();
     e.st = exec_entry::state::done;
     // Complete later, outside the cancellation slot's handler (finishing clears the slot).
-    asio::post(executor, [&e] { e.complete(e, error_code(asio::error::operation_aborted)); });
+    asio::post(executor, [this, &e] { finish(e, error_code(asio::error::operation_aborted)); });
   }
 
   void complete_all(std::vector<exec_entry*>& entries, error_code ec) {
@@ -198,7 +214,7 @@ struct connection_impl final : push_sink {
     std::vector<exec_entry*> now;
     now.swap(entries);
     for (exec_entry* e : now)
-      e->complete(*e, ec);
+      finish(*e, ec);
     now.clear();
     if (entries.empty()) entries.swap(now);  // keep the capacity
   }
@@ -246,6 +262,7 @@ struct connection_impl final : push_sink {
       socket.close(ec);
       return;
     }
+    meter_.wrote(n);
     if (n < bytes.size()) {
       unsent_ = bytes.substr(n);
       wake_writer();
@@ -282,6 +299,9 @@ struct connection_impl final : push_sink {
     side.host = dial_.host;
     side.port = dial_.port;
     side.key_prefix.clear();
+    // Its CLIENT UNBLOCK is this connection's housekeeping, not a request of the user's.
+    side.observer = nullptr;
+    side.metrics = false;
     side.on_handshake = nullptr;
     side.reconnect.max_attempts = 1;
     side.client_name.clear();
@@ -690,6 +710,8 @@ struct connection_impl final : push_sink {
     retry.reset();
     switching_ = false;
     mux.set_ready(true);
+    node_ = target();
+    meter_.connected();
     log->info("connected to {} (RESP{})", target(), protocol_);
     notify_writer();
   }
@@ -784,6 +806,7 @@ struct connection_impl final : push_sink {
       }
       error_code ec;
       co_await write_all(asio::buffer(unsent_.data(), unsent_.size()), ec);
+      if (!ec) meter_.wrote(unsent_.size());
       unsent_ = {};
       if (ec) {
         if (!session_error_) session_error_ = ec;
@@ -799,7 +822,17 @@ struct connection_impl final : push_sink {
     // one's.
     read_buf.clear();
     std::size_t message_bytes = 0;
-    const auto sink = [this](const proto::node& n) { mux.on_node(n); };
+    const auto sink = [this](const proto::node& n) {
+      if (n.depth == 0) [[unlikely]] {
+        if (proto::is_error(n.data_type)) {
+          const exec_entry* e = mux.answering();
+          if (e && e->started_at != clock::time_point{}) meter_.error_reply(n.value);
+        } else if (n.data_type == proto::type::push) {
+          meter_.pushed();
+        }
+      }
+      mux.on_node(n);
+    };
     for (;;) {
       // Full, with an incomplete element that is not a blob (a long line, say): grow.
       if (read_buf.free_size() == 0) read_buf.reserve(read_buf.size() * 2);
@@ -834,7 +867,7 @@ struct connection_impl final : push_sink {
           fail_session_protocol(pec);
           co_return;
         }
-        if (e) e->complete(*e, {});
+        if (e) finish(*e, {}, last_read_at_);
         if (!socket.is_open()) {  // user code closed the connection
           dispatching_ = false;
           co_return;
@@ -951,6 +984,7 @@ struct connection_impl final : push_sink {
   // `no_address`: the attempt failed because the address provider said there is none.
   void end_session(error_code ec, bool no_address = false) {
     const bool was_connected = mux.ready();
+    if (was_connected) meter_.disconnected();
     // Up for a while: the first reconnect goes at once (see connect_loop).
     last_session_healthy_ = was_connected && clock::now() - ready_at_ >= healthy_session;
     client_id_ = -1;
@@ -1079,6 +1113,8 @@ struct connection_impl final : push_sink {
 
   clock::time_point next_deadline_ = clock::time_point::max();
   std::uint64_t bytes_read_ = 0;
+  meter meter_{cfg.metrics, cfg.observer};
+  std::string node_;  // target() of the current (or last) session, for observers
   clock::time_point last_read_at_{};
   clock::time_point ready_at_{};  // of the current session's handshake
   std::int64_t client_id_ = -1;   // CLIENT ID of the current session; -1: unknown
@@ -1169,6 +1205,16 @@ std::chrono::steady_clock::duration connection::unanswered_for() const noexcept 
   return std::max(std::chrono::steady_clock::duration{},
                   detail::clock::now() - std::max(head->written_at, impl_->last_read_at_));
 }
+connection_metrics connection::metrics() const {
+  connection_metrics m = impl_->meter_.snapshot();
+  m.bytes_read = impl_->bytes_read_;
+  const auto st = impl_->mux.stats();
+  m.queued = st.waiting;
+  m.in_flight = st.in_flight;
+  m.connected = impl_->mux.ready();
+  return m;
+}
+
 std::size_t connection::pending_requests() const noexcept {
   const auto s = impl_->mux.stats();
   return s.waiting + s.in_flight;

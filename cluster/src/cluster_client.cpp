@@ -940,6 +940,21 @@ const cluster_stats& cluster_client::stats() const noexcept {
   return impl_->stats;
 }
 
+cluster_metrics cluster_client::metrics() const {
+  cluster_metrics m;
+  m.counters = impl_->stats;
+  const auto primaries = impl_->topo.primaries();
+  for (const auto& [address, entry] : impl_->nodes) {
+    const bool primary = std::find(primaries.begin(), primaries.end(), address) != primaries.end();
+    m.nodes.push_back({address.host + ":" + std::to_string(address.port),
+                       primary ? "primary" : "replica", entry->conn->metrics()});
+  }
+  for (std::uint32_t slot = 0; slot < proto::slot_count; ++slot)
+    m.slots_covered +=
+        impl_->topo.shard_of(static_cast<std::uint16_t>(slot)) != cluster_topology::no_shard;
+  return m;
+}
+
 static_assert(executes_requests<cluster_client>);
 
 }  // namespace redcoro

@@ -567,6 +567,55 @@ std::string_view handle::key_prefix() const noexcept {
 std::shared_ptr<detail::handle_backend> handle::shared_backend() const {
   return owner_->backend;
 }
+connection_metrics deployment_metrics::total() const {
+  connection_metrics sum;
+  for (const auto& n : nodes)
+    sum.merge(n.metrics);
+  return sum;
+}
+
+namespace {
+
+void add_client(const client& c, const std::string& node, deployment_metrics& out) {
+  client_metrics m = c.metrics();
+  out.pool_open = m.pool_open;
+  out.pool_leased = m.pool_leased;
+  out.pool_waiting = m.pool_waiting;
+  out.nodes.push_back({node, "shared", std::move(m.shared)});
+  if (m.pool_open > 0 || m.pool.requests > 0)
+    out.nodes.push_back({node, "pool", std::move(m.pool)});
+}
+
+std::string node_of(const connection_config& c) {
+  if (!c.unix_socket.empty() && !c.address_provider) return "unix:" + c.unix_socket;
+  return c.host + ":" + std::to_string(c.port);
+}
+
+}  // namespace
+
+deployment_metrics handle::metrics() const {
+  deployment_metrics d;
+  d.kind = kind();
+  if (auto* c = as_connection()) {
+    d.nodes.push_back({node_of(c->get_config()), "shared", c->metrics()});
+  } else if (auto* cl = as_client()) {
+    add_client(*cl, node_of(cl->next_layer().get_config()), d);
+  } else if (auto* s = as_sentinel()) {
+    // The primary (or replica) the sentinels name now.
+    const auto at = s->current_address();
+    add_client(s->next_layer(), at ? at->to_string() : std::string("(no address yet)"), d);
+  } else if (auto* k = as_cluster()) {
+    cluster_metrics m = k->metrics();
+    d.nodes = std::move(m.nodes);
+    d.moved = m.counters.moved;
+    d.ask = m.counters.ask;
+    d.retries = m.counters.retries;
+    d.refreshes = m.counters.refreshes;
+    d.slots_covered = m.slots_covered;
+  }
+  return d;
+}
+
 client* handle::as_client() const noexcept {
   return kind() == deployment::pooled ? static_cast<client*>(backend_->engine()) : nullptr;
 }

@@ -492,3 +492,72 @@ TEST_CASE("handle: the same service on a Sentinel-managed primary, and through i
       },
       120s);
 }
+
+namespace {
+
+// 50 INCRs through the handle, and a dedicated command when the deployment lends connections.
+asio::awaitable<void> some_requests(handle& h, bool dedicated) {
+  for (int i = 0; i < 50; ++i)
+    co_await h.async_exec(cmd::incr("{m}:n" + std::to_string(i % 7)), use_awaitable);
+  if (dedicated) co_await h.async_exec_dedicated(cmd::incr("{m}:d"), use_awaitable);
+}
+
+std::uint64_t replied(const connection_metrics& m) {
+  return m.completed_with(request_outcome::replied);
+}
+
+}  // namespace
+
+TEST_CASE("handle: metrics name every connection of the deployment and add up",
+          "[handle][metrics]") {
+  redis_server server;
+  auto single = local_config(server.port());
+  single.pool_size = 0;
+  with_handle(single, [&](handle& h) -> asio::awaitable<void> {
+    const auto before = replied(h.metrics().total());
+    co_await some_requests(h, false);
+    const deployment_metrics d = h.metrics();
+    CHECK(d.kind == deployment::single);
+    REQUIRE(d.nodes.size() == 1);
+    CHECK(d.nodes[0].node == "127.0.0.1:" + std::to_string(server.port()));
+    CHECK(d.nodes[0].role == "shared");
+    CHECK(replied(d.total()) == before + 50);
+    CHECK(d.total().connects == 1);
+  });
+
+  auto pooled = local_config(server.port());
+  pooled.pool_size = 2;
+  with_handle(pooled, [&](handle& h) -> asio::awaitable<void> {
+    const auto before = replied(h.metrics().total());
+    co_await some_requests(h, true);
+    const deployment_metrics d = h.metrics();
+    CHECK(d.kind == deployment::pooled);
+    REQUIRE(d.nodes.size() == 2);
+    CHECK(d.nodes[1].role == "pool");
+    CHECK(d.nodes[1].metrics.requests == 1);
+    CHECK(d.pool_open == 1);
+    CHECK(d.pool_leased == 0);
+    CHECK(d.pool_waiting == 0);
+    CHECK(replied(d.total()) == before + 51);
+  });
+
+  redis_cluster cluster(3, 0);
+  REQUIRE(cluster.wait_healthy());
+  with_handle(config_for(cluster), [&](handle& h) -> asio::awaitable<void> {
+    const auto before = h.metrics();
+    co_await some_requests(h, false);
+    const deployment_metrics d = h.metrics();
+    CHECK(d.kind == deployment::cluster);
+    CHECK(d.slots_covered == 16384);
+    CHECK(d.nodes.size() == 3);
+    for (const auto& n : d.nodes)
+      CHECK(n.role == "primary");
+    // Every key of {m} is on one node: 50 more replied requests there, in all.
+    CHECK(replied(d.total()) == replied(before.total()) + 50);
+    const auto owner = "127.0.0.1:" + std::to_string(cluster.owner_of(proto::key_slot("{m}")));
+    bool found = false;
+    for (const auto& n : d.nodes)
+      if (n.node == owner) found = n.metrics.by_command.size() >= 1;
+    CHECK(found);
+  });
+}

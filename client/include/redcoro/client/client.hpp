@@ -59,6 +59,8 @@ class client {
   executor_type get_executor() const noexcept { return shared_.get_executor(); }
   /// The multiplexed connection underneath.
   connection& next_layer() noexcept { return shared_; }
+  /// What the shared connection and the pool did so far (on the client's executor).
+  client_metrics metrics() const;
 
   /// Runs the shared connection (see connection::async_run); the pool's connections run on
   /// their own until close().

@@ -75,6 +75,8 @@ struct address_answer {
   std::error_code reason;
 };
 
+class request_observer;  // metrics.hpp
+
 /// Everything a connection needs to know. Every field has a usable default: a
 /// default-constructed config talks to 127.0.0.1:6379 as the default user.
 struct connection_config {
@@ -121,6 +123,13 @@ struct connection_config {
   /// nor to the dedicated connections of a client's pool (they may hold WATCH state). With an
   /// address_provider, the provider is asked again where the new one goes.
   std::chrono::milliseconds max_lifetime{0};
+  /// Counts requests by outcome, error replies by code, bytes, reconnects and pushes, and
+  /// keeps latency histograms (overall and per command) that connection::metrics() reads
+  /// (client/README.md, "Metrics"). On by default: it costs one clock read per request.
+  bool metrics = true;
+  /// Told of every request started and finished on this connection (metrics.hpp), for
+  /// tracing; none by default.
+  std::shared_ptr<request_observer> observer;
   /// SELECT-ed after the handshake when not 0.
   int database = 0;
   /// When not empty, ROLE must say this ("master" or "slave") or the connection is refused

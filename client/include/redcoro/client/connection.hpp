@@ -5,6 +5,7 @@
 #include <redcoro/client/detail/multiplexer.hpp>
 #include <redcoro/client/detail/operation.hpp>
 #include <redcoro/client/error.hpp>
+#include <redcoro/client/metrics.hpp>
 #include <redcoro/proto/request.hpp>
 #include <redcoro/proto/response.hpp>
 #include <redcoro/proto/value.hpp>
@@ -188,6 +189,8 @@ class connection {
   /// True once async_run has ended (close(), or reconnect_policy::max_attempts failed in a
   /// row): the connection serves no more requests.
   bool run_ended() const noexcept;
+  /// What this connection did so far (connection_config::metrics), with its gauges now.
+  connection_metrics metrics() const;
   /// Requests queued or written and not yet answered, counting those whose caller gave up
   /// (their replies are still to be read and dropped).
   std::size_t pending_requests() const noexcept;

@@ -2,6 +2,7 @@
 
 #include <redcoro/client/config.hpp>
 #include <redcoro/client/connection.hpp>
+#include <redcoro/client/metrics.hpp>
 
 #include <boost/asio/awaitable.hpp>
 
@@ -53,6 +54,8 @@ void reconnect_pool(pool_state& p);
 /// Lends a connection: an idle one, a new one below the bound, or the first given back
 /// (waiting up to the config's request timeout, then error::timeout).
 asio::awaitable<std::pair<error_code, lease>> acquire_from(std::shared_ptr<pool_state> pool);
+/// The pool's part of client_metrics: its gauges, and its connections' metrics summed.
+void pool_metrics(const pool_state& p, client_metrics& out);
 
 }  // namespace detail
 

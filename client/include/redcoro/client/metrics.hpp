@@ -7,16 +7,19 @@
 
 #include <redcoro/client/histogram.hpp>
 
+#include <boost/system/error_code.hpp>
+
 #include <chrono>
 #include <cstdint>
 #include <memory>
 #include <string>
 #include <string_view>
-#include <system_error>
 #include <utility>
 #include <vector>
 
 namespace redcoro {
+
+using boost::system::error_code;
 
 /// How a request ended, for counting. A request whose replies came back is `replied`, even
 /// when some of them are error replies (those are counted as server errors, by code).
@@ -33,7 +36,7 @@ inline constexpr std::size_t request_outcomes = 6;
 /// The name metrics use for an outcome: "replied", "timeout", "connection_lost", ...
 std::string_view outcome_name(request_outcome o) noexcept;
 /// The outcome of a request completed with `ec` (no error: replied).
-request_outcome outcome_of(std::error_code ec) noexcept;
+request_outcome outcome_of(error_code ec) noexcept;
 
 /// One command name's latency: from the request's write to its last reply.
 struct command_metrics {
@@ -54,12 +57,12 @@ struct connection_metrics {
   std::vector<std::pair<std::string, std::uint64_t>> server_errors;
   std::uint64_t bytes_written = 0;
   std::uint64_t bytes_read = 0;
-  std::uint64_t connects = 0;       ///< handshakes completed (the first one and every reconnect)
-  std::uint64_t disconnects = 0;    ///< sessions that ended (lost, dropped, replaced)
-  std::uint64_t pushes = 0;         ///< push messages received (pub/sub, invalidations)
-  std::uint64_t queued = 0;         ///< gauge: requests waiting to be written
-  std::uint64_t in_flight = 0;      ///< gauge: requests written and not answered
-  bool connected = false;           ///< gauge: a session is up (handshake done)
+  std::uint64_t connects = 0;     ///< handshakes completed (the first one and every reconnect)
+  std::uint64_t disconnects = 0;  ///< sessions that ended (lost, dropped, replaced)
+  std::uint64_t pushes = 0;       ///< push messages received (pub/sub, invalidations)
+  std::uint64_t queued = 0;       ///< gauge: requests waiting to be written
+  std::uint64_t in_flight = 0;    ///< gauge: requests written and not answered
+  bool connected = false;         ///< gauge: a session is up (handshake done)
   /// Every replied request's latency, and the same by command name.
   histogram latency;
   std::vector<command_metrics> by_command;
@@ -73,6 +76,24 @@ struct connection_metrics {
   void merge(const connection_metrics& other);
 };
 
+/// One connection's (or one node's, or a pool's) metrics, with where it goes.
+struct node_metrics {
+  std::string node;  ///< "host:port" ("unix:/path"), as logs name it
+  /// What it is for: "shared" (a client's multiplexed connection), "pool" (the dedicated
+  /// connections of a pooled client, summed), "primary"/"replica" (a cluster node).
+  std::string role;
+  connection_metrics metrics;
+};
+
+/// What a client (client::metrics()) did: its shared connection and its pool.
+struct client_metrics {
+  connection_metrics shared;
+  /// Pool connections open now, lent now, and callers waiting for one.
+  std::uint64_t pool_open = 0, pool_leased = 0, pool_waiting = 0;
+  /// Every pooled connection summed, those closed since included.
+  connection_metrics pool;
+};
+
 /// What an observer is told about one request.
 struct request_event {
   std::string_view command;  ///< as command_metrics::command
@@ -80,8 +101,8 @@ struct request_event {
   std::size_t commands = 0;  ///< commands in the request
   /// Set for request_finished only.
   request_outcome outcome = request_outcome::replied;
-  std::error_code error;                  ///< the completion's error (none when replied)
-  std::chrono::nanoseconds duration{0};   ///< from start to completion
+  error_code error;                      ///< the completion's error (none when replied)
+  std::chrono::nanoseconds duration{0};  ///< from start to completion
 };
 
 /// Told of every request on a connection (connection_config::observer), on the connection's

@@ -4,6 +4,7 @@
 #include <redcoro/client/commands.hpp>
 #include <redcoro/client/config.hpp>
 #include <redcoro/client/connection.hpp>
+#include <redcoro/client/metrics.hpp>
 #include <redcoro/client/url.hpp>
 #include <redcoro/cluster/topology.hpp>
 #include <redcoro/proto/request.hpp>
@@ -70,6 +71,15 @@ struct cluster_stats {
   std::size_t retries = 0;    ///< sent again after TRYAGAIN, CLUSTERDOWN or no connection
   std::size_t refreshes = 0;  ///< topology reads that succeeded
   std::size_t split = 0;      ///< requests sent as several parts (several nodes or slots)
+};
+
+/// What a cluster client did (cluster_client::metrics()).
+struct cluster_metrics {
+  /// One entry per node it has a connection to ("primary" or "replica").
+  std::vector<node_metrics> nodes;
+  cluster_stats counters;
+  /// Slots with an owner in the current topology (16384 when the cluster is whole).
+  std::uint64_t slots_covered = 0;
 };
 
 class cluster_client;
@@ -247,6 +257,8 @@ class cluster_client {
   /// dedicated connection or a WATCH on the node that owns the keys.)
   std::optional<node_address> primary_for(const proto::request& req);
   const cluster_stats& stats() const noexcept;
+  /// Every node connection's metrics, the counters, the slot coverage (on its executor).
+  cluster_metrics metrics() const;
   /// True once the topology has been read.
   bool has_topology() const noexcept;
   /// Completes once the topology has been read (at once when it has), with error::timeout

@@ -55,15 +55,6 @@ struct node_health {
   std::string error;  ///< why it is not reachable
 };
 
-/// One connection's (or one node's) metrics in a deployment_metrics.
-struct node_metrics {
-  std::string node;  ///< "host:port" ("unix:/path"), as logs name it
-  /// What the connection is for: "shared" (the multiplexed connection), "pool" (the
-  /// dedicated connections of a pooled client, summed), "primary"/"replica" (a cluster node).
-  std::string role;
-  connection_metrics metrics;
-};
-
 /// What a handle's engine did (handle::metrics()): a snapshot, read on the handle's executor.
 struct deployment_metrics {
   deployment kind = deployment::single;

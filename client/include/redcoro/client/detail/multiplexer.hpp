@@ -31,6 +31,12 @@ inline clock::time_point deadline_for(std::chrono::milliseconds timeout,
   if (timeout.count() < 0) timeout = fallback;
   return timeout.count() > 0 ? clock::now() + timeout : clock::time_point::max();
 }
+/// The same from a time the caller read already.
+inline clock::time_point deadline_for(clock::time_point now, std::chrono::milliseconds timeout,
+                                      std::chrono::milliseconds fallback) {
+  if (timeout.count() < 0) timeout = fallback;
+  return timeout.count() > 0 ? now + timeout : clock::time_point::max();
+}
 
 /// One request on its way through a connection: queued, written, then completed exactly
 /// once through `complete`. The connection's async operation derives from it and holds the
@@ -46,6 +52,8 @@ struct exec_entry {
   proto::any_adapter adapter;
   complete_fn complete = nullptr;
   clock::time_point deadline = clock::time_point::max();
+  /// When the connection started it, if it is timed (metrics or an observer); else zero.
+  clock::time_point started_at{};
   std::size_t replies_seen = 0;
   std::size_t bytes_read = 0;
   state st = state::idle;
@@ -175,6 +183,11 @@ class multiplexer {
   /// "subscribe", ...) go to the push sink too.
   void set_resp2_pushes(bool on) noexcept { resp2_pushes_ = on; }
 
+  /// The request whose reply is being read (or comes next): nullptr when none is, or its
+  /// caller gave up.
+  const exec_entry* answering() const noexcept {
+    return slots_.empty() ? nullptr : slots_.front().entry;
+  }
   /// Requests waiting to be written, and slots in the FIFO (detached ones included).
   mux_stats stats() const noexcept { return {waiting_, slots_.size()}; }
   bool idle() const noexcept { return waiting_ == 0 && slots_.empty(); }
