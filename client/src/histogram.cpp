@@ -8,28 +8,12 @@ namespace redcoro {
 
 namespace {
 
-// Buckets: values below 2^(sub_bits + 1) = 256 have one each (index = value). Above, a value
-// v with highest bit e (e >= 8) falls in sub-bucket (v >> (e - sub_bits)) in [128, 256) of its
-// power of two, and index = (e - sub_bits) * 128 + (v >> (e - sub_bits)): the powers follow
-// one another with no gap, and 2^8 = 256 lands on index 256 (1 * 128 + 128).
-constexpr unsigned sub_bits = 7;
-constexpr std::uint64_t sub_count = std::uint64_t{1} << sub_bits;  // 128 per power of two
-constexpr std::uint64_t linear_limit = sub_count * 2;              // 256: exact below
-constexpr unsigned top_bit = 43;  // highest bit of histogram::highest_trackable
-constexpr std::size_t bucket_count = (top_bit - sub_bits) * sub_count + (linear_limit - 1) + 1;
-
 // record_corrected adds its synthetic samples one by one up to this many, by bucket above.
 constexpr std::uint64_t loop_limit = 64;
 
 }  // namespace
 
 histogram::histogram() : counts_(bucket_count, 0) {}
-
-std::size_t histogram::index_of(std::uint64_t v) noexcept {
-  if (v < linear_limit) return static_cast<std::size_t>(v);
-  const unsigned shift = static_cast<unsigned>(std::bit_width(v)) - 1 - sub_bits;
-  return static_cast<std::size_t>(shift * sub_count + (v >> shift));
-}
 
 std::uint64_t histogram::lowest_in(std::size_t index) noexcept {
   if (index < linear_limit) return index;
@@ -42,15 +26,6 @@ std::uint64_t histogram::highest_in(std::size_t index) noexcept {
   if (index < linear_limit) return index;
   const std::uint64_t shift = index / sub_count - 1;
   return lowest_in(index) + (std::uint64_t{1} << shift) - 1;
-}
-
-void histogram::record(std::uint64_t ns) noexcept {
-  ns = std::clamp<std::uint64_t>(ns, 1, highest_trackable);
-  ++counts_[index_of(ns)];
-  if (count_ == 0 || ns < min_) min_ = ns;
-  if (ns > max_) max_ = ns;
-  ++count_;
-  sum_ += static_cast<double>(ns);
 }
 
 void histogram::record_corrected(std::uint64_t ns, std::uint64_t expected_interval_ns) noexcept {
@@ -83,7 +58,7 @@ void histogram::add_sequence(std::uint64_t first, std::uint64_t step, std::uint6
     const std::uint64_t j_hi = (hi - first) / step;
     if (j_hi >= j_lo) counts_[i] += j_hi - j_lo + 1;
   }
-  if (count_ == 0 || first < min_) min_ = first;
+  if (first < min_) min_ = first;
   if (last > max_) max_ = last;
   count_ += n;
   const double dn = static_cast<double>(n);
@@ -94,7 +69,7 @@ void histogram::merge(const histogram& other) noexcept {
   if (other.count_ == 0) return;
   for (std::size_t i = 0; i < counts_.size(); ++i)
     counts_[i] += other.counts_[i];
-  if (count_ == 0 || other.min_ < min_) min_ = other.min_;
+  if (other.min_ < min_) min_ = other.min_;
   max_ = std::max(max_, other.max_);
   count_ += other.count_;
   sum_ += other.sum_;
@@ -102,7 +77,8 @@ void histogram::merge(const histogram& other) noexcept {
 
 void histogram::reset() noexcept {
   std::fill(counts_.begin(), counts_.end(), 0);
-  count_ = min_ = max_ = 0;
+  count_ = max_ = 0;
+  min_ = no_min;
   sum_ = 0;
 }
 
@@ -121,9 +97,19 @@ std::uint64_t histogram::rank_for(double p, std::uint64_t n) noexcept {
   return std::clamp<std::uint64_t>(static_cast<std::uint64_t>(rank), 1, n);
 }
 
+std::uint64_t histogram::count_at_or_below(std::uint64_t ns) const noexcept {
+  if (count_ == 0 || ns < min_) return 0;
+  if (ns >= max_) return count_;
+  std::uint64_t n = 0;
+  // A bucket's reported value grows with its index: stop at the first one above `ns`.
+  for (std::size_t i = 0; i < counts_.size() && std::clamp(highest_in(i), min_, max_) <= ns; ++i)
+    n += counts_[i];
+  return n;
+}
+
 std::uint64_t histogram::percentile(double p) const noexcept {
   if (count_ == 0) return 0;
-  if (!(p > 0)) return min_;
+  if (!(p > 0)) return min();
   if (p >= 100) return max_;
   const std::uint64_t rank = rank_for(p, count_);
   std::uint64_t seen = 0;

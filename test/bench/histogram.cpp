@@ -299,3 +299,39 @@ TEST_CASE("histogram: the percentile curve") {
     CHECK(curve[1] == std::pair<double, std::uint64_t>(100.0, 123));
   }
 }
+
+TEST_CASE("histogram: counts at or below a bound, as a Prometheus bucket") {
+  histogram h;
+  std::vector<std::uint64_t> samples;
+  std::mt19937_64 random(11);
+  for (int i = 0; i < 20000; ++i) {
+    const std::uint64_t v = 1 + random() % 50'000'000;  // up to 50 ms
+    samples.push_back(v);
+    h.record(v);
+  }
+  double sum = 0;
+  for (auto v : samples)
+    sum += static_cast<double>(v);
+  CHECK(h.sum() == sum);
+  CHECK(h.count_at_or_below(0) == 0);
+  CHECK(h.count_at_or_below(h.max()) == h.count());
+  std::uint64_t previous = 0;
+  for (std::uint64_t bound = 50'000; bound <= 100'000'000; bound *= 2) {
+    INFO("bound " << bound);
+    const auto n = h.count_at_or_below(bound);
+    CHECK(n >= previous);  // cumulative
+    previous = n;
+    // Exact for the samples, but for those within the bound's bucket (reported at the
+    // bucket's top, at most 1/128 above themselves): between the exact counts at
+    // bound * (1 - 1/128) and at bound.
+    const auto exact_at = [&](double b) {
+      return static_cast<std::uint64_t>(std::count_if(samples.begin(), samples.end(), [&](auto v) {
+        return static_cast<double>(v) <= b;
+      }));
+    };
+    CHECK(n <= exact_at(static_cast<double>(bound)));
+    CHECK(n >= exact_at(static_cast<double>(bound) * (1 - 1.0 / 128) - 1));
+    // The same count the percentiles imply: the value at rank n is within the bound.
+    if (n > 0) CHECK(h.percentile(100.0 * static_cast<double>(n) / h.count()) <= bound);
+  }
+}
