@@ -323,7 +323,7 @@ class exporter::impl : public std::enable_shared_from_this<impl> {
                                                         std::pair<error_code, health_report> r) {
             auto& slot = round->results[i];
             if (e) {
-              slot.error = make_error_code(std::errc::io_error);
+              slot.error = boost::system::errc::make_error_code(boost::system::errc::io_error);
             } else {
               slot.error = r.first;
               slot.report = std::move(r.second);
@@ -339,7 +339,7 @@ class exporter::impl : public std::enable_shared_from_this<impl> {
     auto results = round->results;
     for (std::size_t i = 0; i < results.size(); ++i)
       if (!round->answered[i]) {
-        results[i].error = make_error_code(std::errc::timed_out);
+        results[i].error = boost::system::errc::make_error_code(boost::system::errc::timed_out);
         results[i].report.reason = "no answer";
       }
     co_return results;

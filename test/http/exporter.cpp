@@ -3,7 +3,9 @@
 // malformed, oversized, slow or unwanted answered with their 4xx (or closed) while the
 // exporter keeps serving.
 #include "support/client_helpers.hpp"
+#include "support/cluster_helpers.hpp"
 #include "support/prometheus_server.hpp"
+#include "support/redis_cluster.hpp"
 #include "support/redis_server.hpp"
 #include <redcoro/cache/cache.hpp>
 #include <redcoro/client/commands.hpp>
@@ -142,13 +144,13 @@ std::pair<int, std::string> promtool_check(const std::string& body) {
   return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, output};
 }
 
-// Runs `body` with a handle on `port` and an exporter serving it (as "main"), at most
+// Runs `body` with a handle made from `cfg` and an exporter serving it (as "main"), at most
 // `limit`; closes both afterwards, also when the body failed.
-void with_exporter(std::uint16_t port, http::exporter_options options,
+void with_exporter(handle_config cfg, http::exporter_options options,
                    const std::function<asio::awaitable<void>(handle&, http::exporter&)>& body,
                    std::chrono::seconds limit = 90s) {
   asio::io_context ioc;
-  handle h(ioc, local_config(port));
+  handle h(ioc, std::move(cfg));
   http::exporter web(ioc.get_executor(), options);
   web.add("main", h);
   run_bounded(
@@ -188,30 +190,33 @@ asio::awaitable<void> traffic(handle& h, cache::cache& c) {
 
 TEST_CASE("GET /metrics over HTTP passes promtool check metrics", "[http][live]") {
   redis_server server;
-  with_exporter(server.port(), {}, [&](handle& h, http::exporter& web) -> asio::awaitable<void> {
-    cache::cache c(h, {.prefix = "http:", .record_latency = true});
-    web.add("sessions", c);
-    co_await traffic(h, c);
-    const auto port = web.local_endpoint().port();
-    auto reply = co_await http_request(port, "/metrics");
-    INFO(reply.error.message());
-    REQUIRE(reply.status == 200);
-    CHECK(reply.content_type == "text/plain; version=0.0.4; charset=utf-8");
-    CHECK(reply.body.find("redcoro_requests_total{handle=\"main\"") != std::string::npos);
-    CHECK(reply.body.find("redcoro_cache_misses_total{cache=\"sessions\"} 1") != std::string::npos);
+  with_exporter(
+      local_config(server.port()), {},
+      [&](handle& h, http::exporter& web) -> asio::awaitable<void> {
+        cache::cache c(h, {.prefix = "http:", .record_latency = true});
+        web.add("sessions", c);
+        co_await traffic(h, c);
+        const auto port = web.local_endpoint().port();
+        auto reply = co_await http_request(port, "/metrics");
+        INFO(reply.error.message());
+        REQUIRE(reply.status == 200);
+        CHECK(reply.content_type == "text/plain; version=0.0.4; charset=utf-8");
+        CHECK(reply.body.find("redcoro_requests_total{handle=\"main\"") != std::string::npos);
+        CHECK(reply.body.find("redcoro_cache_misses_total{cache=\"sessions\"} 1") !=
+              std::string::npos);
 
-    if (!prometheus_server::on_path("promtool")) {
-      WARN(
-          "promtool not found (Debian package prometheus; scripts/install-deps.sh installs "
-          "it): the format check is skipped");
-      co_return;
-    }
-    const auto [code, problems] = promtool_check(reply.body);
-    INFO(reply.body);
-    INFO("promtool: " << problems);
-    CHECK(code == 0);
-    CHECK(problems.empty());
-  });
+        if (!prometheus_server::on_path("promtool")) {
+          WARN(
+              "promtool not found (Debian package prometheus; scripts/install-deps.sh installs "
+              "it): the format check is skipped");
+          co_return;
+        }
+        const auto [code, problems] = promtool_check(reply.body);
+        INFO(reply.body);
+        INFO("promtool: " << problems);
+        CHECK(code == 0);
+        CHECK(problems.empty());
+      });
 }
 
 TEST_CASE("a real Prometheus scrapes the exporter and answers a query", "[http][live]") {
@@ -223,7 +228,7 @@ TEST_CASE("a real Prometheus scrapes the exporter and answers a query", "[http][
   }
   redis_server server;
   with_exporter(
-      server.port(), {},
+      local_config(server.port()), {},
       [&](handle& h, http::exporter& web) -> asio::awaitable<void> {
         for (int i = 0; i < 5; ++i)
           co_await h.async_exec(cmd::set("http:p", "1"), asio::use_awaitable);
@@ -257,174 +262,223 @@ TEST_CASE("GET /health turns 503 while the server is paused and 200 after", "[ht
   redis_server server;
   http::exporter_options options;
   options.health_timeout = 500ms;
-  with_exporter(server.port(), options, [&](handle&, http::exporter& web) -> asio::awaitable<void> {
-    const auto port = web.local_endpoint().port();
-    // Bounded waits: each /health answers within about health_timeout.
-    const auto wait_for = [&](int status) -> asio::awaitable<http_reply> {
-      http_reply r;
-      for (int i = 0; i < 40; ++i) {
-        r = co_await http_request(port, "/health");
-        if (r.status == status) break;
-        co_await sleep_for(250ms);
-      }
-      co_return r;
-    };
-    auto up = co_await wait_for(200);
-    REQUIRE(up.status == 200);
-    CHECK(up.content_type == "application/json");
-    CHECK(up.body.starts_with(R"({"healthy":true,"handles":[{"name":"main")"));
-    CHECK(up.body.find(R"("round_trip_us":)") != std::string::npos);
+  with_exporter(local_config(server.port()), options,
+                [&](handle&, http::exporter& web) -> asio::awaitable<void> {
+                  const auto port = web.local_endpoint().port();
+                  // Bounded waits: each /health answers within about health_timeout.
+                  const auto wait_for = [&](int status) -> asio::awaitable<http_reply> {
+                    http_reply r;
+                    for (int i = 0; i < 40; ++i) {
+                      r = co_await http_request(port, "/health");
+                      if (r.status == status) break;
+                      co_await sleep_for(250ms);
+                    }
+                    co_return r;
+                  };
+                  auto up = co_await wait_for(200);
+                  REQUIRE(up.status == 200);
+                  CHECK(up.content_type == "application/json");
+                  CHECK(up.body.starts_with(R"({"healthy":true,"handles":[{"name":"main")"));
+                  CHECK(up.body.find(R"("round_trip_us":)") != std::string::npos);
 
-    server.pause();
-    auto down = co_await wait_for(503);
-    server.resume();
-    INFO(down.body);
-    REQUIRE(down.status == 503);
-    CHECK(down.body.starts_with(R"({"healthy":false,)"));
-    CHECK(down.body.find(R"("name":"main")") != std::string::npos);
+                  server.pause();
+                  auto down = co_await wait_for(503);
+                  server.resume();
+                  INFO(down.body);
+                  REQUIRE(down.status == 503);
+                  CHECK(down.body.starts_with(R"({"healthy":false,)"));
+                  CHECK(down.body.find(R"("name":"main")") != std::string::npos);
 
-    auto again = co_await wait_for(200);
-    INFO(again.body);
-    CHECK(again.status == 200);
-  });
+                  auto again = co_await wait_for(200);
+                  INFO(again.body);
+                  CHECK(again.status == 200);
+                });
 }
 
 TEST_CASE("bad requests get their 4xx and the exporter keeps serving", "[http][live]") {
   redis_server server;
   http::exporter_options options;
   options.read_timeout = 500ms;
-  with_exporter(server.port(), options, [&](handle&, http::exporter& web) -> asio::awaitable<void> {
-    const auto port = web.local_endpoint().port();
-    const auto still_serving = [&]() -> asio::awaitable<void> {
-      auto ok = co_await http_request(port, "/metrics");
-      CHECK(ok.status == 200);
-    };
-    struct expectation {
-      std::string what;
-      std::string request;
-      std::string status_line;
-    };
-    std::vector<expectation> cases;
-    cases.push_back({"malformed request line", "NOT AN HTTP REQUEST\r\n\r\n", "HTTP/1.1 400"});
-    cases.push_back(
-        {"malformed header field", "GET /metrics HTTP/1.1\r\nHo st: x\r\n\r\n", "HTTP/1.1 400"});
-    cases.push_back(
-        {"oversized header",
-         "GET /metrics HTTP/1.1\r\nHost: x\r\nX-Big: " + std::string(20000, 'a') + "\r\n\r\n",
-         "HTTP/1.1 431"});
-    cases.push_back({"oversized body",
-                     "GET /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n" +
-                         std::string(1000, 'b'),
-                     "HTTP/1.1 413"});
-    cases.push_back({"unknown path", "GET /admin HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
-                     "HTTP/1.1 404"});
-    cases.push_back({"wrong method",
-                     "POST /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: "
-                     "close\r\n\r\n",
-                     "HTTP/1.1 405"});
-    cases.push_back({"wrong method on /health",
-                     "DELETE /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
-                     "HTTP/1.1 405"});
-    for (const auto& c : cases) {
-      INFO(c.what);
-      auto reply = co_await raw_exchange(port, c.request);
-      INFO(reply.data);
-      CHECK(reply.data.starts_with(c.status_line));
-      CHECK(closed_by_peer(reply.end));
-      co_await still_serving();
-    }
+  with_exporter(
+      local_config(server.port()), options,
+      [&](handle&, http::exporter& web) -> asio::awaitable<void> {
+        const auto port = web.local_endpoint().port();
+        const auto still_serving = [&]() -> asio::awaitable<void> {
+          auto ok = co_await http_request(port, "/metrics");
+          CHECK(ok.status == 200);
+        };
+        struct expectation {
+          std::string what;
+          std::string request;
+          std::string status_line;
+        };
+        std::vector<expectation> cases;
+        cases.push_back({"malformed request line", "NOT AN HTTP REQUEST\r\n\r\n", "HTTP/1.1 400"});
+        cases.push_back({"malformed header field", "GET /metrics HTTP/1.1\r\nHo st: x\r\n\r\n",
+                         "HTTP/1.1 400"});
+        cases.push_back(
+            {"oversized header",
+             "GET /metrics HTTP/1.1\r\nHost: x\r\nX-Big: " + std::string(20000, 'a') + "\r\n\r\n",
+             "HTTP/1.1 431"});
+        cases.push_back({"oversized body",
+                         "GET /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n" +
+                             std::string(1000, 'b'),
+                         "HTTP/1.1 413"});
+        cases.push_back({"unknown path",
+                         "GET /admin HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+                         "HTTP/1.1 404"});
+        cases.push_back({"wrong method",
+                         "POST /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: "
+                         "close\r\n\r\n",
+                         "HTTP/1.1 405"});
+        cases.push_back({"wrong method on /health",
+                         "DELETE /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+                         "HTTP/1.1 405"});
+        for (const auto& c : cases) {
+          INFO(c.what);
+          auto reply = co_await raw_exchange(port, c.request);
+          INFO(reply.data);
+          CHECK(reply.data.starts_with(c.status_line));
+          CHECK(closed_by_peer(reply.end));
+          co_await still_serving();
+        }
 
-    // Half a request, then nothing: closed after read_timeout, without an answer.
-    auto stalled = co_await raw_exchange(port, "GET /metrics HTTP/1.1\r\nHost: x\r\n");
-    CHECK(stalled.data.empty());
-    INFO(stalled.end.message());
-    CHECK(closed_by_peer(stalled.end));
-    co_await still_serving();
+        // Half a request, then nothing: closed after read_timeout, without an answer.
+        auto stalled = co_await raw_exchange(port, "GET /metrics HTTP/1.1\r\nHost: x\r\n");
+        CHECK(stalled.data.empty());
+        INFO(stalled.end.message());
+        CHECK(closed_by_peer(stalled.end));
+        co_await still_serving();
 
-    // Nothing at all: also closed after read_timeout.
-    auto silent = co_await raw_exchange(port, "");
-    CHECK(silent.data.empty());
-    CHECK(closed_by_peer(silent.end));
-    co_await still_serving();
-  });
+        // Nothing at all: also closed after read_timeout.
+        auto silent = co_await raw_exchange(port, "");
+        CHECK(silent.data.empty());
+        CHECK(closed_by_peer(silent.end));
+        co_await still_serving();
+      });
 }
 
 TEST_CASE("connections beyond max_connections are closed and keep-alive works", "[http][live]") {
   redis_server server;
   http::exporter_options options;
   options.max_connections = 2;
-  with_exporter(server.port(), options, [&](handle&, http::exporter& web) -> asio::awaitable<void> {
-    const auto port = web.local_endpoint().port();
-    const tcp::endpoint to(asio::ip::address_v4::loopback(), port);
-    auto ex = co_await asio::this_coro::executor;
-    // Two keep-alive connections, each answered twice: both sessions are up.
-    std::vector<std::unique_ptr<beast::tcp_stream>> held;
-    for (int i = 0; i < 2; ++i) {
-      auto s = std::make_unique<beast::tcp_stream>(ex);
-      s->expires_after(10s);
-      co_await s->async_connect(to, asio::use_awaitable);
-      beast::flat_buffer buffer;
-      for (int round = 0; round < 2; ++round) {
-        bhttp::request<bhttp::empty_body> req(bhttp::verb::get, "/health", 11);
-        req.set(bhttp::field::host, "127.0.0.1");
-        co_await bhttp::async_write(*s, req, asio::use_awaitable);
-        bhttp::response<bhttp::string_body> res;
-        co_await bhttp::async_read(*s, buffer, res, asio::use_awaitable);
-        CHECK(res.result_int() == 200);
-        CHECK(res.keep_alive());
-      }
-      held.push_back(std::move(s));
-    }
-    // A third is closed without an answer.
-    auto third = co_await raw_exchange(port, "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
-    CHECK(third.data.empty());
-    CHECK(closed_by_peer(third.end));
+  with_exporter(local_config(server.port()), options,
+                [&](handle&, http::exporter& web) -> asio::awaitable<void> {
+                  const auto port = web.local_endpoint().port();
+                  const tcp::endpoint to(asio::ip::address_v4::loopback(), port);
+                  auto ex = co_await asio::this_coro::executor;
+                  // Two keep-alive connections, each answered twice: both sessions are up.
+                  std::vector<std::unique_ptr<beast::tcp_stream>> held;
+                  for (int i = 0; i < 2; ++i) {
+                    auto s = std::make_unique<beast::tcp_stream>(ex);
+                    s->expires_after(10s);
+                    co_await s->async_connect(to, asio::use_awaitable);
+                    beast::flat_buffer buffer;
+                    for (int round = 0; round < 2; ++round) {
+                      bhttp::request<bhttp::empty_body> req(bhttp::verb::get, "/health", 11);
+                      req.set(bhttp::field::host, "127.0.0.1");
+                      co_await bhttp::async_write(*s, req, asio::use_awaitable);
+                      bhttp::response<bhttp::string_body> res;
+                      co_await bhttp::async_read(*s, buffer, res, asio::use_awaitable);
+                      CHECK(res.result_int() == 200);
+                      CHECK(res.keep_alive());
+                    }
+                    held.push_back(std::move(s));
+                  }
+                  // A third is closed without an answer.
+                  auto third =
+                      co_await raw_exchange(port, "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
+                  CHECK(third.data.empty());
+                  CHECK(closed_by_peer(third.end));
 
-    // One goes: a new connection is served again (once the exporter has seen it go).
-    held.front()->close();
-    held.erase(held.begin());
-    int status = 0;
-    for (int i = 0; i < 40 && status != 200; ++i) {
-      auto r = co_await http_request(port, "/metrics");
-      status = r.status;
-      if (status != 200) co_await sleep_for(100ms);
-    }
-    CHECK(status == 200);
-    held.clear();
-  });
+                  // One goes: a new connection is served again (once the exporter has seen it go).
+                  held.front()->close();
+                  held.erase(held.begin());
+                  int status = 0;
+                  for (int i = 0; i < 40 && status != 200; ++i) {
+                    auto r = co_await http_request(port, "/metrics");
+                    status = r.status;
+                    if (status != 200) co_await sleep_for(100ms);
+                  }
+                  CHECK(status == 200);
+                  held.clear();
+                });
 }
 
 TEST_CASE("after close() the exporter accepts nothing", "[http][live]") {
   redis_server server;
-  with_exporter(server.port(), {}, [&](handle&, http::exporter& web) -> asio::awaitable<void> {
-    const auto port = web.local_endpoint().port();
-    auto before = co_await http_request(port, "/metrics");
-    CHECK(before.status == 200);
-    web.close();
-    // close() takes effect on the exporter's strand: bounded wait for the refusal.
-    http_reply after;
-    for (int i = 0; i < 50; ++i) {
-      after = co_await http_request(port, "/metrics");
-      if (after.error == asio::error::connection_refused) break;
-      co_await sleep_for(50ms);
-    }
-    CHECK(after.status == 0);
-    CHECK(after.error == asio::error::connection_refused);
-  });
+  with_exporter(local_config(server.port()), {},
+                [&](handle&, http::exporter& web) -> asio::awaitable<void> {
+                  const auto port = web.local_endpoint().port();
+                  auto before = co_await http_request(port, "/metrics");
+                  CHECK(before.status == 200);
+                  web.close();
+                  // close() takes effect on the exporter's strand: bounded wait for the refusal.
+                  http_reply after;
+                  for (int i = 0; i < 50; ++i) {
+                    after = co_await http_request(port, "/metrics");
+                    if (after.error == asio::error::connection_refused) break;
+                    co_await sleep_for(50ms);
+                  }
+                  CHECK(after.status == 0);
+                  CHECK(after.error == asio::error::connection_refused);
+                });
 }
 
 TEST_CASE("sources can be removed and replaced by name", "[http][live]") {
   redis_server server;
-  with_exporter(server.port(), {}, [&](handle& h, http::exporter& web) -> asio::awaitable<void> {
-    const auto port = web.local_endpoint().port();
-    web.add("second", h);
-    auto both = co_await http_request(port, "/metrics");
-    CHECK(both.body.find("redcoro_handle_info{handle=\"second\",") != std::string::npos);
-    web.remove("second");
-    auto one = co_await http_request(port, "/metrics");
-    CHECK(one.body.find("handle=\"second\"") == std::string::npos);
-    CHECK(one.body.find("redcoro_handle_info{handle=\"main\",") != std::string::npos);
-    auto health = co_await http_request(port, "/health");
-    CHECK(health.body.find("\"name\":\"second\"") == std::string::npos);
-  });
+  with_exporter(
+      local_config(server.port()), {},
+      [&](handle& h, http::exporter& web) -> asio::awaitable<void> {
+        const auto port = web.local_endpoint().port();
+        web.add("second", h);
+        auto both = co_await http_request(port, "/metrics");
+        CHECK(both.body.find("redcoro_handle_info{handle=\"second\",") != std::string::npos);
+        web.remove("second");
+        auto one = co_await http_request(port, "/metrics");
+        CHECK(one.body.find("handle=\"second\"") == std::string::npos);
+        CHECK(one.body.find("redcoro_handle_info{handle=\"main\",") != std::string::npos);
+        auto health = co_await http_request(port, "/health");
+        CHECK(health.body.find("\"name\":\"second\"") == std::string::npos);
+      });
+}
+
+TEST_CASE("a cluster's metrics pass promtool and its health lists the nodes", "[http][live]") {
+  redis_cluster cluster(3, 0);
+  with_exporter(
+      config_for(cluster), {},
+      [&](handle& h, http::exporter& web) -> asio::awaitable<void> {
+        // Keys on every primary, so that every node has commands to show.
+        for (int i = 0; i < 30; ++i)
+          co_await h.async_exec(cmd::set("http:c" + std::to_string(i), "1"), asio::use_awaitable);
+        const auto port = web.local_endpoint().port();
+        auto metrics = co_await http_request(port, "/metrics");
+        REQUIRE(metrics.status == 200);
+        CHECK(metrics.body.find(R"(redcoro_handle_info{handle="main",kind="cluster"} 1)") !=
+              std::string::npos);
+        CHECK(metrics.body.find(R"(redcoro_cluster_slots_covered{handle="main"} 16384)") !=
+              std::string::npos);
+        for (auto p : cluster.ports()) {
+          INFO("node " << p);
+          CHECK(metrics.body.find("redcoro_requests_total{handle=\"main\",node=\"127.0.0.1:" +
+                                  std::to_string(p) + "\"") != std::string::npos);
+        }
+        if (prometheus_server::on_path("promtool")) {
+          const auto [code, problems] = promtool_check(metrics.body);
+          INFO(metrics.body);
+          INFO("promtool: " << problems);
+          CHECK(code == 0);
+          CHECK(problems.empty());
+        } else {
+          WARN("promtool not found: the format check is skipped");
+        }
+
+        auto health = co_await http_request(port, "/health");
+        INFO(health.body);
+        CHECK(health.status == 200);
+        CHECK(health.body.find(R"("kind":"cluster","healthy":true)") != std::string::npos);
+        CHECK(health.body.find(R"("cluster_state":"ok","all_slots_covered":true,"nodes":[)") !=
+              std::string::npos);
+      },
+      120s);
 }

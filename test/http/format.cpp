@@ -315,7 +315,7 @@ TEST_CASE("cumulative buckets are monotone and end at the count", "[http][format
   }
 }
 
-TEST_CASE("count_at_or_below on edges: empty, below the min, at the max", "[http][format]") {
+TEST_CASE("count_at_or_below on edges: empty and below the min and at the max", "[http][format]") {
   histogram empty;
   CHECK(count_at_or_below(empty, 1'000'000) == 0);
   // Below 256 ns every value has a bucket of its own: exact.
@@ -391,7 +391,7 @@ TEST_CASE("the health JSON names each handle and says why one is not healthy", "
   n.error = "timeout";
   handles[1].report.nodes = {n};
   handles[2].name = "gone";
-  handles[2].error = std::make_error_code(std::errc::operation_canceled);
+  handles[2].error = boost::system::errc::make_error_code(boost::system::errc::operation_canceled);
 
   const auto json = to_health_json(handles);
   CHECK(json.starts_with(R"({"healthy":false,"handles":[)"));

@@ -13,7 +13,6 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
-#include <system_error>
 #include <vector>
 
 namespace redcoro::http {
@@ -41,7 +40,7 @@ struct cache_snapshot {
 /// One registered handle's answer to handle::async_health (or the error it completed with).
 struct handle_health {
   std::string name;
-  std::error_code error;
+  error_code error;
   health_report report;
   /// Healthy: no error and the report says so.
   bool healthy() const noexcept { return !error && report.healthy; }
