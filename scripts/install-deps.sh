@@ -19,6 +19,8 @@ packages=(
   libfaketime
   # servers and tools for the tests, the demo and the benchmarks
   redis-server redis-tools redis-sentinel openssl procps
+  # the exporter's tests: promtool checks /metrics, a real Prometheus scrapes it
+  prometheus
 )
 
 missing=()
@@ -42,4 +44,5 @@ $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 
 # The packaged redis-server starts a system instance on port 6379; redcoro never uses it
 # (tests and benchmarks start their own servers on free ports), so leave it as the system
-# has it.
+# has it. Debian's prometheus package does the same with a system Prometheus on port 9090 where
+# systemd runs; the tests start their own on a free port.

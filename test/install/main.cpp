@@ -8,6 +8,8 @@
 #include <redcoro/client/script.hpp>
 #include <redcoro/cluster/cluster_client.hpp>
 #include <redcoro/cluster/cluster_subscriber.hpp>
+#include <redcoro/http/exporter.hpp>
+#include <redcoro/http/format.hpp>
 #include <redcoro/proto/parser.hpp>
 #include <redcoro/proto/request.hpp>
 #include <redcoro/pubsub/subscriber.hpp>
@@ -63,6 +65,11 @@ int main() {
   // The recipes library links: its error category.
   if (redcoro::recipes::make_error_code(redcoro::recipes::error::lock_not_held).message().empty())
     return 1;
+  // The exporter links (Beast inside it): it listens on a port of its own, then closes.
+  redcoro::http::exporter web(ioc.get_executor());
+  if (web.local_endpoint().port() == 0) return 1;
+  web.close();
+  if (!redcoro::http::to_health_json({}).starts_with("{\"healthy\":true")) return 1;
 
   // A connection run to its end, against a peer that closes at once, with a coroutine on the
   // program's side. The error the library reports must be the program's asio::error::eof: a

@@ -28,6 +28,8 @@
 #include <redcoro/connect/handle.hpp>
 #include <redcoro/connect/registry.hpp>
 #include <redcoro/connect/subscriber.hpp>
+#include <redcoro/http/exporter.hpp>
+#include <redcoro/http/format.hpp>
 #include <redcoro/proto/adapter.hpp>
 #include <redcoro/proto/command_info.hpp>
 #include <redcoro/proto/command_table.hpp>

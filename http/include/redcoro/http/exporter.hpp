@@ -1,0 +1,98 @@
+#pragma once
+
+// redcoro::http::exporter: an HTTP endpoint a service attaches next to its Redis handles, with
+// GET /metrics (Prometheus text format 0.0.4) and GET /health (JSON; 200 or 503). Built on
+// Boost.Beast, which stays in the library's source: this header includes Asio's executor and
+// endpoint types only. See http/README.md.
+
+#include <redcoro/cache/cache.hpp>
+#include <redcoro/connect/handle.hpp>
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/ip/address_v4.hpp>
+#include <boost/asio/ip/tcp.hpp>
+
+#include <chrono>
+#include <cstddef>
+#include <memory>
+#include <string>
+#include <string_view>
+
+namespace redcoro::http {
+
+namespace asio = boost::asio;
+
+/// Where the exporter listens, and the bounds it keeps to.
+struct exporter_options {
+  /// The address and port to listen on; port 0 picks a free one (exporter::local_endpoint()
+  /// tells which). Loopback by default: a scraper on another host needs the address given.
+  asio::ip::tcp::endpoint endpoint{asio::ip::address_v4::loopback(), 0};
+  /// How long each handle's health check may take (handle::async_health's bound). The checks
+  /// of a /health request run concurrently, so the request takes about this long at most.
+  std::chrono::milliseconds health_timeout{1000};
+  /// How long a client may take to send one request (and how long an idle keep-alive
+  /// connection stays open); the connection is closed after it.
+  std::chrono::milliseconds read_timeout{10000};
+  /// How long the write of one response may take.
+  std::chrono::milliseconds write_timeout{10000};
+  /// The request line and header fields together, in bytes: larger gets 431 and the
+  /// connection is closed. This also bounds how many header fields a request can have.
+  std::size_t header_limit = 8 * 1024;
+  /// A request body, in bytes (the exporter reads none): larger gets 413.
+  std::size_t body_limit = 4 * 1024;
+  /// HTTP connections served at once; a connection accepted beyond it is closed at once.
+  std::size_t max_connections = 32;
+};
+
+/// Serves the metrics and the health of registered handles and caches over HTTP.
+///
+/// \code
+///   redcoro::http::exporter web(ioc.get_executor(), {.endpoint = {asio::ip::tcp::v4(), 9121}});
+///   web.add("sessions", redis);        // a redcoro::handle
+///   web.add("profiles", profile_cache);  // a redcoro::cache::cache
+/// \endcode
+///
+/// The exporter listens from construction (it throws std::system_error when the endpoint cannot
+/// be bound) and serves on its executor, through a strand of its own, so a multi-threaded
+/// io_context is fine. Everything it does is asynchronous: a scrape reads each handle's
+/// snapshot on the handle's executor, and a health check is a request like any other, so it
+/// never blocks the Redis I/O. add(), remove() and close() may be called from any thread: they
+/// take effect on the exporter's strand (at once when called from it).
+///
+/// Sources are held by value: a handle or a cache is a cheap copy sharing its engine, so the
+/// exporter never points at a destroyed object, and it keeps the engine alive until the source
+/// is removed or the exporter closed. Close a handle (handle::close()) to stop its engine
+/// regardless of copies; the exporter then reports it unhealthy.
+class exporter {
+ public:
+  using executor_type = asio::any_io_executor;
+
+  /// Binds and listens on options.endpoint, and starts accepting.
+  explicit exporter(executor_type ex, exporter_options options = {});
+  /// close().
+  ~exporter();
+  exporter(const exporter&) = delete;
+  exporter& operator=(const exporter&) = delete;
+
+  executor_type get_executor() const noexcept;
+  /// The endpoint listened on (with the port picked when options.endpoint's was 0).
+  asio::ip::tcp::endpoint local_endpoint() const;
+
+  /// Registers a handle (a copy of it) under `name`: the `handle` label of its metrics and its
+  /// entry in /health. A name already registered as a handle is replaced.
+  void add(std::string name, handle redis);
+  /// Registers a cache (a copy: copies share their counters) under `name`, the `cache` label.
+  void add(std::string name, cache::cache c);
+  /// Removes the handle and the cache registered under `name` (if any).
+  void remove(std::string name);
+
+  /// Stops accepting, closes every HTTP connection (a request being answered is dropped) and
+  /// lets go of the sources. The destructor does it too.
+  void close();
+
+ private:
+  class impl;
+  std::shared_ptr<impl> impl_;
+};
+
+}  // namespace redcoro::http
