@@ -110,10 +110,10 @@ class writer {
       le.clear();
       append_bound(le, bound);
       const auto ns = static_cast<std::uint64_t>(std::llround(bound * ns_per_second));
-      sample("_bucket", l.with("le", le), count_at_or_below(h, ns));
+      sample("_bucket", l.with("le", le), h.count_at_or_below(ns));
     }
     sample("_bucket", l.with("le", "+Inf"), h.count());
-    sample("_sum", l, h.mean() * static_cast<double>(h.count()) / ns_per_second);
+    sample("_sum", l, h.sum() / ns_per_second);
     sample("_count", l, h.count());
   }
 
@@ -393,28 +393,6 @@ std::uint64_t micros(std::chrono::microseconds d) {
 }
 
 }  // namespace
-
-std::uint64_t count_at_or_below(const histogram& h, std::uint64_t ns) noexcept {
-  const std::uint64_t n = h.count();
-  if (n == 0 || h.min() > ns) return 0;
-  if (h.max() <= ns) return n;
-  // The histogram has no public bucket walk: binary search the largest rank r whose value
-  // (the percentile that names rank r) is <= ns. Rank 1 is min() <= ns, rank n is max() > ns.
-  // About log2(n) percentile() calls, each a walk of the buckets up to that value.
-  const auto value_at = [&](std::uint64_t rank) {
-    return h.percentile(100.0 * static_cast<double>(rank) / static_cast<double>(n));
-  };
-  std::uint64_t lo = 1, hi = n;  // value_at(lo) <= ns < value_at(hi)
-  while (hi - lo > 1) {
-    const std::uint64_t mid = lo + (hi - lo) / 2;
-    if (value_at(mid) <= ns) {
-      lo = mid;
-    } else {
-      hi = mid;
-    }
-  }
-  return lo;
-}
 
 void append_label_value(std::string& out, std::string_view v) {
   for (char c : v) {

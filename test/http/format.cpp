@@ -317,22 +317,22 @@ TEST_CASE("cumulative buckets are monotone and end at the count", "[http][format
 
 TEST_CASE("count_at_or_below on edges: empty and below the min and at the max", "[http][format]") {
   histogram empty;
-  CHECK(count_at_or_below(empty, 1'000'000) == 0);
+  CHECK(empty.count_at_or_below(1'000'000) == 0);
   // Below 256 ns every value has a bucket of its own: exact.
   auto h = samples({10, 20, 20, 30, 200});
-  CHECK(count_at_or_below(h, 9) == 0);
-  CHECK(count_at_or_below(h, 10) == 1);
-  CHECK(count_at_or_below(h, 19) == 1);
-  CHECK(count_at_or_below(h, 20) == 3);
-  CHECK(count_at_or_below(h, 199) == 4);
-  CHECK(count_at_or_below(h, 200) == 5);
-  CHECK(count_at_or_below(h, 1'000'000'000) == 5);
+  CHECK(h.count_at_or_below(9) == 0);
+  CHECK(h.count_at_or_below(10) == 1);
+  CHECK(h.count_at_or_below(19) == 1);
+  CHECK(h.count_at_or_below(20) == 3);
+  CHECK(h.count_at_or_below(199) == 4);
+  CHECK(h.count_at_or_below(200) == 5);
+  CHECK(h.count_at_or_below(1'000'000'000) == 5);
   // Many samples of one value.
   histogram same;
   for (int i = 0; i < 100000; ++i)
     same.record(5'000'000);
-  CHECK(count_at_or_below(same, 4'000'000) == 0);
-  CHECK(count_at_or_below(same, 5'000'000) == 100000);
+  CHECK(same.count_at_or_below(4'000'000) == 0);
+  CHECK(same.count_at_or_below(5'000'000) == 100000);
 }
 
 TEST_CASE("a cache's counters and latencies", "[http][format]") {

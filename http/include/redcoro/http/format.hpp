@@ -46,10 +46,6 @@ struct handle_health {
   bool healthy() const noexcept { return !error && report.healthy; }
 };
 
-/// The samples of `h` at or below `ns` (to within the histogram's bucket resolution, 0.79%):
-/// the cumulative count of a Prometheus bucket. Monotone in `ns`; h.count() from h.max() on.
-std::uint64_t count_at_or_below(const histogram& h, std::uint64_t ns) noexcept;
-
 /// Appends `v` escaped as a label value of the text format: backslash, double quote and
 /// line feed become `\\`, `\"` and `\n`.
 void append_label_value(std::string& out, std::string_view v);
