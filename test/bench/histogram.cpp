@@ -325,9 +325,8 @@ TEST_CASE("histogram: counts at or below a bound, as a Prometheus bucket") {
     // bucket's top, at most 1/128 above themselves): between the exact counts at
     // bound * (1 - 1/128) and at bound.
     const auto exact_at = [&](double b) {
-      return static_cast<std::uint64_t>(std::count_if(samples.begin(), samples.end(), [&](auto v) {
-        return static_cast<double>(v) <= b;
-      }));
+      return static_cast<std::uint64_t>(std::count_if(
+          samples.begin(), samples.end(), [&](auto v) { return static_cast<double>(v) <= b; }));
     };
     CHECK(n <= exact_at(static_cast<double>(bound)));
     CHECK(n >= exact_at(static_cast<double>(bound) * (1 - 1.0 / 128) - 1));
