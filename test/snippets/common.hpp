@@ -17,6 +17,7 @@
 #include <redcoro/client/error.hpp>
 #include <redcoro/client/executes_requests.hpp>
 #include <redcoro/client/lease.hpp>
+#include <redcoro/client/metrics.hpp>
 #include <redcoro/client/script.hpp>
 #include <redcoro/client/sentinel_client.hpp>
 #include <redcoro/client/sentinel_config.hpp>

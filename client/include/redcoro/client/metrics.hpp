@@ -38,7 +38,8 @@ std::string_view outcome_name(request_outcome o) noexcept;
 /// The outcome of a request completed with `ec` (no error: replied).
 request_outcome outcome_of(error_code ec) noexcept;
 
-/// One command name's latency: from the request's write to its last reply.
+/// One command name's latency: from the call (async_exec) to the last reply, the time waiting
+/// to be written included.
 struct command_metrics {
   /// The request's first command, upper case ("GET"); "PIPELINE" for a request of several
   /// commands, "MULTI" for a transaction, "OTHER" for commands redcoro has no entry for.
