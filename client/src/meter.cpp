@@ -52,13 +52,13 @@ void connection_metrics::merge(const connection_metrics& other) {
   requests += other.requests;
   for (std::size_t i = 0; i < request_outcomes; ++i)
     completed[i] += other.completed[i];
-  for (const auto& [code, n] : other.server_errors) {
+  for (const auto& theirs : other.server_errors) {
     auto it = std::find_if(server_errors.begin(), server_errors.end(),
-                           [&](const auto& e) { return e.first == code; });
+                           [&](const auto& e) { return e.first == theirs.first; });
     if (it == server_errors.end())
-      server_errors.emplace_back(code, n);
+      server_errors.push_back(theirs);
     else
-      it->second += n;
+      it->second += theirs.second;
   }
   bytes_written += other.bytes_written;
   bytes_read += other.bytes_read;

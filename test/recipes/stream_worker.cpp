@@ -502,12 +502,14 @@ TEST_CASE(
         asio::co_spawn(
             ex,
             [&]() -> asio::awaitable<void> {
-              for (int i = 0; !stop; ++i) {
-                const fields f{{"n", std::to_string(i)}};
-                auto [ec, r] = co_await h.async_exec(
-                    redcoro::pipeline(cmd::xadd(stream, f),
-                                      command<std::int64_t>("WAIT", "1", "500")),
-                    as_tuple(use_awaitable));
+              int i = 0;
+              while (!stop) {  // set by the test while this waits
+                fields f;
+                f.emplace_back("n", std::to_string(i++));
+                // (Named: no temporaries with destructors inside a co_await, for GCC 12.)
+                auto write = redcoro::pipeline(cmd::xadd(stream, f),
+                                               command<std::int64_t>("WAIT", "1", "500"));
+                auto [ec, r] = co_await h.async_exec(std::move(write), as_tuple(use_awaitable));
                 auto& [id, replicas] = r;
                 if (!ec && id.has_value() && replicas.has_value() && replicas.value() >= 1) {
                   confirmed.insert(id.value());
