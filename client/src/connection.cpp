@@ -1114,7 +1114,7 @@ struct connection_impl final : push_sink {
   clock::time_point next_deadline_ = clock::time_point::max();
   std::uint64_t bytes_read_ = 0;
   meter meter_{cfg.metrics, cfg.observer};
-  std::string node_;  // target() of the current (or last) session, for observers
+  std::string node_;  // target() of the current (or last) session: address()
   clock::time_point last_read_at_{};
   clock::time_point ready_at_{};  // of the current session's handshake
   std::int64_t client_id_ = -1;   // CLIENT ID of the current session; -1: unknown
@@ -1205,6 +1205,10 @@ std::chrono::steady_clock::duration connection::unanswered_for() const noexcept 
   return std::max(std::chrono::steady_clock::duration{},
                   detail::clock::now() - std::max(head->written_at, impl_->last_read_at_));
 }
+const std::string& connection::address() const noexcept {
+  return impl_->node_;
+}
+
 connection_metrics connection::metrics() const {
   connection_metrics m = impl_->meter_.snapshot();
   m.bytes_read = impl_->bytes_read_;

@@ -75,7 +75,6 @@ void connection_metrics::merge(const connection_metrics& other) {
     if (it == by_command.end()) {
       by_command.push_back(c);
     } else {
-      it->requests += c.requests;
       it->latency.merge(c.latency);
     }
   }
@@ -105,12 +104,20 @@ std::string_view meter::label_name(std::size_t label) noexcept {
   return c ? c->name : "OTHER";
 }
 
-void meter::tell_started(const proto::request& r, std::string_view node) {
+namespace {
+
+request_event event_of(const proto::request& r, std::size_t label, std::string_view node) {
   request_event e;
-  e.command = label_name(label_of(r));
+  e.command = meter::label_name(label);
   e.node = node;
   e.commands = r.commands();
-  observer_->request_started(e);
+  return e;
+}
+
+}  // namespace
+
+void meter::tell_started(const proto::request& r, std::string_view node) {
+  observer_->request_started(event_of(r, label_of(r), node));
 }
 
 void meter::finished_otherwise(const proto::request& r, clock::time_point started_at,
@@ -120,10 +127,7 @@ void meter::finished_otherwise(const proto::request& r, clock::time_point starte
   const std::size_t label = label_of(r);
   if (on_ && o == request_outcome::replied) record(label, at - started_at);
   if (observer_) {
-    request_event e;
-    e.command = label_name(label);
-    e.node = node;
-    e.commands = r.commands();
+    request_event e = event_of(r, label, node);
     e.outcome = o;
     e.error = ec;
     e.duration = std::chrono::duration_cast<std::chrono::nanoseconds>(at - started_at);

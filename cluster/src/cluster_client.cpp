@@ -946,8 +946,8 @@ cluster_metrics cluster_client::metrics() const {
   const auto primaries = impl_->topo.primaries();
   for (const auto& [address, entry] : impl_->nodes) {
     const bool primary = std::find(primaries.begin(), primaries.end(), address) != primaries.end();
-    m.nodes.push_back({address.host + ":" + std::to_string(address.port),
-                       primary ? "primary" : "replica", entry->conn->metrics()});
+    m.nodes.push_back(
+        {entry->conn->address(), primary ? "primary" : "replica", entry->conn->metrics()});
   }
   for (std::uint32_t slot = 0; slot < proto::slot_count; ++slot)
     m.slots_covered +=

@@ -576,7 +576,8 @@ connection_metrics deployment_metrics::total() const {
 
 namespace {
 
-void add_client(const client& c, const std::string& node, deployment_metrics& out) {
+void add_client(client& c, deployment_metrics& out) {
+  const std::string node = c.next_layer().address();
   client_metrics m = c.metrics();
   out.pool_open = m.pool_open;
   out.pool_leased = m.pool_leased;
@@ -586,24 +587,17 @@ void add_client(const client& c, const std::string& node, deployment_metrics& ou
     out.nodes.push_back({node, "pool", std::move(m.pool)});
 }
 
-std::string node_of(const connection_config& c) {
-  if (!c.unix_socket.empty() && !c.address_provider) return "unix:" + c.unix_socket;
-  return c.host + ":" + std::to_string(c.port);
-}
-
 }  // namespace
 
 deployment_metrics handle::metrics() const {
   deployment_metrics d;
   d.kind = kind();
   if (auto* c = as_connection()) {
-    d.nodes.push_back({node_of(c->get_config()), "shared", c->metrics()});
+    d.nodes.push_back({c->address(), "shared", c->metrics()});
   } else if (auto* cl = as_client()) {
-    add_client(*cl, node_of(cl->next_layer().get_config()), d);
+    add_client(*cl, d);
   } else if (auto* s = as_sentinel()) {
-    // The primary (or replica) the sentinels name now.
-    const auto at = s->current_address();
-    add_client(s->next_layer(), at ? at->to_string() : std::string("(no address yet)"), d);
+    add_client(s->next_layer(), d);  // where the sentinels' primary (or replica) is
   } else if (auto* k = as_cluster()) {
     cluster_metrics m = k->metrics();
     d.nodes = std::move(m.nodes);

@@ -123,24 +123,19 @@ class exporter::impl : public std::enable_shared_from_this<impl> {
     asio::dispatch(strand_, [self = shared_from_this(), f = std::move(f)]() mutable { f(*self); });
   }
 
-  void set_handle(std::string name, handle h) {
-    if (closed_) return;
-    for (auto& [n, existing] : handles_)
-      if (n == name) {
-        existing = std::move(h);
-        return;
-      }
-    handles_.emplace_back(std::move(name), std::move(h));
-  }
+  void set(std::string name, handle h) { put(handles_, std::move(name), std::move(h)); }
+  void set(std::string name, cache::cache c) { put(caches_, std::move(name), std::move(c)); }
 
-  void set_cache(std::string name, cache::cache c) {
+  // Adds a source, or replaces the one of that name.
+  template <class Source>
+  void put(std::vector<std::pair<std::string, Source>>& sources, std::string name, Source s) {
     if (closed_) return;
-    for (auto& [n, existing] : caches_)
+    for (auto& [n, existing] : sources)
       if (n == name) {
-        existing = std::move(c);
+        existing = std::move(s);
         return;
       }
-    caches_.emplace_back(std::move(name), std::move(c));
+    sources.emplace_back(std::move(name), std::move(s));
   }
 
   void erase(const std::string& name) {
@@ -375,13 +370,13 @@ asio::ip::tcp::endpoint exporter::local_endpoint() const {
 
 void exporter::add(std::string name, handle redis) {
   impl_->on_strand([name = std::move(name), redis = std::move(redis)](impl& i) mutable {
-    i.set_handle(std::move(name), std::move(redis));
+    i.set(std::move(name), std::move(redis));
   });
 }
 
 void exporter::add(std::string name, cache::cache c) {
   impl_->on_strand([name = std::move(name), c = std::move(c)](impl& i) mutable {
-    i.set_cache(std::move(name), std::move(c));
+    i.set(std::move(name), std::move(c));
   });
 }
 

@@ -215,7 +215,7 @@ void handle_families(writer& w, const std::vector<handle_snapshot>& handles) {
               [](const connection_metrics& m) { return std::uint64_t{m.connected ? 1u : 0u}; });
 
   w.family("redcoro_request_duration_seconds", "histogram",
-           "Latency of replied requests, from the write to the last reply.");
+           "Latency of replied requests, from the call to the last reply.");
   for (const auto& r : rows)
     w.histogram_samples(r.base, r.m.latency);
 

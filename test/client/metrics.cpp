@@ -134,7 +134,7 @@ TEST_CASE("meter: outcomes, error codes and latency, counted exactly", "[client]
   REQUIRE(s.latency.count() == 1000);
   const auto* g = find(s, "GET");
   REQUIRE(g != nullptr);
-  CHECK(g->requests == 1000);
+  CHECK(g->requests() == 1000);
   CHECK(g->latency.count() == 1000);
   std::sort(exact.begin(), exact.end());
   for (double p : {50.0, 90.0, 99.0, 99.9}) {
@@ -151,7 +151,7 @@ TEST_CASE("meter: outcomes, error codes and latency, counted exactly", "[client]
   CHECK(sum.requests == 2008);
   CHECK(sum.server_errors_of("WRONGTYPE") == 4);
   CHECK(sum.latency.count() == 2000);
-  CHECK(find(sum, "GET")->requests == 2000);
+  CHECK(find(sum, "GET")->requests() == 2000);
 }
 
 TEST_CASE("meter: with metrics off nothing is counted but an observer is still told",
@@ -257,12 +257,12 @@ TEST_CASE("metrics: a connection's counters after a scripted sequence are exact"
     CHECK(m.disconnects == 1);
     CHECK(m.latency.count() == m.completed_with(request_outcome::replied));
     REQUIRE(find(m, "GET") != nullptr);
-    CHECK(find(m, "GET")->requests == gets);
+    CHECK(find(m, "GET")->requests() == gets);
     REQUIRE(find(m, "PIPELINE") != nullptr);
-    CHECK(find(m, "PIPELINE")->requests == 1);
-    CHECK(find(m, "LPUSH")->requests == 5);
-    CHECK(find(m, "OTHER")->requests == 2);  // NOSUCHCOMMAND
-    CHECK(find(m, "CLIENT")->requests == 1);
+    CHECK(find(m, "PIPELINE")->requests() == 1);
+    CHECK(find(m, "LPUSH")->requests() == 5);
+    CHECK(find(m, "OTHER")->requests() == 2);  // NOSUCHCOMMAND
+    CHECK(find(m, "CLIENT")->requests() == 1);
     CHECK(m.bytes_written > 0);
     CHECK(m.bytes_read > 0);
     CHECK(m.connected);

@@ -106,11 +106,9 @@ deployment_metrics single_server() {
   command_metrics get;
   get.command = "GET";
   get.latency = samples({40'000, 90'000, 200'000});
-  get.requests = 3;
   command_metrics set;
   set.command = "SET";
   set.latency = samples({3'000'000, 30'000'000, 2'000'000'000});
-  set.requests = 3;
   m.by_command = {get, set};
   d.nodes.push_back(n);
   return d;
@@ -216,7 +214,6 @@ TEST_CASE("a cluster's nodes and counters: families once with every sample toget
     command_metrics c;
     c.command = "GET";
     c.latency = samples({90'000, 1'000'000});
-    c.requests = 2;
     n.metrics.by_command = {c};
     d.nodes.push_back(n);
   }

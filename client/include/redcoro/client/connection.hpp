@@ -191,6 +191,9 @@ class connection {
   bool run_ended() const noexcept;
   /// What this connection did so far (connection_config::metrics), with its gauges now.
   connection_metrics metrics() const;
+  /// Where the current (or last) session goes, as logs and metrics name it: "host:port", or
+  /// "unix:/path"; "(no address yet)" before an address provider answered.
+  const std::string& address() const noexcept;
   /// Requests queued or written and not yet answered, counting those whose caller gave up
   /// (their replies are still to be read and dropped).
   std::size_t pending_requests() const noexcept;

@@ -44,8 +44,9 @@ struct command_metrics {
   /// The request's first command, upper case ("GET"); "PIPELINE" for a request of several
   /// commands, "MULTI" for a transaction, "OTHER" for commands redcoro has no entry for.
   std::string command;
-  std::uint64_t requests = 0;  ///< replied requests (the histogram's count)
-  histogram latency;           ///< in nanoseconds
+  histogram latency;  ///< in nanoseconds
+  /// Replied requests: the histogram's count.
+  std::uint64_t requests() const noexcept { return latency.count(); }
 };
 
 /// A snapshot: copied out, safe to keep and to merge (a client sums its connections').

@@ -71,7 +71,6 @@ class meter {
     auto& c = by_label_[label];
     if (!c) [[unlikely]]
       c = make_label(label);
-    ++c->requests;
     c->latency.record(static_cast<std::uint64_t>(
         std::max<std::int64_t>(std::chrono::nanoseconds(took).count(), 0)));
   }
