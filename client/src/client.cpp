@@ -1,9 +1,9 @@
 #include <redcoro/client/client.hpp>
+#include <redcoro/client/detail/log.hpp>
 #include <redcoro/client/executes_requests.hpp>
 #include <redcoro/client/lease.hpp>
 
 #include <boost/asio/steady_timer.hpp>
-#include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <deque>

@@ -1,4 +1,5 @@
 #include <redcoro/client/detail/backoff.hpp>
+#include <redcoro/client/detail/log.hpp>
 #include <redcoro/client/detail/multiplexer.hpp>
 #include <redcoro/client/detail/sentinel_machine.hpp>
 #include <redcoro/client/executes_requests.hpp>
@@ -8,7 +9,6 @@
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
-#include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <chrono>

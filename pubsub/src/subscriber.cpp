@@ -1,3 +1,4 @@
+#include <redcoro/client/detail/log.hpp>
 #include <redcoro/proto/key_slot.hpp>
 #include <redcoro/pubsub/subscriber.hpp>
 
@@ -6,7 +7,6 @@
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
-#include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <charconv>
