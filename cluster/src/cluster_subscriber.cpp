@@ -91,7 +91,8 @@ awaitable<std::pair<error_code, std::optional<node_address>>> cluster_subscriber
       for (const auto& c : list)
         own.insert({at, proto::pubsub_kind::ssubscribe, c});
     ec = {};
-    co_await call(n, proto::pubsub_kind::ssubscribe, list, use_ec(ec));
+    std::string refusal;  // this call's own: others may be refused meanwhile
+    co_await n.sub->async_change(proto::pubsub_kind::ssubscribe, list, &refusal, use_ec(ec));
     if (!ec) {
       if (moving) stats.shard_moves += list.size();
       co_return out{error_code(), at};
@@ -101,7 +102,7 @@ awaitable<std::pair<error_code, std::optional<node_address>>> cluster_subscriber
         own.erase({at, proto::pubsub_kind::ssubscribe, c});
     target.reset();
     if (ec == proto::error::server_error) {
-      const auto r = detail::redirect::parse(n.sub->last_refusal(), at);
+      const auto r = detail::redirect::parse(refusal, at);
       if (!r) co_return out{ec, std::nullopt};  // NOPERM, ...: final
       if (r->what == detail::redirect::kind::moved) {
         target = r->target;
@@ -173,7 +174,7 @@ awaitable<error_code> cluster_subscriber_impl::change(int family, bool adding, n
     co_return error_code(error::not_connected);
   }
   node_sub& n = node(*home);
-  co_await call(n, proto::subscribe_kind(family), list, use_ec(ec));
+  co_await n.sub->async_change(proto::subscribe_kind(family), list, nullptr, use_ec(ec));
   if (ec == proto::error::server_error) {
     const auto& held = family == channels ? n.sub->channels() : n.sub->patterns();
     for (const auto& c : list)
@@ -193,7 +194,7 @@ awaitable<error_code> cluster_subscriber_impl::place_for_user(names group, std::
 awaitable<error_code> cluster_subscriber_impl::call_on(node_sub& n, proto::pubsub_kind k,
                                                        names list) {
   error_code ec;
-  co_await call(n, k, std::move(list), use_ec(ec));
+  co_await n.sub->async_change(k, std::move(list), nullptr, use_ec(ec));
   co_return ec;
 }
 

@@ -86,7 +86,7 @@ awaitable<error_code> cluster_subscriber_impl::resubscribe_on(node_sub& n, int f
   for (const auto& c : list)
     own.insert({n.address, proto::subscribe_kind(family), c});
   error_code ec;
-  co_await call(n, proto::subscribe_kind(family), std::move(list), use_ec(ec));
+  co_await n.sub->async_change(proto::subscribe_kind(family), std::move(list), nullptr, use_ec(ec));
   co_return ec;
 }
 

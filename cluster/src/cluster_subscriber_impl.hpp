@@ -65,39 +65,18 @@ struct cluster_subscriber_impl {
 
   void take(node_sub& n, pubsub_message m);
 
-  // A node subscriber's (un)subscribe call of kind `k` (subscribe ... sunsubscribe).
-  template <class Token>
-  static auto call(node_sub& n, proto::pubsub_kind k, names list, Token&& token) {
-    using kind = proto::pubsub_kind;
-    subscriber& s = *n.sub;
-    switch (k) {
-      case kind::subscribe:
-        return s.async_subscribe(std::move(list), std::forward<Token>(token));
-      case kind::psubscribe:
-        return s.async_psubscribe(std::move(list), std::forward<Token>(token));
-      case kind::ssubscribe:
-        return s.async_ssubscribe(std::move(list), std::forward<Token>(token));
-      case kind::unsubscribe:
-        return s.async_unsubscribe(std::move(list), std::forward<Token>(token));
-      case kind::punsubscribe:
-        return s.async_punsubscribe(std::move(list), std::forward<Token>(token));
-      default:
-        return s.async_sunsubscribe(std::move(list), std::forward<Token>(token));
-    }
-  }
-
   // Unsubscribes `list` on a node, without waiting: it no longer holds them at once, and its
   // confirmations are marked as the subscriber's own.
   void leave(node_sub& n, int family, names list) {
     for (const auto& name : list)
       own.insert({n.address, proto::unsubscribe_kind(family), name});
     // Refused or not sent: no confirmations will come.
-    call(n, proto::unsubscribe_kind(family), list,
-         [this, address = n.address, family, list](error_code ec) {
-           if (ec)
-             for (const auto& name : list)
-               own.erase({address, proto::unsubscribe_kind(family), name});
-         });
+    n.sub->async_change(proto::unsubscribe_kind(family), list, nullptr,
+                        [this, address = n.address, family, list](error_code ec) {
+                          if (ec)
+                            for (const auto& name : list)
+                              own.erase({address, proto::unsubscribe_kind(family), name});
+                        });
   }
 
   // --- where things go --------------------------------------------------------------------

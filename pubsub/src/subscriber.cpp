@@ -173,8 +173,9 @@ void subscriber::on_push_done() {
   if (!queue_.offer(std::move(m))) conn_.reconnect();
 }
 
-void subscriber::change_impl(request_kind k, std::vector<std::string> list,
+void subscriber::change_impl(kind k, std::vector<std::string> list, std::string* refusal,
                              asio::any_completion_handler<void(error_code)> handler) {
+  if (refusal) refusal->clear();
   const bool adding = !proto::is_unsubscribe(k);
   // A bare SUBSCRIBE is an error reply the connection would take for the next request's.
   if (adding && list.empty()) {
@@ -195,7 +196,7 @@ void subscriber::change_impl(request_kind k, std::vector<std::string> list,
       want.erase(n);
   }
   ++changes_;
-  asio::co_spawn(get_executor(), apply_change(k, std::move(list)),
+  asio::co_spawn(get_executor(), apply_change(k, std::move(list), refusal),
                  [this, h = std::move(handler)](std::exception_ptr e, error_code ec) mutable {
                    if (e) ec = asio::error::operation_aborted;
                    // The call's handler first: the subscriber lives until async_run has
@@ -206,8 +207,8 @@ void subscriber::change_impl(request_kind k, std::vector<std::string> list,
                  });
 }
 
-asio::awaitable<error_code> subscriber::apply_change(request_kind k,
-                                                     std::vector<std::string> list) {
+asio::awaitable<error_code> subscriber::apply_change(kind k, std::vector<std::string> list,
+                                                     std::string* refusal) {
   const bool adding = !proto::is_unsubscribe(k);
   family& f = families_[proto::pubsub_family(k)];
   auto& want = f.wanted;
@@ -229,6 +230,7 @@ asio::awaitable<error_code> subscriber::apply_change(request_kind k,
       for (const auto& n : list)
         if (!on.count(n)) want.erase(n);
     log_refusal(proto::pubsub_command_name(k), refused->error().message);
+    if (refusal) *refusal = refused->error().message;
     co_return error_code(proto::error::server_error);
   }
   const auto deadline =
@@ -253,7 +255,6 @@ asio::awaitable<error_code> subscriber::apply_change(request_kind k,
 }
 
 void subscriber::log_refusal(std::string_view command, const std::string& message) {
-  last_refusal_ = message;
   auto log = conn_.get_config().logger ? conn_.get_config().logger : detail::default_logger();
   log->warn("subscriber: {} refused: {}", command, message);
 }

@@ -407,9 +407,10 @@ TEST_CASE("a SUBSCRIBE the server refuses fails with its reply and the connectio
   subscriber sub(ioc, cfg);
   run_bounded(ioc, [&]() -> awaitable<void> {
     admin.async_run(asio::detached);
-    // "reader" may use the channels "ok*" only.
+    // "reader" may use the channels "ok*" only, and not PSUBSCRIBE.
     redcoro::proto::request acl;
-    acl.push("ACL", "SETUSER", "reader", "on", ">pw", "+@all", "~*", "resetchannels", "&ok*");
+    acl.push("ACL", "SETUSER", "reader", "on", ">pw", "+@all", "-psubscribe", "~*", "resetchannels",
+             "&ok*");
     redcoro::proto::generic_response r;
     co_await admin.async_exec(acl, r, use_awaitable);
     REQUIRE(r.at(0).has_value());
@@ -417,10 +418,36 @@ TEST_CASE("a SUBSCRIBE the server refuses fails with its reply and the connectio
 
     redcoro::error_code ec;
     const strings mixed{"ok1", "secret"}, fine{"ok2"};
-    co_await sub.async_subscribe(mixed, asio::redirect_error(use_awaitable, ec));
+    std::string refusal;
+    co_await sub.async_subscribe(mixed, refusal, asio::redirect_error(use_awaitable, ec));
     CHECK(ec == redcoro::proto::error::server_error);
-    CHECK(sub.last_refusal().rfind("NOPERM", 0) == 0);
+    CHECK(refusal.rfind("NOPERM", 0) == 0);
     CHECK(sub.channels().empty());  // neither is held, nor subscribed again on reconnect
+    // Two calls refused at once, for different reasons: each gets its own reply.
+    std::string refusal1, refusal2;
+    redcoro::error_code ec1, ec2;
+    int done = 0;
+    const strings one{"secret1"}, two{"ok*"};
+    sub.async_subscribe(one, refusal1, [&](redcoro::error_code e) {
+      ec1 = e;
+      ++done;
+    });
+    sub.async_psubscribe(two, refusal2, [&](redcoro::error_code e) {
+      ec2 = e;
+      ++done;
+    });
+    asio::steady_timer pause(ioc);
+    for (int i = 0; i < 500 && done < 2; ++i) {
+      pause.expires_after(std::chrono::milliseconds(10));
+      co_await pause.async_wait(use_awaitable);
+    }
+    REQUIRE(done == 2);
+    CHECK(ec1 == redcoro::proto::error::server_error);
+    CHECK(ec2 == redcoro::proto::error::server_error);
+    CHECK(refusal1.find("channel") != std::string::npos);     // "... access one of the channels"
+    CHECK(refusal2.find("psubscribe") != std::string::npos);  // "... run the 'psubscribe' command"
+    CHECK(refusal1 != refusal2);
+    CHECK(sub.patterns().empty());
     // The connection is still in order: the next subscription, a command, and a message.
     co_await sub.async_subscribe(fine, use_awaitable);
     CHECK(sub.channels() == std::set<std::string, std::less<>>{"ok2"});

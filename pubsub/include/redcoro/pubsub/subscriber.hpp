@@ -68,32 +68,64 @@ class subscriber : private detail::push_sink {
   /// SUBSCRIBE; completes when the server has confirmed every channel (or with the error
   /// that stopped it: timeout after connection_config::request_timeout, closed, ...). An empty list
   /// completes with invalid_argument and sends nothing. When the server refuses the command
-  /// (NOPERM...) it completes with proto::error::server_error (the reply: last_refusal()),
-  /// and the subscriber does not hold those channels.
+  /// (NOPERM...) it completes with proto::error::server_error, and the subscriber does not
+  /// hold those channels; the forms with `refusal` store the server's reply there ("NOPERM
+  /// ...", or for shard channels "MOVED ..." or "CROSSSLOT ..."), each call in its own string.
   template <class Token>
   auto async_subscribe(std::vector<std::string> channels, Token&& token) {
-    return change(request_kind::subscribe, std::move(channels), std::forward<Token>(token));
+    return async_change(kind::subscribe, std::move(channels), nullptr, std::forward<Token>(token));
+  }
+  template <class Token>
+  auto async_subscribe(std::vector<std::string> channels, std::string& refusal, Token&& token) {
+    return async_change(kind::subscribe, std::move(channels), &refusal, std::forward<Token>(token));
   }
   template <class Token>
   auto async_psubscribe(std::vector<std::string> patterns, Token&& token) {
-    return change(request_kind::psubscribe, std::move(patterns), std::forward<Token>(token));
+    return async_change(kind::psubscribe, std::move(patterns), nullptr, std::forward<Token>(token));
+  }
+  template <class Token>
+  auto async_psubscribe(std::vector<std::string> patterns, std::string& refusal, Token&& token) {
+    return async_change(kind::psubscribe, std::move(patterns), &refusal,
+                        std::forward<Token>(token));
   }
   template <class Token>
   auto async_ssubscribe(std::vector<std::string> channels, Token&& token) {
-    return change(request_kind::ssubscribe, std::move(channels), std::forward<Token>(token));
+    return async_change(kind::ssubscribe, std::move(channels), nullptr, std::forward<Token>(token));
+  }
+  template <class Token>
+  auto async_ssubscribe(std::vector<std::string> channels, std::string& refusal, Token&& token) {
+    return async_change(kind::ssubscribe, std::move(channels), &refusal,
+                        std::forward<Token>(token));
   }
   /// UNSUBSCRIBE of these channels, or of all of them when empty; completes when confirmed.
   template <class Token>
   auto async_unsubscribe(std::vector<std::string> channels, Token&& token) {
-    return change(request_kind::unsubscribe, std::move(channels), std::forward<Token>(token));
+    return async_change(kind::unsubscribe, std::move(channels), nullptr,
+                        std::forward<Token>(token));
   }
   template <class Token>
   auto async_punsubscribe(std::vector<std::string> patterns, Token&& token) {
-    return change(request_kind::punsubscribe, std::move(patterns), std::forward<Token>(token));
+    return async_change(kind::punsubscribe, std::move(patterns), nullptr,
+                        std::forward<Token>(token));
   }
   template <class Token>
   auto async_sunsubscribe(std::vector<std::string> channels, Token&& token) {
-    return change(request_kind::sunsubscribe, std::move(channels), std::forward<Token>(token));
+    return async_change(kind::sunsubscribe, std::move(channels), nullptr,
+                        std::forward<Token>(token));
+  }
+
+  /// Any of the six above by its kind (proto::pubsub_kind::subscribe ... sunsubscribe): for
+  /// code that forwards a kind. `refusal`: null, or where the server's reply goes when it
+  /// refuses the call (left empty otherwise); it must outlive the call.
+  template <class Token>
+  auto async_change(proto::pubsub_kind k, std::vector<std::string> names, std::string* refusal,
+                    Token&& token) {
+    return asio::async_initiate<Token, void(error_code)>(
+        [this, k, refusal](auto handler, std::vector<std::string> n) {
+          change_impl(k, std::move(n), refusal,
+                      asio::any_completion_handler<void(error_code)>(std::move(handler)));
+        },
+        token, std::move(names));
   }
 
   /// The next message or confirmation, in the order the server sent them. One receive at a
@@ -137,33 +169,20 @@ class subscriber : private detail::push_sink {
   std::uint64_t overflow_disconnects() const noexcept { return queue_.overflow_disconnects(); }
   /// Messages waiting for async_receive.
   std::size_t buffered() const noexcept { return queue_.size(); }
-  /// The error reply of the last (un)subscribe call the server refused (their calls complete
-  /// with proto::error::server_error): "NOPERM ...", or for shard channels "MOVED ..." and
-  /// "CROSSSLOT ...". Empty when none was.
-  const std::string& last_refusal() const noexcept { return last_refusal_; }
 
  private:
-  using request_kind = proto::pubsub_kind;  // subscribe ... sunsubscribe
-
-  template <class Token>
-  auto change(request_kind k, std::vector<std::string> names, Token&& token) {
-    return asio::async_initiate<Token, void(error_code)>(
-        [this, k](auto handler, std::vector<std::string> n) {
-          change_impl(k, std::move(n),
-                      asio::any_completion_handler<void(error_code)>(std::move(handler)));
-        },
-        token, std::move(names));
-  }
+  using kind = proto::pubsub_kind;
 
   void run_impl(asio::any_completion_handler<void(error_code)> handler);
-  void change_impl(request_kind k, std::vector<std::string> names,
+  void change_impl(kind k, std::vector<std::string> names, std::string* refusal,
                    asio::any_completion_handler<void(error_code)> handler);
   // push_sink: the connection's reader hands every push frame to the subscriber, which
   // decodes pub/sub frames straight into a pubsub_message (one copy out of the read buffer).
   void on_push_node(const proto::node& n) override;
   void on_push_done() override;
   bool paused() const noexcept override { return queue_.paused(); }
-  asio::awaitable<error_code> apply_change(request_kind k, std::vector<std::string> names);
+  asio::awaitable<error_code> apply_change(kind k, std::vector<std::string> names,
+                                           std::string* refusal);
   void log_refusal(std::string_view command, const std::string& message);
   void on_confirmation(pubsub_message& m);
   void resubscribe(proto::request& handshake);
@@ -186,7 +205,6 @@ class subscriber : private detail::push_sink {
   std::optional<asio::any_completion_handler<void(error_code)>> run_handler_;
   error_code run_result_;
   std::size_t changes_ = 0;
-  std::string last_refusal_;
   bool closed_ = false, connected_before_ = false, run_started_ = false;
   // The push frame being decoded.
   pubsub_message incoming_;
