@@ -2,6 +2,7 @@
 
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/cancellation_signal.hpp>
+#include <boost/asio/cancellation_state.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/redirect_error.hpp>
@@ -14,6 +15,32 @@
 namespace redcoro::detail {
 
 namespace asio = boost::asio;
+
+namespace {
+
+// Waits until `left` is 0, woken by `done`. Cancelling the caller does not cut the wait
+// short: the tasks would outlive it, still using what they were given. The cancellation goes
+// on to the tasks' `signals` (when they have them), once, and the wait goes on.
+asio::awaitable<void> wait_all(asio::steady_timer& done, const std::size_t& left,
+                               std::vector<asio::cancellation_signal>* signals) {
+  const bool throws = co_await asio::this_coro::throw_if_cancelled();
+  co_await asio::this_coro::throw_if_cancelled(false);
+  bool passed_on = false;
+  while (left > 0) {
+    boost::system::error_code ignored;
+    co_await done.async_wait(asio::redirect_error(asio::use_awaitable, ignored));
+    const asio::cancellation_state cs = co_await asio::this_coro::cancellation_state;
+    if (!passed_on && cs.cancelled() != asio::cancellation_type::none) {
+      passed_on = true;
+      if (signals)
+        for (auto& s : *signals)
+          s.emit(asio::cancellation_type::terminal);
+    }
+  }
+  co_await asio::this_coro::throw_if_cancelled(throws);
+}
+
+}  // namespace
 
 void spawn_to_handler(const asio::any_io_executor& ex,
                       asio::awaitable<boost::system::error_code> body,
@@ -56,8 +83,7 @@ boost::asio::awaitable<void> first_of(std::vector<asio::awaitable<void>> tasks) 
     asio::co_spawn(
         ex, std::move(tasks[i]),
         asio::bind_cancellation_slot(st->signals[i].slot(), [st, i](std::exception_ptr e) {
-          // Only the first one's: the others were
-          // cancelled, and may throw for it.
+          // Only the first one's: the others were cancelled, and may throw for it.
           if (!std::exchange(st->one_done, true)) {
             st->error = e;
             for (std::size_t j = 0; j < st->signals.size(); ++j)
@@ -66,10 +92,7 @@ boost::asio::awaitable<void> first_of(std::vector<asio::awaitable<void>> tasks) 
           if (--st->running == 0) st->all_done.cancel();
         }));
   }
-  while (st->running > 0) {
-    boost::system::error_code ignored;
-    co_await st->all_done.async_wait(asio::redirect_error(asio::use_awaitable, ignored));
-  }
+  co_await wait_all(st->all_done, st->running, &st->signals);
   if (st->error) std::rethrow_exception(st->error);
 }
 
@@ -91,10 +114,7 @@ asio::awaitable<boost::system::error_code> gather(
       if (ec && !s->first) s->first = ec;
       if (--s->left == 0) s->done.cancel();
     });
-  if (s->left != 0) {
-    boost::system::error_code ignored;
-    co_await s->done.async_wait(asio::redirect_error(asio::use_awaitable, ignored));
-  }
+  co_await wait_all(s->done, s->left, nullptr);
   co_return s->first;
 }
 

@@ -30,12 +30,13 @@ void start_run_once(const boost::asio::any_io_executor& ex, bool& started,
 /// returned (or thrown) and the others, cancelled then (terminal cancellation), have returned
 /// too; rethrows the first exception. What `a || b || c` of Asio's awaitable operators does
 /// for awaitable<void>, compiled once (client/src/spawn.cpp) instead of in every file that
-/// runs loops side by side. The caller's own cancellation is not passed on: the tasks are
-/// ended by cancelling what they wait for.
+/// runs loops side by side. Cancelling the caller cancels the tasks (terminal), and it still
+/// returns only once they all have: none outlives it.
 boost::asio::awaitable<void> first_of(std::vector<boost::asio::awaitable<void>> tasks);
 
 /// Runs every task at once on `ex`; completes when all have, with the first error among
-/// them (operation_aborted for one that threw).
+/// them (operation_aborted for one that threw). Cancelling the caller does not cut the wait
+/// short (the tasks have no cancellation of their own to pass it to).
 boost::asio::awaitable<boost::system::error_code> gather(
     const boost::asio::any_io_executor& ex,
     std::vector<boost::asio::awaitable<boost::system::error_code>> tasks);
