@@ -9,8 +9,11 @@
 
 #include <spdlog/logger.h>
 
+// g++ only: the template's parameter type is spelled with std::conditional, which clang
+// mangles differently from the g++ that built Debian's libfmt, so a clang program would not
+// find the symbol (clang compiles the engine in each file instead, as before).
 #if defined(FMT_VERSION) && FMT_VERSION >= 90000 && FMT_VERSION < 100000 && \
-    !defined(FMT_HEADER_ONLY)
+    !defined(FMT_HEADER_ONLY) && defined(__GNUC__) && !defined(__clang__)
 FMT_BEGIN_NAMESPACE
 namespace detail {
 extern template FMT_API void vformat_to<char>(buffer<char>&, string_view,
