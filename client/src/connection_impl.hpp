@@ -281,18 +281,19 @@ struct connection_impl final : push_sink {
   // the others are cancelled.
   std::vector<awaitable<void>> session_loops();
 
+  // The Unix socket, unless an address provider says where to go.
+  bool on_unix_socket() const { return !cfg.unix_socket.empty() && !cfg.address_provider; }
+
   // Where this connection goes: the address it dials (or last dialled).
   std::string target() const {
-    if (!cfg.unix_socket.empty() && !cfg.address_provider) return "unix:" + cfg.unix_socket;
+    if (on_unix_socket()) return "unix:" + cfg.unix_socket;
     if (dial_.host.empty()) return "(no address yet)";
     return dial_.to_string();
   }
 
   // Where this attempt dials, and for how long.
   dial_target dial_plan() const {
-    dial_target to{dial_, {}, cfg.connect_timeout};
-    if (!cfg.unix_socket.empty() && !cfg.address_provider) to.unix_path = cfg.unix_socket;
-    return to;
+    return {dial_, on_unix_socket() ? cfg.unix_socket : std::string(), cfg.connect_timeout};
   }
 
   // Opens the transport: onto the spare dialled while the last connection drained
