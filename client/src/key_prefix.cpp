@@ -1,4 +1,5 @@
 #include <redcoro/client/detail/key_prefix.hpp>
+#include <redcoro/proto/command_info.hpp>
 #include <redcoro/proto/error.hpp>
 
 #include <algorithm>
@@ -42,52 +43,95 @@ void key_prefixer::append_pattern(std::string& arg, std::string_view pattern) co
 
 void key_prefixer::rewrite(std::string_view payload, std::string& out,
                            std::vector<key_reply_at>* replies) const {
+  std::size_t pos = 0;
+  for (std::uint32_t index = 0; pos < payload.size(); ++index) {
+    const std::size_t at = pos;
+    const std::string_view command = proto::request::next_command(payload, pos);
+    if (command.empty()) {  // not ours to judge: send the rest as it is
+      out.append(payload.substr(at));
+      return;
+    }
+    rewrite_parsed(command, index, out, replies);
+  }
+}
+
+void key_prefixer::rewrite(const proto::request& req, std::string& out,
+                           std::vector<key_reply_at>* replies) const {
+  const std::string_view payload = req.payload();
+  for (std::size_t i = 0; i < req.commands(); ++i) {
+    const proto::command_place& place = req.place(i);
+    if (place.size == 0) {  // not ours to judge: send the rest as it is
+      out.append(payload.substr(place.offset));
+      return;
+    }
+    const std::string_view command = payload.substr(place.offset, place.size);
+    const proto::command_table::info* entry = table_.find(place.id);
+    const proto::command_info* known = proto::command_by_id(place.id);
+    // The common case, from the request's record: no key, or one key that is the first
+    // argument, and a reply that names no key.
+    if (!entry || (known && key_reply_of(known->name) != key_reply::none)) {
+      rewrite_parsed(command, static_cast<std::uint32_t>(i), out, replies);
+    } else if (entry->key_is_first_arg() && place.first_arg != 0) {
+      const std::size_t header = place.first_arg - header_size(place.first_arg_size);
+      out.append(payload.substr(place.offset, header - place.offset));
+      append_bulk(out, prefix_, req.first_arg(i));
+      const std::size_t after = place.first_arg + place.first_arg_size + 2;
+      out.append(payload.substr(after, place.offset + place.size - after));
+    } else if (entry->no_keys() || entry->key_is_first_arg()) {
+      out.append(command);
+    } else {
+      rewrite_parsed(command, static_cast<std::uint32_t>(i), out, replies);
+    }
+  }
+}
+
+std::size_t key_prefixer::header_size(std::size_t n) noexcept {
+  std::size_t digits = 1;
+  for (; n >= 10; n /= 10)
+    ++digits;
+  return digits + 3;  // '$', the digits, CR LF
+}
+
+void key_prefixer::append_bulk(std::string& out, std::string_view head, std::string_view tail) {
+  out += '$';
+  out += std::to_string(head.size() + tail.size());
+  out += "\r\n";
+  out += head;
+  out += tail;
+  out += "\r\n";
+}
+
+void key_prefixer::rewrite_parsed(std::string_view command, std::uint32_t index, std::string& out,
+                                  std::vector<key_reply_at>* replies) const {
   // Scratch space kept between calls: after warm-up, a request allocates nothing here.
   auto& argv = scratch_.argv;  // (references, not a structured binding: lambdas capture them)
   auto& keys = scratch_.keys;
   auto& patterns = scratch_.patterns;
   auto& pattern = scratch_.pattern;
-  std::size_t pos = 0;
-  std::uint32_t index = 0;
-  for (; pos < payload.size(); ++index) {
-    argv.clear();
-    const std::string_view command =
-        proto::request::next_command(payload, pos, [&](std::string_view a) { argv.push_back(a); });
-    if (command.empty()) {  // not ours to judge: send the rest as it is
-      out.append(payload.substr(pos));
-      return;
-    }
-    if (replies && !argv.empty()) {
-      if (const key_reply shape = key_reply_of(argv[0]); shape != key_reply::none)
-        replies->push_back({index, shape});
-    }
-    classify(argv, keys, patterns);
-    if (keys.empty() && patterns.empty()) {
-      out.append(command);
-      continue;
-    }
-    // Serialized straight into `out`: keys get the prefix, patterns its escaped form.
-    auto append_bulk = [&](std::string_view head, std::string_view tail) {
-      out += '$';
-      out += std::to_string(head.size() + tail.size());
-      out += "\r\n";
-      out += head;
-      out += tail;
-      out += "\r\n";
-    };
-    out += '*';
-    out += std::to_string(argv.size());
-    out += "\r\n";
-    for (std::size_t i = 0; i < argv.size(); ++i) {
-      if (std::binary_search(keys.begin(), keys.end(), i)) {
-        append_bulk(prefix_, argv[i]);
-      } else if (std::find(patterns.begin(), patterns.end(), i) != patterns.end()) {
-        pattern.clear();
-        append_pattern(pattern, argv[i]);
-        append_bulk(pattern, {});
-      } else {
-        append_bulk(argv[i], {});
-      }
+  argv.clear();
+  proto::request::for_each_arg(command, [&](std::string_view a) { argv.push_back(a); });
+  if (replies && !argv.empty()) {
+    if (const key_reply shape = key_reply_of(argv[0]); shape != key_reply::none)
+      replies->push_back({index, shape});
+  }
+  classify(argv, keys, patterns);
+  if (keys.empty() && patterns.empty()) {
+    out.append(command);
+    return;
+  }
+  // Serialized straight into `out`: keys get the prefix, patterns its escaped form.
+  out += '*';
+  out += std::to_string(argv.size());
+  out += "\r\n";
+  for (std::size_t i = 0; i < argv.size(); ++i) {
+    if (std::binary_search(keys.begin(), keys.end(), i)) {
+      append_bulk(out, prefix_, argv[i]);
+    } else if (std::find(patterns.begin(), patterns.end(), i) != patterns.end()) {
+      pattern.clear();
+      append_pattern(pattern, argv[i]);
+      append_bulk(out, pattern, {});
+    } else {
+      append_bulk(out, argv[i], {});
     }
   }
 }

@@ -103,7 +103,7 @@ std::string_view multiplexer::prepare_write(clock::time_point now) {
     bool key_replies = false;
     if (prefixer_ && !e.priority && !e.wire_keys && prefixer_->loaded()) {
       found_.clear();
-      prefixer_->rewrite(r.payload(), write_buffer_, strip_ ? &found_ : nullptr);
+      prefixer_->rewrite(r, write_buffer_, strip_ ? &found_ : nullptr);
       key_replies = !found_.empty();
     } else {
       write_buffer_.append(r.payload());

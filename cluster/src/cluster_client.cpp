@@ -138,7 +138,7 @@ awaitable<error_code> cluster_impl::routed(cluster_exec& op) {
       op.adapter.replies() < total)
     co_return error_code(error::response_too_short);
   if (error_code ec = co_await wait_ready(deadline, &op)) co_return ec;
-  detail::plan plan = router.make_plan(op.req->payload(), total);
+  detail::plan plan = router.make_plan(*op.req);
   std::deque<job> jobs;  // (each holds a signal, which does not move)
   slow_state state{&jobs};
   op.slow = &state;
@@ -416,7 +416,7 @@ std::vector<node_address> cluster_client::primaries() const {
 std::optional<node_address> cluster_client::primary_for(const proto::request& req) {
   auto& c = *impl_;
   if (!c.ready()) return std::nullopt;
-  const auto r = c.router.single(req.payload());
+  const auto r = c.router.single(req);
   if (!r) return std::nullopt;
   if (r->slot == detail::any_slot) {
     auto all = c.topo.primaries();

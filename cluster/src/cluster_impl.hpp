@@ -224,7 +224,7 @@ struct cluster_impl {
   // The common case: all of it goes to one connected node.
   bool try_fast(cluster_exec& op) {
     if (!ready()) return false;
-    const auto r = router.single(op.req->payload());
+    const auto r = router.single(*op.req);
     if (!r) return false;
     const std::size_t target = pick(r->slot, r->readonly);
     if (target == no_node) return false;

@@ -1,22 +1,14 @@
 #include <redcoro/cluster/detail/router.hpp>
+#include <redcoro/proto/command_info.hpp>
 #include <redcoro/proto/key_slot.hpp>
 
 #include <algorithm>
+#include <array>
 #include <utility>
 
 namespace redcoro::detail {
 
 namespace {
-
-// Commands that must stay with the commands around them on one connection.
-bool opens_transaction(std::string_view name) {
-  return proto::iequals(name, "MULTI") || proto::iequals(name, "WATCH");
-}
-
-bool in_transaction(std::string_view name) {
-  return opens_transaction(name) || proto::iequals(name, "EXEC") ||
-         proto::iequals(name, "DISCARD") || proto::iequals(name, "UNWATCH");
-}
 
 // Multi-key commands split by slot, and how their parts' replies merge.
 std::optional<merge> split_kind(std::string_view name) {
@@ -52,7 +44,32 @@ bool refused(std::string_view name) {
   return proto::iequals(name, "SCAN");
 }
 
+// What the names above make of a command, by its command_id(): every one of them is known to
+// proto::command_id, so a command it does not know (id 0) is none of them.
+enum class by_name : unsigned char { plain, needs_plan, by_subcommand };
+
+by_name by_name_of(std::uint8_t id) {
+  static const auto kinds = [] {
+    std::array<by_name, 256> k{};
+    // Transactions stay with the commands around them on one connection; the fan-outs and
+    // the refused (see above) are planned.
+    for (std::string_view n : {"MULTI", "WATCH", "EXEC", "DISCARD", "UNWATCH", "DBSIZE", "KEYS",
+                               "FLUSHALL", "FLUSHDB", "SCAN"})
+      k[proto::command_id(n)] = by_name::needs_plan;
+    for (std::string_view n : {"SCRIPT", "FUNCTION"})
+      k[proto::command_id(n)] = by_name::by_subcommand;
+    k[0] = by_name::plain;
+    return k;
+  }();
+  return kinds[id];
+}
+
 }  // namespace
+
+void router::parse(std::string_view command) {
+  argv_.clear();
+  proto::request::for_each_arg(command, [&](std::string_view a) { argv_.push_back(a); });
+}
 
 int router::slot_of_key(std::string_view key) {
   if (prefix_.empty()) return proto::key_slot(key);
@@ -75,59 +92,54 @@ int router::slot_of(const std::vector<std::string_view>& argv, const info* entry
   return slot;
 }
 
-std::optional<route> router::single(std::string_view payload) {
+std::optional<route> router::single(const proto::request& req) {
+  if (req.commands() == 0) return std::nullopt;
   route r;
-  bool empty = true;
-  std::size_t pos = 0;
-  while (pos < payload.size()) {
-    argv_.clear();
-    const std::string_view command =
-        proto::request::next_command(payload, pos, [&](std::string_view a) { argv_.push_back(a); });
-    if (command.empty() || argv_.empty()) return std::nullopt;
-    // (A multi-key command whose keys share a slot needs no split.)
-    if (in_transaction(argv_[0]) || fan_out_kind(argv_) || refused(argv_[0])) return std::nullopt;
-    const info* entry = table_->find(argv_);
-    const int slot = slot_of(argv_, entry);
-    if (slot == cross_slot) return std::nullopt;
+  for (std::size_t i = 0; i < req.commands(); ++i) {
+    const proto::command_place& place = req.place(i);
+    const by_name kind = by_name_of(place.id);
+    if (kind == by_name::needs_plan) return std::nullopt;
+    const info* entry = table_->find(place.id);
+    int slot = any_slot;
+    if (kind == by_name::plain && entry && entry->key_is_first_arg()) {
+      if (place.first_arg != 0) slot = slot_of_key(req.first_arg(i));
+    } else if (!(kind == by_name::plain && entry && entry->no_keys())) {
+      // The server's key specifications, read from the arguments. (A multi-key command whose
+      // keys share a slot needs no split.)
+      parse(req.command_bytes(i));
+      if (argv_.empty() || fan_out_kind(argv_)) return std::nullopt;
+      entry = table_->find(argv_);
+      slot = slot_of(argv_, entry);
+      if (slot == cross_slot) return std::nullopt;
+    }
     if (slot != any_slot) {
       if (r.slot != any_slot && r.slot != slot) return std::nullopt;
       r.slot = slot;
     }
     r.readonly = r.readonly && entry && entry->readonly();
-    empty = false;
   }
-  if (empty) return std::nullopt;
   return r;
 }
 
-plan router::make_plan(std::string_view payload, std::size_t count) {
+plan router::make_plan(const proto::request& req) {
+  const std::size_t count = req.commands();
   plan p;
   p.commands.resize(count);
-  // The commands, and whether one of them opens a transaction (its name is its first
-  // argument).
-  std::vector<std::string_view> commands;
+  // Whether one of them opens a transaction, or is not a command at all.
+  static const std::uint8_t multi = proto::command_id("MULTI"), watch = proto::command_id("WATCH");
   bool whole = false;
-  std::size_t pos = 0;
-  while (pos < payload.size() && commands.size() < count) {
-    bool name = true;
-    const std::string_view c = proto::request::next_command(payload, pos, [&](std::string_view a) {
-      if (name && opens_transaction(a)) whole = true;
-      name = false;
-    });
-    if (c.empty()) break;
-    commands.push_back(c);
+  for (std::size_t i = 0; i < count; ++i) {
+    const proto::command_place& place = req.place(i);
+    whole = whole || place.id == multi || place.id == watch || place.size == 0;
   }
-  auto parse = [&](std::string_view bytes) {
-    argv_.clear();
-    proto::request::for_each_arg(bytes, [&](std::string_view a) { argv_.push_back(a); });
-  };
+  const std::string_view payload = req.payload();
 
-  if (whole || commands.size() != count) {
+  if (whole) {
     // One node runs all of it: every key must live in one slot.
     int slot = any_slot;
     bool readonly_all = true;
-    for (std::string_view c : commands) {
-      parse(c);
+    for (std::size_t i = 0; i < count; ++i) {
+      parse(req.command_bytes(i));
       if (argv_.empty()) continue;
       const info* entry = table_->find(argv_);
       const int s = slot_of(argv_, entry);
@@ -150,7 +162,8 @@ plan router::make_plan(std::string_view payload, std::size_t count) {
 
   std::vector<std::string_view> args;
   for (std::size_t i = 0; i < count; ++i) {
-    parse(commands[i]);
+    const std::string_view command = req.command_bytes(i);
+    parse(command);
     if (argv_.empty()) continue;
     if (refused(argv_[0])) {
       p.commands[i].error = std::string(scan_error);
@@ -158,7 +171,7 @@ plan router::make_plan(std::string_view payload, std::size_t count) {
     }
     if (auto how = fan_out_kind(argv_)) {
       part f;
-      f.req.append_serialized(commands[i], 1);
+      f.req.append_serialized(command, 1);
       f.first = i;
       f.every_primary = true;
       p.parts.push_back(std::move(f));
@@ -170,7 +183,7 @@ plan router::make_plan(std::string_view payload, std::size_t count) {
     const int slot = slot_of(argv_, entry);
     if (slot != cross_slot) {
       part one;
-      one.req.append_serialized(commands[i], 1);
+      one.req.append_serialized(command, 1);
       one.first = i;
       one.slot = slot;
       one.readonly = readonly;

@@ -1,3 +1,4 @@
+#include <redcoro/proto/command_info.hpp>
 #include <redcoro/proto/command_table.hpp>
 #include <redcoro/proto/error.hpp>
 
@@ -96,6 +97,15 @@ command_table::info command_table::parse_info(const proto::value& entry) {
       out.specs_.push_back(std::move(s));
     }
   }
+  const bool movable = std::any_of(entry[2].elements.begin(), entry[2].elements.end(),
+                                   [](const proto::value& f) { return f.text == "movablekeys"; });
+  if (out.specs_.size() == 1) {
+    const info::spec& s = out.specs_[0];
+    out.key_is_first_arg_ = !movable && !s.not_key && s.begin_kind == info::spec::begin::index &&
+                            s.index == 1 && s.find_kind == info::spec::find::range &&
+                            s.last_key == 0;
+  }
+  out.no_keys_ = !movable && out.specs_.empty();
   if (entry.size() > 9) {
     for (const proto::value& sub : entry[9].elements) {
       if (sub.size() < 6) continue;
@@ -106,6 +116,7 @@ command_table::info command_table::parse_info(const proto::value& entry) {
                                parse_info(sub));
     }
   }
+  if (!out.subcommands_.empty()) out.key_is_first_arg_ = out.no_keys_ = false;
   return out;
 }
 
@@ -118,7 +129,18 @@ std::error_code command_table::load(const proto::value& reply) {
   }
   if (table.empty()) return proto::error::type_mismatch;
   table_ = std::move(table);
+  index_ids();
   return {};
+}
+
+void command_table::index_ids() noexcept {
+  by_id_.fill(nullptr);
+  for (std::size_t id = 1; id < by_id_.size(); ++id) {
+    const command_info* c = command_by_id(static_cast<std::uint8_t>(id));
+    if (!c) break;
+    const auto it = table_.find(c->name);
+    if (it != table_.end()) by_id_[id] = &it->second;
+  }
 }
 
 const command_table::info* command_table::find(std::span<const std::string_view> argv) const {

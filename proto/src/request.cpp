@@ -48,47 +48,88 @@ void arg_sink::add_double(double v) {
   add_bulk(std::string_view(buf.data(), static_cast<std::size_t>(r.ptr - buf.data())));
 }
 
-void request::begin_command(std::string_view command, std::size_t args) {
-  append_header(payload_, '*', args);
-  arg_sink(&payload_).add_bulk(command);
-  if (const auto kind = pubsub_kind_of_command(command))
-    out_of_band_.push_back(
-        {static_cast<std::uint32_t>(commands_), *kind, static_cast<std::uint32_t>(args - 1)});
-  const std::uint8_t id = proto::command_id(command);
-  ids_.push_back(static_cast<char>(id));
-  if (id != 0) {
-    const command_info& info = *command_by_id(id);
-    pending_block_ = info.blocking != block_arg::none;
-    transaction_ |= info.tx != tx_role::none;
-  }
-  ++commands_;
+command_place& request::new_place() {
+  return commands_++ == 0 ? (first_place_ = command_place{}) : more_places_.emplace_back();
 }
 
-void request::end_blocking_command(std::size_t start) noexcept {
-  pending_block_ = false;
-  if (const auto t = proto::block_time(std::string_view(payload_).substr(start)))
+void request::begin_command(std::string_view command, std::size_t args) {
+  command_place& p = new_place();
+  p.offset = payload_.size();
+  p.id = proto::command_id(command);
+  append_header(payload_, '*', args);
+  arg_sink(&payload_).add_bulk(command);
+  p.first_arg = payload_.size();  // for now, where the name ends: see end_command
+  if (const auto kind = pubsub_kind_of_command(command))
+    out_of_band_.push_back(
+        {static_cast<std::uint32_t>(commands_ - 1), *kind, static_cast<std::uint32_t>(args - 1)});
+}
+
+void request::end_command() noexcept {
+  command_place& p = commands_ == 1 ? first_place_ : more_places_.back();
+  p.size = payload_.size() - p.offset;
+  std::size_t at = p.first_arg, size = 0;
+  if (at < payload_.size() && read_header(payload_, at, '$', size)) {
+    p.first_arg = at;
+    p.first_arg_size = size;
+  } else {
+    p.first_arg = 0;
+  }
+  if (p.id == 0) return;
+  const command_info& info = *command_by_id(p.id);
+  transaction_ |= info.tx != tx_role::none;
+  if (info.blocking == block_arg::none) return;
+  if (const auto t = proto::block_time(std::string_view(payload_).substr(p.offset, p.size)))
     merge_block(t->count());
 }
 
+void request::append(const request& other) {
+  if (&other == this) {
+    const request copy = other;
+    append(copy);
+    return;
+  }
+  const std::size_t shift = payload_.size();
+  for (out_of_band_command c : other.out_of_band_) {
+    c.index += static_cast<std::uint32_t>(commands_);
+    out_of_band_.push_back(c);
+  }
+  payload_ += other.payload_;
+  for (std::size_t i = 0; i < other.commands_; ++i) {
+    command_place& p = new_place();
+    p = other.place(i);
+    p.offset += shift;
+    if (p.first_arg != 0) p.first_arg += shift;
+  }
+  merge_block(other.block_ms_);
+  transaction_ |= other.transaction_;
+}
+
 void request::append_serialized(std::string_view commands, std::size_t count) {
-  const std::size_t start = payload_.size();
   payload_ += commands;
-  commands_ += count;
-  // The commands' names, for what command_id() tells of them.
-  std::size_t pos = start;
+  // Each command's place, and what command_id() tells of it.
+  std::size_t pos = payload_.size() - commands.size();
   for (std::size_t i = 0; i < count; ++i) {
+    command_place& p = new_place();
+    p.offset = pos;
+    std::size_t arg = 0;
     std::string_view name;
-    const auto one = next_command(payload_, pos, [&](std::string_view arg) {
-      if (name.empty()) name = arg;
+    const auto one = next_command(payload_, pos, [&](std::string_view a) {
+      if (arg == 0) name = a;
+      if (arg++ == 1) {
+        p.first_arg = static_cast<std::size_t>(a.data() - payload_.data());
+        p.first_arg_size = a.size();
+      }
     });
-    if (one.empty()) {
-      ids_.append(count - i, '\0');
+    if (one.empty()) {  // not a command: the rest have no place to speak of
+      p = command_place{payload_.size()};
+      for (++i; i < count; ++i)
+        new_place() = command_place{payload_.size()};
       break;
     }
-    const std::uint8_t id = proto::command_id(name);
-    ids_.push_back(static_cast<char>(id));
-    if (id == 0) continue;
-    const command_info& info = *command_by_id(id);
+    p.size = one.size();
+    p.id = proto::command_id(name);
+    if (p.id == 0) continue;
+    const command_info& info = *command_by_id(p.id);
     transaction_ |= info.tx != tx_role::none;
     if (info.blocking != block_arg::none) {
       if (const auto t = proto::block_time(one)) merge_block(t->count());
@@ -111,23 +152,12 @@ std::string_view request::next_command(std::string_view payload, std::size_t& po
   return next_command(payload, pos, [](std::string_view) {});
 }
 
-std::string_view request::command_bytes(std::size_t index) const noexcept {
-  std::size_t pos = 0;
-  std::string_view command;
-  for (std::size_t i = 0; i <= index; ++i) {
-    command = next_command(payload_, pos);
-    if (command.empty()) return {};
-  }
-  return command;
-}
-
 void request::clear() noexcept {
   payload_.clear();
   commands_ = 0;
   out_of_band_.clear();
-  ids_.clear();
+  more_places_.clear();
   block_ms_ = -1;
-  pending_block_ = false;
   transaction_ = false;
 }
 

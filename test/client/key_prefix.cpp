@@ -1,7 +1,9 @@
 #include "support/client_helpers.hpp"
+#include "support/command_table_data.hpp"
 #include "support/redis_server.hpp"
 #include <redcoro/client/commands.hpp>
 #include <redcoro/client/connection.hpp>
+#include <redcoro/client/detail/key_prefix.hpp>
 #include <redcoro/proto/command_table.hpp>
 
 #include <boost/asio/detached.hpp>
@@ -381,4 +383,42 @@ TEST_CASE("key positions from the first, last and step of servers before 7.0",
   const std::vector<std::string_view> ping = {"PING"};
   table.keys(ping, keys);
   CHECK(keys.empty());
+}
+
+TEST_CASE("a request is prefixed from its record as from its arguments", "[client][key_prefix]") {
+  // Every command the server lists (captured: test/data), in shapes with no key, one key,
+  // several and each subcommand's: rewriting the request, which takes a first-argument key
+  // from its record, gives the same bytes and key replies as rewriting its serialized form
+  // argument by argument.
+  redcoro::detail::key_prefixer prefixer("app:");
+  REQUIRE_FALSE(prefixer.load(redcoro::test::captured_command_reply()));
+  std::size_t changed = 0;
+  for (const value& entry : redcoro::test::captured_command_reply().elements) {
+    const std::string name = entry[0].text;
+    std::vector<strings> shapes{
+        {}, {"k1"}, {"k1", "v1"}, {"k1", "k2", "k3"}, {"0", "MATCH", "user:*"}};
+    if (entry.size() > 9)
+      for (const value& sub : entry[9].elements) {
+        const std::string full = sub[0].text;
+        const std::string sub_name = full.substr(full.find('|') + 1);
+        shapes.push_back({sub_name, "k1"});
+        shapes.push_back({sub_name, "k1", "k2"});
+      }
+    redcoro::proto::request req;
+    for (const strings& tail : shapes)
+      req.push_range(name, tail);
+    std::string from_record, from_bytes;
+    std::vector<redcoro::detail::key_reply_at> replies_record, replies_bytes;
+    prefixer.rewrite(req, from_record, &replies_record);
+    prefixer.rewrite(req.payload(), from_bytes, &replies_bytes);
+    INFO(name);
+    CHECK(from_record == from_bytes);
+    REQUIRE(replies_record.size() == replies_bytes.size());
+    for (std::size_t i = 0; i < replies_record.size(); ++i) {
+      CHECK(replies_record[i].command == replies_bytes[i].command);
+      CHECK(replies_record[i].shape == replies_bytes[i].shape);
+    }
+    if (from_record != req.payload()) ++changed;
+  }
+  CHECK(changed > 100);  // most commands name keys
 }

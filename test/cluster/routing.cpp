@@ -1,8 +1,8 @@
 // The sans-I/O parts of the cluster layer: hashing, cluster_topology replies, redirects, and the
-// router's plans (with the command table of a real server).
+// router's plans (with the command table of a real server, captured).
 
 #include "support/client_helpers.hpp"
-#include "support/redis_server.hpp"
+#include "support/command_table_data.hpp"
 #include <redcoro/cluster/detail/router.hpp>
 #include <redcoro/cluster/topology.hpp>
 #include <redcoro/proto/command_table.hpp>
@@ -40,22 +40,16 @@ value shard_node(std::string id, int port, std::string role, std::string health 
               str("replication-offset"), num(offset), str("health"), str(std::move(health))});
 }
 
-// The reply to COMMAND of a real server.
+// The reply to COMMAND of a real server, captured (test/data).
 const proto::command_table& server_table() {
-  static proto::command_table table = [] {
-    test::redis_server server;
-    asio::io_context ioc;
-    connection conn(ioc, test::local_config(server.port()));
-    conn.async_run(asio::detached);
-    proto::command_table t;
-    test::run_bounded(ioc, [&]() -> asio::awaitable<void> {
-      const value reply = co_await test::run(conn, command("COMMAND"));
-      REQUIRE_FALSE(t.load(reply));
-      conn.close();
-    });
-    return t;
-  }();
-  return table;
+  return test::captured_command_table();
+}
+
+// Kept with the commands around it on one connection: planned, though sent whole.
+bool opens_or_closes_transaction(std::string_view name) {
+  for (std::string_view t : {"MULTI", "WATCH", "EXEC", "DISCARD", "UNWATCH"})
+    if (proto::iequals(name, t)) return true;
+  return false;
 }
 
 std::string commands_of(const proto::request& r) {
@@ -200,7 +194,7 @@ TEST_CASE("the router finds one route for single-slot requests") {
   req.push("GET", "{u1}:mail");
   req.push("MGET", "{u1}:a", "{u1}:b");
   req.push("PING");
-  auto route = r.single(req.payload());
+  auto route = r.single(req);
   REQUIRE(route);
   CHECK(route->slot == key_slot("u1"));
   CHECK_FALSE(route->readonly);
@@ -208,34 +202,34 @@ TEST_CASE("the router finds one route for single-slot requests") {
   proto::request reads;
   reads.push("GET", "a");
   reads.push("HGETALL", "a");
-  route = r.single(reads.payload());
+  route = r.single(reads);
   REQUIRE(route);
   CHECK(route->readonly);
 
   proto::request keyless;
   keyless.push("PING");
-  route = r.single(keyless.payload());
+  route = r.single(keyless);
   REQUIRE(route);
   CHECK(route->slot == detail::any_slot);
 
   proto::request two;
   two.push("GET", "foo");
   two.push("GET", "bar");
-  CHECK_FALSE(r.single(two.payload()));
+  CHECK_FALSE(r.single(two));
   proto::request fan;
   fan.push("DBSIZE");
-  CHECK_FALSE(r.single(fan.payload()));
+  CHECK_FALSE(r.single(fan));
   proto::request tx;
   tx.push("MULTI");
   tx.push("INCR", "a");
   tx.push("EXEC");
-  CHECK_FALSE(r.single(tx.payload()));
+  CHECK_FALSE(r.single(tx));
 
   // A key prefix changes the slots.
   detail::router prefixed(server_table(), "app:");
   proto::request one;
   one.push("GET", "foo");
-  CHECK(prefixed.single(one.payload())->slot == key_slot("app:foo"));
+  CHECK(prefixed.single(one)->slot == key_slot("app:foo"));
 }
 
 TEST_CASE("the router splits multi-key commands by slot and refuses what cannot span slots") {
@@ -247,7 +241,7 @@ TEST_CASE("the router splits multi-key commands by slot and refuses what cannot 
   req.push("EVAL", "return 1", "2", "foo", "bar");
   req.push("DBSIZE");
   req.push("GET", "foo");
-  const auto plan = r.make_plan(req.payload(), req.commands());
+  const auto plan = r.make_plan(req);
   REQUIRE(plan.commands.size() == 6);
   CHECK(plan.commands[0].how == detail::merge::first);
   CHECK(plan.commands[1].how == detail::merge::by_key);
@@ -272,7 +266,7 @@ TEST_CASE("the router splits multi-key commands by slot and refuses what cannot 
   tx.push("SET", "foo", "1");
   tx.push("SET", "bar", "1");
   tx.push("EXEC");
-  const auto refused = r.make_plan(tx.payload(), tx.commands());
+  const auto refused = r.make_plan(tx);
   CHECK(refused.parts.empty());
   for (const auto& c : refused.commands)
     CHECK(c.error.starts_with("CROSSSLOT"));
@@ -282,8 +276,57 @@ TEST_CASE("the router splits multi-key commands by slot and refuses what cannot 
   tagged.push("SET", "{t}1", "1");
   tagged.push("SET", "{t}2", "1");
   tagged.push("EXEC");
-  const auto whole = r.make_plan(tagged.payload(), tagged.commands());
+  const auto whole = r.make_plan(tagged);
   REQUIRE(whole.parts.size() == 1);
   CHECK(whole.parts[0].req.commands() == 4);
   CHECK(whole.parts[0].slot == key_slot("t"));
+}
+
+TEST_CASE("the router's reading of a request's record agrees with its reading of the arguments") {
+  // For every command the server lists, in argument shapes with no key, one key and several
+  // keys (and each subcommand's): where single() finds one route, the plan, which reads
+  // every command argument by argument, sends it whole to the same slot.
+  for (const std::string prefix : {"", "app:"}) {
+    detail::router r(server_table(), prefix);
+    std::size_t routed = 0, planned = 0;
+    for (const value& entry : test::captured_command_reply().elements) {
+      std::vector<std::vector<std::string>> shapes;
+      const std::string name = entry[0].text;
+      for (const std::vector<std::string>& tail : std::vector<std::vector<std::string>>{
+               {}, {"k1"}, {"k1", "v1"}, {"k1", "k2", "k3"}, {"{t}a", "1", "{t}b", "2"}})
+        shapes.push_back(tail);
+      if (entry.size() > 9)
+        for (const value& sub : entry[9].elements) {
+          const std::string full = sub[0].text;
+          const std::string sub_name = full.substr(full.find('|') + 1);
+          shapes.push_back({sub_name});
+          shapes.push_back({sub_name, "k1"});
+          shapes.push_back({sub_name, "k1", "k2"});
+        }
+      for (const auto& tail : shapes) {
+        proto::request req;
+        req.push_range(name, tail);
+        INFO(prefix << " | " << commands_of(req));
+        const auto route = r.single(req);
+        const auto plan = r.make_plan(req);
+        REQUIRE(plan.commands.size() == 1);
+        if (!route) {
+          ++planned;
+          // Split, sent to every primary, refused, or a transaction: never one plain part.
+          const bool plain = plan.parts.size() == 1 && !plan.parts[0].every_primary &&
+                             plan.commands[0].how == detail::merge::none &&
+                             plan.commands[0].error.empty() && !opens_or_closes_transaction(name);
+          CHECK_FALSE(plain);
+          continue;
+        }
+        ++routed;
+        REQUIRE(plan.parts.size() == 1);
+        CHECK(plan.commands[0].error.empty());
+        CHECK(plan.parts[0].slot == route->slot);
+        CHECK(plan.parts[0].readonly == route->readonly);
+      }
+    }
+    CHECK(routed > 1000);  // most shapes take the one-route path
+    CHECK(planned > 0);
+  }
 }

@@ -1,8 +1,10 @@
+#include <redcoro/proto/command_info.hpp>
 #include <redcoro/proto/request.hpp>
 
 #include <catch2/catch.hpp>
 
 #include <array>
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <limits>
@@ -173,4 +175,83 @@ TEST_CASE("commands are read back out of a payload, one pass or two", "[request]
   std::size_t at = 0;
   CHECK(request::next_command(payload.substr(0, first.size() - 3), at).empty());
   CHECK(at == 0);
+}
+
+namespace {
+
+// What a place says, checked against the request's own bytes read argument by argument.
+void check_places(const request& req) {
+  const std::string_view payload = req.payload();
+  std::size_t pos = 0;
+  for (std::size_t i = 0; i < req.commands(); ++i) {
+    const std::size_t at = pos;
+    std::vector<std::string_view> args;
+    const auto bytes =
+        request::next_command(payload, pos, [&](std::string_view a) { args.push_back(a); });
+    INFO("command " << i << ": " << bytes);
+    const auto& place = req.place(i);
+    CHECK(place.offset == at);
+    CHECK(req.command_bytes(i) == bytes);
+    CHECK(place.id == redcoro::proto::command_id(args.at(0)));
+    if (args.size() > 1) {
+      CHECK(req.first_arg(i).data() == args[1].data());
+      CHECK(req.first_arg(i).size() == args[1].size());
+    } else {
+      CHECK(place.first_arg == 0);
+      CHECK(req.first_arg(i).empty());
+    }
+  }
+  CHECK(pos == payload.size());
+  CHECK(req.command_bytes(req.commands()).empty());
+}
+
+}  // namespace
+
+TEST_CASE("a request records where each command and its first argument are", "[request]") {
+  request req;
+  req.push("GET", "key:1");
+  check_places(req);  // one command: kept inline
+  req.push("PING");
+  req.push("SET", "", "value", "EX", 60);  // an empty first argument is still one
+  req.push("HSET", "h", std::map<std::string, int>{{"a", 1}, {"b", 2}});
+  req.push("UNKNOWNCMD", std::string(300, 'x'));  // a header of three digits
+  req.push("BLPOP", "list", 5);
+  check_places(req);
+  CHECK(req.place(1).first_arg == 0);
+  CHECK(req.first_arg(2).empty());
+  CHECK(req.place(2).first_arg != 0);
+  CHECK(req.place(4).id == 0);
+  CHECK(req.block_time() == std::chrono::seconds(5));
+
+  SECTION("append shifts the places of the other request") {
+    request both;
+    both.push("ECHO", "x");
+    both.append(req);
+    both.append(both);  // itself: what it held before, once more
+    REQUIRE(both.commands() == 2 * (1 + req.commands()));
+    check_places(both);
+    CHECK(both.first_arg(1) == "key:1");
+    CHECK(both.block_time() == std::chrono::seconds(5));
+  }
+  SECTION("append_serialized reads the places out of the bytes") {
+    request copy;
+    copy.push("ECHO", "x");
+    copy.append_serialized(req.payload(), req.commands());
+    check_places(copy);
+    CHECK(copy.block_time() == std::chrono::seconds(5));
+  }
+  SECTION("bytes that are not a command have an empty place") {
+    request odd;
+    odd.append_serialized("*2\r\n$3\r\nGET\r\n$9\r\nshort", 2);
+    CHECK(odd.commands() == 2);
+    CHECK(odd.command_bytes(0).empty());
+    CHECK(odd.command_bytes(1).empty());
+    CHECK(odd.command_id(0) == 0);
+  }
+  SECTION("clear forgets them") {
+    req.clear();
+    CHECK(req.commands() == 0);
+    req.push("GET", "again");
+    check_places(req);
+  }
 }

@@ -2,7 +2,9 @@
 
 #include <redcoro/proto/value.hpp>
 
+#include <array>
 #include <cstddef>
+#include <cstdint>
 #include <span>
 #include <string>
 #include <string_view>
@@ -45,6 +47,12 @@ class command_table {
               bool not_keys = true) const;
     /// Flagged `readonly` by the server: safe to send to a replica.
     bool readonly() const noexcept { return readonly_; }
+    /// Its only key is its first argument (GET, SET, HSET, XADD...): what reads a request
+    /// takes that key from request::first_arg() without finding the others. False when it
+    /// has subcommands, several key specifications, or ranges of keys.
+    bool key_is_first_arg() const noexcept { return key_is_first_arg_; }
+    /// It names no key and has no subcommands (PING, INFO, DBSIZE...).
+    bool no_keys() const noexcept { return no_keys_; }
 
    private:
     friend class command_table;
@@ -63,8 +71,20 @@ class command_table {
 
     std::vector<spec> specs_;
     bool readonly_ = false;
+    bool key_is_first_arg_ = false;
+    bool no_keys_ = false;
     command_map<info> subcommands_;
   };
+
+  command_table() = default;
+  command_table(const command_table& other) : table_(other.table_) { index_ids(); }
+  command_table& operator=(const command_table& other) {
+    table_ = other.table_;
+    index_ids();
+    return *this;
+  }
+  command_table(command_table&&) noexcept = default;  // (the entries stay where they are)
+  command_table& operator=(command_table&&) noexcept = default;
 
   bool loaded() const noexcept { return !table_.empty(); }
 
@@ -76,13 +96,19 @@ class command_table {
   /// server did not list it.
   const info* find(std::span<const std::string_view> argv) const;
 
+  /// The entry of the command whose command_id() (command_info.hpp) is `id`, found without
+  /// hashing its name: nullptr for 0, and when the server did not list it.
+  const info* find(std::uint8_t id) const noexcept { return by_id_[id]; }
+
   /// Sorted, unique positions of the keys in `argv` (not_key arguments left out); empty for
   /// an unknown command.
   void keys(std::span<const std::string_view> argv, std::vector<std::size_t>& out) const;
 
  private:
   static info parse_info(const proto::value& entry);
+  void index_ids() noexcept;
   command_map<info> table_;
+  std::array<const info*, 256> by_id_{};  // into table_, by command_id()
 };
 
 }  // namespace redcoro::proto

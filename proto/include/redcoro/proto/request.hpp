@@ -175,6 +175,19 @@ struct out_of_band_command {
   std::uint32_t confirmations = 0;
 };
 
+/// Where one command of a request lies in its payload, recorded as the command is pushed: what
+/// reads a request (the cluster's router, the key prefix, a connection giving back a blocking
+/// pop) finds a command and its first argument without parsing the payload again.
+struct command_place {
+  std::size_t offset = 0;  ///< where the command starts in payload()
+  std::size_t size = 0;    ///< its bytes
+  /// Where the bytes of its first argument after the name start (past the bulk's header),
+  /// and how many there are; 0 and 0 when it has no argument.
+  std::size_t first_arg = 0;
+  std::size_t first_arg_size = 0;
+  std::uint8_t id = 0;  ///< command_id() of its name: 0 when redcoro knows nothing about it
+};
+
 /// A batch of commands, serialized as they are pushed, sent in one write.
 ///
 /// \code
@@ -205,11 +218,10 @@ class request {
   /// Appends one command with its arguments.
   template <class... Args>
   void push(std::string_view command, const Args&... args) {
-    const std::size_t start = payload_.size();
     begin_command(command, 1 + (detail::arg_count(args) + ... + std::size_t{0}));
     arg_sink sink(&payload_);
     (sink.add(args), ...);
-    if (pending_block_) end_blocking_command(start);
+    end_command();
   }
 
   /// Appends one command whose arguments are `prefix...` followed by each element of `range`
@@ -220,17 +232,7 @@ class request {
   }
 
   /// Appends the commands of another request (its config is not copied).
-  void append(const request& other) {
-    for (out_of_band_command c : other.out_of_band_) {
-      c.index += static_cast<std::uint32_t>(commands_);
-      out_of_band_.push_back(c);
-    }
-    payload_ += other.payload_;
-    commands_ += other.commands_;
-    ids_ += other.ids_;
-    merge_block(other.block_ms_);
-    transaction_ |= other.transaction_;
-  }
+  void append(const request& other);
 
   /// Appends `count` commands already serialized (bytes taken from another request's
   /// payload(), say). None of them may be a command answered out of band (SUBSCRIBE...).
@@ -238,9 +240,23 @@ class request {
 
   /// The serialized commands.
   std::string_view payload() const noexcept { return payload_; }
-  /// The bytes of command number `index` (0-based) within payload(), found by walking the
-  /// commands before it; empty when there is no such command.
-  std::string_view command_bytes(std::size_t index) const noexcept;
+  /// Where command number `index` (0-based, below commands()) lies in payload().
+  const command_place& place(std::size_t index) const noexcept {
+    return index == 0 ? first_place_ : more_places_[index - 1];
+  }
+  /// The bytes of command number `index` within payload(); empty when there is no such
+  /// command.
+  std::string_view command_bytes(std::size_t index) const noexcept {
+    if (index >= commands_) return {};
+    const command_place& p = place(index);
+    return std::string_view(payload_).substr(p.offset, p.size);
+  }
+  /// The first argument after the name of command number `index` (below commands()): its
+  /// key, for most commands; empty when it has none.
+  std::string_view first_arg(std::size_t index) const noexcept {
+    const command_place& p = place(index);
+    return std::string_view(payload_).substr(p.first_arg, p.first_arg_size);
+  }
   /// The serialized command that starts at `pos` in `payload` (as payload() gives it), and
   /// advances `pos` past it; empty at the end or when the bytes are not a command.
   static std::string_view next_command(std::string_view payload, std::size_t& pos) noexcept;
@@ -278,7 +294,7 @@ class request {
   /// The command_id() (command_info.hpp) of command number `index`: 0 when redcoro knows
   /// nothing about it.
   std::uint8_t command_id(std::size_t index) const noexcept {
-    return index < ids_.size() ? static_cast<std::uint8_t>(ids_[index]) : 0;
+    return index < commands_ ? place(index).id : 0;
   }
   /// The longest block time of its blocking commands (BLPOP, XREAD BLOCK, WAIT...): zero when
   /// one blocks without a limit, nullopt when none blocks.
@@ -301,8 +317,10 @@ class request {
 
  private:
   void begin_command(std::string_view command, std::size_t args);
-  // The blocking command that starts at `start` is complete: note its block time.
-  void end_blocking_command(std::size_t start) noexcept;
+  // The command begun last is complete: note its size, its first argument and, when it
+  // blocks, its block time.
+  void end_command() noexcept;
+  command_place& new_place();
   void merge_block(std::int64_t ms) noexcept {
     // Zero (no limit) outranks every limit.
     if (ms < 0 || block_ms_ == 0) return;
@@ -315,10 +333,11 @@ class request {
   std::string payload_;
   std::size_t commands_ = 0;
   std::vector<out_of_band_command> out_of_band_;  // empty but for (un)subscribing requests
-  // One command_id per command; a string so that up to 15 commands need no allocation.
-  std::string ids_;
+  // One place per command; the first is kept inline, so a request of one command allocates
+  // nothing for it.
+  command_place first_place_;
+  std::vector<command_place> more_places_;
   std::int64_t block_ms_ = -1;  // see block_time(); -1: none
-  bool pending_block_ = false;  // the command being pushed blocks
   bool transaction_ = false;
   config config_;
 };

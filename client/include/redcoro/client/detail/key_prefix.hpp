@@ -49,8 +49,12 @@ class key_prefixer {
 
   const std::string& prefix() const noexcept { return prefix_; }
 
-  /// Appends every command of `payload` to `out`, keys prefixed. With `replies`, also
-  /// appends there each command whose reply names keys (key_reply_of).
+  /// Appends every command of `req` to `out`, keys prefixed. With `replies`, also appends
+  /// there each command whose reply names keys (key_reply_of). A command whose only key is
+  /// its first argument is rewritten from the request's record of it, without parsing.
+  void rewrite(const proto::request& req, std::string& out,
+               std::vector<key_reply_at>* replies = nullptr) const;
+  /// The same for serialized commands.
   void rewrite(std::string_view payload, std::string& out,
                std::vector<key_reply_at>* replies = nullptr) const;
 
@@ -61,6 +65,12 @@ class key_prefixer {
 
  private:
   void append_pattern(std::string& arg, std::string_view pattern) const;
+  // One serialized command, read argument by argument.
+  void rewrite_parsed(std::string_view command, std::uint32_t index, std::string& out,
+                      std::vector<key_reply_at>* replies) const;
+  // The bytes of the header of a bulk of `n` bytes.
+  static std::size_t header_size(std::size_t n) noexcept;
+  static void append_bulk(std::string& out, std::string_view head, std::string_view tail);
 
   std::string prefix_;
   proto::command_table table_;

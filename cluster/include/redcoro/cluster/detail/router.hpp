@@ -64,20 +64,23 @@ class router {
 
   /// The common case in one pass and no allocation after warm-up: every command hashes to
   /// one slot (or has no key), none needs splitting or fan-out, none opens a transaction.
-  /// nullopt when the request needs a plan.
-  std::optional<route> single(std::string_view payload);
+  /// nullopt when the request needs a plan. Commands whose only key is their first argument
+  /// are read from the request's record of it (proto::command_place), without parsing.
+  std::optional<route> single(const proto::request& req);
 
-  /// The full plan for the `count` commands of `payload`. Commands whose keys span slots
-  /// and cannot be split (MSETNX, scripts, SUNIONSTORE...) get a local CROSSSLOT error; a
-  /// request with MULTI or WATCH goes whole to one node, or every command of it gets that
-  /// error when its keys span slots.
-  plan make_plan(std::string_view payload, std::size_t count);
+  /// The full plan for the commands of `req`. Commands whose keys span slots and cannot be
+  /// split (MSETNX, scripts, SUNIONSTORE...) get a local CROSSSLOT error; a request with
+  /// MULTI or WATCH goes whole to one node, or every command of it gets that error when its
+  /// keys span slots.
+  plan make_plan(const proto::request& req);
 
  private:
   using info = proto::command_table::info;
   // The slot of argv's keys: any_slot without keys, -2 when they span slots.
   int slot_of(const std::vector<std::string_view>& argv, const info* entry);
   int slot_of_key(std::string_view key);
+  // argv_ := the arguments of `command` (serialized), the name first.
+  void parse(std::string_view command);
 
   const proto::command_table* table_;
   std::vector<std::string_view> argv_;
