@@ -41,7 +41,60 @@ void push_change(proto::request& r, proto::pubsub_kind k, const Names& names) {
 
 }  // namespace
 
-subscriber::subscriber(executor_type ex, connection_config cfg, subscriber_config opts)
+namespace detail {
+
+// The subscriber's state. The connection's reader hands it every push frame (push_sink),
+// which it decodes straight into a pubsub_message (one copy out of the read buffer).
+struct subscriber_impl final : push_sink {
+  using kind = proto::pubsub_kind;
+
+  subscriber_impl(asio::any_io_executor ex, connection_config cfg, subscriber_config opts);
+  subscriber_impl(const subscriber_impl&) = delete;
+  subscriber_impl& operator=(const subscriber_impl&) = delete;
+
+  asio::any_io_executor get_executor() const noexcept { return conn_.get_executor(); }
+  void run(asio::any_completion_handler<void(error_code)> handler);
+  void change(kind k, std::vector<std::string> names, std::string* refusal,
+              asio::any_completion_handler<void(error_code)> handler);
+  void close();
+
+  void on_push_node(const proto::node& n) override;
+  void on_push_done() override;
+  bool paused() const noexcept override { return queue_.paused(); }
+  asio::awaitable<error_code> apply_change(kind k, std::vector<std::string> names,
+                                           std::string* refusal);
+  void log_refusal(std::string_view command, const std::string& message);
+  void on_confirmation(pubsub_message& m);
+  void resubscribe(proto::request& handshake);
+  // (Un)subscribe calls waiting for confirmations look again.
+  void wake_waiters();
+  // async_run completes once the connection's run ended and no (un)subscribe call is left.
+  void finish_run();
+
+  // Channels, patterns or shard channels: what the user wants, what the current
+  // connection has confirmed, and what it re-subscribed by itself and has not confirmed yet.
+  struct family {
+    std::set<std::string, std::less<>> wanted, confirmed, resubscribing;
+  };
+
+  connection conn_;
+  family families_[3];  // channels, patterns, shard channels: proto::pubsub_family
+  message_queue queue_;
+  // The timers of the (un)subscribe calls waiting for confirmations: each has its own
+  // deadline; wake_waiters() makes them all look again.
+  std::vector<asio::steady_timer*> waiters_;
+  std::optional<asio::any_completion_handler<void(error_code)>> run_handler_;
+  error_code run_result_;
+  std::size_t changes_ = 0;
+  bool closed_ = false, connected_before_ = false, run_started_ = false;
+  // The push frame being decoded.
+  pubsub_message incoming_;
+  std::size_t incoming_index_ = 0;
+  bool incoming_known_ = false;
+};
+
+subscriber_impl::subscriber_impl(asio::any_io_executor ex, connection_config cfg,
+                                 subscriber_config opts)
     : conn_(ex,
             [&] {
               // Every new connection subscribes again inside its handshake.
@@ -49,15 +102,11 @@ subscriber::subscriber(executor_type ex, connection_config cfg, subscriber_confi
               return std::move(cfg);
             }()),
       queue_(ex, opts) {
-  queue_.on_room = [this] { detail::resume_reading(conn_); };
-  detail::set_push_sink(conn_, this);
+  queue_.on_room = [this] { resume_reading(conn_); };
+  set_push_sink(conn_, this);
 }
 
-subscriber::~subscriber() {
-  close();
-}
-
-void subscriber::resubscribe(proto::request& r) {
+void subscriber_impl::resubscribe(proto::request& r) {
   // The first connection has nothing to restore: the SUBSCRIBE requests of the calls made
   // so far are queued and go out right after the handshake.
   if (!connected_before_) {
@@ -73,7 +122,7 @@ void subscriber::resubscribe(proto::request& r) {
   }
 }
 
-void subscriber::run_impl(asio::any_completion_handler<void(error_code)> handler) {
+void subscriber_impl::run(asio::any_completion_handler<void(error_code)> handler) {
   if (run_started_) {
     asio::post(get_executor(), [h = std::move(handler)]() mutable {
       std::move(h)(error_code(asio::error::already_started));
@@ -90,7 +139,7 @@ void subscriber::run_impl(asio::any_completion_handler<void(error_code)> handler
   });
 }
 
-void subscriber::finish_run() {
+void subscriber_impl::finish_run() {
   // The calls still running end first: once async_run has completed, the subscriber may be
   // destroyed.
   if (!run_handler_ || changes_ != 0) return;
@@ -99,12 +148,12 @@ void subscriber::finish_run() {
   std::move(h)(run_result_);
 }
 
-void subscriber::wake_waiters() {
+void subscriber_impl::wake_waiters() {
   for (asio::steady_timer* t : waiters_)
     t->cancel();
 }
 
-void subscriber::on_confirmation(pubsub_message& m) {
+void subscriber_impl::on_confirmation(pubsub_message& m) {
   family& f = families_[proto::pubsub_family(m.what)];
   if (!proto::is_unsubscribe(m.what)) {
     f.confirmed.insert(m.channel);
@@ -120,7 +169,7 @@ void subscriber::on_confirmation(pubsub_message& m) {
   wake_waiters();  // (un)subscribe calls waiting for this look again
 }
 
-void subscriber::on_push_node(const proto::node& n) {
+void subscriber_impl::on_push_node(const proto::node& n) {
   using k = pubsub_message::kind;
   if (n.in_attribute) return;
   if (n.depth == 0) {
@@ -165,7 +214,7 @@ void subscriber::on_push_node(const proto::node& n) {
   }
 }
 
-void subscriber::on_push_done() {
+void subscriber_impl::on_push_done() {
   if (!incoming_known_) return;
   pubsub_message m = std::move(incoming_);
   incoming_ = {};
@@ -173,7 +222,7 @@ void subscriber::on_push_done() {
   if (!queue_.offer(std::move(m))) conn_.reconnect();
 }
 
-void subscriber::change_impl(kind k, std::vector<std::string> list, std::string* refusal,
+void subscriber_impl::change(kind k, std::vector<std::string> list, std::string* refusal,
                              asio::any_completion_handler<void(error_code)> handler) {
   if (refusal) refusal->clear();
   const bool adding = !proto::is_unsubscribe(k);
@@ -207,8 +256,8 @@ void subscriber::change_impl(kind k, std::vector<std::string> list, std::string*
                  });
 }
 
-asio::awaitable<error_code> subscriber::apply_change(kind k, std::vector<std::string> list,
-                                                     std::string* refusal) {
+asio::awaitable<error_code> subscriber_impl::apply_change(kind k, std::vector<std::string> list,
+                                                          std::string* refusal) {
   const bool adding = !proto::is_unsubscribe(k);
   family& f = families_[proto::pubsub_family(k)];
   auto& want = f.wanted;
@@ -234,7 +283,7 @@ asio::awaitable<error_code> subscriber::apply_change(kind k, std::vector<std::st
     co_return error_code(proto::error::server_error);
   }
   const auto deadline =
-      detail::deadline_for(std::chrono::milliseconds(-1), conn_.get_config().request_timeout);
+      deadline_for(std::chrono::milliseconds(-1), conn_.get_config().request_timeout);
   for (;;) {
     bool done = false;
     if (adding)
@@ -254,17 +303,70 @@ asio::awaitable<error_code> subscriber::apply_change(kind k, std::vector<std::st
   }
 }
 
-void subscriber::log_refusal(std::string_view command, const std::string& message) {
-  auto log = conn_.get_config().logger ? conn_.get_config().logger : detail::default_logger();
+void subscriber_impl::log_refusal(std::string_view command, const std::string& message) {
+  auto log = conn_.get_config().logger ? conn_.get_config().logger : default_logger();
   log->warn("subscriber: {} refused: {}", command, message);
 }
 
-void subscriber::close() {
+void subscriber_impl::close() {
   if (closed_) return;
   closed_ = true;
   conn_.close();
   wake_waiters();
   queue_.end();
+}
+
+}  // namespace detail
+
+subscriber::subscriber(executor_type ex, connection_config cfg, subscriber_config opts)
+    : impl_(std::make_unique<detail::subscriber_impl>(std::move(ex), std::move(cfg), opts)) {}
+
+subscriber::~subscriber() {
+  close();
+}
+
+subscriber::executor_type subscriber::get_executor() const noexcept {
+  return impl_->get_executor();
+}
+connection& subscriber::next_layer() noexcept {
+  return impl_->conn_;
+}
+void subscriber::run_impl(asio::any_completion_handler<void(error_code)> handler) {
+  impl_->run(std::move(handler));
+}
+void subscriber::change_impl(kind k, std::vector<std::string> names, std::string* refusal,
+                             asio::any_completion_handler<void(error_code)> handler) {
+  impl_->change(k, std::move(names), refusal, std::move(handler));
+}
+detail::message_queue& subscriber::queue() noexcept {
+  return impl_->queue_;
+}
+std::optional<pubsub_message> subscriber::try_receive() {
+  return impl_->queue_.try_pop();
+}
+void subscriber::on_message(std::function<void(const pubsub_message&)> callback) {
+  impl_->queue_.on_message(std::move(callback));
+}
+void subscriber::close() {
+  impl_->close();
+}
+const std::set<std::string, std::less<>>& subscriber::channels() const noexcept {
+  return impl_->families_[0].wanted;
+}
+const std::set<std::string, std::less<>>& subscriber::patterns() const noexcept {
+  return impl_->families_[1].wanted;
+}
+const std::set<std::string, std::less<>>& subscriber::shard_channels() const noexcept {
+  return impl_->families_[2].wanted;
+}
+std::uint64_t subscriber::dropped() const noexcept {
+  return impl_->queue_.dropped();
+}
+std::uint64_t subscriber::overflow_disconnects() const noexcept {
+  return impl_->queue_.overflow_disconnects();
+}
+std::size_t subscriber::buffered() const noexcept {
+  return impl_->queue_.size();
 }
 
 }  // namespace redcoro

@@ -5,11 +5,8 @@
 
 #include <boost/asio/any_completion_handler.hpp>
 #include <boost/asio/async_result.hpp>
-#include <boost/asio/awaitable.hpp>
-#include <boost/asio/steady_timer.hpp>
 
 #include <cstdint>
-#include <deque>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -19,6 +16,10 @@
 #include <vector>
 
 namespace redcoro {
+
+namespace detail {
+struct subscriber_impl;
+}
 
 /// Pub/sub on one RESP3 connection: channels, patterns and shard channels, with ordinary
 /// commands (PUBLISH included) on the same connection.
@@ -38,7 +39,7 @@ namespace redcoro {
 /// the connection's handshake, so nothing published after the new subscription is missed
 /// before it, and every new message comes after the confirmations (delivered with
 /// `resubscribed` set). Threads: like connection, it belongs to its executor.
-class subscriber : private detail::push_sink {
+class subscriber {
  public:
   using executor_type = asio::any_io_executor;
   using receive_signature = detail::message_queue::receive_signature;
@@ -47,13 +48,13 @@ class subscriber : private detail::push_sink {
   template <execution_context Context>
   subscriber(Context& ctx, connection_config cfg = {}, subscriber_config opts = {})
       : subscriber(ctx.get_executor(), std::move(cfg), opts) {}
-  virtual ~subscriber();
+  ~subscriber();
   subscriber(const subscriber&) = delete;
   subscriber& operator=(const subscriber&) = delete;
 
-  executor_type get_executor() const noexcept { return conn_.get_executor(); }
+  executor_type get_executor() const noexcept;
   /// The connection underneath, for ordinary commands (PUBLISH, PUBSUB NUMSUB, ...).
-  connection& next_layer() noexcept { return conn_; }
+  connection& next_layer() noexcept;
 
   /// Runs the connection and the loop that sorts its push messages; completes when closed.
   template <class Token>
@@ -132,7 +133,7 @@ class subscriber : private detail::push_sink {
   /// time; completes with error::closed once the subscriber is closed and drained.
   template <class Token>
   auto async_receive(Token&& token) {
-    return queue_.async_receive(std::forward<Token>(token));
+    return queue().async_receive(std::forward<Token>(token));
   }
 
   /// The next buffered message or confirmation without waiting, or nullopt. After an
@@ -143,32 +144,24 @@ class subscriber : private detail::push_sink {
   ///   handle(m);
   ///   while (auto more = sub.try_receive()) handle(*more);
   /// \endcode
-  std::optional<pubsub_message> try_receive() { return queue_.try_pop(); }
+  std::optional<pubsub_message> try_receive();
 
   /// Calls `on_message(message)` for each message (confirmations skipped) until closed: the
   /// callback shape of other clients. `on_message` runs on the subscriber's executor.
-  void on_message(std::function<void(const pubsub_message&)> callback) {
-    queue_.on_message(std::move(callback));
-  }
+  void on_message(std::function<void(const pubsub_message&)> callback);
 
   void close();
 
   /// What the subscriber holds (wanted, whether or not confirmed yet). A shard channel the
   /// server dropped by itself (its slot moved to another node) is not held any more.
-  const std::set<std::string, std::less<>>& channels() const noexcept {
-    return families_[0].wanted;
-  }
-  const std::set<std::string, std::less<>>& patterns() const noexcept {
-    return families_[1].wanted;
-  }
-  const std::set<std::string, std::less<>>& shard_channels() const noexcept {
-    return families_[2].wanted;
-  }
+  const std::set<std::string, std::less<>>& channels() const noexcept;
+  const std::set<std::string, std::less<>>& patterns() const noexcept;
+  const std::set<std::string, std::less<>>& shard_channels() const noexcept;
   /// Messages dropped by the overflow policy, and connections dropped for it.
-  std::uint64_t dropped() const noexcept { return queue_.dropped(); }
-  std::uint64_t overflow_disconnects() const noexcept { return queue_.overflow_disconnects(); }
+  std::uint64_t dropped() const noexcept;
+  std::uint64_t overflow_disconnects() const noexcept;
   /// Messages waiting for async_receive.
-  std::size_t buffered() const noexcept { return queue_.size(); }
+  std::size_t buffered() const noexcept;
 
  private:
   using kind = proto::pubsub_kind;
@@ -176,40 +169,9 @@ class subscriber : private detail::push_sink {
   void run_impl(asio::any_completion_handler<void(error_code)> handler);
   void change_impl(kind k, std::vector<std::string> names, std::string* refusal,
                    asio::any_completion_handler<void(error_code)> handler);
-  // push_sink: the connection's reader hands every push frame to the subscriber, which
-  // decodes pub/sub frames straight into a pubsub_message (one copy out of the read buffer).
-  void on_push_node(const proto::node& n) override;
-  void on_push_done() override;
-  bool paused() const noexcept override { return queue_.paused(); }
-  asio::awaitable<error_code> apply_change(kind k, std::vector<std::string> names,
-                                           std::string* refusal);
-  void log_refusal(std::string_view command, const std::string& message);
-  void on_confirmation(pubsub_message& m);
-  void resubscribe(proto::request& handshake);
+  detail::message_queue& queue() noexcept;
 
-  // Channels, patterns or shard channels: what the user wants, what the current
-  // connection has confirmed, and what it re-subscribed by itself and has not confirmed yet.
-  struct family {
-    std::set<std::string, std::less<>> wanted, confirmed, resubscribing;
-  };
-
-  connection conn_;
-  family families_[3];  // channels, patterns, shard channels: proto::pubsub_family
-  detail::message_queue queue_;
-  // The timers of the (un)subscribe calls waiting for confirmations: each has its own
-  // deadline; wake_waiters() makes them all look again.
-  std::vector<asio::steady_timer*> waiters_;
-  void wake_waiters();
-  // async_run completes once the connection's run ended and no (un)subscribe call is left.
-  void finish_run();
-  std::optional<asio::any_completion_handler<void(error_code)>> run_handler_;
-  error_code run_result_;
-  std::size_t changes_ = 0;
-  bool closed_ = false, connected_before_ = false, run_started_ = false;
-  // The push frame being decoded.
-  pubsub_message incoming_;
-  std::size_t incoming_index_ = 0;
-  bool incoming_known_ = false;
+  std::unique_ptr<detail::subscriber_impl> impl_;
 };
 
 /// Channels of keyspace notifications (the server needs `notify-keyspace-events`, e.g. "KEA"
