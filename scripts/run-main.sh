@@ -10,7 +10,8 @@
 #  5. the pub/sub benchmark, a short run (it starts its own server): 1 and 100 subscribers,
 #     redcoro next to hiredis (--rounds=3 --messages=200000 for the README's figures);
 #  6. the cluster example, and redcoro-bench --cluster --compare, each against a cluster of
-#     3 primaries and 3 replicas started for it;
+#     3 primaries and 3 replicas started for it (the cluster's cost per operation next to a
+#     standalone server at the same requests in flight per socket);
 #  7. the cache codec benchmark, a short run: JSON both ways next to Boost.JSON (--rounds=5
 #     for the figures in cache/README.md).
 set -euo pipefail
@@ -54,7 +55,8 @@ echo "== pub/sub: publish to receive, 1 and 100 subscribers, next to hiredis =="
 echo
 echo "== cluster: the example and the load generator, each on a cluster started for it =="
 "$build/with_server" --cluster "$build/examples/cluster_tour"
-"$build/bench/redcoro-bench" --cluster --compare --duration 2 --concurrency 16 --no-live
+# 48 in flight over 3 primaries: 16 per socket, as on the standalone server it compares with.
+"$build/bench/redcoro-bench" --cluster --compare --duration 2 --concurrency 48 --no-live
 
 echo
 echo "== cache: a described struct to JSON and back, next to Boost.JSON =="

@@ -312,6 +312,30 @@ run_result run_redcoro(const options& o, const target& t, const std::atomic<bool
       interrupted);
 }
 
+std::size_t cluster_primaries(const options& o, const target& t) {
+  asio::io_context ioc;
+  redcoro::cluster_config cc;
+  cc.seeds.push_back({t.host, t.port});
+  cc.node = client_config(o, t);
+  redcoro::cluster_client client(ioc, cc);
+  client.async_run(asio::detached);
+  std::size_t primaries = 0;
+  asio::co_spawn(
+      ioc,
+      [&]() -> asio::awaitable<void> {
+        proto::request ping;
+        ping.push("PING");
+        proto::generic_response ignored;
+        error_code ec;
+        co_await client.async_exec(ping, ignored, asio::redirect_error(asio::use_awaitable, ec));
+        if (!ec) primaries = client.primaries().size();
+        client.close();
+      },
+      asio::detached);
+  ioc.run();
+  return primaries;
+}
+
 // --- hiredis ----------------------------------------------------------------------------
 
 run_result run_hiredis(const options& o, const target& t, const std::atomic<bool>& interrupted) {

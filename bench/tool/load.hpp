@@ -66,6 +66,9 @@ run_result run_threads(const options& o, const std::string& driver,
 
 run_result run_redcoro(const options& o, const target& t, const std::atomic<bool>& interrupted);
 run_result run_hiredis(const options& o, const target& t, const std::atomic<bool>& interrupted);
+/// The number of primaries of the cluster `t` names, as a cluster_client finds them; 0 when it
+/// cannot tell.
+std::size_t cluster_primaries(const options& o, const target& t);
 /// redis-benchmark with the same shape: -c threads*connections, -P concurrency*pipeline, SET
 /// then GET in the --ratio proportion, `ops` commands in all.
 run_result run_redis_benchmark(const options& o, const target& t, std::uint64_t ops);

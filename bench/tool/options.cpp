@@ -80,8 +80,9 @@ output:
 cluster:
   --cluster          the target is a Redis Cluster (--host/--port: a seed node; without
                      them, a cluster of 3 primaries and 3 replicas of its own). With
-                     --compare: the same load on the cluster and on a standalone server,
-                     and the client CPU per operation of each
+                     --compare: the same load on the cluster and on a standalone server at
+                     the same requests in flight per socket (--concurrency divided by the
+                     number of primaries), and the client CPU per operation of each
   --cluster-primaries N  --cluster-replicas N   size of the tool's own cluster     (3, 1)
 Ctrl-C stops the run and prints what was measured so far.
 )";

@@ -12,6 +12,7 @@
 #include <redcoro/client/detail/key_prefix.hpp>
 #include <redcoro/client/detail/log.hpp>
 #include <redcoro/client/detail/meter.hpp>
+#include <redcoro/client/detail/multiplexer.hpp>
 #include <redcoro/client/detail/op_pool.hpp>
 #include <redcoro/client/detail/read_buffer.hpp>
 #include <redcoro/client/detail/spawn.hpp>

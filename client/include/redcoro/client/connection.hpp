@@ -2,7 +2,7 @@
 
 #include <redcoro/client/command.hpp>
 #include <redcoro/client/config.hpp>
-#include <redcoro/client/detail/multiplexer.hpp>
+#include <redcoro/client/detail/exec_entry.hpp>
 #include <redcoro/client/detail/operation.hpp>
 #include <redcoro/client/error.hpp>
 #include <redcoro/client/metrics.hpp>
