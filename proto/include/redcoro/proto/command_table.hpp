@@ -10,6 +10,7 @@
 #include <string_view>
 #include <system_error>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 namespace redcoro::proto {
@@ -83,8 +84,17 @@ class command_table {
     index_ids();
     return *this;
   }
-  command_table(command_table&&) noexcept = default;  // (the entries stay where they are)
-  command_table& operator=(command_table&&) noexcept = default;
+  // The entries move with their nodes, so the index stays right; the source keeps none.
+  command_table(command_table&& other) noexcept
+      : table_(std::move(other.table_)), by_id_(other.by_id_) {
+    other.by_id_.fill(nullptr);
+  }
+  command_table& operator=(command_table&& other) noexcept {
+    table_ = std::move(other.table_);
+    by_id_ = other.by_id_;
+    other.by_id_.fill(nullptr);
+    return *this;
+  }
 
   bool loaded() const noexcept { return !table_.empty(); }
 
