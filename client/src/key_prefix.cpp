@@ -65,11 +65,11 @@ void key_prefixer::rewrite(const proto::request& req, std::string& out,
       return;
     }
     const std::string_view command = payload.substr(place.offset, place.size);
+    // (An entry found by id is a command proto::command_by_id knows.)
     const proto::command_table::info* entry = table_.find(place.id);
-    const proto::command_info* known = proto::command_by_id(place.id);
     // The common case, from the request's record: no key, or one key that is the first
     // argument, and a reply that names no key.
-    if (!entry || (known && key_reply_of(known->name) != key_reply::none)) {
+    if (!entry || key_reply_of(proto::command_by_id(place.id)->name) != key_reply::none) {
       rewrite_parsed(command, static_cast<std::uint32_t>(i), out, replies);
     } else if (entry->key_is_first_arg() && place.first_arg != 0) {
       const std::size_t header = place.first_arg - header_size(place.first_arg_size);

@@ -10,6 +10,16 @@ namespace redcoro::detail {
 
 namespace {
 
+// Commands that must stay with the commands around them on one connection.
+bool opens_transaction(std::string_view name) {
+  return proto::iequals(name, "MULTI") || proto::iequals(name, "WATCH");
+}
+
+bool in_transaction(std::string_view name) {
+  return opens_transaction(name) || proto::iequals(name, "EXEC") ||
+         proto::iequals(name, "DISCARD") || proto::iequals(name, "UNWATCH");
+}
+
 // Multi-key commands split by slot, and how their parts' replies merge.
 std::optional<merge> split_kind(std::string_view name) {
   if (proto::iequals(name, "MGET")) return merge::by_key;
@@ -44,21 +54,22 @@ bool refused(std::string_view name) {
   return proto::iequals(name, "SCAN");
 }
 
-// What the names above make of a command, by its command_id(): every one of them is known to
-// proto::command_id, so a command it does not know (id 0) is none of them.
+// What the rules above make of a command, by its command_id(), worked out once from them: every
+// name they test is known to proto::command_id, so a command it does not know (id 0) is none.
 enum class by_name : unsigned char { plain, needs_plan, by_subcommand };
 
 by_name by_name_of(std::uint8_t id) {
   static const auto kinds = [] {
     std::array<by_name, 256> k{};
-    // Transactions stay with the commands around them on one connection; the fan-outs and
-    // the refused (see above) are planned.
-    for (std::string_view n : {"MULTI", "WATCH", "EXEC", "DISCARD", "UNWATCH", "DBSIZE", "KEYS",
-                               "FLUSHALL", "FLUSHDB", "SCAN"})
-      k[proto::command_id(n)] = by_name::needs_plan;
-    for (std::string_view n : {"SCRIPT", "FUNCTION"})
-      k[proto::command_id(n)] = by_name::by_subcommand;
-    k[0] = by_name::plain;
+    for (std::size_t i = 1; i < k.size(); ++i) {
+      const proto::command_info* c = proto::command_by_id(static_cast<std::uint8_t>(i));
+      if (!c) break;
+      const std::vector<std::string_view> alone{c->name}, with_sub{c->name, "LOAD"};
+      if (in_transaction(c->name) || refused(c->name) || fan_out_kind(alone))
+        k[i] = by_name::needs_plan;
+      else if (fan_out_kind(with_sub))
+        k[i] = by_name::by_subcommand;  // SCRIPT, FUNCTION: it depends on the subcommand
+    }
     return k;
   }();
   return kinds[id];
@@ -126,11 +137,11 @@ plan router::make_plan(const proto::request& req) {
   plan p;
   p.commands.resize(count);
   // Whether one of them opens a transaction, or is not a command at all.
-  static const std::uint8_t multi = proto::command_id("MULTI"), watch = proto::command_id("WATCH");
   bool whole = false;
   for (std::size_t i = 0; i < count; ++i) {
     const proto::command_place& place = req.place(i);
-    whole = whole || place.id == multi || place.id == watch || place.size == 0;
+    const proto::command_info* c = proto::command_by_id(place.id);
+    whole = whole || place.size == 0 || (c && opens_transaction(c->name));
   }
   const std::string_view payload = req.payload();
 

@@ -18,6 +18,19 @@ void append_header(std::string& out, char prefix, std::size_t n) {
   out.append(buf.data(), r.ptr);
 }
 
+// What command_id() tells of one serialized command: transaction control, a block time.
+struct known {
+  bool transaction = false;
+  std::optional<std::chrono::milliseconds> block;
+};
+
+known known_of(std::uint8_t id, std::string_view command) noexcept {
+  if (id == 0) return {};
+  const command_info& info = *command_by_id(id);
+  return {info.tx != tx_role::none,
+          info.blocking == block_arg::none ? std::nullopt : proto::block_time(command)};
+}
+
 }  // namespace
 
 void arg_sink::add_bulk(std::string_view bytes) {
@@ -74,12 +87,9 @@ void request::end_command() noexcept {
   } else {
     p.first_arg = 0;
   }
-  if (p.id == 0) return;
-  const command_info& info = *command_by_id(p.id);
-  transaction_ |= info.tx != tx_role::none;
-  if (info.blocking == block_arg::none) return;
-  if (const auto t = proto::block_time(std::string_view(payload_).substr(p.offset, p.size)))
-    merge_block(t->count());
+  const known k = known_of(p.id, std::string_view(payload_).substr(p.offset, p.size));
+  transaction_ |= k.transaction;
+  if (k.block) merge_block(k.block->count());
 }
 
 void request::append(const request& other) {
@@ -128,12 +138,9 @@ void request::append_serialized(std::string_view commands, std::size_t count) {
     }
     p.size = one.size();
     p.id = proto::command_id(name);
-    if (p.id == 0) continue;
-    const command_info& info = *command_by_id(p.id);
-    transaction_ |= info.tx != tx_role::none;
-    if (info.blocking != block_arg::none) {
-      if (const auto t = proto::block_time(one)) merge_block(t->count());
-    }
+    const known k = known_of(p.id, one);
+    transaction_ |= k.transaction;
+    if (k.block) merge_block(k.block->count());
   }
 }
 
