@@ -4,18 +4,19 @@
 #include <array>
 #include <charconv>
 #include <cmath>
+#include <cstring>
 
 namespace redcoro::proto {
 namespace {
 
 // Appends "<prefix><n>\r\n".
-void append_header(std::string& out, char prefix, std::size_t n) {
+void append_header(detail::small_buffer& out, char prefix, std::size_t n) {
   std::array<char, 24> buf;
   buf[0] = prefix;
   auto r = std::to_chars(buf.data() + 1, buf.data() + buf.size() - 2, n);
   *r.ptr++ = '\r';
   *r.ptr++ = '\n';
-  out.append(buf.data(), r.ptr);
+  out.append(buf.data(), static_cast<std::size_t>(r.ptr - buf.data()));
 }
 
 // What command_id() tells of one serialized command: transaction control, a block time.
@@ -32,6 +33,21 @@ known known_of(std::uint8_t id, std::string_view command) noexcept {
 }
 
 }  // namespace
+
+namespace detail {
+
+void small_buffer::grow(std::size_t need, const char* bytes, std::size_t n) {
+  const std::size_t capacity = need > 2 * capacity_ ? need : 2 * capacity_;
+  char* fresh = new char[capacity];
+  std::memcpy(fresh, data_, size_);
+  if (n != 0) std::memcpy(fresh + size_, bytes, n);
+  if (data_ != inline_) delete[] data_;
+  data_ = fresh;
+  capacity_ = capacity;
+  size_ += n;
+}
+
+}  // namespace detail
 
 void arg_sink::add_bulk(std::string_view bytes) {
   ++count_;
@@ -81,13 +97,13 @@ void request::end_command() noexcept {
   command_place& p = commands_ == 1 ? first_place_ : more_places_.back();
   p.size = payload_.size() - p.offset;
   std::size_t at = p.first_arg, size = 0;
-  if (at < payload_.size() && read_header(payload_, at, '$', size)) {
+  if (at < payload_.size() && read_header(payload_.view(), at, '$', size)) {
     p.first_arg = at;
     p.first_arg_size = size;
   } else {
     p.first_arg = 0;
   }
-  const known k = known_of(p.id, std::string_view(payload_).substr(p.offset, p.size));
+  const known k = known_of(p.id, payload_.view().substr(p.offset, p.size));
   transaction_ |= k.transaction;
   if (k.block) merge_block(k.block->count());
 }
@@ -103,7 +119,7 @@ void request::append(const request& other) {
     c.index += static_cast<std::uint32_t>(commands_);
     out_of_band_.push_back(c);
   }
-  payload_ += other.payload_;
+  payload_.append(other.payload_.view());
   for (std::size_t i = 0; i < other.commands_; ++i) {
     command_place& p = new_place();
     p = other.place(i);
@@ -115,7 +131,7 @@ void request::append(const request& other) {
 }
 
 void request::append_serialized(std::string_view commands, std::size_t count) {
-  payload_ += commands;
+  payload_.append(commands);
   // Each command's place, and what command_id() tells of it.
   std::size_t pos = payload_.size() - commands.size();
   for (std::size_t i = 0; i < count; ++i) {
@@ -123,7 +139,7 @@ void request::append_serialized(std::string_view commands, std::size_t count) {
     p.offset = pos;
     std::size_t arg = 0;
     std::string_view name;
-    const auto one = next_command(payload_, pos, [&](std::string_view a) {
+    const auto one = next_command(payload_.view(), pos, [&](std::string_view a) {
       if (arg == 0) name = a;
       if (arg++ == 1) {
         p.first_arg = static_cast<std::size_t>(a.data() - payload_.data());

@@ -255,3 +255,47 @@ TEST_CASE("a request records where each command and its first argument are", "[r
     check_places(req);
   }
 }
+
+TEST_CASE("a request's bytes stay inside it while small, and copy and move either way",
+          "[request]") {
+  request small;
+  small.push("GET", "key:1");
+  const std::string small_bytes(small.payload());
+  request big;
+  const std::string value(32, 'v');
+  for (int i = 0; i < 8; ++i)
+    big.push("SET", std::to_string(i), value);  // past the inline bytes
+  const std::string big_bytes(big.payload());
+  REQUIRE(big_bytes.size() > 104);
+
+  for (const request* r : {&small, &big}) {
+    const std::string bytes(r->payload());
+    request copy = *r;
+    CHECK(copy.payload() == bytes);
+    check_places(copy);
+    request moved = std::move(copy);
+    CHECK(moved.payload() == bytes);
+    check_places(moved);
+    copy.clear();  // a moved-from request is usable again
+    copy.push("PING");
+    CHECK(copy.payload() == "*1\r\n$4\r\nPING\r\n");
+    request assigned;
+    assigned.push("ECHO", std::string(200, 'x'));  // on the heap before
+    assigned = moved;
+    CHECK(assigned.payload() == bytes);
+    assigned = std::move(moved);
+    CHECK(assigned.payload() == bytes);
+    check_places(assigned);
+  }
+  CHECK(small.payload() == small_bytes);
+  CHECK(big.payload() == big_bytes);
+
+  SECTION("bytes appended from the request itself, across the move to the heap") {
+    request twice = small;
+    for (int i = 0; i < 6; ++i)
+      twice.append_serialized(twice.payload(), twice.commands());
+    CHECK(twice.commands() == 64);
+    CHECK(twice.payload().size() == 64 * small_bytes.size());
+    check_places(twice);
+  }
+}

@@ -49,9 +49,7 @@ class command {
 
   template <class... Args>
   explicit command(std::string_view name, const Args&... args) {
-    // One allocation for a typical small command instead of a string growing twice.
-    req_.reserve(64);
-    req_.push(name, args...);
+    req_.push(name, args...);  // (a small command stays inside the request: no allocation)
   }
   /// A request holding exactly one command.
   explicit command(proto::request req) : req_(std::move(req)) {}

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <redcoro/proto/detail/small_buffer.hpp>
 #include <redcoro/proto/pubsub.hpp>
 
 #include <algorithm>
@@ -120,14 +121,14 @@ class arg_sink {
 
  private:
   friend class request;
-  explicit arg_sink(std::string* out) noexcept : out_(out) {}
+  explicit arg_sink(detail::small_buffer* out) noexcept : out_(out) {}
 
   template <class Tuple, std::size_t... I>
   void add_members(const Tuple& t, std::index_sequence<I...>) {
     (add(std::get<I>(t)), ...);
   }
 
-  std::string* out_;  // nullptr: only count
+  detail::small_buffer* out_;  // nullptr: only count
   std::size_t count_ = 0;
 };
 
@@ -239,7 +240,7 @@ class request {
   void append_serialized(std::string_view commands, std::size_t count);
 
   /// The serialized commands.
-  std::string_view payload() const noexcept { return payload_; }
+  std::string_view payload() const noexcept { return payload_.view(); }
   /// Where command number `index` (0-based, below commands()) lies in payload().
   const command_place& place(std::size_t index) const noexcept {
     return index == 0 ? first_place_ : more_places_[index - 1];
@@ -249,13 +250,13 @@ class request {
   std::string_view command_bytes(std::size_t index) const noexcept {
     if (index >= commands_) return {};
     const command_place& p = place(index);
-    return std::string_view(payload_).substr(p.offset, p.size);
+    return payload_.view().substr(p.offset, p.size);
   }
   /// The first argument after the name of command number `index` (below commands()): its
   /// key, for most commands; empty when it has none.
   std::string_view first_arg(std::size_t index) const noexcept {
     const command_place& p = place(index);
-    return std::string_view(payload_).substr(p.first_arg, p.first_arg_size);
+    return payload_.view().substr(p.first_arg, p.first_arg_size);
   }
   /// The serialized command that starts at `pos` in `payload` (as payload() gives it), and
   /// advances `pos` past it; empty at the end or when the bytes are not a command.
@@ -311,7 +312,9 @@ class request {
   const config& get_config() const noexcept { return config_; }
   config& get_config() noexcept { return config_; }
 
-  /// Forgets the commands, keeps the buffer's capacity.
+  /// Forgets the commands, keeps the buffer's capacity. Up to
+  /// detail::small_buffer::inline_size bytes (a GET, a SET of a short value) the buffer is
+  /// inside the request: a request that small allocates nothing.
   void clear() noexcept;
   void reserve(std::size_t bytes) { payload_.reserve(bytes); }
 
@@ -330,7 +333,7 @@ class request {
   static bool read_header(std::string_view bytes, std::size_t& pos, char prefix,
                           std::size_t& n) noexcept;
 
-  std::string payload_;
+  detail::small_buffer payload_;
   std::size_t commands_ = 0;
   std::vector<out_of_band_command> out_of_band_;  // empty but for (un)subscribing requests
   // One place per command; the first is kept inline, so a request of one command allocates

@@ -11,7 +11,7 @@ namespace redcoro::detail {
 class op_pool {
  public:
   // Large enough for a typed command, pipeline or small transaction with its response.
-  static constexpr std::size_t block_size = 512;
+  static constexpr std::size_t block_size = 768;
 
   void* allocate(std::size_t size) {
     if (size > block_size) return ::operator new(size);
