@@ -48,6 +48,25 @@ inline auto use_ec(error_code& ec) {
 // A session that lasted this long was healthy: its loss is followed by an immediate retry.
 inline constexpr auto healthy_session = std::chrono::seconds(1);
 
+// What a connection tells the client-side cache attached to it (tracking_cache.cpp), on its
+// executor, in the order of the bytes read: an invalidation is told before any reply read
+// after it is completed.
+class tracking_sink {
+ public:
+  // CLIENT TRACKING's options (after ON), sent in every handshake while attached.
+  virtual const std::vector<std::string>& tracking_options() const noexcept = 0;
+  // A session is ready; `tracking`: the server accepted CLIENT TRACKING.
+  virtual void on_tracking_session(bool tracking) = 0;
+  // The server invalidated `keys` (named as the caller names them: without the key prefix),
+  // or every key (`all`: FLUSHALL, FLUSHDB, or the server's tracking table was full).
+  virtual void on_invalidate(const std::vector<std::string_view>& keys, bool all) = 0;
+  // The session ended: invalidations may have been lost with it.
+  virtual void on_session_lost() = 0;
+
+ protected:
+  ~tracking_sink() = default;
+};
+
 struct connection_impl final : push_sink {
   connection_impl(asio::any_io_executor ex, connection_config c)
       : executor(std::move(ex)),
@@ -265,11 +284,39 @@ struct connection_impl final : push_sink {
     proto::value v = std::move(push_value);
     push_value = {};
     push_adapter = {};
+    // While this session tracks keys, its invalidations are the cache's, never the queue's
+    // (a detached cache's are dropped: nobody reads them).
+    if (tracking_session_ && is_invalidation(v)) {
+      if (tracking) invalidate(v);
+      return;
+    }
     if (push_receiver) {
       complete_push(error_code{}, std::move(v));
     } else {
       pushes.push_back(std::move(v));
     }
+  }
+
+  // --- client-side caching ---------------------------------------------------------------
+
+  // `["invalidate", keys]` or `["invalidate", null]`.
+  static bool is_invalidation(const proto::value& v) noexcept {
+    return v.data_type == proto::type::push && v.size() == 2 && v[0].text == "invalidate" &&
+           (v[1].is_null() || v[1].data_type == proto::type::array);
+  }
+
+  void invalidate(const proto::value& v) {
+    std::vector<std::string_view> keys;
+    keys.reserve(v[1].size());
+    for (const proto::value& k : v[1].elements) {
+      std::string_view key = k.text;
+      if (prefixer) {
+        if (!key.starts_with(cfg.key_prefix)) continue;  // not a key this connection names
+        key.remove_prefix(cfg.key_prefix.size());
+      }
+      keys.push_back(key);
+    }
+    tracking->on_invalidate(keys, v[1].is_null());
   }
 
   // --- the loops ----------------------------------------------------------------------------
@@ -351,6 +398,10 @@ struct connection_impl final : push_sink {
     s.fetch_command_table = prefixer && !prefixer->loaded();
     s.expect_role = cfg.expect_role;
     s.extras = &cfg.on_handshake;
+    if (tracking)
+      s.tracking = tracking->tracking_options();
+    else
+      s.tracking.reset();
     handshake.machine.start(s, handshake.req);
     queue_handshake();
   }
@@ -404,6 +455,8 @@ struct connection_impl final : push_sink {
     mux.set_ready(true);
     node_ = target();
     meter_.connected();
+    tracking_session_ = handshake.machine.tracking();
+    if (tracking) tracking->on_tracking_session(tracking_session_);
     log->info("connected to {} (RESP{})", target(), protocol_);
     notify_writer();
   }
@@ -497,6 +550,8 @@ struct connection_impl final : push_sink {
     last_session_healthy_ = was_connected && clock::now() - ready_at_ >= healthy_session;
     client_id_ = -1;
     subscribed_ = false;
+    tracking_session_ = false;
+    if (tracking) tracking->on_session_lost();
     if (!recycled_) switching_ = false;  // a real loss, also of the spare's session
     lifetime_timer.cancel();
     mux.set_ready(false);
@@ -606,6 +661,8 @@ struct connection_impl final : push_sink {
 
   std::deque<proto::value> pushes;
   push_sink* push_target = this;                   // this queue, or detail::set_push_sink's sink
+  tracking_sink* tracking = nullptr;               // an attached client-side cache
+  bool tracking_session_ = false;                  // this session sent CLIENT TRACKING ON
   std::optional<any_value_handler> push_receiver;  // async_receive_push's
 
   void complete_push(error_code ec, proto::value v) {

@@ -32,6 +32,7 @@ std::string_view handshake_machine::user() const noexcept {
 void handshake_machine::start(const handshake_settings& s, proto::request& out) {
   settings_ = &s;
   client_id_ = -1;
+  tracking_ = false;
   command_.reset();
   if (s.protocol >= 3)
     hello(out);
@@ -42,7 +43,7 @@ void handshake_machine::start(const handshake_settings& s, proto::request& out) 
 void handshake_machine::hello(proto::request& out) {
   const handshake_settings& s = *settings_;
   out.clear();
-  command_at_ = role_at_ = id_at_ = extras_at_ = none;
+  command_at_ = role_at_ = id_at_ = extras_at_ = tracking_at_ = none;
   if (!s.password.empty() && !s.client_name.empty())
     out.push("HELLO", 3, "AUTH", user(), s.password, "SETNAME", s.client_name);
   else if (!s.password.empty())
@@ -58,7 +59,7 @@ void handshake_machine::hello(proto::request& out) {
 void handshake_machine::resp2(proto::request& out) {
   const handshake_settings& s = *settings_;
   out.clear();
-  command_at_ = role_at_ = id_at_ = extras_at_ = none;
+  command_at_ = role_at_ = id_at_ = extras_at_ = tracking_at_ = none;
   if (!s.password.empty()) {
     if (s.username.empty())
       out.push("AUTH", s.password);
@@ -85,6 +86,10 @@ void handshake_machine::append_rest(proto::request& out, bool select) {
     role_at_ = out.expected_replies();
     out.push("ROLE");
   }
+  if (s.tracking && !select) {  // RESP3 (`select` is the RESP2 handshake)
+    tracking_at_ = out.expected_replies();
+    out.push("CLIENT", "TRACKING", "ON", *s.tracking);
+  }
   // On RESP2 the confirmations of the caller's SUBSCRIBEs are arrays, which the multiplexer
   // routes to the push sink.
   extras_at_ = out.expected_replies();
@@ -104,6 +109,17 @@ handshake_machine::outcome handshake_machine::on_replies(proto::generic_response
       if (!replies[i].has_error()) client_id_ = replies[i].value().to_integer().value_or(-1);
       continue;  // a server without CLIENT ID serves all the same
     }
+    if (i == tracking_at_) {
+      tracking_ = !replies[i].has_error();
+      if (!tracking_) {
+        // The session serves; the client-side cache stays off until a session accepts it.
+        if (!o.note.empty()) o.note += "; ";
+        o.note += "CLIENT TRACKING was refused (" + replies[i].error().message +
+                  "): the client-side cache serves nothing locally";
+        o.warning = true;
+      }
+      continue;
+    }
     if (!replies[i].has_error()) continue;
     const std::string& message = replies[i].error().message;
     if (extras_at_ != none && i >= extras_at_) {
@@ -116,6 +132,7 @@ handshake_machine::outcome handshake_machine::on_replies(proto::generic_response
     }
     if (i == 0 && stage_ == stage::hello && rejects_hello(message)) {
       o.note = "the server rejects HELLO 3 (" + message + "); using RESP2";
+      if (settings_->tracking) o.note += " (the client-side cache needs RESP3: it stays off)";
       resp2(out);
       return o;
     }

@@ -199,3 +199,42 @@ TEST_CASE("nothing after HELLO: ready in one round trip", "[handshake]") {
   CHECK(m.on_replies(replies, out).what == step::ready);
   CHECK(m.client_id() == 5);
 }
+
+TEST_CASE("client tracking: asked for after HELLO 3, refused without failing, never on RESP2",
+          "[handshake][tracking]") {
+  handshake_settings s;
+  s.tracking = std::vector<std::string>{"BCAST", "PREFIX", "user:"};
+  handshake_machine m;
+  proto::request out;
+  m.start(s, out);
+  CHECK(commands_of(out) == std::vector<std::string>{"HELLO 3"});
+  auto first = replies_of({hello_map(7)});
+  auto o = m.on_replies(first, out);
+  REQUIRE(o.what == step::send);
+  CHECK(commands_of(out) == std::vector<std::string>{"CLIENT TRACKING ON BCAST PREFIX user:"});
+  auto accepted = replies_of({ok()});
+  o = m.on_replies(accepted, out);
+  CHECK(o.what == step::ready);
+  CHECK(m.tracking());
+
+  // Refused (a proxy that does not know it): the session serves, tracking stays off.
+  m.start(s, out);
+  auto hello = replies_of({hello_map(8)});
+  m.on_replies(hello, out);
+  auto refused = replies_of({err("ERR unknown subcommand 'TRACKING'")});
+  o = m.on_replies(refused, out);
+  CHECK(o.what == step::ready);
+  CHECK_FALSE(m.tracking());
+  CHECK(o.warning);
+  CHECK(o.note.find("CLIENT TRACKING was refused") != std::string::npos);
+
+  // RESP2: invalidations would need a second connection; it is not asked for.
+  s.protocol = 2;
+  m.start(s, out);
+  for (const auto& c : commands_of(out))
+    CHECK(c.find("TRACKING") == std::string::npos);
+  auto resp2 = replies_of({num(9), ok("PONG")});
+  o = m.on_replies(resp2, out);
+  CHECK(o.what == step::ready);
+  CHECK_FALSE(m.tracking());
+}

@@ -21,6 +21,7 @@
 #include <redcoro/client/script.hpp>
 #include <redcoro/client/sentinel_client.hpp>
 #include <redcoro/client/sentinel_config.hpp>
+#include <redcoro/client/tracking_cache.hpp>
 #include <redcoro/client/url.hpp>
 #include <redcoro/cluster/cluster_client.hpp>
 #include <redcoro/cluster/cluster_subscriber.hpp>

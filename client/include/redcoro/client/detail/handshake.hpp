@@ -9,6 +9,7 @@
 #include <functional>
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace redcoro::detail {
 
@@ -25,6 +26,11 @@ struct handshake_settings {
   /// Commands of the caller's (connection_config::on_handshake): answered out of band or
   /// ignorable; an error reply to one is a note, not a failure.
   const std::function<void(proto::request&)>* extras = nullptr;
+  /// When set, `CLIENT TRACKING ON` with these options (BCAST, PREFIX p, OPTIN, NOLOOP) is
+  /// sent after HELLO 3, for a client-side cache (tracking_cache.hpp). Not on RESP2: there
+  /// invalidations would need a second connection. Refused or not sent, the session still
+  /// serves; tracking() says which.
+  std::optional<std::vector<std::string>> tracking;
 };
 
 /// The connection handshake, sans-I/O: it writes the requests to send and reads their
@@ -61,6 +67,8 @@ class handshake_machine {
   std::int64_t client_id() const noexcept { return client_id_; }
   /// COMMAND's reply when fetch_command_table asked for it, once ready.
   const std::optional<proto::value>& command_reply() const noexcept { return command_; }
+  /// True once ready when the server accepted CLIENT TRACKING (handshake_settings::tracking).
+  bool tracking() const noexcept { return tracking_; }
 
  private:
   enum class stage : std::uint8_t { hello, extras, resp2 };
@@ -74,8 +82,10 @@ class handshake_machine {
 
   const handshake_settings* settings_ = nullptr;
   stage stage_ = stage::hello;
-  std::size_t command_at_ = none, role_at_ = none, id_at_ = none, extras_at_ = none;
+  std::size_t command_at_ = none, role_at_ = none, id_at_ = none, extras_at_ = none,
+              tracking_at_ = none;
   std::int64_t client_id_ = -1;
+  bool tracking_ = false;
   std::optional<proto::value> command_;
 };
 

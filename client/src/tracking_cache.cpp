@@ -1,0 +1,576 @@
+#include "connection_impl.hpp"
+#include <redcoro/client/tracking_cache.hpp>
+#include <redcoro/proto/command_info.hpp>
+
+#include <algorithm>
+#include <array>
+#include <unordered_map>
+
+namespace redcoro {
+namespace detail {
+namespace {
+
+// Which arguments of a cacheable command are keys.
+enum class key_shape : std::uint8_t { none, first, all };
+
+// The commands whose replies may be cached: read-only, and the same reply for the same key
+// contents (nothing random, nothing that depends on the clock: no TTL, no SRANDMEMBER).
+struct cacheable_table {
+  std::array<key_shape, 256> by_id{};
+  cacheable_table() {
+    for (const char* name : {"GET",
+                             "STRLEN",
+                             "GETRANGE",
+                             "SUBSTR",
+                             "GETBIT",
+                             "BITCOUNT",
+                             "BITPOS",
+                             "HGET",
+                             "HMGET",
+                             "HGETALL",
+                             "HEXISTS",
+                             "HLEN",
+                             "HKEYS",
+                             "HVALS",
+                             "HSTRLEN",
+                             "SMEMBERS",
+                             "SISMEMBER",
+                             "SMISMEMBER",
+                             "SCARD",
+                             "ZRANGE",
+                             "ZRANGEBYSCORE",
+                             "ZRANGEBYLEX",
+                             "ZREVRANGE",
+                             "ZREVRANGEBYSCORE",
+                             "ZREVRANGEBYLEX",
+                             "ZSCORE",
+                             "ZMSCORE",
+                             "ZCARD",
+                             "ZRANK",
+                             "ZREVRANK",
+                             "ZCOUNT",
+                             "ZLEXCOUNT",
+                             "LRANGE",
+                             "LINDEX",
+                             "LLEN",
+                             "LPOS",
+                             "TYPE",
+                             "XRANGE",
+                             "XREVRANGE",
+                             "XLEN",
+                             "GEOPOS",
+                             "GEODIST",
+                             "GEOHASH"})
+      add(name, key_shape::first);
+    add("MGET", key_shape::all);
+    add("EXISTS", key_shape::all);
+  }
+  void add(std::string_view name, key_shape shape) {
+    if (const std::uint8_t id = proto::command_id(name)) by_id[id] = shape;
+  }
+};
+const cacheable_table cacheable;
+
+proto::value value_of(proto::result<proto::value>& r) {
+  if (r.has_error())
+    return proto::value(proto::type::simple_error, std::move(r.error_storage().message));
+  return std::move(*r);
+}
+
+void replay(const proto::value& v, const proto::any_adapter& a) {
+  // A plain string, number or null (most cached replies): one node, made here.
+  if (v.attributes.empty() && !proto::is_aggregate(v.data_type) &&
+      v.data_type != proto::type::verbatim_string && v.data_type != proto::type::streamed_string &&
+      v.data_type != proto::type::streamed_string_part) {
+    a.on_node(0, proto::node(v.data_type, false, 0, 1, v.text));
+    return;
+  }
+  proto::for_each_node(v, [&](const proto::node& n) { a.on_node(0, n); });
+}
+
+// What a value takes in memory, roughly: its strings and a node's bookkeeping each.
+std::size_t footprint(const proto::value& v) {
+  std::size_t n = sizeof(proto::value) + v.text.size();
+  for (const proto::value& e : v.elements)
+    n += footprint(e);
+  for (const proto::value& a : v.attributes)
+    n += footprint(a);
+  return n;
+}
+
+}  // namespace
+
+struct tracking_cache_impl final : tracking_sink,
+                                   std::enable_shared_from_this<tracking_cache_impl> {
+  // One locally held reply. Its command's bytes are its name in `entries`; its keys, in
+  // `by_key`.
+  struct entry {
+    std::string command;
+    std::vector<std::string> keys;
+    proto::value reply;
+    clock::time_point expires = clock::time_point::max();
+    std::size_t bytes = 0;
+    entry* newer = nullptr;  // the LRU list: most recently used first
+    entry* older = nullptr;
+  };
+
+  // A miss on its way to the server: the command, then PTTL of each key, in one request
+  // (after CLIENT CACHING YES in opt_in mode). Readers of the same command wait for it.
+  struct fill final : exec_entry {
+    explicit fill(std::shared_ptr<tracking_cache_impl> c)
+        : exec_entry(req, proto::any_adapter(adapter_impl), &filled), cache(std::move(c)) {}
+    static void filled(exec_entry& e, error_code ec) {
+      auto& self = static_cast<fill&>(e);
+      const auto cache = self.cache;  // on_filled frees `self`; the cache may go with it
+      cache->on_filled(self, ec);
+    }
+    std::shared_ptr<tracking_cache_impl> cache;  // a fill outlives a cache destroyed meanwhile
+    std::string command;
+    std::vector<std::string> keys;
+    proto::request req;
+    proto::generic_response replies;
+    proto::response_adapter<proto::generic_response> adapter_impl{replies};
+    std::size_t reply_at = 0;  // where the command's reply is
+    std::uint64_t epoch = 0;   // of the cache when sent: kept only if still the same
+    clock::time_point sent_at;
+    bool valid = true;  // no invalidation of its keys arrived since it was sent
+    tracking_entry* waiters = nullptr;
+  };
+
+  // CLIENT TRACKING ON sent on a session that started before the cache was made.
+  struct tracking_on final : exec_entry {
+    explicit tracking_on(std::shared_ptr<tracking_cache_impl> c)
+        : exec_entry(req, proto::any_adapter(adapter_impl), &answered), cache(std::move(c)) {}
+    static void answered(exec_entry& e, error_code ec) {
+      std::unique_ptr<tracking_on> self(static_cast<tracking_on*>(&e));
+      tracking_cache_impl& c = *self->cache;
+      if (ec || self->replies.empty() || self->replies[0].has_error() || !c.attached) return;
+      // Answered on the session that is up now (a lost session fails its requests).
+      if (!c.ci.mux.ready() || c.ci.tracking_session_) return;
+      c.ci.tracking_session_ = true;
+      c.on_tracking_session(true);
+    }
+    std::shared_ptr<tracking_cache_impl> cache;
+    proto::request req;
+    proto::generic_response replies;
+    proto::response_adapter<proto::generic_response> adapter_impl{replies};
+  };
+
+  tracking_cache_impl(connection& conn, tracking_cache_config c)
+      : ci(impl_of(conn)), cfg(std::move(c)) {
+    const std::string& prefix = ci.cfg.key_prefix;
+    if (cfg.mode == tracking_mode::broadcast) {
+      options.push_back("BCAST");
+      for (const std::string& p : cfg.prefixes) {
+        options.push_back("PREFIX");
+        options.push_back(prefix + p);
+      }
+      if (cfg.prefixes.empty() && !prefix.empty()) {
+        options.push_back("PREFIX");
+        options.push_back(prefix);
+      }
+    }
+    if (cfg.mode == tracking_mode::opt_in) options.push_back("OPTIN");
+    if (cfg.noloop) options.push_back("NOLOOP");
+  }
+
+  void attach() {
+    ci.tracking = this;
+    attached = true;
+    if (!ci.running_ || ci.closed_) return;  // every handshake from now on asks for it
+    // A session is up or on its way; its handshake may have been written without tracking.
+    auto* on = new tracking_on(shared_from_this());
+    on->req.push("CLIENT", "TRACKING", "ON", options);
+    start_exec(ci, *on);
+  }
+
+  void detach() {
+    attached = false;
+    if (ci.tracking == this) ci.tracking = nullptr;  // its invalidations are dropped now
+    flush();
+  }
+
+  // --- what the connection tells -----------------------------------------------------------
+
+  const std::vector<std::string>& tracking_options() const noexcept override { return options; }
+
+  void on_tracking_session(bool tracking) override {
+    flush();
+    available = tracking;
+  }
+
+  void on_invalidate(const std::vector<std::string_view>& keys, bool all) override {
+    if (all) {
+      flush();
+      return;
+    }
+    for (std::string_view key : keys)
+      drop_key(key);
+  }
+
+  void on_session_lost() override {
+    flush();
+    available = false;
+  }
+
+  // --- the store ---------------------------------------------------------------------------
+
+  // Drops everything held, and makes every miss in flight unfit to keep.
+  void flush() {
+    ++epoch;
+    if (entries.empty()) return;
+    ++counters.flushes;
+    by_key.clear();
+    entries.clear();  // frees them
+    newest = oldest = nullptr;
+    bytes = 0;
+  }
+
+  void drop_key(std::string_view key) {
+    for (auto [at, end] = fills_by_key.equal_range(key); at != end; ++at)
+      at->second->valid = false;
+    for (auto it = by_key.find(key); it != by_key.end(); it = by_key.find(key)) {
+      ++counters.invalidations;
+      erase(*it->second);
+    }
+  }
+
+  void erase(entry& e) {
+    for (const std::string& k : e.keys)
+      for (auto [at, end] = by_key.equal_range(k); at != end; ++at)
+        if (at->second == &e) {
+          by_key.erase(at);
+          break;
+        }
+    unlink(e);
+    bytes -= e.bytes;
+    entries.erase(entries.find(std::string_view(e.command)));  // frees it
+  }
+
+  void unlink(entry& e) noexcept {
+    (e.newer ? e.newer->older : newest) = e.older;
+    (e.older ? e.older->newer : oldest) = e.newer;
+    e.newer = e.older = nullptr;
+  }
+  void link_newest(entry& e) noexcept {
+    e.older = newest;
+    e.newer = nullptr;
+    (newest ? newest->newer : oldest) = &e;
+    newest = &e;
+  }
+
+  // The live entry of a request of one cacheable command, or nullptr (an expired one is
+  // dropped on the way).
+  entry* find(const proto::request& r) {
+    if (entries.empty()) return nullptr;
+    const auto it = entries.find(r.command_bytes(0));
+    if (it == entries.end()) return nullptr;
+    entry& e = *it->second;
+    if (e.expires != clock::time_point::max()) {
+      if (clock::now() >= e.expires) {
+        ++counters.expirations;
+        erase(e);
+        return nullptr;
+      }
+    }
+    if (&e != newest) {
+      unlink(e);
+      link_newest(e);
+    }
+    return &e;
+  }
+
+  void store(fill& f, proto::value reply, clock::time_point expires) {
+    auto owned = std::make_unique<entry>();
+    entry& e = *owned;
+    e.command = std::move(f.command);
+    e.keys = std::move(f.keys);
+    e.reply = std::move(reply);
+    e.expires = expires;
+    e.bytes = sizeof(entry) + 3 * sizeof(void*) * (1 + e.keys.size()) + e.command.size() +
+              footprint(e.reply);
+    for (const std::string& k : e.keys)
+      e.bytes += k.size();
+    if (e.bytes > cfg.max_bytes) return;
+    const auto [it, fresh] = entries.try_emplace(std::string_view(e.command), std::move(owned));
+    if (!fresh) return;  // a miss of the same command sent while this one was on its way
+    for (const std::string& k : e.keys)
+      by_key.emplace(std::string_view(k), &e);
+    link_newest(e);
+    bytes += e.bytes;
+    while (bytes > cfg.max_bytes && oldest && oldest != &e) {
+      ++counters.evictions;
+      erase(*oldest);
+    }
+  }
+
+  // --- requests ----------------------------------------------------------------------------
+
+  // The shape of `r`'s keys when it may be served locally or kept: one cacheable command, a
+  // session that tracks, and a mode that allows it; none otherwise.
+  key_shape cacheable_shape(const proto::request& r, bool asked) const noexcept {
+    if (!available || r.commands() != 1 || r.out_of_band_commands() != 0) return key_shape::none;
+    if (cfg.mode == tracking_mode::opt_in && !asked) return key_shape::none;
+    return cacheable.by_id[r.command_id(0)];
+  }
+
+  // The keys of a cacheable command; empty when one of them may not be kept (broadcast mode:
+  // outside the tracked prefixes).
+  std::vector<std::string> keys_of(const proto::request& r, key_shape shape) const {
+    std::vector<std::string> keys;
+    if (shape == key_shape::first) {
+      keys.emplace_back(r.first_arg(0));
+    } else {
+      bool name = true;
+      proto::request::for_each_arg(r.command_bytes(0), [&](std::string_view a) {
+        if (!std::exchange(name, false)) keys.emplace_back(a);
+      });
+    }
+    if (cfg.mode == tracking_mode::broadcast && !cfg.prefixes.empty())
+      for (const std::string& k : keys)
+        if (std::none_of(cfg.prefixes.begin(), cfg.prefixes.end(),
+                         [&](const std::string& p) { return k.starts_with(p); }))
+          return {};
+    return keys;
+  }
+
+  void start(tracking_entry& e) {
+    const proto::request& r = *e.req;
+    const key_shape shape = cacheable_shape(r, e.cache_asked);
+    if (shape != key_shape::none && e.adapter.replies() != 0) {
+      if (entry* hit = find(r)) {
+        ++counters.hits;
+        e.adapter.prepare(1);
+        replay(hit->reply, e.adapter);
+        // Not inside the initiating function: through the executor.
+        asio::post(ci.executor, [&e] { e.done(e, {}); });
+        return;
+      }
+      std::vector<std::string> keys = keys_of(r, shape);
+      if (!keys.empty()) {
+        wait_for_fill(e, std::move(keys));
+        return;
+      }
+    }
+    ++counters.uncached;
+    if (!entries.empty() || !fills.empty()) drop_named(r);
+    e.forwarded = true;
+    start_exec(ci, e);
+  }
+
+  // Read-your-writes: what a request passed through names is dropped before it is sent
+  // (and a miss of it in flight is not kept). The server's own report of this connection's
+  // write comes after the write's reply (and not at all with NOLOOP), too late for a read
+  // made as soon as the write completes. A value that happens to equal a key's name drops
+  // that key too: harmless.
+  void drop_named(const proto::request& r) {
+    for (std::size_t i = 0; i < r.commands(); ++i) {
+      if (cacheable.by_id[r.command_id(i)] != key_shape::none) continue;  // a read
+      bool name = true;
+      proto::request::for_each_arg(r.command_bytes(i), [&](std::string_view a) {
+        if (!std::exchange(name, false)) {
+          drop_key(a);
+        } else if (is_flush(a)) {
+          flush();
+        }
+      });
+    }
+  }
+
+  static bool is_flush(std::string_view name) noexcept {
+    const auto is = [&](std::string_view upper) {
+      return name.size() == upper.size() &&
+             std::equal(name.begin(), name.end(), upper.begin(),
+                        [](char a, char b) { return (a & ~0x20) == b; });
+    };
+    return is("FLUSHALL") || is("FLUSHDB");
+  }
+
+  void wait_for_fill(tracking_entry& e, std::vector<std::string> keys) {
+    const std::string_view command = e.req->command_bytes(0);
+    fill* f = nullptr;
+    if (const auto it = fills.find(command); it != fills.end()) {
+      ++counters.shared_misses;
+      f = it->second.get();
+    } else {
+      ++counters.misses;
+      auto owned = std::make_unique<fill>(shared_from_this());
+      f = owned.get();
+      f->command.assign(command);
+      f->keys = std::move(keys);
+      f->req = proto::request(e.req->get_config());
+      if (cfg.mode == tracking_mode::opt_in) {
+        f->req.push("CLIENT", "CACHING", "YES");
+        f->reply_at = 1;
+      }
+      f->req.append_serialized(command, 1);
+      for (const std::string& k : f->keys)
+        f->req.push("PTTL", k);
+      f->epoch = epoch;
+      f->sent_at = clock::now();
+      fills.emplace(std::string_view(f->command), std::move(owned));
+      for (const std::string& k : f->keys)
+        fills_by_key.emplace(std::string_view(k), f);
+    }
+    e.fill = f;
+    e.next_waiter = f->waiters;
+    f->waiters = &e;
+    if (f->st == exec_entry::state::idle) start_exec(ci, *f);  // may fail it at once
+  }
+
+  void on_filled(fill& f, error_code ec) {
+    // Out of the maps first: a reader resumed below may send the same command again.
+    for (const std::string& k : f.keys)
+      for (auto [at, end] = fills_by_key.equal_range(k); at != end; ++at)
+        if (at->second == &f) {
+          fills_by_key.erase(at);
+          break;
+        }
+    std::unique_ptr<fill> owned;
+    if (const auto it = fills.find(f.command); it != fills.end() && it->second.get() == &f) {
+      owned = std::move(it->second);
+      fills.erase(it);
+    }
+    tracking_entry* waiters = std::exchange(f.waiters, nullptr);
+    proto::value reply;
+    if (!ec && f.replies.size() > f.reply_at) {
+      reply = value_of(f.replies[f.reply_at]);
+      for (tracking_entry* w = waiters; w; w = w->next_waiter) {
+        w->adapter.prepare(1);
+        replay(reply, w->adapter);
+        w->bytes_read = f.bytes_read;
+      }
+      keep(f, std::move(reply));
+    }
+    // Each reader resumes; none of them touches `f` (owned here) or the list.
+    while (tracking_entry* w = waiters) {
+      waiters = w->next_waiter;
+      w->fill = nullptr;
+      w->next_waiter = nullptr;
+      w->done(*w, ec);
+    }
+  }
+
+  // Stores a fill's reply unless it may be stale: an invalidation of one of its keys, a
+  // flush or a lost session since it was sent, an error reply, or a key about to expire.
+  void keep(fill& f, proto::value reply) {
+    if (reply.is_error()) return;
+    if (!f.valid || f.epoch != epoch || !available || !attached) {
+      ++counters.not_stored;
+      return;
+    }
+    auto expires = cfg.max_ttl.count() > 0 ? f.sent_at + cfg.max_ttl : clock::time_point::max();
+    for (std::size_t i = f.reply_at + 1; i < f.replies.size(); ++i) {
+      if (f.replies[i].has_error()) return;
+      const auto ms = f.replies[i]->to_integer();
+      if (!ms) return;
+      if (*ms == 0) return;  // expiring now
+      // From when it was sent: the server read the TTL later, so this errs early.
+      if (*ms > 0) expires = std::min(expires, f.sent_at + std::chrono::milliseconds(*ms));
+    }
+    store(f, std::move(reply), expires);
+  }
+
+  void cancel(tracking_entry& e, asio::cancellation_type type) {
+    if (e.forwarded) {
+      cancel_exec(ci, e, type);
+      return;
+    }
+    auto* f = static_cast<fill*>(e.fill);
+    if (!f) return;  // answered from memory: completes anyway
+    // Waiting for another's request: leaving it costs the server nothing.
+    for (tracking_entry** at = &f->waiters; *at; at = &(*at)->next_waiter)
+      if (*at == &e) {
+        *at = e.next_waiter;
+        break;
+      }
+    e.fill = nullptr;
+    e.next_waiter = nullptr;
+    asio::post(ci.executor, [&e] { e.done(e, error_code(asio::error::operation_aborted)); });
+  }
+
+  bool try_get(const proto::request& r, proto::any_adapter a) {
+    if (cacheable_shape(r, true) == key_shape::none || a.replies() == 0) return false;
+    entry* hit = find(r);
+    if (!hit) return false;
+    ++counters.hits;
+    a.prepare(1);
+    replay(hit->reply, a);
+    return true;
+  }
+
+  connection_impl& ci;
+  tracking_cache_config cfg;
+  std::vector<std::string> options;  // of CLIENT TRACKING ON
+  bool available = false;
+  bool attached = false;
+  bool initiating_ = false;
+  std::uint64_t epoch = 0;
+  tracking_cache_stats counters;
+
+  std::unordered_map<std::string_view, std::unique_ptr<entry>> entries;
+  std::unordered_multimap<std::string_view, entry*> by_key;
+  entry* newest = nullptr;
+  entry* oldest = nullptr;
+  std::size_t bytes = 0;
+
+  std::unordered_map<std::string_view, std::unique_ptr<fill>> fills;
+  std::unordered_multimap<std::string_view, fill*> fills_by_key;
+};
+
+void* allocate_op(tracking_cache_impl& c, std::size_t size) {
+  return allocate_op(c.ci, size);
+}
+void deallocate_op(tracking_cache_impl& c, void* p, std::size_t size) noexcept {
+  deallocate_op(c.ci, p, size);
+}
+const asio::any_io_executor& executor_of(const tracking_cache_impl& c) noexcept {
+  return c.ci.executor;
+}
+bool initiating(const tracking_cache_impl& c) noexcept {
+  return c.initiating_;
+}
+void start_exec(tracking_cache_impl& c, tracking_entry& e) {
+  c.initiating_ = true;
+  c.start(e);
+  c.initiating_ = false;
+}
+void cancel_exec(tracking_cache_impl& c, tracking_entry& e, asio::cancellation_type type) {
+  c.cancel(e, type);
+}
+bool try_cached(tracking_cache_impl& c, const proto::request& req, proto::any_adapter a) {
+  return c.try_get(req, a);
+}
+
+}  // namespace detail
+
+tracking_cache::tracking_cache(connection& conn, tracking_cache_config cfg)
+    : conn_(conn), impl_(std::make_shared<detail::tracking_cache_impl>(conn, std::move(cfg))) {
+  impl_->attach();
+}
+
+tracking_cache::~tracking_cache() {
+  impl_->detach();
+}
+
+tracking_cache::executor_type tracking_cache::get_executor() const noexcept {
+  return conn_.get_executor();
+}
+
+tracking_cache_stats tracking_cache::stats() const {
+  tracking_cache_stats s = impl_->counters;
+  s.entries = impl_->entries.size();
+  s.bytes = impl_->bytes;
+  s.available = impl_->available;
+  return s;
+}
+
+bool tracking_cache::available() const noexcept {
+  return impl_->available;
+}
+
+void tracking_cache::clear() {
+  impl_->flush();
+}
+
+}  // namespace redcoro
