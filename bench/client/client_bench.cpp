@@ -18,6 +18,7 @@
 #include "support/report.hpp"
 #include <redcoro/client/commands.hpp>
 #include <redcoro/client/connection.hpp>
+#include <redcoro/client/tracking_cache.hpp>
 #include <redcoro/cluster/cluster_client.hpp>
 #include <redcoro/connect/blocking.hpp>
 #include <redcoro/connect/handle.hpp>
@@ -83,7 +84,9 @@ sample measure(std::size_t ops, const std::function<void()>& run, int who = RUSA
 // What the requests go through: the connection itself, or the handle (connect/handle.hpp)
 // over a single connection or over a pooled client, for what the handle's indirection costs.
 // Or a cluster_client, or the handle over one, on a cluster of one primary at `port`.
-enum class via { connection, handle_single, handle_pooled, cluster, handle_cluster };
+// Or a tracking_cache over the connection (client-side caching): after each coroutine's
+// first read, every read is answered from process memory.
+enum class via { connection, handle_single, handle_pooled, cluster, handle_cluster, tracking };
 
 struct redcoro_run {
   std::uint16_t port;
@@ -111,6 +114,11 @@ struct redcoro_run {
       redcoro::connection conn(ioc, cfg);
       conn.async_run(asio::detached);
       drive(ioc, conn, ops, allocs);
+    } else if (through == via::tracking) {
+      redcoro::connection conn(ioc, cfg);
+      redcoro::tracking_cache cache(conn);
+      conn.async_run(asio::detached);
+      drive(ioc, cache, ops, allocs);
     } else if (through == via::cluster || through == via::handle_cluster) {
       redcoro::cluster_config cc;
       cc.seeds.push_back({"127.0.0.1", port});
@@ -164,11 +172,48 @@ struct redcoro_run {
           co_await conn.async_exec(req, many, asio::use_awaitable);
         ++completed;
       }
-      if (++finished == coroutines) conn.close();
+      if (++finished == coroutines) {
+        if constexpr (requires { conn.close(); })
+          conn.close();
+        else
+          conn.next_layer().close();
+      }
     };
     for (int c = 0; c < coroutines; ++c)
       asio::co_spawn(ioc, worker(c), asio::detached);
     ioc.run();
+  }
+};
+
+// A game-loop read: tracking_cache::try_get of a key held locally, `ops` times, no
+// suspension. (The key is read once through the cache first.)
+struct try_get_run {
+  std::uint16_t port;
+
+  void operator()(std::size_t ops) const {
+    asio::io_context ioc(1);
+    redcoro::connection_config cfg;
+    cfg.port = port;
+    redcoro::connection conn(ioc, cfg);
+    redcoro::tracking_cache cache(conn);
+    conn.async_run(asio::detached);
+    std::size_t found = 0;
+    asio::co_spawn(
+        ioc,
+        [&]() -> asio::awaitable<void> {
+          proto::request req;
+          req.push("GET", key(0));
+          proto::response<std::string> resp;
+          // Until connected, reads pass through; then the first one is kept.
+          while (!cache.try_get(req, resp))
+            co_await cache.async_exec(req, resp, asio::use_awaitable);
+          for (std::size_t i = 0; i < ops; ++i)
+            found += cache.try_get(req, resp);
+          conn.close();
+        },
+        asio::detached);
+    ioc.run();
+    if (found != ops) std::fprintf(stderr, "try_get: %zu of %zu found\n", found, ops);
   }
 };
 
@@ -351,6 +396,14 @@ int main(int argc, char** argv) {
     all.push_back({group, "redcoro connection, metrics on, " + co,
                    redcoro_run{port, c, 1, false, via::connection, true}, n(200000)});
   }
+  // Client-side caching: reads answered from process memory, against the round trip.
+  all.push_back({"(h) client-side cache, 64 in flight", "redcoro connection, 64 coroutines",
+                 redcoro_run{port, 64, 1}, n(400000), RUSAGE_SELF, true});
+  all.push_back({"(h) client-side cache, 64 in flight",
+                 "redcoro tracking_cache, 64 coroutines, local hits",
+                 redcoro_run{port, 64, 1, false, via::tracking}, n(400000)});
+  all.push_back({"(h) client-side cache, 64 in flight", "redcoro tracking_cache::try_get",
+                 try_get_run{port}, n(4000000)});
   // The handle against the cluster client it wraps, on a cluster of one primary (every key
   // on one node, so that both send what a single connection would).
   std::optional<redcoro::test::redis_cluster> cluster;
@@ -404,7 +457,7 @@ int main(int argc, char** argv) {
   std::printf(
       "\nGET of 32-byte values on one connection, medians of %d rounds, redis-server %s\n"
       "ratios are to the group's base: hiredis in (a)-(c) and (e), the connection in (d),\n"
-      "the connection with metrics off in (g),\n"
+      "the connection with metrics off in (g), the connection in (h),\n"
       "the cluster client in (f)\n\n",
       rounds, "on loopback");
   std::vector<std::vector<std::string>> rows;

@@ -2,6 +2,7 @@
 
 #include "tool/workload.hpp"
 #include <redcoro/client/connection.hpp>
+#include <redcoro/client/tracking_cache.hpp>
 #include <redcoro/cluster/cluster_client.hpp>
 
 #include <boost/asio/co_spawn.hpp>
@@ -216,9 +217,11 @@ namespace {
 
 // The redcoro driver over any client with connection's interface (a connection, or a
 // cluster_client): `make(ioc)` gives one client; each thread has options::connections.
+// `after(client)` is called once the thread's load ended, before the client goes.
 template <class Client, class Make>
 run_result run_clients(const options& o, const std::string& driver, Make make,
-                       const std::atomic<bool>& interrupted) {
+                       const std::atomic<bool>& interrupted,
+                       const std::function<void(Client&)>& after = {}) {
   const key_values kv(o);
   written_set written(o.key_space);
   const std::uint64_t streams = o.total_coroutines();
@@ -289,14 +292,62 @@ run_result run_clients(const options& o, const std::string& driver, Make make,
       for (int k = 0; k < o.concurrency; ++k)
         asio::co_spawn(ioc, worker(*c, stream++), asio::detached);
     ioc.run();
+    if (after)
+      for (auto& c : conns)
+        after(*c);
   };
   return run_threads(o, driver, body, interrupted);
 }
 
 }  // namespace
 
+namespace {
+
+// A connection read through a client-side cache (--client-cache); the cache goes first.
+struct cached_connection {
+  cached_connection(asio::io_context& ioc, const redcoro::connection_config& cfg,
+                    std::uint64_t bytes)
+      : conn(ioc, cfg), cache(conn, sized(bytes)) {}
+  static redcoro::tracking_cache_config sized(std::uint64_t bytes) {
+    redcoro::tracking_cache_config c;
+    c.max_bytes = static_cast<std::size_t>(bytes);
+    return c;
+  }
+  template <class Token>
+  auto async_run(Token&& token) {
+    return conn.async_run(std::forward<Token>(token));
+  }
+  template <class Response, class Token>
+  auto async_exec(const proto::request& req, Response& resp, Token&& token) {
+    return cache.async_exec(req, resp, std::forward<Token>(token));
+  }
+  void close() { conn.close(); }
+
+  redcoro::connection conn;
+  redcoro::tracking_cache cache;
+};
+
+}  // namespace
+
 run_result run_redcoro(const options& o, const target& t, const std::atomic<bool>& interrupted) {
   const redcoro::connection_config cfg = client_config(o, t);
+  if (o.client_cache && !t.cluster) {
+    std::atomic<std::uint64_t> hits{0}, reads{0};
+    run_result r = run_clients<cached_connection>(
+        o, "redcoro+client-cache",
+        [&](asio::io_context& ioc) {
+          return std::make_unique<cached_connection>(ioc, cfg, o.client_cache);
+        },
+        interrupted,
+        [&](cached_connection& c) {
+          const auto s = c.cache.stats();
+          hits += s.hits;
+          reads += s.hits + s.misses + s.shared_misses;
+        });
+    r.local_hits = hits;
+    r.local_reads = reads;
+    return r;
+  }
   if (!t.cluster) {
     return run_clients<redcoro::connection>(
         o, "redcoro",

@@ -136,6 +136,35 @@ int main(int argc, char** argv) {
                     primaries == 1 ? "y" : "ies", per_socket.concurrency, ratios.size());
       verdict = line;
     }
+  } else if (o.compare && o.client_cache) {
+    // The same load with the client-side cache and without it, round after round.
+    bench::options plain = o;
+    plain.client_cache = 0;
+    std::vector<bench::run_result> cached, direct;
+    std::vector<double> ratios;
+    for (int r = 0; r < o.compare_rounds && !interrupted; ++r) {
+      cached.push_back(bench::run_redcoro(o, t, interrupted));
+      if (interrupted) break;
+      direct.push_back(bench::run_redcoro(plain, t, interrupted));
+      if (direct.back().ops_per_s > 0)
+        ratios.push_back(cached.back().ops_per_s / direct.back().ops_per_s);
+    }
+    for (auto* set : {&cached, &direct})
+      if (!set->empty()) runs.push_back(median_round(*set));
+    if (!ratios.empty()) {
+      std::sort(ratios.begin(), ratios.end());
+      const bench::run_result& c = runs.front();
+      char line[400];
+      std::snprintf(line, sizeof line,
+                    "client-side cache: %.2fx the ops/s of the same load without it, %.1f%% of "
+                    "reads answered locally (median of %zu rounds)\n",
+                    ratios[ratios.size() / 2],
+                    c.local_reads ? 100.0 * static_cast<double>(c.local_hits) /
+                                        static_cast<double>(c.local_reads)
+                                  : 0.0,
+                    ratios.size());
+      verdict = line;
+    }
   } else if (o.compare) {
     std::vector<bench::run_result> mine, theirs, reference;
     for (int r = 0; r < o.compare_rounds && !interrupted; ++r) {

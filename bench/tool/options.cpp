@@ -77,6 +77,10 @@ workload:
 output:
   --json FILE  --html FILE  --no-live
   --driver redcoro|hiredis   --compare [--compare-rounds N]
+client-side caching:
+  --client-cache BYTES  reads through a tracking_cache of BYTES (suffix k, m or g) on each
+                     connection; with --compare: the same load with and without it, and
+                     the ratio of ops/s and the share of reads answered locally
 cluster:
   --cluster          the target is a Redis Cluster (--host/--port: a seed node; without
                      them, a cluster of 3 primaries and 3 replicas of its own). With
@@ -124,6 +128,16 @@ parse_result parse_options(int argc, const char* const* argv) {
            length_given = true;
          }},
         {"warmup", [&](std::string_view v) { o.warmup_s = real("warmup", v, 0); }},
+        {"client-cache",
+         [&](std::string_view v) {
+           std::uint64_t unit = 1;
+           if (!v.empty() && (v.back() == 'k' || v.back() == 'm' || v.back() == 'g')) {
+             unit = v.back() == 'k' ? 1024 : v.back() == 'm' ? 1024 * 1024 : 1024 * 1024 * 1024;
+             v.remove_suffix(1);
+           }
+           o.client_cache =
+               number<std::uint64_t>("client-cache", v, 1, std::uint64_t{1} << 40) * unit;
+         }},
         {"rate", [&](std::string_view v) { o.rate = real("rate", v, 0.001); }},
         {"ratio",
          [&](std::string_view v) {
@@ -251,11 +265,14 @@ parse_result parse_options(int argc, const char* const* argv) {
       throw bad_option{"--driver hiredis: Debian's hiredis 0.14 has no TLS"};
     if (o.rate > 0 && (o.driver == "hiredis" || o.compare))
       throw bad_option{"--rate paces the redcoro driver only (not hiredis or --compare)"};
-    if (o.compare && (o.tls || !o.unix_socket.empty()))
+    if (o.client_cache && (o.cluster || o.driver == "hiredis"))
+      throw bad_option{
+          "--client-cache: the redcoro driver on one server (not --cluster or hiredis)"};
+    if (o.compare && !o.client_cache && (o.tls || !o.unix_socket.empty()))
       throw bad_option{"--compare runs redis-benchmark too: use plain TCP"};
     if (o.cluster && (o.driver == "hiredis" || !o.unix_socket.empty()))
       throw bad_option{"--cluster: the redcoro driver over TCP (hiredis has no cluster client)"};
-    if (o.compare && !o.commands.empty())
+    if (o.compare && !o.client_cache && !o.commands.empty())
       throw bad_option{"--compare uses the --ratio workload (redis-benchmark runs SET and GET)"};
   } catch (const bad_option& e) {
     result.message = e.message;
@@ -306,9 +323,13 @@ std::vector<std::pair<std::string, std::string>> options::describe() const {
       std::string(patterns[static_cast<int>(key_pattern)]) +
           (key_pattern == key_pattern_kind::zipf ? ":" + std::to_string(zipf_s) : ""));
   add("seed", std::to_string(seed));
+  if (client_cache) add("client cache bytes", std::to_string(client_cache));
   if (cluster)
     add("driver", compare ? "compare: redcoro on the cluster and on a standalone server"
                           : "redcoro (cluster)");
+  else if (client_cache)
+    add("driver", compare ? "compare: redcoro with and without the client-side cache"
+                          : "redcoro with a client-side cache");
   else
     add("driver", compare ? "compare: redcoro, hiredis, redis-benchmark" : driver);
   return d;

@@ -59,6 +59,8 @@ struct options {
   bool compare = false;
   int compare_rounds = 1;
   bool live = true;  // the line every second
+  // client-side caching: a tracking_cache of this many bytes on each connection; 0: none
+  std::uint64_t client_cache = 0;
 
   std::uint64_t total_coroutines() const {
     return static_cast<std::uint64_t>(threads) * static_cast<std::uint64_t>(connections) *

@@ -258,6 +258,15 @@ summary_table make_summary(const std::vector<run_result>& runs) {
         return group_thousands(r.hits) + " / " + group_thousands(r.misses);
       },
       nullptr);
+  if (std::any_of(runs.begin(), runs.end(), [](const run_result& r) { return r.local_reads; }))
+    add_row(
+        "answered locally",
+        [](const run_result& r) {
+          if (!r.local_reads) return std::string("-");
+          return format("%.1f%%", 100.0 * static_cast<double>(r.local_hits) /
+                                      static_cast<double>(r.local_reads));
+        },
+        nullptr);
   add_row(
       "verify failures", [](const run_result& r) { return group_thousands(r.verify_failures); },
       nullptr);
@@ -362,6 +371,10 @@ void json_run(std::ostream& o, const run_result& r) {
   json_number(o, r.hits);
   o << ",\n      \"misses\": ";
   json_number(o, r.misses);
+  o << ",\n      \"local_hits\": ";
+  json_number(o, r.local_hits);
+  o << ",\n      \"local_reads\": ";
+  json_number(o, r.local_reads);
   o << ",\n      \"verify_failures\": ";
   json_number(o, r.verify_failures);
   o << ",\n      \"partial\": " << (r.partial ? "true" : "false");

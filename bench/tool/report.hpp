@@ -34,6 +34,8 @@ struct run_result {
   double cpu_us_per_op = 0;            // client user+sys CPU per op; < 0 when unknown
   std::uint64_t hits = 0, misses = 0;  // GETs that found / did not find a key
   std::uint64_t verify_failures = 0;   // GETs of keys this run wrote that returned other data
+  // With a client-side cache: reads answered from process memory, and reads it looked up.
+  std::uint64_t local_hits = 0, local_reads = 0;
   std::map<std::string, std::uint64_t> errors;  // by kind: "timeout", "ERR", "connection_lost"...
   histogram latency;                            // per request, ns
   std::vector<timeline_point> timeline;         // one per second
@@ -59,12 +61,12 @@ std::string live_line(double t_s, double ops_per_s, std::uint64_t p50_ns, std::u
                       std::uint64_t errors);
 
 /// {"settings": {name: value, ...}, "runs": [{driver, duration_s, requests, ops, ops_per_s,
-/// cpu_us_per_op, hits, misses, verify_failures, partial, errors: {kind: n},
-/// latency_us: {min, mean, p50, p90, p99, p99_9, p99_99, max, count},
-/// percentiles: [[p, us], ...], timeline: [{t_s, ops_per_s, p50_us, p99_us, errors}, ...]}]}.
-/// Unknown figures are null: cpu_us_per_op when < 0, and latency_us's when the run has no
-/// histogram (but for what reported_percentiles_us gives, also written as an object of its own
-/// when not empty). Non-finite numbers are null too; text that is not UTF-8 gets U+FFFD.
+/// cpu_us_per_op, hits, misses, local_hits, local_reads, verify_failures, partial, errors: {kind:
+/// n}, latency_us: {min, mean, p50, p90, p99, p99_9, p99_99, max, count}, percentiles: [[p, us],
+/// ...], timeline: [{t_s, ops_per_s, p50_us, p99_us, errors}, ...]}]}. Unknown figures are null:
+/// cpu_us_per_op when < 0, and latency_us's when the run has no histogram (but for what
+/// reported_percentiles_us gives, also written as an object of its own when not empty). Non-finite
+/// numbers are null too; text that is not UTF-8 gets U+FFFD.
 void write_json(std::ostream& out, const settings& s, const std::vector<run_result>& runs);
 
 /// A self-contained HTML page (inline CSS and SVG, no scripts, nothing fetched): the settings,

@@ -3,6 +3,7 @@
 #include <redcoro/proto/request.hpp>
 
 #include <algorithm>
+#include <charconv>
 #include <cmath>
 
 namespace redcoro::bench {
@@ -96,9 +97,18 @@ void key_values::value(std::uint64_t k, std::string& out) const {
   out.resize(size);
   // The key's number, then letters that depend on it: a value written under another key (or
   // truncated) does not pass for this one.
-  const std::string head = std::to_string(k) + ":";
+  char head[24];
+  char* end = std::to_chars(head, head + sizeof head - 1, k).ptr;
+  *end++ = ':';
+  const std::size_t n = static_cast<std::size_t>(end - head);
   for (std::size_t i = 0; i < size; ++i)
-    out[i] = i < head.size() ? head[i] : static_cast<char>('a' + (h >> (i % 48)) % 26);
+    out[i] = i < n ? head[i] : static_cast<char>('a' + (h >> (i % 48)) % 26);
+}
+
+void key_values::key_name(std::uint64_t k, std::string& out) {
+  out.assign("redcoro-bench:");
+  char digits[24];
+  out.append(digits, std::to_chars(digits, digits + sizeof digits, k).ptr);
 }
 
 request_maker::request_maker(const options& o, const key_values& kv, std::uint64_t stream,
@@ -113,7 +123,7 @@ void request_maker::next(proto::request& req, std::vector<sent_command>& sent) {
   sent.clear();
   for (int i = 0; i < o_.pipeline; ++i) {
     const std::uint64_t k = keys_.next();
-    key_ = key_values::key_name(k);
+    key_values::key_name(k, key_);  // (reused: no allocation per request)
     if (o_.commands.empty()) {
       const bool is_set = mix_() % (o_.set_ratio + o_.get_ratio) < o_.set_ratio;
       if (is_set) {

@@ -41,7 +41,12 @@ class key_chooser {
 /// size settings), so a GET can be checked without remembering what was written.
 struct key_values {
   explicit key_values(const options& o);
-  static std::string key_name(std::uint64_t k) { return "redcoro-bench:" + std::to_string(k); }
+  static std::string key_name(std::uint64_t k) {
+    std::string out;
+    key_name(k, out);
+    return out;
+  }
+  static void key_name(std::uint64_t k, std::string& out);
   /// Writes the value of key k into `out`.
   void value(std::uint64_t k, std::string& out) const;
 

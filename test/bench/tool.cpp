@@ -229,3 +229,29 @@ TEST_CASE("a command-template run counts server errors by kind", "[bench][live]"
   CHECK(r.errors.at("WRONGTYPE") > 0);
   CHECK(r.errors.at("WRONGTYPE") < 2000);
 }
+
+TEST_CASE("a --client-cache run reads through the cache and checks what it reads",
+          "[bench][live][tracking]") {
+  auto sized = parse({"--client-cache", "64m"});
+  REQUIRE(sized.opts);
+  CHECK(sized.opts->client_cache == 64u << 20);
+  CHECK(error_of({"--client-cache", "1m", "--cluster"}).find("--client-cache") !=
+        std::string::npos);
+  CHECK(error_of({"--client-cache", "lots"}).find("--client-cache") != std::string::npos);
+
+  redcoro::test::redis_server server;
+  const target t{"127.0.0.1", server.port(), ""};
+  auto parsed =
+      parse({"--requests", "20000", "--concurrency", "8", "--ratio", "1:19", "--key-space", "100",
+             "--key-pattern", "zipf:0.99", "--client-cache", "1m", "--no-live"});
+  REQUIRE(parsed.opts);
+  std::atomic<bool> interrupted{false};
+  const run_result r = run_redcoro(*parsed.opts, t, interrupted);
+  CHECK(r.driver == "redcoro+client-cache");
+  CHECK(r.ops == 20000);
+  CHECK(r.errors.empty());
+  CHECK(r.verify_failures == 0);  // every value read back is the one written under its key
+  CHECK(r.local_reads > 0);
+  CHECK(r.local_hits > 0);
+  CHECK(r.local_hits <= r.local_reads);
+}
