@@ -1,4 +1,5 @@
 #include "connection_impl.hpp"
+#include <redcoro/client/detail/tracking_backend.hpp>
 #include <redcoro/client/tracking_cache.hpp>
 #include <redcoro/proto/command_info.hpp>
 
@@ -100,8 +101,25 @@ std::size_t footprint(const proto::value& v) {
 
 }  // namespace
 
-struct tracking_cache_impl final : tracking_sink,
-                                   std::enable_shared_from_this<tracking_cache_impl> {
+// One connection's link to a cache: what the connection tells (connection_impl.hpp's
+// tracking_sink), and whether its session tracks keys now. Owned by the cache; a connection
+// that ends leaves it down.
+class connection_tracker final : public tracking_sink {
+ public:
+  explicit connection_tracker(tracking_cache_impl& c) noexcept : cache_(&c) {}
+  const std::vector<std::string>& tracking_options() const noexcept override;
+  void on_tracking_session(bool tracking) override;
+  void on_invalidate(const std::vector<std::string_view>& keys, bool all) override;
+  void on_session_lost() override;
+
+  bool up = false;
+  bool tracks = false;
+
+ private:
+  tracking_cache_impl* cache_;
+};
+
+struct tracking_cache_impl final : std::enable_shared_from_this<tracking_cache_impl> {
   // One locally held reply. Its command's bytes are its name in `entries`; its keys, in
   // `by_key`.
   struct entry {
@@ -134,31 +152,39 @@ struct tracking_cache_impl final : tracking_sink,
     std::uint64_t epoch = 0;   // of the cache when sent: kept only if still the same
     clock::time_point sent_at;
     bool valid = true;  // no invalidation of its keys arrived since it was sent
+    bool sent = false;
     tracking_entry* waiters = nullptr;
   };
 
-  // CLIENT TRACKING ON sent on a session that started before the cache was made.
+  // CLIENT TRACKING ON sent on a session that started before the connection was tracked.
   struct tracking_on final : exec_entry {
-    explicit tracking_on(std::shared_ptr<tracking_cache_impl> c)
-        : exec_entry(req, proto::any_adapter(adapter_impl), &answered), cache(std::move(c)) {}
+    tracking_on(std::shared_ptr<tracking_cache_impl> c, connection_impl& conn,
+                connection_tracker& t)
+        : exec_entry(req, proto::any_adapter(adapter_impl), &answered),
+          cache(std::move(c)),
+          ci(&conn),
+          tracker(&t) {}
     static void answered(exec_entry& e, error_code ec) {
       std::unique_ptr<tracking_on> self(static_cast<tracking_on*>(&e));
-      tracking_cache_impl& c = *self->cache;
-      if (ec || self->replies.empty() || self->replies[0].has_error() || !c.attached) return;
+      if (ec || self->replies.empty() || self->replies[0].has_error() || !self->cache->attached)
+        return;
       // Answered on the session that is up now (a lost session fails its requests).
-      if (!c.ci.mux.ready() || c.ci.tracking_session_) return;
-      c.ci.tracking_session_ = true;
-      c.on_tracking_session(true);
+      connection_impl& c = *self->ci;
+      if (!c.mux.ready() || c.tracking_session_ || c.tracking != self->tracker) return;
+      c.tracking_session_ = true;
+      self->tracker->on_tracking_session(true);
     }
     std::shared_ptr<tracking_cache_impl> cache;
+    connection_impl* ci;
+    connection_tracker* tracker;
     proto::request req;
     proto::generic_response replies;
     proto::response_adapter<proto::generic_response> adapter_impl{replies};
   };
 
-  tracking_cache_impl(connection& conn, tracking_cache_config c)
-      : ci(impl_of(conn)), cfg(std::move(c)) {
-    const std::string& prefix = ci.cfg.key_prefix;
+  tracking_cache_impl(std::unique_ptr<tracking_backend> b, const tracking_cache_config& c)
+      : backend(std::move(b)), cfg(c) {
+    const std::string& prefix = backend->key_prefix();
     if (cfg.mode == tracking_mode::broadcast) {
       options.push_back("BCAST");
       for (const std::string& p : cfg.prefixes) {
@@ -174,43 +200,45 @@ struct tracking_cache_impl final : tracking_sink,
     if (cfg.noloop) options.push_back("NOLOOP");
   }
 
-  void attach() {
-    ci.tracking = this;
-    attached = true;
-    if (!ci.running_ || ci.closed_) return;  // every handshake from now on asks for it
+  connection_tracker& track(connection& conn) {
+    connection_impl& c = impl_of(conn);
+    trackers.push_back(std::make_unique<connection_tracker>(*this));
+    connection_tracker& t = *trackers.back();
+    c.tracking = &t;
+    if (!c.running_ || c.closed_) return t;  // every handshake from now on asks for it
     // A session is up or on its way; its handshake may have been written without tracking.
-    auto* on = new tracking_on(shared_from_this());
+    auto* on = new tracking_on(shared_from_this(), c, t);
     on->req.push("CLIENT", "TRACKING", "ON", options);
-    start_exec(ci, *on);
+    start_exec(c, *on);
+    return t;
+  }
+
+  void untrack(connection& conn) noexcept {
+    connection_impl& c = impl_of(conn);
+    for (const auto& t : trackers)
+      if (c.tracking == t.get()) c.tracking = nullptr;  // its invalidations are dropped now
   }
 
   void detach() {
     attached = false;
-    if (ci.tracking == this) ci.tracking = nullptr;  // its invalidations are dropped now
+    backend->detach();
     flush();
   }
 
-  // --- what the connection tells -----------------------------------------------------------
-
-  const std::vector<std::string>& tracking_options() const noexcept override { return options; }
-
-  void on_tracking_session(bool tracking) override {
+  // A session began or ended on one of the connections: what it promised is gone with it
+  // (conservatively, everything), and whether reads may be kept is asked again.
+  void session_changed() {
     flush();
-    available = tracking;
+    available = attached && backend->tracking();
   }
 
-  void on_invalidate(const std::vector<std::string_view>& keys, bool all) override {
+  void on_invalidate(const std::vector<std::string_view>& keys, bool all) {
     if (all) {
       flush();
       return;
     }
     for (std::string_view key : keys)
       drop_key(key);
-  }
-
-  void on_session_lost() override {
-    flush();
-    available = false;
   }
 
   // --- the store ---------------------------------------------------------------------------
@@ -343,7 +371,7 @@ struct tracking_cache_impl final : tracking_sink,
         e.adapter.prepare(1);
         replay(hit->reply, e.adapter);
         // Not inside the initiating function: through the executor.
-        asio::post(ci.executor, [&e] { e.done(e, {}); });
+        asio::post(backend->executor(), [&e] { e.done(e, {}); });
         return;
       }
       std::vector<std::string> keys = keys_of(r, shape);
@@ -355,7 +383,7 @@ struct tracking_cache_impl final : tracking_sink,
     ++counters.uncached;
     if (!entries.empty() || !fills.empty()) drop_named(r);
     e.forwarded = true;
-    start_exec(ci, e);
+    backend->exec(e);
   }
 
   // Read-your-writes: what a request passed through names is dropped before it is sent
@@ -415,7 +443,10 @@ struct tracking_cache_impl final : tracking_sink,
     e.fill = f;
     e.next_waiter = f->waiters;
     f->waiters = &e;
-    if (f->st == exec_entry::state::idle) start_exec(ci, *f);  // may fail it at once
+    if (f->st == exec_entry::state::idle && !f->sent) {
+      f->sent = true;
+      backend->exec(*f);  // may fail it at once
+    }
   }
 
   void on_filled(fill& f, error_code ec) {
@@ -473,7 +504,7 @@ struct tracking_cache_impl final : tracking_sink,
 
   void cancel(tracking_entry& e, asio::cancellation_type type) {
     if (e.forwarded) {
-      cancel_exec(ci, e, type);
+      backend->cancel(e, type);
       return;
     }
     auto* f = static_cast<fill*>(e.fill);
@@ -486,7 +517,8 @@ struct tracking_cache_impl final : tracking_sink,
       }
     e.fill = nullptr;
     e.next_waiter = nullptr;
-    asio::post(ci.executor, [&e] { e.done(e, error_code(asio::error::operation_aborted)); });
+    asio::post(backend->executor(),
+               [&e] { e.done(e, error_code(asio::error::operation_aborted)); });
   }
 
   bool try_get(const proto::request& r, proto::any_adapter a) {
@@ -499,11 +531,12 @@ struct tracking_cache_impl final : tracking_sink,
     return true;
   }
 
-  connection_impl& ci;
+  std::unique_ptr<tracking_backend> backend;
   tracking_cache_config cfg;
   std::vector<std::string> options;  // of CLIENT TRACKING ON
+  std::vector<std::unique_ptr<connection_tracker>> trackers;
   bool available = false;
-  bool attached = false;
+  bool attached = true;
   bool initiating_ = false;
   std::uint64_t epoch = 0;
   tracking_cache_stats counters;
@@ -518,14 +551,47 @@ struct tracking_cache_impl final : tracking_sink,
   std::unordered_multimap<std::string_view, fill*> fills_by_key;
 };
 
+const std::vector<std::string>& connection_tracker::tracking_options() const noexcept {
+  return cache_->options;
+}
+void connection_tracker::on_tracking_session(bool tracking) {
+  up = true;
+  tracks = tracking;
+  cache_->session_changed();
+}
+void connection_tracker::on_invalidate(const std::vector<std::string_view>& keys, bool all) {
+  cache_->on_invalidate(keys, all);
+}
+void connection_tracker::on_session_lost() {
+  up = tracks = false;
+  cache_->session_changed();
+}
+
+std::shared_ptr<tracking_cache_impl> make_tracking_cache(std::unique_ptr<tracking_backend> backend,
+                                                         const tracking_cache_config& cfg) {
+  return std::make_shared<tracking_cache_impl>(std::move(backend), cfg);
+}
+connection_tracker& track(tracking_cache_impl& cache, connection& conn) {
+  return cache.track(conn);
+}
+void untrack(tracking_cache_impl& cache, connection& conn) noexcept {
+  cache.untrack(conn);
+}
+bool session_up(const connection_tracker& t) noexcept {
+  return t.up;
+}
+bool session_tracks(const connection_tracker& t) noexcept {
+  return t.tracks;
+}
+
 void* allocate_op(tracking_cache_impl& c, std::size_t size) {
-  return allocate_op(c.ci, size);
+  return c.backend->allocate(size);
 }
 void deallocate_op(tracking_cache_impl& c, void* p, std::size_t size) noexcept {
-  deallocate_op(c.ci, p, size);
+  c.backend->deallocate(p, size);
 }
 const asio::any_io_executor& executor_of(const tracking_cache_impl& c) noexcept {
-  return c.ci.executor;
+  return c.backend->executor();
 }
 bool initiating(const tracking_cache_impl& c) noexcept {
   return c.initiating_;
@@ -541,36 +607,60 @@ void cancel_exec(tracking_cache_impl& c, tracking_entry& e, asio::cancellation_t
 bool try_cached(tracking_cache_impl& c, const proto::request& req, proto::any_adapter a) {
   return c.try_get(req, a);
 }
+tracking_cache_stats stats_of(const tracking_cache_impl& c) {
+  tracking_cache_stats s = c.counters;
+  s.entries = c.entries.size();
+  s.bytes = c.bytes;
+  s.available = c.available;
+  return s;
+}
+bool available(const tracking_cache_impl& c) noexcept {
+  return c.available;
+}
+void clear(tracking_cache_impl& c) {
+  c.flush();
+}
+void close(tracking_cache_impl& c) {
+  c.detach();
+}
+
+namespace {
+
+// One connection: requests go to it, and its session is the only one.
+class connection_backend final : public tracking_backend {
+ public:
+  explicit connection_backend(connection& conn) noexcept : conn_(conn), ci_(impl_of(conn)) {}
+  void attach(tracking_cache_impl& cache) {
+    tracker_ = &track(cache, conn_);
+    cache_ = &cache;
+  }
+  const asio::any_io_executor& executor() const noexcept override { return ci_.executor; }
+  void* allocate(std::size_t size) override { return allocate_op(ci_, size); }
+  void deallocate(void* p, std::size_t size) noexcept override { deallocate_op(ci_, p, size); }
+  void exec(exec_entry& e) override { start_exec(ci_, e); }
+  void cancel(exec_entry& e, asio::cancellation_type type) override { cancel_exec(ci_, e, type); }
+  const std::string& key_prefix() const noexcept override { return ci_.cfg.key_prefix; }
+  bool tracking() const noexcept override { return tracker_ && tracker_->up && tracker_->tracks; }
+  void detach() noexcept override {
+    if (cache_) untrack(*cache_, conn_);
+  }
+
+ private:
+  connection& conn_;
+  connection_impl& ci_;
+  connection_tracker* tracker_ = nullptr;
+  tracking_cache_impl* cache_ = nullptr;
+};
+
+}  // namespace
 
 }  // namespace detail
 
-tracking_cache::tracking_cache(connection& conn, tracking_cache_config cfg)
-    : conn_(conn), impl_(std::make_shared<detail::tracking_cache_impl>(conn, std::move(cfg))) {
-  impl_->attach();
-}
-
-tracking_cache::~tracking_cache() {
-  impl_->detach();
-}
-
-tracking_cache::executor_type tracking_cache::get_executor() const noexcept {
-  return conn_.get_executor();
-}
-
-tracking_cache_stats tracking_cache::stats() const {
-  tracking_cache_stats s = impl_->counters;
-  s.entries = impl_->entries.size();
-  s.bytes = impl_->bytes;
-  s.available = impl_->available;
-  return s;
-}
-
-bool tracking_cache::available() const noexcept {
-  return impl_->available;
-}
-
-void tracking_cache::clear() {
-  impl_->flush();
+tracking_cache::tracking_cache(connection& conn, tracking_cache_config cfg) : conn_(conn) {
+  auto backend = std::make_unique<detail::connection_backend>(conn);
+  auto& b = *backend;
+  impl_ = detail::make_tracking_cache(std::move(backend), cfg);
+  b.attach(*impl_);
 }
 
 }  // namespace redcoro

@@ -91,6 +91,7 @@ struct cluster_impl {
     auto entry = std::make_unique<node_entry>();
     entry->conn = std::make_unique<connection>(ex, std::move(c));
     node_entry* e = entry.get();
+    if (on_node) on_node(*e->conn);  // before it runs: its first handshake is the cache's too
     e->conn->async_run([this, e](error_code) {
       e->run_done = true;
       wake_all();
@@ -364,6 +365,8 @@ struct cluster_impl {
   std::size_t next_turn = 0;
   cluster_stats stats;
   std::function<void()> on_change;  // cluster_client::on_topology_change
+  // Told of every node connection made from now on, before it runs (cluster_tracking_cache).
+  std::function<void(connection&)> on_node;
   // MOVED replies since the last refresh that agreed with them (see apply).
   std::vector<redirect> recent_moves;
   std::size_t stale_reads = 0;

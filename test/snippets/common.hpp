@@ -26,6 +26,7 @@
 #include <redcoro/cluster/cluster_client.hpp>
 #include <redcoro/cluster/cluster_subscriber.hpp>
 #include <redcoro/cluster/topology.hpp>
+#include <redcoro/cluster/tracking_cache.hpp>
 #include <redcoro/connect/blocking.hpp>
 #include <redcoro/connect/handle.hpp>
 #include <redcoro/connect/registry.hpp>

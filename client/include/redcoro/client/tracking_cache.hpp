@@ -99,6 +99,70 @@ bool initiating(const tracking_cache_impl& c) noexcept;
 void start_exec(tracking_cache_impl& c, tracking_entry& e);
 void cancel_exec(tracking_cache_impl& c, tracking_entry& e, asio::cancellation_type type);
 bool try_cached(tracking_cache_impl& c, const proto::request& req, proto::any_adapter a);
+tracking_cache_stats stats_of(const tracking_cache_impl& c);
+bool available(const tracking_cache_impl& c) noexcept;
+void clear(tracking_cache_impl& c);
+/// Detaches it from its connections and drops everything (the owning object is going).
+void close(tracking_cache_impl& c);
+}  // namespace detail
+
+namespace detail {
+
+/// What every client-side cache offers (tracking_cache over a connection,
+/// cluster_tracking_cache over a cluster); see tracking_cache.
+class tracking_cache_base {
+ public:
+  using executor_type = asio::any_io_executor;
+
+  tracking_cache_base(const tracking_cache_base&) = delete;
+  tracking_cache_base& operator=(const tracking_cache_base&) = delete;
+
+  executor_type get_executor() const noexcept { return executor_of(*impl_); }
+
+  /// As connection::async_exec; a cacheable read is answered from process memory when it
+  /// can be, and kept when it was not (in opt_in mode: only through async_exec_cached).
+  template <class Response, class Token>
+  auto async_exec(const proto::request& req, Response& resp, Token&& token) {
+    return initiate_exec<tracking_entry_of<false>>(*impl_, req, resp, std::forward<Token>(token));
+  }
+  template <owned_request X, class Token>
+  auto async_exec(X x, Token&& token) {
+    return initiate_exec<tracking_entry_of<false>>(*impl_, std::move(x),
+                                                   std::forward<Token>(token));
+  }
+  /// As async_exec, and a cacheable read is kept in opt_in mode too (CLIENT CACHING YES).
+  template <class Response, class Token>
+  auto async_exec_cached(const proto::request& req, Response& resp, Token&& token) {
+    return initiate_exec<tracking_entry_of<true>>(*impl_, req, resp, std::forward<Token>(token));
+  }
+  template <owned_request X, class Token>
+  auto async_exec_cached(X x, Token&& token) {
+    return initiate_exec<tracking_entry_of<true>>(*impl_, std::move(x), std::forward<Token>(token));
+  }
+
+  /// Without waiting: decodes the locally held reply of `req` (one cacheable command) into
+  /// `resp` and returns true, or returns false and leaves `resp` as it was. For a loop that
+  /// must not suspend (a game tick); on false, read through async_exec.
+  template <class Response>
+  bool try_get(const proto::request& req, Response& resp) {
+    proto::response_adapter<Response> a(resp);
+    return try_cached(*impl_, req, proto::any_adapter(a));
+  }
+
+  tracking_cache_stats stats() const { return stats_of(*impl_); }
+  /// True while the sessions that answer reads track keys (tracking_cache_stats::available).
+  bool available() const noexcept { return detail::available(*impl_); }
+  /// Drops every locally held reply.
+  void clear() { detail::clear(*impl_); }
+
+ protected:
+  tracking_cache_base() = default;
+  ~tracking_cache_base() {
+    if (impl_) close(*impl_);
+  }
+  std::shared_ptr<tracking_cache_impl> impl_;  // shared with its misses in flight
+};
+
 }  // namespace detail
 
 /// Client-side caching over one connection: replies of cacheable reads kept in process
@@ -130,61 +194,15 @@ bool try_cached(tracking_cache_impl& c, const proto::request& req, proto::any_ad
 /// Make it before the connection runs, or while it runs (it then sends CLIENT TRACKING and
 /// serves locally once the server accepted it); use it from the connection's executor;
 /// destroy it before the connection.
-class tracking_cache {
+class tracking_cache : public detail::tracking_cache_base {
  public:
-  using executor_type = asio::any_io_executor;
-
   explicit tracking_cache(connection& conn, tracking_cache_config cfg = {});
-  ~tracking_cache();
-  tracking_cache(const tracking_cache&) = delete;
-  tracking_cache& operator=(const tracking_cache&) = delete;
 
-  executor_type get_executor() const noexcept;
   /// The connection: calls made on it bypass the local store.
   connection& next_layer() noexcept { return conn_; }
 
-  /// As connection::async_exec; a cacheable read is answered from process memory when it
-  /// can be, and kept when it was not (in opt_in mode: only through async_exec_cached).
-  template <class Response, class Token>
-  auto async_exec(const proto::request& req, Response& resp, Token&& token) {
-    return detail::initiate_exec<detail::tracking_entry_of<false>>(*impl_, req, resp,
-                                                                   std::forward<Token>(token));
-  }
-  template <owned_request X, class Token>
-  auto async_exec(X x, Token&& token) {
-    return detail::initiate_exec<detail::tracking_entry_of<false>>(*impl_, std::move(x),
-                                                                   std::forward<Token>(token));
-  }
-  /// As async_exec, and a cacheable read is kept in opt_in mode too (CLIENT CACHING YES).
-  template <class Response, class Token>
-  auto async_exec_cached(const proto::request& req, Response& resp, Token&& token) {
-    return detail::initiate_exec<detail::tracking_entry_of<true>>(*impl_, req, resp,
-                                                                  std::forward<Token>(token));
-  }
-  template <owned_request X, class Token>
-  auto async_exec_cached(X x, Token&& token) {
-    return detail::initiate_exec<detail::tracking_entry_of<true>>(*impl_, std::move(x),
-                                                                  std::forward<Token>(token));
-  }
-
-  /// Without waiting: decodes the locally held reply of `req` (one cacheable command) into
-  /// `resp` and returns true, or returns false and leaves `resp` as it was. For a loop that
-  /// must not suspend (a game tick); on false, read through async_exec.
-  template <class Response>
-  bool try_get(const proto::request& req, Response& resp) {
-    proto::response_adapter<Response> a(resp);
-    return detail::try_cached(*impl_, req, proto::any_adapter(a));
-  }
-
-  tracking_cache_stats stats() const;
-  /// True while the current session tracks keys (see tracking_cache_stats::available).
-  bool available() const noexcept;
-  /// Drops every locally held reply.
-  void clear();
-
  private:
   connection& conn_;
-  std::shared_ptr<detail::tracking_cache_impl> impl_;  // shared with its misses in flight
 };
 
 }  // namespace redcoro

@@ -1,0 +1,68 @@
+#include "cluster_impl.hpp"
+#include <redcoro/client/detail/tracking_backend.hpp>
+#include <redcoro/cluster/tracking_cache.hpp>
+
+namespace redcoro {
+namespace detail {
+namespace {
+
+// Every node connection: requests go through the cluster client (routed, redirects
+// followed), and each node's session must track keys.
+class cluster_backend final : public tracking_backend {
+ public:
+  explicit cluster_backend(cluster_client& cl) noexcept : cl_(cl), impl_(impl_of(cl)) {}
+
+  void attach(tracking_cache_impl& cache) {
+    cache_ = &cache;
+    for (auto& [address, node] : impl_.nodes)
+      trackers_.push_back(&track(cache, *node->conn));
+    impl_.on_node = [this](connection& c) { trackers_.push_back(&track(*cache_, c)); };
+  }
+
+  const asio::any_io_executor& executor() const noexcept override { return executor_of(impl_); }
+  void* allocate(std::size_t size) override { return allocate_op(impl_, size); }
+  void deallocate(void* p, std::size_t size) noexcept override { deallocate_op(impl_, p, size); }
+  void exec(exec_entry& e) override {
+    cl_.async_exec(*e.req, e.adapter, [&e](error_code ec, std::size_t n) {
+      e.bytes_read = n;
+      e.complete(e, ec);
+    });
+  }
+  void cancel(exec_entry&, asio::cancellation_type) override {}
+  const std::string& key_prefix() const noexcept override { return impl_.cfg.node.key_prefix; }
+  bool tracking() const noexcept override {
+    // Trackers of connections that ended are down and do not count.
+    bool up = false;
+    for (const connection_tracker* t : trackers_) {
+      if (!session_up(*t)) continue;
+      if (!session_tracks(*t)) return false;
+      up = true;
+    }
+    return up;
+  }
+  void detach() noexcept override {
+    impl_.on_node = nullptr;
+    if (!cache_) return;
+    for (auto& [address, node] : impl_.nodes)
+      untrack(*cache_, *node->conn);
+  }
+
+ private:
+  cluster_client& cl_;
+  cluster_impl& impl_;
+  tracking_cache_impl* cache_ = nullptr;
+  std::vector<connection_tracker*> trackers_;  // owned by the cache
+};
+
+}  // namespace
+}  // namespace detail
+
+cluster_tracking_cache::cluster_tracking_cache(cluster_client& cl, tracking_cache_config cfg)
+    : cl_(cl) {
+  auto backend = std::make_unique<detail::cluster_backend>(cl);
+  auto& b = *backend;
+  impl_ = detail::make_tracking_cache(std::move(backend), cfg);
+  b.attach(*impl_);
+}
+
+}  // namespace redcoro
