@@ -112,8 +112,7 @@ asio::awaitable<result<std::int64_t>> unlink_matching(std::shared_ptr<cache_stat
   auto r = co_await walk(
       s, std::move(pattern), [&](std::vector<std::string>& page) -> asio::awaitable<result<void>> {
         auto c = cmd::unlink(page);
-        auto [ec, n] =
-            co_await s->redis.async_exec(std::move(c), asio::as_tuple(asio::use_awaitable));
+        auto [ec, n] = co_await s->exec(std::move(c), asio::as_tuple(asio::use_awaitable));
         codec_error err;
         if (failed(*s, page.front(), ec, n, err)) co_return err;
         removed += *n;
@@ -275,6 +274,7 @@ cache_state::cache_state(handle h, cache_options o) : redis(std::move(h)), opts(
   if (opts.load_lock && (opts.load_lock->lease.count() <= 0 || opts.load_lock->wait.count() < 0))
     throw std::invalid_argument("redcoro::cache: the load lock's lease must be positive");
   timed = opts.record_latency || static_cast<bool>(opts.observer);
+  if (opts.near_cache) near.emplace(redis, *opts.near_cache);
 }
 
 void observe(cache_state& s, cache_event::kind what, cache_event::outcome how, std::string_view key,
@@ -358,7 +358,7 @@ asio::awaitable<result<bool>> store(std::shared_ptr<cache_state> s, std::string_
   if (only_if_absent) o.condition = cmd::set_if::absent;
   const auto start = s->timed ? clock::now() : clock::time_point();
   auto c = cmd::set(s->full(key), bytes, o);
-  auto [ec, r] = co_await s->redis.async_exec(std::move(c), asio::as_tuple(asio::use_awaitable));
+  auto [ec, r] = co_await s->exec(std::move(c), asio::as_tuple(asio::use_awaitable));
   codec_error err;
   const bool bad = failed(*s, key, ec, r, err);
   if (s->timed)
@@ -397,13 +397,13 @@ asio::awaitable<result<void>> store_tagged(std::shared_ptr<cache_state> s, std::
   // The index first: a record it does not name would never be invalidated.
   for (const auto& tag : tags) {
     auto c = cmd::sadd(tag_index(*s, tag), slot_name);
-    auto [ec, r] = co_await s->redis.async_exec(std::move(c), asio::as_tuple(asio::use_awaitable));
+    auto [ec, r] = co_await s->exec(std::move(c), asio::as_tuple(asio::use_awaitable));
     codec_error err;
     if (failed(*s, key, ec, r, err)) co_return err;
   }
   std::vector<std::string> args{std::move(bytes), std::to_string(px ? px->count() : 0)};
   auto c = set_tagged_script.call<std::int64_t>(keys, args);
-  auto [ec, r] = co_await s->redis.async_exec(std::move(c), asio::as_tuple(asio::use_awaitable));
+  auto [ec, r] = co_await s->exec(std::move(c), asio::as_tuple(asio::use_awaitable));
   codec_error err;
   if (failed(*s, key, ec, r, err)) co_return err;
   s->sets.add(1);
@@ -413,7 +413,7 @@ asio::awaitable<result<void>> store_tagged(std::shared_ptr<cache_state> s, std::
 asio::awaitable<result<void>> drop_before_write(std::shared_ptr<cache_state> s,
                                                 std::string_view key) {
   auto c = cmd::unlink(s->full(key));
-  auto [ec, r] = co_await s->redis.async_exec(std::move(c), asio::as_tuple(asio::use_awaitable));
+  auto [ec, r] = co_await s->exec(std::move(c), asio::as_tuple(asio::use_awaitable));
   codec_error err;
   if (failed(*s, key, ec, r, err)) co_return err;
   co_return result<void>();
@@ -440,7 +440,7 @@ asio::awaitable<before_load> prepare_load(std::shared_ptr<cache_state> s, std::s
     std::string t = random_token();
     auto c =
         cmd::set(lock, t, cmd::set_options{.ttl = opts.lease, .condition = cmd::set_if::absent});
-    auto [ec, r] = co_await s->redis.async_exec(std::move(c), asio::as_tuple(asio::use_awaitable));
+    auto [ec, r] = co_await s->exec(std::move(c), asio::as_tuple(asio::use_awaitable));
     if (ec || r.has_error()) co_return -1;
     if (!r->has_value()) co_return 0;
     token = std::move(t);
@@ -458,7 +458,7 @@ asio::awaitable<before_load> prepare_load(std::shared_ptr<cache_state> s, std::s
     co_await timer.async_wait(asio::redirect_error(asio::use_awaitable, ignored));
     step = std::min(step * 2, std::chrono::milliseconds(50));
     auto p = pipeline(cmd::get(value_key), cmd::exists(lock));
-    auto [ec, r] = co_await s->redis.async_exec(std::move(p), asio::as_tuple(asio::use_awaitable));
+    auto [ec, r] = co_await s->exec(std::move(p), asio::as_tuple(asio::use_awaitable));
     auto& got = std::get<0>(r);
     if (ec || got.has_error() || std::get<1>(r).has_error()) break;
     if (got->has_value()) {
@@ -501,7 +501,7 @@ asio::awaitable<void> finish_load(std::shared_ptr<cache_state> s, std::string_vi
   if (!token.empty()) {
     const std::string lock = load_lock_key(*s, key);
     auto c = release_lock_script.call<std::int64_t>(lock, token);
-    auto [ec, r] = co_await s->redis.async_exec(std::move(c), asio::as_tuple(asio::use_awaitable));
+    auto [ec, r] = co_await s->exec(std::move(c), asio::as_tuple(asio::use_awaitable));
     (void)ec;  // not released: it expires after its lease
   }
 }
@@ -529,7 +529,7 @@ asio::awaitable<result<std::vector<std::optional<std::string>>>> fetch_many(
   for (const auto& k : keys)
     full.push_back(s->opts.prefix + k);
   auto c = cmd::mget(full);
-  auto [ec, r] = co_await s->redis.async_exec(std::move(c), asio::as_tuple(asio::use_awaitable));
+  auto [ec, r] = co_await s->exec(std::move(c), asio::as_tuple(asio::use_awaitable));
   codec_error err;
   if (failed(*s, keys.front(), ec, r, err)) co_return err;
   std::uint64_t hits = 0;
@@ -549,7 +549,7 @@ asio::awaitable<found> lookup(std::shared_ptr<cache_state> s, std::string_view k
     // The time left comes in the same round trip (early refresh).
     const std::string& k = s->full(key);
     auto p = pipeline(cmd::get(k), cmd::pttl(k));
-    auto [ec, r] = co_await s->redis.async_exec(std::move(p), asio::as_tuple(asio::use_awaitable));
+    auto [ec, r] = co_await s->exec(std::move(p), asio::as_tuple(asio::use_awaitable));
     auto& got = std::get<0>(r);
     f = classify(*s, key, ec, got, err);
     if (f == found::value) bytes = std::move(**got);
@@ -557,7 +557,7 @@ asio::awaitable<found> lookup(std::shared_ptr<cache_state> s, std::string_view k
     *left = std::chrono::milliseconds(!ec && ttl.has_value() ? *ttl : -1);
   } else {
     auto c = cmd::get(s->full(key));
-    auto [ec, r] = co_await s->redis.async_exec(std::move(c), asio::as_tuple(asio::use_awaitable));
+    auto [ec, r] = co_await s->exec(std::move(c), asio::as_tuple(asio::use_awaitable));
     f = classify(*s, key, ec, r, err);
     if (f == found::value) bytes = std::move(**r);
   }
@@ -594,6 +594,11 @@ void land(cache_state& s, std::string_view key, flight& f) {
 cache::cache(handle redis, cache_options options)
     : s_(std::make_shared<detail::cache_state>(std::move(redis), std::move(options))) {}
 
+std::optional<tracking_cache_stats> cache::near_cache_stats() const {
+  if (!s_->near) return std::nullopt;
+  return s_->near->stats();
+}
+
 cache_metrics cache::metrics() const noexcept {
   cache_metrics m;
   m.hits = s_->hits.get();
@@ -623,7 +628,7 @@ asio::awaitable<result<bool>> cache::del(std::string_view key) {
   auto s = s_;
   const auto start = s->timed ? detail::clock::now() : detail::clock::time_point();
   auto c = cmd::unlink(s->full(key));
-  auto [ec, r] = co_await s->redis.async_exec(std::move(c), asio::as_tuple(asio::use_awaitable));
+  auto [ec, r] = co_await s->exec(std::move(c), asio::as_tuple(asio::use_awaitable));
   codec_error err;
   const bool bad = detail::failed(*s, key, ec, r, err);
   if (s->timed)
@@ -637,7 +642,7 @@ asio::awaitable<result<bool>> cache::del(std::string_view key) {
 asio::awaitable<result<bool>> cache::exists(std::string_view key) {
   auto s = s_;
   auto c = cmd::exists(s->full(key));
-  auto [ec, r] = co_await s->redis.async_exec(std::move(c), asio::as_tuple(asio::use_awaitable));
+  auto [ec, r] = co_await s->exec(std::move(c), asio::as_tuple(asio::use_awaitable));
   codec_error err;
   if (detail::failed(*s, key, ec, r, err)) co_return err;
   co_return *r > 0;
@@ -646,7 +651,7 @@ asio::awaitable<result<bool>> cache::exists(std::string_view key) {
 asio::awaitable<result<key_ttl>> cache::ttl(std::string_view key) {
   auto s = s_;
   auto c = cmd::pttl(s->full(key));
-  auto [ec, r] = co_await s->redis.async_exec(std::move(c), asio::as_tuple(asio::use_awaitable));
+  auto [ec, r] = co_await s->exec(std::move(c), asio::as_tuple(asio::use_awaitable));
   codec_error err;
   if (detail::failed(*s, key, ec, r, err)) co_return err;
   key_ttl out;
@@ -662,7 +667,7 @@ asio::awaitable<result<bool>> cache::touch(std::string_view key, expiry ttl) {
     co_return detail::failure(*s, key, make_error_code(error::invalid_ttl), {});
   if (px) {
     auto c = cmd::expire(s->full(key), *px);
-    auto [ec, r] = co_await s->redis.async_exec(std::move(c), asio::as_tuple(asio::use_awaitable));
+    auto [ec, r] = co_await s->exec(std::move(c), asio::as_tuple(asio::use_awaitable));
     codec_error err;
     if (detail::failed(*s, key, ec, r, err)) co_return err;
     co_return *r;
@@ -670,7 +675,7 @@ asio::awaitable<result<bool>> cache::touch(std::string_view key, expiry ttl) {
   // PERSIST answers 0 for a key without a TTL too: EXISTS says whether it is there.
   const std::string& k = s->full(key);
   auto p = pipeline(cmd::persist(k), cmd::exists(k));
-  auto [ec, r] = co_await s->redis.async_exec(std::move(p), asio::as_tuple(asio::use_awaitable));
+  auto [ec, r] = co_await s->exec(std::move(p), asio::as_tuple(asio::use_awaitable));
   codec_error err;
   if (detail::failed(*s, key, ec, std::get<0>(r), err)) co_return err;
   if (detail::failed(*s, key, ec, std::get<1>(r), err)) co_return err;
@@ -732,7 +737,7 @@ asio::awaitable<result<std::int64_t>> cache::invalidate_tag(std::string_view tag
   std::vector<std::string> names;
   {
     auto c = detail::take_index_script.call<std::vector<std::string>>(index);
-    auto [ec, r] = co_await s->redis.async_exec(std::move(c), asio::as_tuple(asio::use_awaitable));
+    auto [ec, r] = co_await s->exec(std::move(c), asio::as_tuple(asio::use_awaitable));
     codec_error err;
     if (detail::failed(*s, tag, ec, r, err)) co_return err;
     names = std::move(*r);
@@ -748,8 +753,7 @@ asio::awaitable<result<std::int64_t>> cache::invalidate_tag(std::string_view tag
     while (next < names.size()) {
       const std::string& name = names[next++];
       auto c = detail::drop_tag_script.call<std::int64_t>(detail::tag_set(*s, tag, name));
-      auto [ec, r] =
-          co_await s->redis.async_exec(std::move(c), asio::as_tuple(asio::use_awaitable));
+      auto [ec, r] = co_await s->exec(std::move(c), asio::as_tuple(asio::use_awaitable));
       codec_error err;
       if (detail::failed(*s, tag, ec, r, err)) {
         unfinished.push_back(name);
@@ -772,7 +776,7 @@ asio::awaitable<result<std::int64_t>> cache::invalidate_tag(std::string_view tag
   s->invalidated.add(static_cast<std::uint64_t>(removed));
   if (!unfinished.empty()) {
     auto c = cmd::sadd(index, unfinished);
-    auto [ec, r] = co_await s->redis.async_exec(std::move(c), asio::as_tuple(asio::use_awaitable));
+    auto [ec, r] = co_await s->exec(std::move(c), asio::as_tuple(asio::use_awaitable));
     (void)ec;  // reported below either way
   }
   if (s->timed)

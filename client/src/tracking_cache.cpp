@@ -18,6 +18,8 @@ enum class key_shape : std::uint8_t { none, first, all };
 // contents (nothing random, nothing that depends on the clock: no TTL, no SRANDMEMBER).
 struct cacheable_table {
   std::array<key_shape, 256> by_id{};
+  // Commands that change nothing: what they name stays cached when they pass through.
+  std::array<bool, 256> reads{};
   cacheable_table() {
     for (const char* name : {"GET",
                              "STRLEN",
@@ -65,6 +67,12 @@ struct cacheable_table {
       add(name, key_shape::first);
     add("MGET", key_shape::all);
     add("EXISTS", key_shape::all);
+    for (const char* name :
+         {"TTL", "PTTL", "EXPIRETIME", "PEXPIRETIME", "SRANDMEMBER", "HRANDFIELD", "ZRANDMEMBER",
+          "SCAN", "SSCAN", "HSCAN", "ZSCAN", "KEYS", "DBSIZE", "PING", "ECHO", "TIME"})
+      if (const std::uint8_t id = proto::command_id(name)) reads[id] = true;
+    for (std::size_t id = 0; id < by_id.size(); ++id)
+      reads[id] = reads[id] || by_id[id] != key_shape::none;
   }
   void add(std::string_view name, key_shape shape) {
     if (const std::uint8_t id = proto::command_id(name)) by_id[id] = shape;
@@ -206,6 +214,10 @@ struct tracking_cache_impl final : std::enable_shared_from_this<tracking_cache_i
     connection_tracker& t = *trackers.back();
     c.tracking = &t;
     if (!c.running_ || c.closed_) return t;  // every handshake from now on asks for it
+    // A session up now answers reads without tracking until CLIENT TRACKING ON is answered:
+    // until then, nothing is kept (backend->tracking() is false).
+    t.up = c.mux.ready();
+    if (t.up) session_changed(true);
     // A session is up or on its way; its handshake may have been written without tracking.
     auto* on = new tracking_on(shared_from_this(), c, t);
     on->req.push("CLIENT", "TRACKING", "ON", options);
@@ -220,15 +232,17 @@ struct tracking_cache_impl final : std::enable_shared_from_this<tracking_cache_i
   }
 
   void detach() {
+    if (!attached) return;
     attached = false;
     backend->detach();
     flush();
   }
 
-  // A session began or ended on one of the connections: what it promised is gone with it
-  // (conservatively, everything), and whether reads may be kept is asked again.
-  void session_changed() {
-    flush();
+  // A session began or ended on one of the connections: whether reads may be kept is asked
+  // again. One that ended (or one that does not track) takes what it promised with it:
+  // conservatively, everything. One that tracks promises nothing yet.
+  void session_changed(bool lost) {
+    if (lost) flush();
     available = attached && backend->tracking();
   }
 
@@ -393,7 +407,7 @@ struct tracking_cache_impl final : std::enable_shared_from_this<tracking_cache_i
   // that key too: harmless.
   void drop_named(const proto::request& r) {
     for (std::size_t i = 0; i < r.commands(); ++i) {
-      if (cacheable.by_id[r.command_id(i)] != key_shape::none) continue;  // a read
+      if (cacheable.reads[r.command_id(i)]) continue;
       bool name = true;
       proto::request::for_each_arg(r.command_bytes(i), [&](std::string_view a) {
         if (!std::exchange(name, false)) {
@@ -557,14 +571,14 @@ const std::vector<std::string>& connection_tracker::tracking_options() const noe
 void connection_tracker::on_tracking_session(bool tracking) {
   up = true;
   tracks = tracking;
-  cache_->session_changed();
+  cache_->session_changed(!tracking);
 }
 void connection_tracker::on_invalidate(const std::vector<std::string_view>& keys, bool all) {
   cache_->on_invalidate(keys, all);
 }
 void connection_tracker::on_session_lost() {
   up = tracks = false;
-  cache_->session_changed();
+  cache_->session_changed(true);
 }
 
 std::shared_ptr<tracking_cache_impl> make_tracking_cache(std::unique_ptr<tracking_backend> backend,
@@ -656,11 +670,19 @@ class connection_backend final : public tracking_backend {
 
 }  // namespace detail
 
-tracking_cache::tracking_cache(connection& conn, tracking_cache_config cfg) : conn_(conn) {
-  auto backend = std::make_unique<detail::connection_backend>(conn);
+namespace detail {
+std::shared_ptr<tracking_cache_impl> track_connection(connection& conn,
+                                                      const tracking_cache_config& cfg) {
+  auto backend = std::make_unique<connection_backend>(conn);
   auto& b = *backend;
-  impl_ = detail::make_tracking_cache(std::move(backend), cfg);
-  b.attach(*impl_);
+  auto cache = make_tracking_cache(std::move(backend), cfg);
+  b.attach(*cache);
+  return cache;
+}
+}  // namespace detail
+
+tracking_cache::tracking_cache(connection& conn, tracking_cache_config cfg) : conn_(conn) {
+  impl_ = detail::track_connection(conn, cfg);
 }
 
 }  // namespace redcoro

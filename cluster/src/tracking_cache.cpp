@@ -55,14 +55,21 @@ class cluster_backend final : public tracking_backend {
 };
 
 }  // namespace
+
+std::shared_ptr<tracking_cache_impl> track_cluster(cluster_client& cl,
+                                                   const tracking_cache_config& cfg) {
+  auto backend = std::make_unique<cluster_backend>(cl);
+  auto& b = *backend;
+  auto cache = make_tracking_cache(std::move(backend), cfg);
+  b.attach(*cache);
+  return cache;
+}
+
 }  // namespace detail
 
 cluster_tracking_cache::cluster_tracking_cache(cluster_client& cl, tracking_cache_config cfg)
     : cl_(cl) {
-  auto backend = std::make_unique<detail::cluster_backend>(cl);
-  auto& b = *backend;
-  impl_ = detail::make_tracking_cache(std::move(backend), cfg);
-  b.attach(*impl_);
+  impl_ = detail::track_cluster(cl, cfg);
 }
 
 }  // namespace redcoro

@@ -7,6 +7,7 @@
 #include "support/redis_cluster.hpp"
 #include "support/redis_server.hpp"
 #include <redcoro/cache/cache.hpp>
+#include <redcoro/client/client.hpp>
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -583,4 +584,62 @@ TEST_CASE("cache: get_or_load serves from the loader while Redis is unreachable"
         h.close();
       },
       20s);
+}
+
+namespace cache_test {
+
+// The near cache: a second get is answered from process memory; a write by another client,
+// or by the cache itself, is what the next get sees.
+asio::awaitable<void> near_cache_reads(handle& h) {
+  cache_options o;
+  o.prefix = "near:";
+  o.near_cache = redcoro::tracking_cache_config{};
+  rc::cache users(h, o);
+  cache_options plain;
+  plain.prefix = "near:";
+  rc::cache other(h, plain);  // no near cache
+  // Another client of the same deployment.
+  const handle_config same = h.as_cluster()
+                                 ? handle_config(h.as_cluster()->get_config())
+                                 : handle_config(h.as_client()->next_layer().get_config());
+  handle writer(co_await asio::this_coro::executor, same);
+  rc::cache from_elsewhere(writer, plain);
+  // A round trip on the near cache's connection to the key's node applies what it reported.
+  const auto drain = [&]() -> asio::awaitable<void> {
+    co_await h.async_exec(cmd::exists("near:ada"), asio::use_awaitable);
+  };
+  co_await drain();
+  // On a cluster each node connection asks for tracking on its own (bounded wait).
+  for (int i = 0; i < 250 && !users.near_cache_stats()->available; ++i)
+    co_await sleep_for(20ms);
+  (co_await users.set("ada", ada())).value();
+  co_await drain();  // (drain() read the key: the write is reported to it too)
+  auto first = co_await users.get<profile>("ada");
+  CHECK(first.value() == ada());
+  auto second = co_await users.get<profile>("ada");
+  CHECK(second.value() == ada());
+  REQUIRE(users.near_cache_stats().has_value());
+  CHECK(users.near_cache_stats()->hits >= 1);
+  CHECK_FALSE(other.near_cache_stats().has_value());
+
+  profile changed = ada();
+  changed.name = "Ada L.";
+  (co_await from_elsewhere.set("ada", changed)).value();
+  co_await drain();
+  auto third = co_await users.get<profile>("ada");
+  CHECK(third.value() == changed);
+
+  // The cache's own write is what it reads back at once.
+  changed.name = "Ada Lovelace";
+  (co_await users.set("ada", changed)).value();
+  auto fourth = co_await users.get<profile>("ada");
+  CHECK(fourth.value() == changed);
+  writer.close();
+}
+
+}  // namespace cache_test
+
+TEST_CASE("cache: a near cache serves repeated gets locally and sees every write",
+          "[cache][tracking]") {
+  on_both(near_cache_reads);
 }

@@ -31,6 +31,7 @@
 #include <redcoro/connect/handle.hpp>
 #include <redcoro/connect/registry.hpp>
 #include <redcoro/connect/subscriber.hpp>
+#include <redcoro/connect/tracking_cache.hpp>
 #include <redcoro/http/exporter.hpp>
 #include <redcoro/http/format.hpp>
 #include <redcoro/proto/adapter.hpp>

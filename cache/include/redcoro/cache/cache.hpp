@@ -5,6 +5,7 @@
 #include <redcoro/client/commands.hpp>
 #include <redcoro/client/histogram.hpp>
 #include <redcoro/connect/handle.hpp>
+#include <redcoro/connect/tracking_cache.hpp>
 
 #include <boost/asio/associated_cancellation_slot.hpp>
 #include <boost/asio/associated_executor.hpp>
@@ -110,6 +111,12 @@ struct cache_options {
   /// Called after every operation with what it did (see cache_event), from the cache's
   /// executor; for exporters and tracing. Setting it times every operation.
   std::function<void(const cache_event&)> observer{};
+  /// A near cache: when set, the cache's reads (get, async_get, get_many, get_or_load's
+  /// lookup) are answered from process memory when they can be, kept correct by the server's
+  /// invalidations (a handle_tracking_cache over the cache's handle, with these settings; see
+  /// client/README.md, "Client-side caching"). Everything the cache sends goes through it, so a
+  /// value the cache wrote is what it reads back. Copies of the cache share it.
+  std::optional<tracking_cache_config> near_cache{};
 };
 
 /// Counters of one cache (copies share them), from the moment it was made.
@@ -247,6 +254,14 @@ struct cache_state {
 
   handle redis;
   cache_options opts;
+  std::optional<handle_tracking_cache> near;  // opts.near_cache
+
+  // Sends through the near cache when there is one, else to the handle.
+  template <class X, class Token>
+  auto exec(X x, Token&& token) {
+    if (near) return near->async_exec(std::move(x), std::forward<Token>(token));
+    return redis.async_exec(std::move(x), std::forward<Token>(token));
+  }
   std::string key;  // a reused buffer for the prefixed key of the call being started
   std::unordered_map<std::string, std::shared_ptr<flight>> flights;
 
@@ -486,6 +501,8 @@ class cache {
   handle& redis() const noexcept { return s_->redis; }
   /// The counters now.
   cache_metrics metrics() const noexcept;
+  /// What the near cache did (cache_options::near_cache); nullopt without one.
+  std::optional<tracking_cache_stats> near_cache_stats() const;
 
   /// The value of `key`: std::nullopt when it is absent; an error when the connection failed
   /// or the stored bytes do not decode as a T (cache::error, naming the key and the member).
@@ -503,8 +520,8 @@ class cache {
         [](auto handler, detail::cache_state* s, std::string_view k) {
           auto c = cmd::get(s->full(k));
           const auto start = s->timed ? detail::clock::now() : detail::clock::time_point();
-          s->redis.async_exec(std::move(c), detail::get_handler<T, decltype(handler)>{
-                                                s, k, std::move(handler), start});
+          s->exec(std::move(c),
+                  detail::get_handler<T, decltype(handler)>{s, k, std::move(handler), start});
         },
         token, s_.get(), key);
   }

@@ -5,6 +5,12 @@
 
 namespace redcoro {
 
+namespace detail {
+/// A cache over every node connection of `cl` (cluster_tracking_cache's).
+std::shared_ptr<tracking_cache_impl> track_cluster(cluster_client& cl,
+                                                   const tracking_cache_config& cfg);
+}  // namespace detail
+
 /// Client-side caching over a cluster: tracking_cache's store, misses and guarantee, with
 /// every node connection tracking keys (those made later too, before their first handshake)
 /// and telling the one store of its invalidations.

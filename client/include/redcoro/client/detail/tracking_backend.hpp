@@ -43,6 +43,9 @@ class tracking_backend {
 /// A cache over `backend`; the backend calls track() for each connection it sends through.
 std::shared_ptr<tracking_cache_impl> make_tracking_cache(std::unique_ptr<tracking_backend> backend,
                                                          const tracking_cache_config& cfg);
+/// A cache over one connection (tracking_cache's).
+std::shared_ptr<tracking_cache_impl> track_connection(connection& conn,
+                                                      const tracking_cache_config& cfg);
 /// Has `conn` ask for CLIENT TRACKING in its handshakes (at once too, when it runs) and tell
 /// `cache` of its sessions and invalidations, through a tracker the cache owns.
 connection_tracker& track(tracking_cache_impl& cache, connection& conn);
