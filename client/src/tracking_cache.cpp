@@ -583,7 +583,10 @@ void connection_tracker::on_session_lost() {
 
 std::shared_ptr<tracking_cache_impl> make_tracking_cache(std::unique_ptr<tracking_backend> backend,
                                                          const tracking_cache_config& cfg) {
-  return std::make_shared<tracking_cache_impl>(std::move(backend), cfg);
+  tracking_backend& b = *backend;
+  auto cache = std::make_shared<tracking_cache_impl>(std::move(backend), cfg);
+  b.attach(*cache);
+  return cache;
 }
 connection_tracker& track(tracking_cache_impl& cache, connection& conn) {
   return cache.track(conn);
@@ -644,7 +647,7 @@ namespace {
 class connection_backend final : public tracking_backend {
  public:
   explicit connection_backend(connection& conn) noexcept : conn_(conn), ci_(impl_of(conn)) {}
-  void attach(tracking_cache_impl& cache) {
+  void attach(tracking_cache_impl& cache) override {
     tracker_ = &track(cache, conn_);
     cache_ = &cache;
   }
@@ -673,11 +676,7 @@ class connection_backend final : public tracking_backend {
 namespace detail {
 std::shared_ptr<tracking_cache_impl> track_connection(connection& conn,
                                                       const tracking_cache_config& cfg) {
-  auto backend = std::make_unique<connection_backend>(conn);
-  auto& b = *backend;
-  auto cache = make_tracking_cache(std::move(backend), cfg);
-  b.attach(*cache);
-  return cache;
+  return make_tracking_cache(std::make_unique<connection_backend>(conn), cfg);
 }
 }  // namespace detail
 

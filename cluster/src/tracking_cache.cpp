@@ -12,7 +12,7 @@ class cluster_backend final : public tracking_backend {
  public:
   explicit cluster_backend(cluster_client& cl) noexcept : cl_(cl), impl_(impl_of(cl)) {}
 
-  void attach(tracking_cache_impl& cache) {
+  void attach(tracking_cache_impl& cache) override {
     cache_ = &cache;
     for (auto& [address, node] : impl_.nodes)
       trackers_.push_back(&track(cache, *node->conn));
@@ -58,11 +58,7 @@ class cluster_backend final : public tracking_backend {
 
 std::shared_ptr<tracking_cache_impl> track_cluster(cluster_client& cl,
                                                    const tracking_cache_config& cfg) {
-  auto backend = std::make_unique<cluster_backend>(cl);
-  auto& b = *backend;
-  auto cache = make_tracking_cache(std::move(backend), cfg);
-  b.attach(*cache);
-  return cache;
+  return make_tracking_cache(std::make_unique<cluster_backend>(cl), cfg);
 }
 
 }  // namespace detail

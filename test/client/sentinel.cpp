@@ -29,6 +29,7 @@
 using namespace std::chrono_literals;
 using redcoro::error_code;
 using redcoro::sentinel_client;
+using redcoro::test::eventually;
 using redcoro::test::log_capture;
 using redcoro::test::redis_sentinel;
 using redcoro::test::run_bounded;
@@ -73,17 +74,6 @@ awaitable<error_code> ping(sentinel_client& c, std::chrono::milliseconds timeout
   error_code ec;
   co_await c.async_exec(std::move(p), use_ec(ec));
   co_return ec;
-}
-
-// Waits (bounded) for a condition the io_context changes.
-template <class F>
-awaitable<bool> eventually(F f, std::chrono::milliseconds limit) {
-  const auto until = steady::now() + limit;
-  while (!f()) {
-    if (steady::now() >= until) co_return false;
-    co_await sleep_for(20ms);
-  }
-  co_return true;
 }
 
 std::string describe(const std::map<std::string, std::size_t>& m) {

@@ -24,6 +24,8 @@ using redcoro::connection;
 using redcoro::tracking_cache;
 using redcoro::tracking_cache_config;
 using redcoro::tracking_mode;
+using redcoro::test::eventually;
+using redcoro::test::held_get;
 using redcoro::test::local_config;
 using redcoro::test::redis_server;
 using redcoro::test::run;
@@ -52,15 +54,6 @@ awaitable<redcoro::error_code> try_cached_get(tracking_cache& cache, std::string
   co_return ec;
 }
 
-// What the cache holds for GET `key`, without asking the server: nullopt when nothing.
-std::optional<maybe> held(tracking_cache& cache, const std::string& key) {
-  proto::request req;
-  req.push("GET", key);
-  proto::response<maybe> resp;
-  if (!cache.try_get(req, resp)) return std::nullopt;
-  return std::get<0>(resp).value();
-}
-
 // One round trip on the cache's connection: every invalidation the server sent before it
 // has been applied once it returns.
 awaitable<void> drain(tracking_cache& cache) {
@@ -69,21 +62,35 @@ awaitable<void> drain(tracking_cache& cache) {
 
 static_assert(redcoro::executes_requests<tracking_cache>);
 
+// Runs `body` with a cache over a connection made from `cfg`, and another connection to the
+// same server that writes as another client would: both connected (the cache drained once)
+// before it starts, both closed afterwards, also when it failed.
+void with_cache(const redcoro::connection_config& cfg, const tracking_cache_config& tc,
+                const std::function<awaitable<void>(tracking_cache&, connection&)>& body) {
+  asio::io_context ioc;
+  connection conn(ioc, cfg);
+  connection other(ioc, local_config(cfg.port));
+  tracking_cache cache(conn, tc);
+  run_bounded(ioc, [&]() -> awaitable<void> {
+    conn.async_run(asio::detached);
+    other.async_run(asio::detached);
+    std::exception_ptr failure;
+    try {
+      co_await drain(cache);  // connected: until then reads pass through uncached
+      co_await body(cache, other);
+    } catch (...) {
+      failure = std::current_exception();
+    }
+    conn.close();
+    other.close();
+    if (failure) std::rethrow_exception(failure);
+  });
+}
+
 std::string key_of(int i) {
   std::string k = "k:";
   k += std::to_string(i);
   return k;
-}
-
-// Waits (bounded) for a condition the io_context changes.
-template <class F>
-awaitable<bool> eventually(F f, std::chrono::milliseconds limit) {
-  const auto until = std::chrono::steady_clock::now() + limit;
-  while (!f()) {
-    if (std::chrono::steady_clock::now() >= until) co_return false;
-    co_await sleep_for(20ms);
-  }
-  co_return true;
 }
 
 }  // namespace
@@ -91,114 +98,102 @@ awaitable<bool> eventually(F f, std::chrono::milliseconds limit) {
 TEST_CASE("tracking cache: a second read is served locally, a write anywhere drops it",
           "[client][live][tracking]") {
   redis_server server;
-  asio::io_context ioc;
-  connection conn(ioc, local_config(server.port()));
-  connection other(ioc, local_config(server.port()));
-  tracking_cache cache(conn);
-  run_bounded(ioc, [&]() -> awaitable<void> {
-    conn.async_run(asio::detached);
-    other.async_run(asio::detached);
-    co_await drain(cache);  // connected: until then reads pass through uncached
-    co_await run(other, cmd::set("a", "1"));
+  with_cache(local_config(server.port()), {},
+             [&](tracking_cache& cache, connection& other) -> awaitable<void> {
+               co_await run(other, cmd::set("a", "1"));
 
-    const auto first = co_await cached_get(cache, "a");
-    CHECK(first == "1");
-    CHECK(cache.available());
-    const auto second = co_await cached_get(cache, "a");
-    CHECK(second == "1");
-    auto s = cache.stats();
-    CHECK(s.misses == 1);
-    CHECK(s.hits == 1);
-    CHECK(s.entries == 1);
-    CHECK(held(cache, "a") == maybe("1"));
+               const auto first = co_await cached_get(cache, "a");
+               CHECK(first == "1");
+               CHECK(cache.available());
+               const auto second = co_await cached_get(cache, "a");
+               CHECK(second == "1");
+               auto s = cache.stats();
+               CHECK(s.misses == 1);
+               CHECK(s.hits == 1);
+               CHECK(s.entries == 1);
+               CHECK(held_get(cache, "a") == maybe("1"));
 
-    // Another client's write: the invalidation arrives before the next round trip's reply.
-    co_await run(other, cmd::set("a", "2"));
-    co_await drain(cache);
-    CHECK_FALSE(held(cache, "a").has_value());
-    const auto third = co_await cached_get(cache, "a");
-    CHECK(third == "2");
+               // Another client's write: the invalidation arrives before the next round trip's
+               // reply.
+               co_await run(other, cmd::set("a", "2"));
+               co_await drain(cache);
+               CHECK_FALSE(held_get(cache, "a").has_value());
+               const auto third = co_await cached_get(cache, "a");
+               CHECK(third == "2");
 
-    // A write through the cache itself goes to the server and drops the key the same way.
-    co_await run(other, cmd::get("a"));  // (not cached: another connection)
-    co_await cache.async_exec(cmd::set("a", "3"), use_awaitable);
-    const auto fourth = co_await cached_get(cache, "a");
-    CHECK(fourth == "3");
+               // A write through the cache itself goes to the server and drops the key the same
+               // way.
+               co_await run(other, cmd::get("a"));  // (not cached: another connection)
+               co_await cache.async_exec(cmd::set("a", "3"), use_awaitable);
+               const auto fourth = co_await cached_get(cache, "a");
+               CHECK(fourth == "3");
 
-    // A missing key is cached as missing, until it is created.
-    const auto none = co_await cached_get(cache, "nothing");
-    CHECK_FALSE(none.has_value());
-    CHECK(held(cache, "nothing") == std::optional<maybe>(maybe()));
-    co_await run(other, cmd::set("nothing", "now"));
-    co_await drain(cache);
-    const auto created = co_await cached_get(cache, "nothing");
-    CHECK(created == "now");
+               // A missing key is cached as missing, until it is created.
+               const auto none = co_await cached_get(cache, "nothing");
+               CHECK_FALSE(none.has_value());
+               CHECK(held_get(cache, "nothing") == std::optional<maybe>(maybe()));
+               co_await run(other, cmd::set("nothing", "now"));
+               co_await drain(cache);
+               const auto created = co_await cached_get(cache, "nothing");
+               CHECK(created == "now");
 
-    // Commands outside the list go through unchanged, and are never kept.
-    co_await run(other, cmd::set("n", "5"));
-    auto ttl = co_await cache.async_exec(redcoro::command<std::int64_t>("TTL", "n"), use_awaitable);
-    CHECK(ttl.value() == -1);
-    s = cache.stats();
-    CHECK(s.uncached >= 2);
-    CHECK(s.invalidations >= 3);
-    conn.close();
-    other.close();
-  });
+               // Commands outside the list go through unchanged, and are never kept.
+               co_await run(other, cmd::set("n", "5"));
+               auto ttl = co_await cache.async_exec(redcoro::command<std::int64_t>("TTL", "n"),
+                                                    use_awaitable);
+               CHECK(ttl.value() == -1);
+               s = cache.stats();
+               CHECK(s.uncached >= 2);
+               CHECK(s.invalidations >= 3);
+             });
 }
 
 TEST_CASE("tracking cache: other cacheable commands, several keys, and concurrent misses",
           "[client][live][tracking]") {
   redis_server server;
-  asio::io_context ioc;
-  connection conn(ioc, local_config(server.port()));
-  connection other(ioc, local_config(server.port()));
-  tracking_cache cache(conn);
-  run_bounded(ioc, [&]() -> awaitable<void> {
-    conn.async_run(asio::detached);
-    other.async_run(asio::detached);
-    co_await drain(cache);
-    co_await run(other, cmd::hset("h", "f", "1"));
-    co_await run(other, cmd::hset("h", "g", "2"));
-    co_await run(other, cmd::set("x", "1"));
-    co_await run(other, cmd::set("y", "2"));
+  with_cache(local_config(server.port()), {},
+             [&](tracking_cache& cache, connection& other) -> awaitable<void> {
+               co_await run(other, cmd::hset("h", "f", "1"));
+               co_await run(other, cmd::hset("h", "g", "2"));
+               co_await run(other, cmd::set("x", "1"));
+               co_await run(other, cmd::set("y", "2"));
 
-    auto all = co_await cache.async_exec(cmd::hgetall("h"), use_awaitable);
-    CHECK(all.value().size() == 2);
-    all = co_await cache.async_exec(cmd::hgetall("h"), use_awaitable);
-    CHECK(all.value().size() == 2);
-    CHECK(cache.stats().hits == 1);
+               auto all = co_await cache.async_exec(cmd::hgetall("h"), use_awaitable);
+               CHECK(all.value().size() == 2);
+               all = co_await cache.async_exec(cmd::hgetall("h"), use_awaitable);
+               CHECK(all.value().size() == 2);
+               CHECK(cache.stats().hits == 1);
 
-    // MGET belongs to each of its keys: a change to any one drops it.
-    const std::vector<std::string> xy{"x", "y"};
-    auto both = co_await cache.async_exec(cmd::mget(xy), use_awaitable);
-    both = co_await cache.async_exec(cmd::mget(xy), use_awaitable);
-    CHECK(cache.stats().hits == 2);
-    co_await run(other, cmd::set("y", "3"));
-    co_await drain(cache);
-    both = co_await cache.async_exec(cmd::mget(xy), use_awaitable);
-    CHECK(both.value() == std::vector<maybe>{"1", "3"});
-    CHECK(cache.stats().hits == 2);
+               // MGET belongs to each of its keys: a change to any one drops it.
+               const std::vector<std::string> xy{"x", "y"};
+               auto both = co_await cache.async_exec(cmd::mget(xy), use_awaitable);
+               both = co_await cache.async_exec(cmd::mget(xy), use_awaitable);
+               CHECK(cache.stats().hits == 2);
+               co_await run(other, cmd::set("y", "3"));
+               co_await drain(cache);
+               both = co_await cache.async_exec(cmd::mget(xy), use_awaitable);
+               CHECK(both.value() == std::vector<maybe>{"1", "3"});
+               CHECK(cache.stats().hits == 2);
 
-    // 16 readers miss the same key at once: one request goes to the server.
-    co_await run(other, cmd::set("shared", "v"));
-    const auto before = cache.stats();
-    int answered = 0;
-    for (int i = 0; i < 16; ++i)
-      asio::co_spawn(
-          ioc,
-          [&]() -> awaitable<void> {
-            const auto v = co_await cached_get(cache, "shared");
-            if (v == "v") ++answered;
-          },
-          asio::detached);
-    const bool all_answered = co_await eventually([&] { return answered == 16; }, 10s);
-    CHECK(all_answered);
-    const auto after = cache.stats();
-    CHECK(after.misses - before.misses == 1);
-    CHECK(after.shared_misses - before.shared_misses == 15);
-    conn.close();
-    other.close();
-  });
+               // 16 readers miss the same key at once: one request goes to the server.
+               co_await run(other, cmd::set("shared", "v"));
+               const auto before = cache.stats();
+               int answered = 0;
+               const auto ex = co_await asio::this_coro::executor;
+               for (int i = 0; i < 16; ++i)
+                 asio::co_spawn(
+                     ex,
+                     [&]() -> awaitable<void> {
+                       const auto v = co_await cached_get(cache, "shared");
+                       if (v == "v") ++answered;
+                     },
+                     asio::detached);
+               const bool all_answered = co_await eventually([&] { return answered == 16; }, 10s);
+               CHECK(all_answered);
+               const auto after = cache.stats();
+               CHECK(after.misses - before.misses == 1);
+               CHECK(after.shared_misses - before.shared_misses == 15);
+             });
 }
 
 TEST_CASE("tracking cache: a key changed while its read is in flight is not kept",
@@ -222,11 +217,11 @@ TEST_CASE("tracking cache: a key changed while its read is in flight is not kept
     co_await drain(cache);  // connected: until then reads pass through
     const auto first = co_await cached_get(cache, "k");
     CHECK(first == "old");
-    CHECK_FALSE(held(cache, "k").has_value());
+    CHECK_FALSE(held_get(cache, "k").has_value());
     CHECK(cache.stats().not_stored == 1);
     const auto second = co_await cached_get(cache, "k");
     CHECK(second == "new");
-    CHECK(held(cache, "k") == maybe("new"));
+    CHECK(held_get(cache, "k") == maybe("new"));
     CHECK(cache.stats().entries == 1);
     conn.close();
   });
@@ -311,7 +306,7 @@ void staleness_under_writes(disturbance what) {
         const auto truth = co_await run(writer, cmd::mget(names));
         int held_now = 0, stale = 0;
         for (int i = 0; i < keys; ++i)
-          if (const auto local = held(cache, key_of(i))) {
+          if (const auto local = held_get(cache, key_of(i))) {
             ++held_now;
             if (*local != truth[static_cast<std::size_t>(i)]) ++stale;
           }
@@ -356,45 +351,37 @@ TEST_CASE("tracking cache: nothing stale across a frozen server (SIGSTOP then SI
 TEST_CASE("tracking cache: FLUSHALL, the server's TTL, max_ttl and the byte bound",
           "[client][live][tracking]") {
   redis_server server;
-  asio::io_context ioc;
-  connection conn(ioc, local_config(server.port()));
-  connection other(ioc, local_config(server.port()));
   tracking_cache_config small;
   small.max_ttl = 400ms;
-  tracking_cache cache(conn, small);
-  run_bounded(ioc, [&]() -> awaitable<void> {
-    conn.async_run(asio::detached);
-    other.async_run(asio::detached);
-    co_await drain(cache);
-    for (int i = 0; i < 10; ++i)
-      co_await run(other, cmd::set(key_of(i), "v"));
-    for (int i = 0; i < 10; ++i)
-      co_await cached_get(cache, key_of(i));
-    CHECK(cache.stats().entries == 10);
+  with_cache(local_config(server.port()), small,
+             [&](tracking_cache& cache, connection& other) -> awaitable<void> {
+               for (int i = 0; i < 10; ++i)
+                 co_await run(other, cmd::set(key_of(i), "v"));
+               for (int i = 0; i < 10; ++i)
+                 co_await cached_get(cache, key_of(i));
+               CHECK(cache.stats().entries == 10);
 
-    // FLUSHALL: the server invalidates everything at once (a null key list).
-    co_await run(other, redcoro::command<std::string>("FLUSHALL"));
-    co_await drain(cache);
-    CHECK(cache.stats().entries == 0);
-    CHECK(cache.stats().flushes >= 1);
+               // FLUSHALL: the server invalidates everything at once (a null key list).
+               co_await run(other, redcoro::command<std::string>("FLUSHALL"));
+               co_await drain(cache);
+               CHECK(cache.stats().entries == 0);
+               CHECK(cache.stats().flushes >= 1);
 
-    // A key that expires on the server in 150 ms is not served locally after that, even
-    // if the server's own invalidation were late.
-    co_await run(other, cmd::set("short", "v", {.ttl = 150ms}));
-    co_await cached_get(cache, "short");
-    CHECK(held(cache, "short").has_value());
-    // One without a TTL is kept at most max_ttl (400 ms).
-    co_await run(other, cmd::set("long", "v"));
-    co_await cached_get(cache, "long");
-    co_await sleep_for(250ms);
-    CHECK_FALSE(held(cache, "short").has_value());
-    CHECK(held(cache, "long").has_value());
-    co_await sleep_for(250ms);
-    CHECK_FALSE(held(cache, "long").has_value());
-    CHECK(cache.stats().expirations >= 1);
-    conn.close();
-    other.close();
-  });
+               // A key that expires on the server in 150 ms is not served locally after that, even
+               // if the server's own invalidation were late.
+               co_await run(other, cmd::set("short", "v", {.ttl = 150ms}));
+               co_await cached_get(cache, "short");
+               CHECK(held_get(cache, "short").has_value());
+               // One without a TTL is kept at most max_ttl (400 ms).
+               co_await run(other, cmd::set("long", "v"));
+               co_await cached_get(cache, "long");
+               co_await sleep_for(250ms);
+               CHECK_FALSE(held_get(cache, "short").has_value());
+               CHECK(held_get(cache, "long").has_value());
+               co_await sleep_for(250ms);
+               CHECK_FALSE(held_get(cache, "long").has_value());
+               CHECK(cache.stats().expirations >= 1);
+             });
 }
 
 TEST_CASE("tracking cache: the byte bound drops the least recently used first",
@@ -426,10 +413,10 @@ TEST_CASE("tracking cache: the byte bound drops the least recently used first",
     co_await cached_get(*cache, key_of(3));  // no room: 1, the least recent, goes
     CHECK(cache->stats().entries == 3);
     CHECK(cache->stats().evictions == 1);
-    CHECK(held(*cache, key_of(0)).has_value());
-    CHECK_FALSE(held(*cache, key_of(1)).has_value());
-    CHECK(held(*cache, key_of(2)).has_value());
-    CHECK(held(*cache, key_of(3)).has_value());
+    CHECK(held_get(*cache, key_of(0)).has_value());
+    CHECK_FALSE(held_get(*cache, key_of(1)).has_value());
+    CHECK(held_get(*cache, key_of(2)).has_value());
+    CHECK(held_get(*cache, key_of(3)).has_value());
     CHECK(cache->stats().bytes <= cfg.max_bytes);
     cache.reset();
     conn.close();
@@ -440,40 +427,32 @@ TEST_CASE("tracking cache: the byte bound drops the least recently used first",
 TEST_CASE("tracking cache: keys the server evicts (maxmemory, allkeys-lru) are dropped",
           "[client][live][tracking]") {
   redis_server server({"--maxmemory", "2mb", "--maxmemory-policy", "allkeys-lru"});
-  asio::io_context ioc;
-  connection conn(ioc, local_config(server.port()));
-  connection other(ioc, local_config(server.port()));
-  tracking_cache cache(conn);
-  run_bounded(ioc, [&]() -> awaitable<void> {
-    conn.async_run(asio::detached);
-    other.async_run(asio::detached);
-    co_await drain(cache);
-    for (int i = 0; i < 100; ++i)
-      co_await run(other, cmd::set(key_of(i), std::string(1000, 'v')));
-    for (int i = 0; i < 100; ++i)
-      co_await cached_get(cache, key_of(i));
-    // Fill the server past maxmemory: it evicts the least recently used keys.
-    for (int i = 0; i < 4000; ++i)
-      co_await run(other,
-                   cmd::set(std::string("filler:") + std::to_string(i), std::string(1000, 'f')));
-    co_await drain(cache);
-    std::vector<std::string> names;
-    for (int i = 0; i < 100; ++i)
-      names.push_back(key_of(i));
-    const auto truth = co_await run(other, cmd::mget(names));
-    int evicted = 0, stale = 0;
-    for (int i = 0; i < 100; ++i) {
-      const auto local = held(cache, key_of(i));
-      if (!truth[static_cast<std::size_t>(i)]) ++evicted;
-      if (local && *local != truth[static_cast<std::size_t>(i)]) ++stale;
-    }
-    INFO("evicted by the server: " << evicted);
-    REQUIRE(evicted > 0);  // else the test proves nothing
-    CHECK(stale == 0);
-    CHECK(cache.stats().invalidations >= static_cast<std::uint64_t>(evicted));
-    conn.close();
-    other.close();
-  });
+  with_cache(local_config(server.port()), {},
+             [&](tracking_cache& cache, connection& other) -> awaitable<void> {
+               for (int i = 0; i < 100; ++i)
+                 co_await run(other, cmd::set(key_of(i), std::string(1000, 'v')));
+               for (int i = 0; i < 100; ++i)
+                 co_await cached_get(cache, key_of(i));
+               // Fill the server past maxmemory: it evicts the least recently used keys.
+               for (int i = 0; i < 4000; ++i)
+                 co_await run(other, cmd::set(std::string("filler:") + std::to_string(i),
+                                              std::string(1000, 'f')));
+               co_await drain(cache);
+               std::vector<std::string> names;
+               for (int i = 0; i < 100; ++i)
+                 names.push_back(key_of(i));
+               const auto truth = co_await run(other, cmd::mget(names));
+               int evicted = 0, stale = 0;
+               for (int i = 0; i < 100; ++i) {
+                 const auto local = held_get(cache, key_of(i));
+                 if (!truth[static_cast<std::size_t>(i)]) ++evicted;
+                 if (local && *local != truth[static_cast<std::size_t>(i)]) ++stale;
+               }
+               INFO("evicted by the server: " << evicted);
+               REQUIRE(evicted > 0);  // else the test proves nothing
+               CHECK(stale == 0);
+               CHECK(cache.stats().invalidations >= static_cast<std::uint64_t>(evicted));
+             });
 }
 
 TEST_CASE("tracking cache: broadcast prefixes and opt-in", "[client][live][tracking]") {
@@ -522,7 +501,7 @@ TEST_CASE("tracking cache: broadcast prefixes and opt-in", "[client][live][track
     CHECK(optin.stats().hits == 1);
     co_await run(other, cmd::set("user:1", "c"));
     co_await drain(optin);
-    CHECK_FALSE(held(optin, "user:1").has_value());
+    CHECK_FALSE(held_get(optin, "user:1").has_value());
     v = co_await optin.async_exec_cached(cmd::get("user:1"), use_awaitable);
     CHECK(v.value() == "c");
     bconn.close();
@@ -534,17 +513,11 @@ TEST_CASE("tracking cache: broadcast prefixes and opt-in", "[client][live][track
 TEST_CASE("tracking cache: NOLOOP drops what a write through it names, a key prefix is honoured",
           "[client][live][tracking]") {
   redis_server server;
-  asio::io_context ioc;
-  auto pcfg = local_config(server.port());
-  pcfg.key_prefix = "app:";
-  connection conn(ioc, pcfg);
-  connection other(ioc, local_config(server.port()));
-  tracking_cache_config cfg;
-  cfg.noloop = true;
-  tracking_cache cache(conn, cfg);
-  run_bounded(ioc, [&]() -> awaitable<void> {
-    conn.async_run(asio::detached);
-    other.async_run(asio::detached);
+  auto prefixed = local_config(server.port());
+  prefixed.key_prefix = "app:";
+  tracking_cache_config noloop;
+  noloop.noloop = true;
+  with_cache(prefixed, noloop, [&](tracking_cache& cache, connection& other) -> awaitable<void> {
     co_await cache.async_exec(cmd::set("k", "1"), use_awaitable);
     const auto first = co_await cached_get(cache, "k");
     CHECK(first == "1");
@@ -555,11 +528,9 @@ TEST_CASE("tracking cache: NOLOOP drops what a write through it names, a key pre
     // Another client's write to the key as the server names it ("app:k").
     co_await run(other, cmd::set("app:k", "3"));
     co_await drain(cache);
-    CHECK_FALSE(held(cache, "k").has_value());
+    CHECK_FALSE(held_get(cache, "k").has_value());
     const auto third = co_await cached_get(cache, "k");
     CHECK(third == "3");
-    conn.close();
-    other.close();
   });
 }
 
@@ -620,7 +591,7 @@ TEST_CASE("tracking cache: a Sentinel failover drops what the old primary promis
         co_await sc.async_exec(redcoro::command<std::int64_t>("WAIT", 1, 2000), use_awaitable);
         const auto first = co_await cached_get(cache, "k");
         CHECK(first == "before");
-        CHECK(held(cache, "k").has_value());
+        CHECK(held_get(cache, "k").has_value());
 
         const std::string ok = d.sentinel_cli(1, {"SENTINEL", "FAILOVER", d.name()});
         REQUIRE(ok == "OK\n");
@@ -628,7 +599,7 @@ TEST_CASE("tracking cache: a Sentinel failover drops what the old primary promis
             [&] { return sc.current_address() && sc.current_address()->port == replica; }, 50s);
         REQUIRE(moved);
         // The session with the old primary is gone, and with it what it promised.
-        CHECK_FALSE(held(cache, "k").has_value());
+        CHECK_FALSE(held_get(cache, "k").has_value());
         CHECK(cache.stats().flushes >= 1);
         // A write on the new primary is what the cache serves now.
         for (int attempt = 0; attempt < 50; ++attempt) {

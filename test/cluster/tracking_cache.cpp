@@ -18,6 +18,8 @@ using namespace std::chrono_literals;
 using redcoro::cluster_client;
 using redcoro::cluster_tracking_cache;
 using redcoro::test::config_for;
+using redcoro::test::eventually;
+using redcoro::test::held_get;
 using redcoro::test::run;
 using redcoro::test::sleep_for;
 namespace asio = boost::asio;
@@ -38,29 +40,11 @@ std::string key_of(int i) {
   return k;
 }
 
-std::optional<maybe> held(cluster_tracking_cache& cache, const std::string& key) {
-  proto::request req;
-  req.push("GET", key);
-  proto::response<maybe> resp;
-  if (!cache.try_get(req, resp)) return std::nullopt;
-  return std::get<0>(resp).value();
-}
-
 // One round trip on every primary's connection: the invalidations each sent before it are
 // applied once it returns.
 awaitable<void> drain(cluster_client& cl) {
   for (const auto& a : cl.primaries())
     co_await run(cl.node(a), redcoro::command<std::string>("PING"));
-}
-
-template <class F>
-awaitable<bool> eventually(F f, std::chrono::milliseconds limit) {
-  const auto until = std::chrono::steady_clock::now() + limit;
-  while (!f()) {
-    if (std::chrono::steady_clock::now() >= until) co_return false;
-    co_await sleep_for(20ms);
-  }
-  co_return true;
 }
 
 }  // namespace
@@ -147,7 +131,7 @@ TEST_CASE("cluster tracking cache: nothing stale after 5 s of writes with a 100-
         const auto truth = co_await run(writer, cmd::mget(names));
         int held_now = 0, stale = 0;
         for (int i = 0; i < keys; ++i)
-          if (const auto local = held(*cache, key_of(i))) {
+          if (const auto local = held_get(*cache, key_of(i))) {
             ++held_now;
             if (*local != truth[static_cast<std::size_t>(i)]) ++stale;
           }
@@ -191,7 +175,7 @@ TEST_CASE("cluster tracking cache: a failover drops what the old primary promise
         co_await run(writer, cmd::set("fk", "before"));
         auto v = co_await cache->async_exec(cmd::get("fk"), use_awaitable);
         CHECK(v.value() == "before");
-        CHECK(held(*cache, "fk").has_value());
+        CHECK(held_get(*cache, "fk").has_value());
 
         // The owner's replica takes over; the old primary's session ends or changes.
         const auto slot =
@@ -210,7 +194,10 @@ TEST_CASE("cluster tracking cache: a failover drops what the old primary promise
         co_await drain(cl);
         // Whatever node answers now, the value served is the one written after the failover.
         const bool fresh = co_await eventually(
-            [&] { return !held(*cache, "fk").has_value() || *held(*cache, "fk") == "after"; }, 10s);
+            [&] {
+              return !held_get(*cache, "fk").has_value() || *held_get(*cache, "fk") == "after";
+            },
+            10s);
         CHECK(fresh);
         v = co_await cache->async_exec(cmd::get("fk"), use_awaitable);
         CHECK(v.value() == "after");

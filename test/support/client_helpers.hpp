@@ -15,6 +15,8 @@
 #include <chrono>
 #include <exception>
 #include <functional>
+#include <optional>
+#include <string>
 
 namespace redcoro::test {
 
@@ -69,6 +71,28 @@ asio::awaitable<T> run(Client& client, redcoro::command<T> c) {
 inline asio::awaitable<void> sleep_for(std::chrono::milliseconds d) {
   asio::steady_timer t(co_await asio::this_coro::executor, d);
   co_await t.async_wait(asio::use_awaitable);
+}
+
+/// Waits (polling every 20 ms, at most `limit`) until `f()` holds; false if it never did.
+template <class F>
+asio::awaitable<bool> eventually(F f, std::chrono::milliseconds limit) {
+  const auto until = std::chrono::steady_clock::now() + limit;
+  while (!f()) {
+    if (std::chrono::steady_clock::now() >= until) co_return false;
+    co_await sleep_for(std::chrono::milliseconds(20));
+  }
+  co_return true;
+}
+
+/// What a client-side cache (tracking_cache and the like) holds for `GET key`, without asking
+/// the server: nullopt when it holds nothing, else the reply (nullopt for a missing key).
+template <class Cache>
+std::optional<std::optional<std::string>> held_get(Cache& cache, const std::string& key) {
+  redcoro::proto::request req;
+  req.push("GET", key);
+  redcoro::proto::response<std::optional<std::string>> resp;
+  if (!cache.try_get(req, resp)) return std::nullopt;
+  return std::get<0>(resp).value();
 }
 
 }  // namespace redcoro::test

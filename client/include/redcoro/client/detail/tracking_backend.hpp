@@ -26,6 +26,8 @@ class connection_tracker;
 class tracking_backend {
  public:
   virtual ~tracking_backend() = default;
+  /// Tracks the connections it sends through (track()), once the cache exists.
+  virtual void attach(tracking_cache_impl& cache) = 0;
   virtual const boost::asio::any_io_executor& executor() const noexcept = 0;
   virtual void* allocate(std::size_t size) = 0;
   virtual void deallocate(void* p, std::size_t size) noexcept = 0;
@@ -40,7 +42,7 @@ class tracking_backend {
   virtual void detach() noexcept = 0;
 };
 
-/// A cache over `backend`; the backend calls track() for each connection it sends through.
+/// A cache over `backend`, attached to it.
 std::shared_ptr<tracking_cache_impl> make_tracking_cache(std::unique_ptr<tracking_backend> backend,
                                                          const tracking_cache_config& cfg);
 /// A cache over one connection (tracking_cache's).
