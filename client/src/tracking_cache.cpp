@@ -215,7 +215,7 @@ struct tracking_cache_impl final : std::enable_shared_from_this<tracking_cache_i
     c.tracking = &t;
     if (!c.running_ || c.closed_) return t;  // every handshake from now on asks for it
     // A session up now answers reads without tracking until CLIENT TRACKING ON is answered:
-    // until then, nothing is kept (backend->tracking() is false).
+    // until then, nothing is kept (tracking() is false).
     t.up = c.mux.ready();
     if (t.up) session_changed(true);
     // A session is up or on its way; its handshake may have been written without tracking.
@@ -243,7 +243,19 @@ struct tracking_cache_impl final : std::enable_shared_from_this<tracking_cache_i
   // conservatively, everything. One that tracks promises nothing yet.
   void session_changed(bool lost) {
     if (lost) flush();
-    available = attached && backend->tracking();
+    available = attached && tracking();
+  }
+
+  // Every tracked connection with a session up tracks keys, and one is up (a connection that
+  // ended leaves its tracker down).
+  bool tracking() const noexcept {
+    bool up = false;
+    for (const auto& t : trackers) {
+      if (!t->up) continue;
+      if (!t->tracks) return false;
+      up = true;
+    }
+    return up;
   }
 
   void on_invalidate(const std::vector<std::string_view>& keys, bool all) {
@@ -588,17 +600,11 @@ std::shared_ptr<tracking_cache_impl> make_tracking_cache(std::unique_ptr<trackin
   b.attach(*cache);
   return cache;
 }
-connection_tracker& track(tracking_cache_impl& cache, connection& conn) {
-  return cache.track(conn);
+void track(tracking_cache_impl& cache, connection& conn) {
+  cache.track(conn);
 }
 void untrack(tracking_cache_impl& cache, connection& conn) noexcept {
   cache.untrack(conn);
-}
-bool session_up(const connection_tracker& t) noexcept {
-  return t.up;
-}
-bool session_tracks(const connection_tracker& t) noexcept {
-  return t.tracks;
 }
 
 void* allocate_op(tracking_cache_impl& c, std::size_t size) {
@@ -648,8 +654,8 @@ class connection_backend final : public tracking_backend {
  public:
   explicit connection_backend(connection& conn) noexcept : conn_(conn), ci_(impl_of(conn)) {}
   void attach(tracking_cache_impl& cache) override {
-    tracker_ = &track(cache, conn_);
     cache_ = &cache;
+    track(cache, conn_);
   }
   const asio::any_io_executor& executor() const noexcept override { return ci_.executor; }
   void* allocate(std::size_t size) override { return allocate_op(ci_, size); }
@@ -657,7 +663,6 @@ class connection_backend final : public tracking_backend {
   void exec(exec_entry& e) override { start_exec(ci_, e); }
   void cancel(exec_entry& e, asio::cancellation_type type) override { cancel_exec(ci_, e, type); }
   const std::string& key_prefix() const noexcept override { return ci_.cfg.key_prefix; }
-  bool tracking() const noexcept override { return tracker_ && tracker_->up && tracker_->tracks; }
   void detach() noexcept override {
     if (cache_) untrack(*cache_, conn_);
   }
@@ -665,7 +670,6 @@ class connection_backend final : public tracking_backend {
  private:
   connection& conn_;
   connection_impl& ci_;
-  connection_tracker* tracker_ = nullptr;
   tracking_cache_impl* cache_ = nullptr;
 };
 

@@ -7,7 +7,7 @@ namespace detail {
 namespace {
 
 // Every node connection: requests go through the cluster client (routed, redirects
-// followed), and each node's session must track keys.
+// followed), and each node connection is tracked.
 class cluster_backend final : public tracking_backend {
  public:
   explicit cluster_backend(cluster_client& cl) noexcept : cl_(cl), impl_(impl_of(cl)) {}
@@ -15,8 +15,8 @@ class cluster_backend final : public tracking_backend {
   void attach(tracking_cache_impl& cache) override {
     cache_ = &cache;
     for (auto& [address, node] : impl_.nodes)
-      trackers_.push_back(&track(cache, *node->conn));
-    impl_.on_node = [this](connection& c) { trackers_.push_back(&track(*cache_, c)); };
+      track(cache, *node->conn);
+    impl_.on_node = [this](connection& c) { track(*cache_, c); };
   }
 
   const asio::any_io_executor& executor() const noexcept override { return executor_of(impl_); }
@@ -30,16 +30,6 @@ class cluster_backend final : public tracking_backend {
   }
   void cancel(exec_entry&, asio::cancellation_type) override {}
   const std::string& key_prefix() const noexcept override { return impl_.cfg.node.key_prefix; }
-  bool tracking() const noexcept override {
-    // Trackers of connections that ended are down and do not count.
-    bool up = false;
-    for (const connection_tracker* t : trackers_) {
-      if (!session_up(*t)) continue;
-      if (!session_tracks(*t)) return false;
-      up = true;
-    }
-    return up;
-  }
   void detach() noexcept override {
     impl_.on_node = nullptr;
     if (!cache_) return;
@@ -51,7 +41,6 @@ class cluster_backend final : public tracking_backend {
   cluster_client& cl_;
   cluster_impl& impl_;
   tracking_cache_impl* cache_ = nullptr;
-  std::vector<connection_tracker*> trackers_;  // owned by the cache
 };
 
 }  // namespace

@@ -21,7 +21,6 @@ struct tracking_cache_config;
 namespace redcoro::detail {
 
 struct tracking_cache_impl;
-class connection_tracker;
 
 class tracking_backend {
  public:
@@ -36,8 +35,6 @@ class tracking_backend {
   virtual void cancel(exec_entry& e, boost::asio::cancellation_type type) = 0;
   /// The connections' key prefix (the broadcast prefixes get it in front).
   virtual const std::string& key_prefix() const noexcept = 0;
-  /// True when every session that may answer a read tracks keys, and one is up.
-  virtual bool tracking() const noexcept = 0;
   /// The cache is going: no connection may tell it anything from now on.
   virtual void detach() noexcept = 0;
 };
@@ -49,12 +46,10 @@ std::shared_ptr<tracking_cache_impl> make_tracking_cache(std::unique_ptr<trackin
 std::shared_ptr<tracking_cache_impl> track_connection(connection& conn,
                                                       const tracking_cache_config& cfg);
 /// Has `conn` ask for CLIENT TRACKING in its handshakes (at once too, when it runs) and tell
-/// `cache` of its sessions and invalidations, through a tracker the cache owns.
-connection_tracker& track(tracking_cache_impl& cache, connection& conn);
+/// `cache` of its sessions and invalidations, through a tracker the cache owns. Reads are
+/// kept while every tracked connection with a session up tracks keys, and one is up.
+void track(tracking_cache_impl& cache, connection& conn);
 /// `conn` tells the cache nothing more (when it still points at one of its trackers).
 void untrack(tracking_cache_impl& cache, connection& conn) noexcept;
-/// The tracker's connection has a session up, and that session tracks keys.
-bool session_up(const connection_tracker& t) noexcept;
-bool session_tracks(const connection_tracker& t) noexcept;
 
 }  // namespace redcoro::detail
