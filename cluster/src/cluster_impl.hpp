@@ -272,6 +272,7 @@ struct cluster_impl {
     std::erase_if(recent_moves, [&](const redirect& m) { return m.slot == r.slot; });
     recent_moves.push_back(r);
     request_refresh();
+    if (on_slots_moved) on_slots_moved();
     if (on_change) on_change();
   }
 
@@ -302,7 +303,10 @@ struct cluster_impl {
   // What the machine's action asks of the client, besides sending: the topology, the stats.
   redirect_machine::action apply(redirect_machine::action a) {
     if (a.moved) follow_moved(*a.moved);
-    if (a.asking) ++stats.ask;
+    if (a.asking) {
+      ++stats.ask;
+      if (on_slots_moved) on_slots_moved();  // a slot is migrating
+    }
     if (a.retry) ++stats.retries;
     if (a.refresh || (a.what == redirect_machine::step::fail && node_trouble(a.ec)))
       request_refresh();
@@ -365,8 +369,11 @@ struct cluster_impl {
   std::size_t next_turn = 0;
   cluster_stats stats;
   std::function<void()> on_change;  // cluster_client::on_topology_change
-  // Told of every node connection made from now on, before it runs (cluster_tracking_cache).
+  // Told of every node connection made from now on, before it runs, and of every slot seen
+  // moving (a MOVED or ASK followed, a refresh that placed a slot elsewhere): for
+  // cluster_tracking_cache.
   std::function<void(connection&)> on_node;
+  std::function<void()> on_slots_moved;
   // MOVED replies since the last refresh that agreed with them (see apply).
   std::vector<redirect> recent_moves;
   std::size_t stale_reads = 0;

@@ -1,4 +1,5 @@
 #include "cluster_impl.hpp"
+#include <redcoro/proto/key_slot.hpp>
 
 namespace redcoro::detail {
 
@@ -49,6 +50,20 @@ void cluster_impl::apply(cluster_topology t) {
     stale_reads = 0;
   }
   if (!ready()) log->info("cluster topology read: {} shards", t.shards().size());
+  if (on_slots_moved && ready()) {
+    const auto owner = [](const cluster_topology& of, std::uint16_t slot) -> const node_address* {
+      const std::size_t s = of.shard_of(slot);
+      return s == cluster_topology::no_shard ? nullptr
+                                             : &of.nodes()[of.shards()[s].primary].address;
+    };
+    for (std::uint16_t slot = 0; slot < proto::slot_count; ++slot) {
+      const node_address *was = owner(topo, slot), *now = owner(t, slot);
+      if (!was || !now || *was != *now) {
+        on_slots_moved();
+        break;
+      }
+    }
+  }
   drop_demoted(t);
   topo = std::move(t);
   node_conns.assign(topo.nodes().size(), nullptr);

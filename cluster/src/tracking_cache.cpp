@@ -17,6 +17,10 @@ class cluster_backend final : public tracking_backend {
     for (auto& [address, node] : impl_.nodes)
       track(cache, *node->conn);
     impl_.on_node = [this](connection& c) { track(*cache_, c); };
+    // A key absent from a slot's old owner may be created on the new one, which never
+    // reports it to a reader that read it from the old one: what was read may be stale once
+    // a slot moves.
+    impl_.on_slots_moved = [this] { clear(*cache_); };
   }
 
   const asio::any_io_executor& executor() const noexcept override { return executor_of(impl_); }
@@ -32,6 +36,7 @@ class cluster_backend final : public tracking_backend {
   const std::string& key_prefix() const noexcept override { return impl_.cfg.node.key_prefix; }
   void detach() noexcept override {
     impl_.on_node = nullptr;
+    impl_.on_slots_moved = nullptr;
     if (!cache_) return;
     for (auto& [address, node] : impl_.nodes)
       untrack(*cache_, *node->conn);

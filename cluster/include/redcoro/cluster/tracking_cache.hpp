@@ -23,10 +23,12 @@ std::shared_ptr<tracking_cache_impl> track_cluster(cluster_client& cl,
 /// \endcode
 ///
 /// What a cluster adds: a reply is kept only while every node session that may answer a read
-/// tracks keys, and a session that begins or ends on any node drops everything (a failover,
-/// a node restart, a node added). A slot that moves takes its keys with it: the old owner
-/// deletes each key it migrates, and that deletion is reported like any change, so the next
-/// read goes to the new owner (which tracks it from then on). Requests passed through (not
+/// tracks keys, and a session that ends on any node drops everything (a failover, a node
+/// restart). A slot that moves takes its keys with it: the old owner deletes each key it
+/// migrates and reports that like any change. A key read as absent there and created on the
+/// new owner is reported by nobody, so every slot move the client sees (MOVED, ASK, a refresh)
+/// drops everything too; until it sees one (at most cluster_config::refresh_interval), such a
+/// key may read as absent. Broadcast mode has no such window. Requests passed through (not
 /// cacheable) go to the cluster client unchanged, but without per-operation cancellation.
 ///
 /// Make it before or while the cluster client runs; use it on the cluster client's executor;
