@@ -125,6 +125,9 @@ class exporter::impl : public std::enable_shared_from_this<impl> {
 
   void set(std::string name, handle h) { put(handles_, std::move(name), std::move(h)); }
   void set(std::string name, cache::cache c) { put(caches_, std::move(name), std::move(c)); }
+  void set(std::string name, executor_type ex, collector c) {
+    put(collectors_, std::move(name), registered_collector{std::move(ex), std::move(c)});
+  }
 
   // Adds a source, or replaces the one of that name.
   template <class Source>
@@ -141,6 +144,7 @@ class exporter::impl : public std::enable_shared_from_this<impl> {
   void erase(const std::string& name) {
     std::erase_if(handles_, [&](const auto& e) { return e.first == name; });
     std::erase_if(caches_, [&](const auto& e) { return e.first == name; });
+    std::erase_if(collectors_, [&](const auto& e) { return e.first == name; });
   }
 
   void close_now() {
@@ -152,6 +156,7 @@ class exporter::impl : public std::enable_shared_from_this<impl> {
       stream->close();
     handles_.clear();
     caches_.clear();
+    collectors_.clear();
   }
 
   const executor_type& executor() const noexcept { return ex_; }
@@ -298,7 +303,24 @@ class exporter::impl : public std::enable_shared_from_this<impl> {
         cs.push_back(std::move(s));
       } catch (const std::exception&) {}
     }
-    co_return to_prometheus(hs, cs);
+    auto text = to_prometheus(hs, cs);
+    const auto collectors = self->collectors_;
+    for (const auto& [name, c] : collectors) {
+      try {
+        auto collecting = asio::co_spawn(
+            c.ex,
+            [f = c.collect]() -> asio::awaitable<std::string> {
+              std::string out;
+              f(out);
+              co_return out;
+            },
+            asio::use_awaitable);
+        text += co_await std::move(collecting);
+      } catch (const std::exception&) {
+        // A collector that throws is left out of this scrape.
+      }
+    }
+    co_return text;
   }
 
   // Every handle's health check at once, each started on the handle's executor and bounded by
@@ -348,6 +370,11 @@ class exporter::impl : public std::enable_shared_from_this<impl> {
   bool closed_ = false;
   std::vector<std::pair<std::string, handle>> handles_;
   std::vector<std::pair<std::string, cache::cache>> caches_;
+  struct registered_collector {
+    executor_type ex;
+    collector collect;
+  };
+  std::vector<std::pair<std::string, registered_collector>> collectors_;
   std::list<beast::tcp_stream*> sessions_;
 };
 
@@ -377,6 +404,12 @@ void exporter::add(std::string name, handle redis) {
 void exporter::add(std::string name, cache::cache c) {
   impl_->on_strand([name = std::move(name), c = std::move(c)](impl& i) mutable {
     i.set(std::move(name), std::move(c));
+  });
+}
+
+void exporter::add(std::string name, executor_type ex, collector c) {
+  impl_->on_strand([name = std::move(name), ex = std::move(ex), c = std::move(c)](impl& i) mutable {
+    i.set(std::move(name), std::move(ex), std::move(c));
   });
 }
 

@@ -14,6 +14,7 @@
 
 #include <chrono>
 #include <cstddef>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -83,7 +84,15 @@ class exporter {
   void add(std::string name, handle redis);
   /// Registers a cache (a copy: copies share their counters) under `name`, the `cache` label.
   void add(std::string name, cache::cache c);
-  /// Removes the handle and the cache registered under `name` (if any).
+  /// What a collector does: appends whole metric families (`# HELP`, `# TYPE`, samples) in the
+  /// text format to `out`. Names must not clash with redcoro's (`redcoro_*`) or another
+  /// collector's.
+  using collector = std::function<void(std::string& out)>;
+  /// Registers a collector of the application's own metrics under `name`: each scrape calls it
+  /// on `ex` (the executor that owns what it reads, so it needs no lock) and appends what it
+  /// wrote after redcoro's families. A name already registered as a collector is replaced.
+  void add(std::string name, executor_type ex, collector c);
+  /// Removes the handle, the cache and the collector registered under `name` (if any).
   void remove(std::string name);
 
   /// Stops accepting, closes every HTTP connection (a request being answered is dropped) and
