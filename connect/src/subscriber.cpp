@@ -69,6 +69,10 @@ void handle_subscriber::change_impl(change_kind what, std::vector<std::string> n
         return e.async_psubscribe(std::move(names), std::move(handler));
       case change_kind::ssubscribe:
         return e.async_ssubscribe(std::move(names), std::move(handler));
+      case change_kind::punsubscribe:
+        return e.async_punsubscribe(std::move(names), std::move(handler));
+      case change_kind::sunsubscribe:
+        return e.async_sunsubscribe(std::move(names), std::move(handler));
       case change_kind::unsubscribe:
         break;
     }

@@ -57,6 +57,14 @@ class handle_subscriber {
   auto async_unsubscribe(std::vector<std::string> channels, Token&& token) {
     return change(change_kind::unsubscribe, std::move(channels), std::forward<Token>(token));
   }
+  template <class Token>
+  auto async_punsubscribe(std::vector<std::string> patterns, Token&& token) {
+    return change(change_kind::punsubscribe, std::move(patterns), std::forward<Token>(token));
+  }
+  template <class Token>
+  auto async_sunsubscribe(std::vector<std::string> channels, Token&& token) {
+    return change(change_kind::sunsubscribe, std::move(channels), std::forward<Token>(token));
+  }
 
   /// The next message or confirmation: `void(error_code, pubsub_message)`.
   template <class Token>
@@ -75,7 +83,14 @@ class handle_subscriber {
   void close();
 
  private:
-  enum class change_kind : unsigned char { subscribe, psubscribe, ssubscribe, unsubscribe };
+  enum class change_kind : unsigned char {
+    subscribe,
+    psubscribe,
+    ssubscribe,
+    unsubscribe,
+    punsubscribe,
+    sunsubscribe
+  };
   template <class Token>
   auto change(change_kind what, std::vector<std::string> names, Token&& token) {
     return asio::async_initiate<Token, void(error_code)>(
