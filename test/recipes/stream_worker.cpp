@@ -9,6 +9,7 @@
 // was counted, that exactly the messages the killed worker held were counted twice (and none
 // more than twice), that no acknowledgement found its message already acknowledged, and
 // that nothing is left pending: each message was acknowledged once.
+#include "support/child_process.hpp"
 #include "support/client_helpers.hpp"
 #include "support/cluster_helpers.hpp"
 #include "support/handle_helpers.hpp"
@@ -648,48 +649,6 @@ TEST_CASE("stream workers: a worker ends with error closed when its handle is cl
 
 // ---------------------------------------------------------------------------------------------
 // Three worker processes, one SIGKILLed.
-
-// A child process, SIGKILLed and reaped when the object goes, whatever happened.
-class child_process {
- public:
-  explicit child_process(std::vector<std::string> args) {
-    std::vector<char*> argv;
-    for (auto& a : args)
-      argv.push_back(a.data());
-    argv.push_back(nullptr);
-    if (::posix_spawn(&pid_, argv[0], nullptr, nullptr, argv.data(), environ) != 0) pid_ = -1;
-  }
-  child_process(const child_process&) = delete;
-  child_process& operator=(const child_process&) = delete;
-  ~child_process() {
-    if (pid_ > 0) {
-      ::kill(pid_, SIGKILL);
-      ::waitpid(pid_, nullptr, 0);
-    }
-  }
-  bool started() const noexcept { return pid_ > 0; }
-  void signal(int sig) const {
-    if (pid_ > 0) ::kill(pid_, sig);
-  }
-  // Waits for it to end, at most `bound`: its wait status, or -1 when it did not end.
-  int wait(std::chrono::milliseconds bound) {
-    const auto deadline = std::chrono::steady_clock::now() + bound;
-    while (pid_ > 0) {
-      int status = 0;
-      const pid_t r = ::waitpid(pid_, &status, WNOHANG);
-      if (r == pid_) {
-        pid_ = -1;
-        return status;
-      }
-      if (std::chrono::steady_clock::now() > deadline) return -1;
-      std::this_thread::sleep_for(20ms);
-    }
-    return -1;
-  }
-
- private:
-  pid_t pid_ = -1;
-};
 
 // Three worker processes on the deployment `cfg` (and `url`, for the children).
 void kill_one_of_three(const handle_config& cfg, const std::string& url) {
