@@ -21,6 +21,8 @@ packages=(
   redis-server redis-tools redis-sentinel openssl procps
   # the exporter's tests: promtool checks /metrics, a real Prometheus scrapes it
   prometheus
+  # the gateway's browser test: headless Chromium driven by Selenium
+  chromium chromium-driver python3-selenium
 )
 
 missing=()

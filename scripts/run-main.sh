@@ -13,7 +13,10 @@
 #     3 primaries and 3 replicas started for it (the cluster's cost per operation next to a
 #     standalone server at the same requests in flight per socket);
 #  7. the cache codec benchmark, a short run: JSON both ways next to Boost.JSON (--rounds=5
-#     for the figures in cache/README.md).
+#     for the figures in cache/README.md);
+#  8. the WebSocket gateway: Redis, two gateways, a load run of 1,000 clients in 50 rooms across
+#     both (delivery, latency and the gateways' CPU per message), and the page's address
+#     (scripts/gateway-demo.sh; REDCORO_GATEWAY_KEEP=1 keeps the gateways up afterwards).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 "$root/scripts/install-deps.sh"
@@ -22,7 +25,8 @@ build=${REDCORO_BUILD_DIR:-$root/build/release}
 cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DREDCORO_BUILD_TESTS=OFF
 cmake --build "$build" --target hello_client threads game_loop cache_service user_service \
   work_queue leaderboard event_stream distributed_lock rate_limiter cluster_tour with_server \
-  bench_client bench_proto bench_pubsub bench_cache redcoro-bench
+  bench_client bench_proto bench_pubsub bench_cache redcoro-bench redcoro-gateway \
+  redcoro-gateway-load
 
 echo
 echo "== demo: the examples against a redis-server started for them =="
@@ -61,3 +65,7 @@ echo "== cluster: the example and the load generator, each on a cluster started 
 echo
 echo "== cache: a described struct to JSON and back, next to Boost.JSON =="
 "$build/bench/bench_cache" --rounds=3 --benchmark_min_time=0.2
+
+echo
+echo "== gateway: two WebSocket gateways on one Redis, 1,000 clients in 50 rooms =="
+"$root/scripts/gateway-demo.sh" "$build"
