@@ -208,8 +208,14 @@ class gateway::impl : public std::enable_shared_from_this<impl> {
 
   void start() {
     auto self = shared_from_this();
-    web_.add("gateway", ioc_.get_executor(), [self](std::string& out) { self->metrics(out); });
-    events_.on_message([self](const pubsub_message& m) { self->on_event(m); });
+    // Weak: both are held by members of this object.
+    std::weak_ptr<impl> weak = self;
+    web_.add("gateway", ioc_.get_executor(), [weak](std::string& out) {
+      if (auto me = weak.lock()) me->metrics(out);
+    });
+    events_.on_message([weak](const pubsub_message& m) {
+      if (auto me = weak.lock()) me->on_event(m);
+    });
     asio::co_spawn(ioc_, accept_loop(self), asio::detached);
     asio::co_spawn(ioc_, heartbeat_loop(self), asio::detached);
     spdlog::info("gateway {}: serving {}:{}, metrics on 127.0.0.1:{}, redis {} ({})", opts_.id,
@@ -633,8 +639,11 @@ class gateway::impl : public std::enable_shared_from_this<impl> {
       members = co_await std::move(renewing);
     }
     if (!ec) {
-      auto zadd = cmd::zadd("gw:rooms", static_cast<double>(self->server_now()), name);
-      asio::co_spawn(self->ioc_, self->fire(self, std::move(zadd)), asio::detached);
+      // The room list keeps the 1,000 rooms joined last: names come from clients.
+      auto listed = redcoro::pipeline(
+          cmd::zadd("gw:rooms", static_cast<double>(self->server_now()), name),
+          redcoro::command<std::int64_t>("ZREMRANGEBYRANK", "gw:rooms", "0", "-1001"));
+      asio::co_spawn(self->ioc_, self->fire(self, std::move(listed)), asio::detached);
     }
     auto reading = self->redis_.async_exec(
         cmd::xrevrange(room_key(name, "history"), "+", "-", self->opts_.history),
@@ -739,13 +748,14 @@ class gateway::impl : public std::enable_shared_from_this<impl> {
       asio::co_spawn(self->ioc_, self->fire(self, cmd::publish(ch, text)), asio::detached);
   }
 
-  template <class Command>
-  static awaitable<void> fire(std::shared_ptr<impl> self, Command c) {
+  // Sends `c` and forgets it: a failure is only logged (a lost update of the room list or a
+  // lost presence change is mended by the next one).
+  template <class Request>
+  static awaitable<void> fire(std::shared_ptr<impl> self, Request c) {
     error_code ec;
-    auto r =
-        co_await self->redis_.async_exec(std::move(c), asio::redirect_error(use_awaitable, ec));
-    if (ec || r.has_error())
-      spdlog::debug("gateway {}: {}", self->opts_.id, ec ? ec.message() : r.error().message);
+    auto sending = self->redis_.async_exec(std::move(c), asio::redirect_error(use_awaitable, ec));
+    co_await std::move(sending);
+    if (ec) spdlog::debug("gateway {}: {}", self->opts_.id, ec.message());
   }
 
   static awaitable<void> send(std::shared_ptr<impl> self, std::shared_ptr<session> s,
@@ -765,12 +775,17 @@ class gateway::impl : public std::enable_shared_from_this<impl> {
                     "retry in " + std::to_string(decision.retry_after.count()) + " ms");
       co_return;
     }
+    // Stored, and the room's history kept for history_ttl after its last message: one
+    // request, one slot.
     std::array<std::string_view, 4> fields{"user", s->user, "text", text};
-    auto storing =
-        self->redis_.async_exec(cmd::xadd(room_key(name, "history"), fields,
-                                          {.id = "*", .max_len = o.history, .exact = true}),
-                                asio::redirect_error(use_awaitable, ec));
-    auto id = co_await std::move(storing);
+    const auto history = room_key(name, "history");
+    auto storing = self->redis_.async_exec(
+        redcoro::pipeline(
+            cmd::xadd(history, fields, {.id = "*", .max_len = o.history, .exact = true}),
+            cmd::expire(history, o.history_ttl)),
+        asio::redirect_error(use_awaitable, ec));
+    auto stored = co_await std::move(storing);
+    auto& id = std::get<0>(stored);
     if (ec || id.has_error()) {
       ++self->counters_.refused_unavailable;
       self->refused(*s, "unavailable", "send", name, ec ? ec.message() : id.error().message);
@@ -828,7 +843,7 @@ class gateway::impl : public std::enable_shared_from_this<impl> {
       if (r.presence && *r.presence == *frame) return;
       r.presence = frame;
     }
-    for (const auto& s : std::list<std::shared_ptr<session>>(r.members)) {
+    for (const auto& s : r.members) {  // (enqueue and too_slow never change the list)
       if (!s->enqueue(frame, opts_.send_queue))
         too_slow(*s);
       else if (!presence)
@@ -848,7 +863,7 @@ class gateway::impl : public std::enable_shared_from_this<impl> {
       h.messages.push_back(to_message(r->name, *it));
     auto text = std::make_shared<std::string>();
     encode_frame(h, *text);
-    for (const auto& s : std::list<std::shared_ptr<session>>(r->members))
+    for (const auto& s : r->members)
       if (!s->enqueue(text, self->opts_.send_queue)) self->too_slow(*s);
   }
 
@@ -882,7 +897,7 @@ class gateway::impl : public std::enable_shared_from_this<impl> {
                  *frame);
     if (r->presence && *r->presence == *frame) co_return;
     r->presence = frame;
-    for (const auto& s : std::list<std::shared_ptr<session>>(r->members))
+    for (const auto& s : r->members)
       if (!s->enqueue(frame, self->opts_.send_queue)) self->too_slow(*s);
   }
 
@@ -904,7 +919,21 @@ class gateway::impl : public std::enable_shared_from_this<impl> {
 
   // --- the room list ------------------------------------------------------------------------
 
+  // The room list, read at most once a second whatever the number of clients asking.
   static awaitable<std::string> rooms_json(std::shared_ptr<impl> self) {
+    const auto now = std::chrono::steady_clock::now();
+    if (!self->rooms_text_.empty() && (self->rooms_refreshing_ || now - self->rooms_read_at_ < 1s))
+      co_return self->rooms_text_;
+    self->rooms_refreshing_ = true;
+    auto reading = read_rooms(self);
+    auto text = co_await std::move(reading);
+    self->rooms_refreshing_ = false;
+    self->rooms_read_at_ = now;
+    self->rooms_text_ = text;
+    co_return text;
+  }
+
+  static awaitable<std::string> read_rooms(std::shared_ptr<impl> self) {
     rooms_frame out{.type = "rooms", .rooms = {}};
     error_code ec;
     auto listing = self->redis_.async_exec(
@@ -1018,6 +1047,9 @@ class gateway::impl : public std::enable_shared_from_this<impl> {
   std::unordered_map<std::string, std::shared_ptr<room>> rooms_;
   counters counters_;
   std::int64_t server_ms_ = 0;
+  std::string rooms_text_;  // the last room list read, and when
+  std::chrono::steady_clock::time_point rooms_read_at_{};
+  bool rooms_refreshing_ = false;
   std::chrono::steady_clock::time_point server_seen_at_ = std::chrono::steady_clock::now();
 };
 

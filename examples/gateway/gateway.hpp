@@ -43,6 +43,8 @@ struct options {
   std::size_t max_text = 1000;   ///< bytes of a message's text
   std::size_t rooms_per_client = 16;
   std::int64_t history = 50;  ///< messages kept per room and sent to a member who joins
+  /// A room's history is deleted this long after its last message.
+  std::chrono::milliseconds history_ttl{std::chrono::hours(24)};
   /// Each gateway renews its members' presence this often; a member whose gateway stopped
   /// renewing is gone after presence_ttl.
   std::chrono::milliseconds heartbeat{1000};

@@ -6,7 +6,8 @@
 //   --id NAME              this gateway's name                            [gw]
 //   --allow-origin O       an Origin allowed to connect (repeatable; none: the page's own)
 //   --send-queue N, --max-connections N, --rate-limit N, --heartbeat-ms N, --presence-ttl-ms N,
-//   --redis-timeout-ms N, --frames-per-second N, --flood-refusals N, --history N
+//   --redis-timeout-ms N, --frames-per-second N, --flood-refusals N, --history N,
+//   --history-ttl-s N
 // Prints "listening on PORT metrics PORT" once both listeners are bound; stops on SIGINT and
 // SIGTERM (closing clients with 1001 and removing its members' presence).
 

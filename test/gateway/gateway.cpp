@@ -4,8 +4,10 @@
 
 #include "support/child_process.hpp"
 #include "support/client_helpers.hpp"
+#include "support/prometheus_server.hpp"
 #include "support/redis_cluster.hpp"
 #include "support/redis_server.hpp"
+#include <redcoro/proto/key_slot.hpp>
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
@@ -18,6 +20,7 @@
 
 #include <signal.h>
 
+#include <algorithm>
 #include <chrono>
 #include <fstream>
 #include <load.hpp>
@@ -149,22 +152,28 @@ asio::awaitable<void> say(ws_client& c, std::string room, std::string text) {
   CHECK(!ec);
 }
 
-// GET /metrics, blocking (the gateway is another process).
-std::string metrics_of(std::uint16_t port) {
+// GET `target` on the metrics port, blocking (the gateway is another process): the status
+// and the body; status 0 when there was no answer.
+std::pair<unsigned, std::string> get(std::uint16_t port, const char* target) {
   namespace bhttp = boost::beast::http;
   asio::io_context ioc;
   boost::beast::tcp_stream stream(ioc);
   boost::beast::error_code ec;
   stream.expires_after(5s);
   stream.connect({asio::ip::make_address("127.0.0.1"), port}, ec);
-  if (ec) return {};
-  bhttp::request<bhttp::empty_body> req(bhttp::verb::get, "/metrics", 11);
+  if (ec) return {0, {}};
+  bhttp::request<bhttp::empty_body> req(bhttp::verb::get, target, 11);
   req.set(bhttp::field::host, "127.0.0.1");
   bhttp::write(stream, req, ec);
   boost::beast::flat_buffer buffer;
   bhttp::response<bhttp::string_body> res;
   bhttp::read(stream, buffer, res, ec);
-  return ec ? std::string() : res.body();
+  if (ec) return {0, {}};
+  return {res.result_int(), res.body()};
+}
+
+std::string metrics_of(std::uint16_t port) {
+  return get(port, "/metrics").second;
 }
 
 void run_test(std::function<asio::awaitable<void>()> body, std::chrono::seconds limit = 60s) {
@@ -228,6 +237,49 @@ TEST_CASE("gateway: on a cluster messages cross gateways through shard channels"
   CHECK(r.duplicates == 0);
   CHECK(r.out_of_order == 0);
   CHECK(r.ok());
+}
+
+TEST_CASE(
+    "gateway: the primary of a room's slot killed: sends fail visibly, then the replica serves",
+    "[gateway][live][cluster]") {
+  redcoro::test::redis_cluster cluster(3, 1);
+  REQUIRE(cluster.wait_healthy());
+  const auto url = "redis+cluster://127.0.0.1:" + std::to_string(cluster.ports().front());
+  gateway_process gw1(url, "gw1");
+  gateway_process gw2(url, "gw2");
+  const auto owner = cluster.owner_of(redcoro::proto::key_slot("{lobby}"));
+  run_test(
+      [&]() -> asio::awaitable<void> {
+        auto a = co_await member(gw1, "alice", "lobby");
+        auto b = co_await member(gw2, "bob", "lobby");
+        co_await say(*a, "lobby", "before");
+        auto before = co_await frame_with(*b, "before");
+        REQUIRE(before);
+        cluster.kill(owner);
+        // Until the replica is promoted (3 to 5 s with cluster-node-timeout 2000) a send is
+        // answered unavailable or waits; after it, within 30 s, a send reaches bob on the
+        // other gateway: the shard subscription followed the slot to its new primary.
+        int refused = 0;
+        bool delivered = false;
+        for (int i = 0; i < 60 && !delivered; ++i) {
+          const auto text = "after-" + std::to_string(i);
+          co_await say(*a, "lobby", text);
+          auto f = co_await frame_with(*a, text + R"(")", 1000ms);
+          if (!f) {
+            ++refused;
+            continue;
+          }
+          auto heard = co_await frame_with(*b, text + R"(")", 2000ms);
+          delivered = heard.has_value();
+        }
+        CAPTURE(refused);
+        CHECK(delivered);
+        CHECK(!a->closed());
+        CHECK(!b->closed());
+      },
+      120s);
+  CHECK(gw1.process().wait(0ms) == -1);  // still running
+  CHECK(gw2.process().wait(0ms) == -1);
 }
 
 TEST_CASE("gateway: hostile clients are refused or closed and the others are unaffected",
@@ -343,6 +395,39 @@ TEST_CASE("gateway: hostile clients are refused or closed and the others are una
   INFO(gw.log());
 }
 
+TEST_CASE("gateway: /metrics passes promtool and /health follows Redis", "[gateway][live]") {
+  redis_server redis;
+  gateway_process gw(url_of(redis), "gw1");
+  std::string text;
+  run_test([&]() -> asio::awaitable<void> {
+    auto a = co_await member(gw, "alice", "lobby");
+    co_await say(*a, "lobby", "counted");
+    auto echoed = co_await frame_with(*a, "counted");
+    REQUIRE(echoed);
+    text = metrics_of(gw.metrics_port());  // while alice is connected
+  });
+  INFO(text);
+  CHECK(text.find("\ngateway_connections 1\n") != std::string::npos);
+  CHECK(text.find("\ngateway_messages_sent_total 1\n") != std::string::npos);
+  CHECK(text.find("\ngateway_messages_delivered_total 1\n") != std::string::npos);
+  CHECK(text.find("redcoro_requests_completed_total{handle=\"redis\"") != std::string::npos);
+  if (redcoro::test::prometheus_server::on_path("promtool")) {
+    const std::string file =
+        std::string(REDCORO_TEST_TMP) + "/gateway-metrics-" + std::to_string(::getpid()) + ".txt";
+    std::ofstream(file) << text;
+    const int status = std::system(("promtool check metrics < " + file + " >/dev/null").c_str());
+    CHECK(status == 0);
+  }
+  CHECK(get(gw.metrics_port(), "/health").first == 200);
+  redis.kill();
+  unsigned health = 0;
+  for (int i = 0; i < 100 && health != 503; ++i) {
+    health = get(gw.metrics_port(), "/health").first;
+    if (health != 503) std::this_thread::sleep_for(50ms);
+  }
+  CHECK(health == 503);
+}
+
 TEST_CASE("gateway: a client that stops reading is disconnected with 4000 and the room goes on",
           "[gateway][live]") {
   redis_server redis;
@@ -426,6 +511,68 @@ TEST_CASE("gateway: a gateway killed with SIGKILL: its clients see the close, it
     co_await say(*b, "lobby", "alone");
     auto awaited19 = co_await frame_with(*b, "alone");
     CHECK(awaited19);
+  });
+}
+
+TEST_CASE("gateway: a gateway killed mid-load: the other's members lose nothing",
+          "[gateway][live]") {
+  redis_server redis;
+  const std::vector<std::string> unlimited{"--rate-limit", "100000"};
+  gateway_process gw1(url_of(redis), "gw1", unlimited);
+  gateway_process gw2(url_of(redis), "gw2", unlimited);
+  run_test([&]() -> asio::awaitable<void> {
+    constexpr int n = 8, rounds = 40;
+    std::vector<std::unique_ptr<ws_client>> as, bs;
+    for (int i = 0; i < n; ++i) {
+      auto a = co_await member(gw1, "a" + std::to_string(i), "lobby");
+      as.push_back(std::move(a));
+      auto b = co_await member(gw2, "b" + std::to_string(i), "lobby");
+      bs.push_back(std::move(b));
+    }
+    // Everyone sends a message every 20 ms; gw1 is killed a quarter of the way through.
+    for (int r = 0; r < rounds; ++r) {
+      if (r == rounds / 4) gw1.process().signal(SIGKILL);
+      for (int i = 0; i < n; ++i) {
+        co_await say(*bs[i], "lobby", "b" + std::to_string(i) + "-" + std::to_string(r));
+        // (gw1's members may find their connection gone at any of these.)
+        const std::string frame = R"({"op":"send","room":"lobby","text":"a-x"})";
+        if (!as[i]->closed()) co_await as[i]->send(frame);
+      }
+      co_await redcoro::test::sleep_for(20ms);
+    }
+    // Every member on gw2 got every message of every member on gw2, once and in order, and a
+    // presence list without gw1's members (their heartbeats lapsed), within 10 s.
+    for (int k = 0; k < n; ++k) {
+      std::vector<int> next(n, 0);
+      int duplicates_or_gaps = 0;
+      bool only_survivors = false;
+      const std::string survivors = R"("members":["b0","b1","b2","b3","b4","b5","b6","b7"])";
+      const auto until = std::chrono::steady_clock::now() + 10s;
+      auto complete = [&] {
+        return only_survivors &&
+               std::all_of(next.begin(), next.end(), [](int v) { return v == rounds; });
+      };
+      while (!complete() && std::chrono::steady_clock::now() < until) {
+        auto f = co_await bs[k]->next(500ms);
+        if (!f) continue;
+        if (f->find(survivors) != std::string::npos) only_survivors = true;
+        const auto at = f->find(R"("text":"b)");
+        if (f->find(R"("type":"message")") == std::string::npos || at == std::string::npos)
+          continue;
+        int sender = -1, round = -1;
+        if (std::sscanf(f->c_str() + at, R"("text":"b%d-%d")", &sender, &round) != 2) continue;
+        if (sender < 0 || sender >= n || round != next[sender])
+          ++duplicates_or_gaps;
+        else
+          ++next[sender];
+      }
+      CAPTURE(k);
+      CHECK(duplicates_or_gaps == 0);
+      CHECK(complete());
+      CHECK(!bs[k]->closed());
+    }
+    for (const auto& a : as)
+      CHECK(a->closed());
   });
 }
 
