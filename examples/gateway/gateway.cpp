@@ -137,7 +137,9 @@ class session : public std::enable_shared_from_this<session> {
     wake.expires_at(asio::steady_timer::time_point::max());
   }
 
-  websocket::stream<beast::tcp_stream> ws;
+  // On the plain socket: after the handshake the stream's own timeouts (below) are all it needs,
+  // and beast::tcp_stream's per-operation timer costs on every frame.
+  websocket::stream<tcp::socket> ws;
   std::string user;
   asio::steady_timer wake;
   std::deque<std::shared_ptr<const std::string>> queue;
@@ -423,7 +425,10 @@ class gateway::impl : public std::enable_shared_from_this<impl> {
         // Bounded: a client that does not read cannot take the close frame either.
         asio::steady_timer fallback(self->ioc_, 5s);
         fallback.async_wait([s](const beast::error_code& e) {
-          if (!e) beast::get_lowest_layer(s->ws).close();
+          if (!e) {
+            beast::error_code ignored;
+            s->ws.next_layer().close(ignored);
+          }
         });
         auto why = *s->close_with;
         s->close_with.reset();
