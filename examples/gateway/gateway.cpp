@@ -973,66 +973,57 @@ class gateway::impl : public std::enable_shared_from_this<impl> {
 
   // --- metrics ------------------------------------------------------------------------------
 
+  // The gateway's families in the Prometheus text format (no labels: the scraper adds the
+  // instance). Names and meanings: README.md, "HTTP".
   void metrics(std::string& out) const {
     auto family = [&](std::string_view name, std::string_view type, std::string_view help,
                       double value) {
-      out += "# HELP ";
-      out += name;
-      out += ' ';
-      out += help;
-      out += "\n# TYPE ";
-      out += name;
-      out += ' ';
-      out += type;
-      out += '\n';
-      out += name;
-      out += ' ';
-      char buf[64];
-      const auto n = std::snprintf(buf, sizeof buf, "%.17g", value);
-      out.append(buf, static_cast<std::size_t>(n));
-      out += '\n';
+      char number[32];
+      const auto n = std::snprintf(number, sizeof number, "%.17g", value);
+      out.append("# HELP ").append(name).append(" ").append(help).append("\n# TYPE ");
+      out.append(name).append(" ").append(type).append("\n").append(name).append(" ");
+      out.append(number, static_cast<std::size_t>(n)).append("\n");
     };
-    const auto& c = counters_;
+    struct counter_family {
+      std::string_view name, help;
+      std::uint64_t counters::*value;
+    };
+    static constexpr counter_family counted[] = {
+        {"gateway_connections_accepted_total", "WebSocket upgrades accepted.", &counters::accepted},
+        {"gateway_upgrades_refused_origin_total", "Upgrades refused for their Origin (403).",
+         &counters::refused_origin},
+        {"gateway_upgrades_refused_user_total",
+         "Upgrades refused for a missing or invalid user name (400).", &counters::refused_user},
+        {"gateway_upgrades_refused_full_total",
+         "Upgrades refused because max_connections were open (503).", &counters::refused_full},
+        {"gateway_frames_received_total", "Text frames received from clients.",
+         &counters::frames_received},
+        {"gateway_messages_sent_total", "Messages stored and published.", &counters::sent},
+        {"gateway_messages_delivered_total", "Message frames queued to this gateway's clients.",
+         &counters::delivered},
+        {"gateway_refused_invalid_total", "Frames refused as invalid.", &counters::refused_invalid},
+        {"gateway_refused_rate_limited_total",
+         "Frames refused by the per-user or per-connection rate limit.", &counters::refused_rate},
+        {"gateway_refused_unavailable_total",
+         "Requests refused because Redis could not be reached in time.",
+         &counters::refused_unavailable},
+        {"gateway_slow_disconnects_total",
+         "Clients disconnected because their send queue filled (4000).",
+         &counters::slow_disconnects},
+        {"gateway_flood_disconnects_total",
+         "Clients disconnected for too many refused frames (1008).", &counters::flood_disconnects},
+        {"gateway_protocol_closes_total",
+         "Clients closed for a malformed, binary or oversized frame.",
+         &counters::closed_by_protocol},
+        {"gateway_resubscribed_total", "Room subscriptions restored after a lost Redis connection.",
+         &counters::resubscribed},
+    };
     family("gateway_connections", "gauge", "WebSocket clients connected.",
            static_cast<double>(sessions_.size()));
     family("gateway_rooms", "gauge", "Rooms with members on this gateway.",
            static_cast<double>(rooms_.size()));
-    family("gateway_connections_accepted_total", "counter", "WebSocket upgrades accepted.",
-           static_cast<double>(c.accepted));
-    family("gateway_upgrades_refused_origin_total", "counter",
-           "Upgrades refused for their Origin (403).", static_cast<double>(c.refused_origin));
-    family("gateway_upgrades_refused_user_total", "counter",
-           "Upgrades refused for a missing or invalid user name (400).",
-           static_cast<double>(c.refused_user));
-    family("gateway_upgrades_refused_full_total", "counter",
-           "Upgrades refused because max_connections were open (503).",
-           static_cast<double>(c.refused_full));
-    family("gateway_frames_received_total", "counter", "Text frames received from clients.",
-           static_cast<double>(c.frames_received));
-    family("gateway_messages_sent_total", "counter", "Messages stored and published.",
-           static_cast<double>(c.sent));
-    family("gateway_messages_delivered_total", "counter",
-           "Message frames queued to this gateway's clients.", static_cast<double>(c.delivered));
-    family("gateway_refused_invalid_total", "counter", "Frames refused as invalid.",
-           static_cast<double>(c.refused_invalid));
-    family("gateway_refused_rate_limited_total", "counter",
-           "Frames refused by the per-user or per-connection rate limit.",
-           static_cast<double>(c.refused_rate));
-    family("gateway_refused_unavailable_total", "counter",
-           "Requests refused because Redis could not be reached in time.",
-           static_cast<double>(c.refused_unavailable));
-    family("gateway_slow_disconnects_total", "counter",
-           "Clients disconnected because their send queue filled (4000).",
-           static_cast<double>(c.slow_disconnects));
-    family("gateway_flood_disconnects_total", "counter",
-           "Clients disconnected for too many refused frames (1008).",
-           static_cast<double>(c.flood_disconnects));
-    family("gateway_protocol_closes_total", "counter",
-           "Clients closed for a malformed, binary or oversized frame.",
-           static_cast<double>(c.closed_by_protocol));
-    family("gateway_resubscribed_total", "counter",
-           "Room subscriptions restored after a lost Redis connection.",
-           static_cast<double>(c.resubscribed));
+    for (const auto& f : counted)
+      family(f.name, "counter", f.help, static_cast<double>(counters_.*f.value));
     family("process_cpu_seconds_total", "counter", "User and system CPU time of the process.",
            process_cpu_seconds());
   }

@@ -136,14 +136,24 @@ asio::awaitable<std::unique_ptr<ws_client>> member(const gateway_process& gw, st
   auto c = std::make_unique<ws_client>(co_await asio::this_coro::executor);
   auto ec = co_await c->connect(gw.port(), "/ws?user=" + user, gw.origin());
   REQUIRE(!ec);
-  auto awaited1 = co_await frame_with(*c, R"("type":"welcome")");
-  REQUIRE(awaited1);
+  auto welcome = co_await frame_with(*c, R"("type":"welcome")");
+  REQUIRE(welcome);
   const std::string join = R"({"op":"join","room":")" + room + R"("})";
-  auto awaited2 = co_await c->send(join);
-  REQUIRE(!awaited2);
-  auto awaited3 = co_await frame_with(*c, R"("type":"history")");
-  REQUIRE(awaited3);
+  auto join_failed = co_await c->send(join);
+  REQUIRE(!join_failed);
+  auto history = co_await frame_with(*c, R"("type":"history")");
+  REQUIRE(history);
   co_return c;
+}
+
+// alice on gw1 and bob on gw2 in "lobby", once bob's presence list shows both.
+asio::awaitable<std::pair<std::unique_ptr<ws_client>, std::unique_ptr<ws_client>>> alice_and_bob(
+    const gateway_process& gw1, const gateway_process& gw2) {
+  auto a = co_await member(gw1, "alice", "lobby");
+  auto b = co_await member(gw2, "bob", "lobby");
+  auto both_listed = co_await frame_with(*b, R"("members":["alice","bob"])");
+  REQUIRE(both_listed);
+  co_return std::make_pair(std::move(a), std::move(b));
 }
 
 asio::awaitable<void> say(ws_client& c, std::string room, std::string text) {
@@ -323,21 +333,21 @@ TEST_CASE("gateway: hostile clients are refused or closed and the others are una
     {
       auto m = co_await member(gw, "mallory", "lobby");
       co_await m->send("{not json");
-      auto awaited4 = co_await frame_with(*m, R"("code":"invalid")");
-      CHECK(awaited4);
+      auto not_json = co_await frame_with(*m, R"("code":"invalid")");
+      CHECK(not_json);
       co_await m->send(R"({"op":"explode"})");
-      auto awaited5 = co_await frame_with(*m, R"("code":"invalid")");
-      CHECK(awaited5);
+      auto unknown_op = co_await frame_with(*m, R"("code":"invalid")");
+      CHECK(unknown_op);
       co_await m->send(R"({"op":"send","room":"elsewhere","text":"x"})");
-      auto awaited6 = co_await frame_with(*m, R"("code":"not_joined")");
-      CHECK(awaited6);
+      auto not_joined = co_await frame_with(*m, R"("code":"not_joined")");
+      CHECK(not_joined);
       co_await m->send(R"({"op":"join","room":"a b"})");
-      auto awaited7 = co_await frame_with(*m, R"("code":"invalid")");
-      CHECK(awaited7);
+      auto bad_room = co_await frame_with(*m, R"("code":"invalid")");
+      CHECK(bad_room);
       const std::string long_text(1001, 'x');
       co_await say(*m, "lobby", long_text);
-      auto awaited8 = co_await frame_with(*m, R"("code":"invalid")");
-      CHECK(awaited8);
+      auto too_long = co_await frame_with(*m, R"("code":"invalid")");
+      CHECK(too_long);
       CHECK(!m->closed());
     }
 
@@ -345,8 +355,8 @@ TEST_CASE("gateway: hostile clients are refused or closed and the others are una
     {
       auto m = co_await member(gw, "big", "lobby");
       co_await m->send(std::string(8000, 'x'));
-      auto awaited9 = co_await frame_with(*m, "never");
-      CHECK(!awaited9);
+      auto more = co_await frame_with(*m, "never");
+      CHECK(!more);
       CHECK(m->closed());
       CHECK(m->close_code() == 1009);
     }
@@ -354,8 +364,8 @@ TEST_CASE("gateway: hostile clients are refused or closed and the others are una
     {
       auto m = co_await member(gw, "binary", "lobby");
       co_await m->send_binary("\x01\x02");
-      auto awaited10 = co_await frame_with(*m, "never");
-      CHECK(!awaited10);
+      auto more = co_await frame_with(*m, "never");
+      CHECK(!more);
       CHECK(m->close_code() == 1003);
     }
     // A malformed frame (an unmasked client frame with reserved bits): that client only is
@@ -363,8 +373,8 @@ TEST_CASE("gateway: hostile clients are refused or closed and the others are una
     {
       auto m = co_await member(gw, "broken", "lobby");
       co_await m->send_raw(std::string("\x71\x05hello", 7));
-      auto awaited11 = co_await frame_with(*m, "never");
-      CHECK(!awaited11);
+      auto more = co_await frame_with(*m, "never");
+      CHECK(!more);
       CHECK(m->closed());
       CHECK(m->close_code() == 1002);
     }
@@ -439,16 +449,16 @@ TEST_CASE("gateway: a client that stops reading is disconnected with 4000 and th
     // `slow` reads its welcome and the history, then nothing more (next() would keep reading
     // in the background, so it reads with read()).
     auto slow = std::make_unique<ws_client>(co_await asio::this_coro::executor);
-    auto awaited12 = co_await slow->connect(gw.port(), "/ws?user=slow", gw.origin());
-    REQUIRE(!awaited12);
+    auto connect_failed = co_await slow->connect(gw.port(), "/ws?user=slow", gw.origin());
+    REQUIRE(!connect_failed);
     std::string_view got;
-    auto awaited13 = co_await slow->read(got);
-    REQUIRE(!awaited13);
-    auto awaited14 = co_await slow->send(R"({"op":"join","room":"busy"})");
-    REQUIRE(!awaited14);
+    auto read_failed = co_await slow->read(got);
+    REQUIRE(!read_failed);
+    auto join_failed = co_await slow->send(R"({"op":"join","room":"busy"})");
+    REQUIRE(!join_failed);
     do {
-      auto awaited15 = co_await slow->read(got);
-      REQUIRE(!awaited15);
+      auto next_failed = co_await slow->read(got);
+      REQUIRE(!next_failed);
     } while (got.find(R"("type":"history")") == std::string_view::npos);
     // The sender sends 1 KB messages until the gateway gives up on `slow` (its socket buffers
     // fill, then its queue of 8). Bounded: at most 4,000 messages.
@@ -479,8 +489,8 @@ TEST_CASE("gateway: a client that stops reading is disconnected with 4000 and th
     CHECK(slow->close_code() == 4000);
     // The sender was not held back.
     co_await say(*sender, "busy", "after");
-    auto awaited16 = co_await frame_with(*sender, "after");
-    CHECK(awaited16);
+    auto after = co_await frame_with(*sender, "after");
+    CHECK(after);
   });
 }
 
@@ -490,15 +500,12 @@ TEST_CASE("gateway: a gateway killed with SIGKILL: its clients see the close, it
   gateway_process gw1(url_of(redis), "gw1");
   gateway_process gw2(url_of(redis), "gw2");
   run_test([&]() -> asio::awaitable<void> {
-    auto a = co_await member(gw1, "alice", "lobby");
-    auto b = co_await member(gw2, "bob", "lobby");
-    auto awaited17 = co_await frame_with(*b, R"("members":["alice","bob"])");
-    REQUIRE(awaited17);
+    auto [a, b] = co_await alice_and_bob(gw1, gw2);
     gw1.process().signal(SIGKILL);
     const auto killed = std::chrono::steady_clock::now();
     // alice's connection ends (no close frame can come from a killed process).
-    auto awaited18 = co_await frame_with(*a, "never", 3000ms);
-    CHECK(!awaited18);
+    auto more = co_await frame_with(*a, "never", 3000ms);
+    CHECK(!more);
     CHECK(a->closed());
     // bob sees alice leave when her heartbeat lapses: presence_ttl (1.5 s) plus one of
     // gw2's heartbeats (0.5 s); waited for at most 10 s.
@@ -509,8 +516,8 @@ TEST_CASE("gateway: a gateway killed with SIGKILL: its clients see the close, it
     WARN("bob saw alice leave " << after.count() << " ms after gw1 was killed (bound 2000 ms)");
     // gw2 and bob go on.
     co_await say(*b, "lobby", "alone");
-    auto awaited19 = co_await frame_with(*b, "alone");
-    CHECK(awaited19);
+    auto alone = co_await frame_with(*b, "alone");
+    CHECK(alone);
   });
 }
 
@@ -620,17 +627,14 @@ TEST_CASE("gateway: SIGTERM closes clients with 1001 and removes their presence"
   gateway_process gw1(url_of(redis), "gw1");
   gateway_process gw2(url_of(redis), "gw2");
   run_test([&]() -> asio::awaitable<void> {
-    auto a = co_await member(gw1, "alice", "lobby");
-    auto b = co_await member(gw2, "bob", "lobby");
-    auto awaited20 = co_await frame_with(*b, R"("members":["alice","bob"])");
-    REQUIRE(awaited20);
+    auto [a, b] = co_await alice_and_bob(gw1, gw2);
     gw1.process().signal(SIGTERM);
-    auto awaited21 = co_await frame_with(*a, "never", 5000ms);
-    CHECK(!awaited21);
+    auto more = co_await frame_with(*a, "never", 5000ms);
+    CHECK(!more);
     CHECK(a->close_code() == 1001);
     // Removed at once, not after the TTL: the presence change is published.
-    auto awaited22 = co_await frame_with(*b, R"("members":["bob"])", 5000ms);
-    CHECK(awaited22);
+    auto bob_alone = co_await frame_with(*b, R"("members":["bob"])", 5000ms);
+    CHECK(bob_alone);
   });
   const int status = gw1.process().wait(10000ms);
   CHECK(WIFEXITED(status));
