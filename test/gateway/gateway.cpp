@@ -403,6 +403,19 @@ TEST_CASE("gateway: hostile clients are refused or closed and the others are una
     CHECK(!bob->closed());
   });
   INFO(gw.log());
+  // Each refusal counted where an operator sees it.
+  const auto text = metrics_of(gw.metrics_port());
+  INFO(text);
+  auto counter = [&](const std::string& name) -> long {
+    const auto at = text.find("\n" + name + " ");
+    return at == std::string::npos ? -1 : std::atol(text.c_str() + at + name.size() + 2);
+  };
+  CHECK(counter("gateway_upgrades_refused_origin_total") == 1);
+  CHECK(counter("gateway_upgrades_refused_user_total") == 2);
+  CHECK(counter("gateway_refused_invalid_total") == 5);  // 4 invalid, 1 not_joined
+  CHECK(counter("gateway_protocol_closes_total") == 3);  // 1009, 1003, 1002
+  CHECK(counter("gateway_flood_disconnects_total") == 1);
+  CHECK(counter("gateway_refused_rate_limited_total") > 0);
 }
 
 TEST_CASE("gateway: /metrics passes promtool and /health follows Redis", "[gateway][live]") {
