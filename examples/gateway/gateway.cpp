@@ -125,7 +125,7 @@ struct room {
   std::string channel;
   std::list<std::shared_ptr<session>> members;  // local connections
   std::map<std::string, int> users;             // local connections per user
-  enum class sub : std::uint8_t { none, pending, done, failed } subscription = sub::none;
+  enum class sub : std::uint8_t { none, pending, done } subscription = sub::none;
   std::shared_ptr<asio::steady_timer> subscribed;  // cancelled when the subscription settles
   std::shared_ptr<const std::string> presence;     // the last presence frame sent here
 };
@@ -612,13 +612,26 @@ class gateway::impl : public std::enable_shared_from_this<impl> {
                                                        asio::redirect_error(use_awaitable, ec));
       co_await std::move(subscribing);
     }
-    r->subscription = ec ? sub::failed : sub::done;
-    r->subscribed->cancel();
-    if (ec) {
+    r->subscription = ec ? sub::none : sub::done;
+    r->subscribed->cancel();  // the joins that waited see the outcome
+    if (ec)
       spdlog::warn("gateway {}: subscribing to {}: {}", self->opts_.id, r->channel, ec.message());
-      r->subscription = sub::none;
-    }
+    self->release_if_empty(r);  // every member may have gone meanwhile
     co_return !ec;
+  }
+
+  // Forgets a room that has no member here, and leaves its channel; not while a subscription
+  // is on its way (the join waiting for it calls this again).
+  void release_if_empty(const std::shared_ptr<room>& r) {
+    if (!r->members.empty() || r->subscription == room::sub::pending) return;
+    if (auto it = rooms_.find(r->name); it != rooms_.end() && it->second == r) rooms_.erase(it);
+    if (r->subscription != room::sub::done) return;
+    r->subscription = room::sub::none;
+    std::vector<std::string> channels{r->channel};
+    if (sharded_)
+      events_.async_sunsubscribe(std::move(channels), [](error_code) {});
+    else
+      events_.async_unsubscribe(std::move(channels), [](error_code) {});
   }
 
   static awaitable<void> join(std::shared_ptr<impl> self, std::shared_ptr<session> s,
@@ -703,13 +716,7 @@ class gateway::impl : public std::enable_shared_from_this<impl> {
     auto r = it->second;
     r->members.remove(s);
     if (auto u = r->users.find(s->user); u != r->users.end() && --u->second <= 0) r->users.erase(u);
-    if (r->members.empty() && r->subscription == room::sub::done) {
-      self->rooms_.erase(name);
-      if (self->sharded_)
-        self->events_.async_sunsubscribe({r->channel}, [](error_code) {});
-      else
-        self->events_.async_unsubscribe({r->channel}, [](error_code) {});
-    }
+    self->release_if_empty(r);
     if (!remove_presence) co_return;
     error_code ec;
     auto removing = self->renew(self, name, {"-", s->user}, ec);
