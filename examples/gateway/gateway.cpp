@@ -42,6 +42,8 @@ constexpr auto use_tuple = asio::as_tuple(use_awaitable);
 
 namespace {
 
+constexpr std::size_t max_http_connections = 256;
+
 // The room's keys and channel, with the room's name as the hash tag (one slot per room).
 std::string room_key(std::string_view room, std::string_view what) {
   std::string k = "gw:{";
@@ -57,19 +59,19 @@ std::string_view room_of_channel(std::string_view channel) {
   return channel.substr(4, channel.size() - 4 - 8);
 }
 
-// Renews the presence of the given members (ARGV[2..]) in a room, drops those older than the
-// TTL (ARGV[1], ms) and answers the server's time in ms followed by the members, sorted. Timed
-// by the server's clock, so gateways' clocks play no part. With ARGV[2] == "-" and a member
-// after it, removes that member instead.
+// ARGV[2] "renew": renews the presence of the members ARGV[3..] in a room; "remove": removes
+// them. Then drops those older than the TTL (ARGV[1], ms) and answers the server's time in ms
+// followed by the members, sorted. Timed by the server's clock, so gateways' clocks play no
+// part. (The mode is an argument of its own: a user name cannot be taken for it.)
 const redcoro::script& presence_script() {
   static const redcoro::script s(R"lua(
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local ttl = tonumber(ARGV[1])
-if ARGV[2] == '-' then
-  redis.call('ZREM', KEYS[1], ARGV[3])
+if ARGV[2] == 'remove' then
+  for i = 3, #ARGV do redis.call('ZREM', KEYS[1], ARGV[i]) end
 else
-  for i = 2, #ARGV do redis.call('ZADD', KEYS[1], now, ARGV[i]) end
+  for i = 3, #ARGV do redis.call('ZADD', KEYS[1], now, ARGV[i]) end
   redis.call('PEXPIRE', KEYS[1], ttl * 4)
 end
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - ttl)
@@ -132,8 +134,13 @@ struct room {
 
 class session : public std::enable_shared_from_this<session> {
  public:
-  session(tcp::socket socket, std::string name)
-      : ws(std::move(socket)), user(std::move(name)), wake(ws.get_executor()) {
+  session(tcp::socket socket, std::string name, std::size_t frames, std::size_t bytes)
+      : ws(std::move(socket)),
+        user(std::move(name)),
+        wake(ws.get_executor()),
+        deadline(ws.get_executor()),
+        max_frames(frames),
+        max_bytes(bytes) {
     wake.expires_at(asio::steady_timer::time_point::max());
   }
 
@@ -141,32 +148,54 @@ class session : public std::enable_shared_from_this<session> {
   // and beast::tcp_stream's per-operation timer costs on every frame.
   websocket::stream<tcp::socket> ws;
   std::string user;
-  asio::steady_timer wake;
+  asio::steady_timer wake;      // the writer waits on it for frames
+  asio::steady_timer deadline;  // once closing: when the socket is dropped regardless
+  // The frames waiting for the writer, bounded in number and in bytes.
   std::deque<std::shared_ptr<const std::string>> queue;
+  std::size_t queued_bytes = 0;
+  const std::size_t max_frames, max_bytes;
   std::optional<websocket::close_reason> close_with;  // the writer closes with it
   bool closing = false;
   std::set<std::string> joined;
-  // flood control
+  // flood control: frames and joins in the current second, refusals in the last 10 s
   std::chrono::steady_clock::time_point second_start{};
   int frames_in_second = 0;
+  int joins_in_second = 0;
   std::deque<std::chrono::steady_clock::time_point> refusals;
   // the frame being parsed, with room for simdjson's padding
   std::string frame;
 
   // Queues a frame; false when the queue was full (the caller closes the client).
-  bool enqueue(std::shared_ptr<const std::string> f, std::size_t bound) {
+  bool enqueue(std::shared_ptr<const std::string> f) {
     if (closing) return true;
-    if (queue.size() >= bound) return false;
+    if (queue.size() >= max_frames || queued_bytes + f->size() > max_bytes) return false;
+    queued_bytes += f->size();
     queue.push_back(std::move(f));
     wake.cancel_one();
     return true;
   }
+  std::shared_ptr<const std::string> pop() {
+    auto f = std::move(queue.front());
+    queue.pop_front();
+    queued_bytes -= f->size();
+    return f;
+  }
+  // The writer sends a close frame with `why` after the write in progress; whatever happens,
+  // the socket is closed 5 s from now (a client that does not read cannot take a close frame
+  // either), which ends the reader and the writer.
   void close(websocket::close_reason why) {
     if (closing) return;
     closing = true;
     close_with = std::move(why);
     queue.clear();
+    queued_bytes = 0;
     wake.cancel_one();
+    deadline.expires_after(5s);
+    deadline.async_wait([self = shared_from_this()](const beast::error_code& e) {
+      if (e) return;
+      beast::error_code ignored;
+      self->ws.next_layer().close(ignored);
+    });
   }
 };
 
@@ -199,6 +228,12 @@ class gateway::impl : public std::enable_shared_from_this<impl> {
     acceptor_.bind({opts_.address, opts_.port});
     acceptor_.listen();
     web_.add("redis", redis_);
+    // The page's own origins, by the listener's address and as localhost: not whatever the
+    // request's Host says, which a DNS-rebinding page controls.
+    const auto port = std::to_string(acceptor_.local_endpoint().port());
+    const auto address =
+        opts_.address.is_v6() ? "[" + opts_.address.to_string() + "]" : opts_.address.to_string();
+    own_origins_ = {"http://" + address + ":" + port, "http://localhost:" + port};
   }
 
   static connection_config redis_defaults(const options& o) {
@@ -210,14 +245,12 @@ class gateway::impl : public std::enable_shared_from_this<impl> {
 
   void start() {
     auto self = shared_from_this();
-    // Weak: both are held by members of this object.
+    // Weak: the exporter is a member of this object.
     std::weak_ptr<impl> weak = self;
     web_.add("gateway", ioc_.get_executor(), [weak](std::string& out) {
       if (auto me = weak.lock()) me->metrics(out);
     });
-    events_.on_message([weak](const pubsub_message& m) {
-      if (auto me = weak.lock()) me->on_event(m);
-    });
+    asio::co_spawn(ioc_, event_loop(self), asio::detached);
     asio::co_spawn(ioc_, accept_loop(self), asio::detached);
     asio::co_spawn(ioc_, heartbeat_loop(self), asio::detached);
     spdlog::info("gateway {}: serving {}:{}, metrics on 127.0.0.1:{}, redis {} ({})", opts_.id,
@@ -251,8 +284,17 @@ class gateway::impl : public std::enable_shared_from_this<impl> {
   static awaitable<void> accept_loop(std::shared_ptr<impl> self) {
     while (!self->stopping_) {
       auto [ec, socket] = co_await self->acceptor_.async_accept(use_tuple);
+      if (self->stopping_) break;
       if (ec) {
-        if (self->stopping_) break;
+        // Out of file descriptors, say: wait a little rather than spin on the error.
+        asio::steady_timer pause(self->ioc_, 100ms);
+        co_await pause.async_wait(use_tuple);
+        continue;
+      }
+      // Connections still speaking plain HTTP (an upgrade not yet made, or a page load) are
+      // bounded too: beyond the bound the connection is closed at once.
+      if (self->http_.size() >= max_http_connections) {
+        ++self->counters_.refused_full;
         continue;
       }
       asio::co_spawn(self->ioc_, serve_http(self, std::move(socket)), asio::detached);
@@ -312,7 +354,7 @@ class gateway::impl : public std::enable_shared_from_this<impl> {
         res = respond(bhttp::status::ok, req.version(), page_html, "text/html; charset=utf-8");
         res.set("Content-Security-Policy",
                 "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
-                "connect-src 'self' ws: wss:; img-src 'self' data:");
+                "connect-src 'self'; img-src data:");
       } else if (path == "/rooms") {
         auto listing = rooms_json(self);
         auto body = co_await std::move(listing);
@@ -351,12 +393,8 @@ class gateway::impl : public std::enable_shared_from_this<impl> {
     const auto origin = req[bhttp::field::origin];
     if (origin.empty()) return false;
     const std::string_view o(origin.data(), origin.size());
-    if (opts_.allowed_origins.empty()) {
-      const auto host = req[bhttp::field::host];
-      return o == "http://" + std::string(host.data(), host.size());
-    }
-    return std::find(opts_.allowed_origins.begin(), opts_.allowed_origins.end(), o) !=
-           opts_.allowed_origins.end();
+    const auto& allowed = opts_.allowed_origins.empty() ? own_origins_ : opts_.allowed_origins;
+    return std::find(allowed.begin(), allowed.end(), o) != allowed.end();
   }
 
   static awaitable<void> upgrade(std::shared_ptr<impl> self, beast::tcp_stream stream,
@@ -394,7 +432,8 @@ class gateway::impl : public std::enable_shared_from_this<impl> {
     stream.socket().set_option(asio::socket_base::send_buffer_size(self->opts_.socket_send_buffer),
                                ignored);
     stream.socket().set_option(tcp::no_delay(true), ignored);
-    auto s = std::make_shared<session>(stream.release_socket(), std::move(user));
+    auto s = std::make_shared<session>(stream.release_socket(), std::move(user),
+                                       self->opts_.send_queue, self->opts_.send_queue_bytes);
     s->ws.set_option(websocket::stream_base::timeout::suggested(beast::role_type::server));
     // A frame over max_frame is read whole (up to 64 KiB) and then refused with a close
     // handshake, so the client gets the 1009; only a larger one is cut by Beast at once.
@@ -403,10 +442,16 @@ class gateway::impl : public std::enable_shared_from_this<impl> {
         [](websocket::response_type& res) { res.set(bhttp::field::server, "redcoro-gateway"); }));
     auto [ec] = co_await s->ws.async_accept(req, use_tuple);
     if (ec) co_return;
+    if (self->stopping_) {
+      auto closing =
+          s->ws.async_close({websocket::close_code::going_away, "gateway stopping"}, use_tuple);
+      co_await std::move(closing);
+      co_return;
+    }
     ++self->counters_.accepted;
     self->sessions_.insert(s);
     s->frame.reserve(self->opts_.max_frame + simdjson_padding);
-    asio::co_spawn(self->ioc_, writer(self, s), asio::detached);
+    asio::co_spawn(self->ioc_, writer(s), asio::detached);
     self->send_frame(*s,
                      welcome_frame{.type = "welcome", .user = s->user, .gateway = self->opts_.id});
     co_await reader(self, s);
@@ -414,7 +459,7 @@ class gateway::impl : public std::enable_shared_from_this<impl> {
 
   // --- one client -------------------------------------------------------------------------
 
-  static awaitable<void> writer(std::shared_ptr<impl> self, std::shared_ptr<session> s) {
+  static awaitable<void> writer(std::shared_ptr<session> s) {
     for (;;) {
       if (s->queue.empty() && !s->close_with) {
         if (s->closing) break;
@@ -422,29 +467,22 @@ class gateway::impl : public std::enable_shared_from_this<impl> {
         continue;
       }
       if (s->close_with) {
-        // Bounded: a client that does not read cannot take the close frame either.
-        asio::steady_timer fallback(self->ioc_, 5s);
-        fallback.async_wait([s](const beast::error_code& e) {
-          if (!e) {
-            beast::error_code ignored;
-            s->ws.next_layer().close(ignored);
-          }
-        });
         auto why = *s->close_with;
         s->close_with.reset();
         co_await s->ws.async_close(why, use_tuple);
         break;
       }
-      auto f = std::move(s->queue.front());
-      s->queue.pop_front();
+      auto f = s->pop();
       s->ws.text(true);
       auto [ec, n] = co_await s->ws.async_write(asio::buffer(*f), use_tuple);
       if (ec) {
         s->closing = true;
         s->queue.clear();
+        s->queued_bytes = 0;
         break;
       }
     }
+    s->deadline.cancel();
   }
 
   static awaitable<void> reader(std::shared_ptr<impl> self, std::shared_ptr<session> s) {
@@ -483,17 +521,20 @@ class gateway::impl : public std::enable_shared_from_this<impl> {
       co_await self->leave(self, s, r);
   }
 
-  // Counts a refused frame; a client refused too often within 10 s is closed (1008).
+  // Answers a refused frame with an error frame. A refusal for what the client did
+  // (`client_fault`) counts: a client refused too often within 10 s is closed (1008).
   void refused(session& s, std::string code, std::string op, std::optional<std::string> room,
-               std::string text) {
-    const auto now = std::chrono::steady_clock::now();
-    s.refusals.push_back(now);
-    while (!s.refusals.empty() && now - s.refusals.front() > 10s)
-      s.refusals.pop_front();
-    if (static_cast<int>(s.refusals.size()) >= opts_.flood_refusals) {
-      ++counters_.flood_disconnects;
-      s.close({websocket::close_code::policy_error, "too many refused frames"});
-      return;
+               std::string text, bool client_fault = true) {
+    if (client_fault) {
+      const auto now = std::chrono::steady_clock::now();
+      s.refusals.push_back(now);
+      while (!s.refusals.empty() && now - s.refusals.front() > 10s)
+        s.refusals.pop_front();
+      if (static_cast<int>(s.refusals.size()) >= opts_.flood_refusals) {
+        ++counters_.flood_disconnects;
+        s.close({websocket::close_code::policy_error, "too many refused frames"});
+        return;
+      }
     }
     send_frame(s, error_frame{.type = "error",
                               .code = std::move(code),
@@ -506,7 +547,7 @@ class gateway::impl : public std::enable_shared_from_this<impl> {
   void send_frame(session& s, const Frame& f) {
     auto text = std::make_shared<std::string>();
     encode_frame(f, *text);
-    if (!s.enqueue(std::move(text), opts_.send_queue)) too_slow(s);
+    if (!s.enqueue(std::move(text))) too_slow(s);
   }
 
   void too_slow(session& s) {
@@ -520,6 +561,7 @@ class gateway::impl : public std::enable_shared_from_this<impl> {
     if (now - s->second_start >= 1s) {
       s->second_start = now;
       s->frames_in_second = 0;
+      s->joins_in_second = 0;
     }
     if (++s->frames_in_second > o.frames_per_second) {
       ++self->counters_.refused_rate;
@@ -535,8 +577,7 @@ class gateway::impl : public std::enable_shared_from_this<impl> {
     if (f.op == "rooms") {
       auto listing = rooms_json(self);
       auto body = co_await std::move(listing);
-      if (!s->enqueue(std::make_shared<const std::string>(std::move(body)), o.send_queue))
-        self->too_slow(*s);
+      if (!s->enqueue(std::make_shared<const std::string>(std::move(body)))) self->too_slow(*s);
       co_return;
     }
     if (f.op != "join" && f.op != "leave" && f.op != "send") {
@@ -551,8 +592,13 @@ class gateway::impl : public std::enable_shared_from_this<impl> {
       co_return;
     }
     const std::string& name = *f.room;
+    if (f.op != "send" && ++s->joins_in_second > o.joins_per_second) {
+      ++self->counters_.refused_rate;
+      self->refused(*s, "rate_limited", f.op, name, "too many joins and leaves");
+      co_return;
+    }
     if (f.op == "join") {
-      if (s->joined.contains(name)) co_return;
+      if (s->joined.contains(name) || self->stopping_) co_return;
       if (s->joined.size() >= o.rooms_per_client) {
         ++self->counters_.refused_invalid;
         self->refused(*s, "invalid", f.op, name, "too many rooms");
@@ -614,8 +660,12 @@ class gateway::impl : public std::enable_shared_from_this<impl> {
     }
     r->subscription = ec ? sub::none : sub::done;
     r->subscribed->cancel();  // the joins that waited see the outcome
-    if (ec)
+    if (ec) {
+      // The subscriber may still subscribe it later (a subscription that timed out is kept
+      // wanted): say that it is not wanted.
       spdlog::warn("gateway {}: subscribing to {}: {}", self->opts_.id, r->channel, ec.message());
+      self->leave_channel(r->channel);
+    }
     self->release_if_empty(r);  // every member may have gone meanwhile
     co_return !ec;
   }
@@ -627,7 +677,11 @@ class gateway::impl : public std::enable_shared_from_this<impl> {
     if (auto it = rooms_.find(r->name); it != rooms_.end() && it->second == r) rooms_.erase(it);
     if (r->subscription != room::sub::done) return;
     r->subscription = room::sub::none;
-    std::vector<std::string> channels{r->channel};
+    leave_channel(r->channel);
+  }
+
+  void leave_channel(const std::string& channel) {
+    std::vector<std::string> channels{channel};
     if (sharded_)
       events_.async_sunsubscribe(std::move(channels), [](error_code) {});
     else
@@ -647,16 +701,24 @@ class gateway::impl : public std::enable_shared_from_this<impl> {
     if (!ok) {
       ++self->counters_.refused_unavailable;
       co_await self->drop_member(self, s, name, false);
-      self->refused(*s, "unavailable", "join", name, "Redis is not reachable");
+      self->refused(*s, "unavailable", "join", name, "Redis is not reachable", false);
       co_return;
     }
     error_code ec;
     std::vector<std::string> members;
     if (first_of_user) {
-      auto renewing = self->renew(self, name, {s->user}, ec);
+      auto renewing = self->renew(self, name, presence_change::renew, {s->user}, ec);
       members = co_await std::move(renewing);
+      if (ec) {
+        // Not listed (or not known to be): the join is refused, and the TTL takes care of a
+        // renewal that did happen.
+        ++self->counters_.refused_unavailable;
+        co_await self->drop_member(self, s, name, false);
+        self->refused(*s, "unavailable", "join", name, ec.message(), false);
+        co_return;
+      }
     }
-    if (!ec) {
+    {
       // The room list keeps the 1,000 rooms joined last: names come from clients.
       auto listed = redcoro::pipeline(
           cmd::zadd("gw:rooms", static_cast<double>(self->server_now()), name),
@@ -670,7 +732,8 @@ class gateway::impl : public std::enable_shared_from_this<impl> {
     if (ec || entries.has_error()) {
       ++self->counters_.refused_unavailable;
       co_await self->drop_member(self, s, name, first_of_user);
-      self->refused(*s, "unavailable", "join", name, ec ? ec.message() : entries.error().message);
+      self->refused(*s, "unavailable", "join", name, ec ? ec.message() : entries.error().message,
+                    false);
       co_return;
     }
     history_frame h{.type = "history", .room = name, .messages = {}};
@@ -681,7 +744,7 @@ class gateway::impl : public std::enable_shared_from_this<impl> {
     if (first_of_user) {
       self->publish_presence(self, r, std::move(members));
     } else if (r->presence) {
-      if (!s->enqueue(r->presence, self->opts_.send_queue)) self->too_slow(*s);
+      if (!s->enqueue(r->presence)) self->too_slow(*s);
     }
   }
 
@@ -719,20 +782,23 @@ class gateway::impl : public std::enable_shared_from_this<impl> {
     self->release_if_empty(r);
     if (!remove_presence) co_return;
     error_code ec;
-    auto removing = self->renew(self, name, {"-", s->user}, ec);
+    auto removing = self->renew(self, name, presence_change::remove, {s->user}, ec);
     auto members = co_await std::move(removing);
     if (!ec) self->publish_presence(self, r, std::move(members));
   }
 
-  // Runs the presence script on a room: renews `args` (or removes, see presence_script) and
-  // answers the members. Records the server's clock.
+  // Runs the presence script on a room: renews `users` (or removes them) and answers the
+  // members. Records the server's clock.
+  enum class presence_change : std::uint8_t { renew, remove };
   static awaitable<std::vector<std::string>> renew(std::shared_ptr<impl> self, std::string name,
-                                                   std::vector<std::string> args, error_code& ec) {
+                                                   presence_change change,
+                                                   std::vector<std::string> users, error_code& ec) {
     std::vector<std::string> argv;
-    argv.reserve(args.size() + 1);
+    argv.reserve(users.size() + 2);
     argv.push_back(std::to_string(self->opts_.presence_ttl.count()));
-    for (auto& a : args)
-      argv.push_back(std::move(a));
+    argv.emplace_back(change == presence_change::renew ? "renew" : "remove");
+    for (auto& u : users)
+      argv.push_back(std::move(u));
     auto running = self->redis_.async_exec(
         presence_script().call<std::vector<std::string>>(room_key(name, "members"), argv),
         asio::redirect_error(use_awaitable, ec));
@@ -778,13 +844,13 @@ class gateway::impl : public std::enable_shared_from_this<impl> {
     auto decision = co_await std::move(deciding);
     if (ec) {
       ++self->counters_.refused_unavailable;
-      self->refused(*s, "unavailable", "send", name, ec.message());
+      self->refused(*s, "unavailable", "send", name, ec.message(), false);
       co_return;
     }
     if (!decision.allowed) {
       ++self->counters_.refused_rate;
       self->refused(*s, "rate_limited", "send", name,
-                    "retry in " + std::to_string(decision.retry_after.count()) + " ms");
+                    "retry in " + std::to_string(decision.retry_after.count()) + " ms", false);
       co_return;
     }
     // Stored, and the room's history kept for history_ttl after its last message: one
@@ -800,7 +866,7 @@ class gateway::impl : public std::enable_shared_from_this<impl> {
     auto& id = std::get<0>(stored);
     if (ec || id.has_error()) {
       ++self->counters_.refused_unavailable;
-      self->refused(*s, "unavailable", "send", name, ec ? ec.message() : id.error().message);
+      self->refused(*s, "unavailable", "send", name, ec ? ec.message() : id.error().message, false);
       co_return;
     }
     std::string frame;
@@ -825,14 +891,26 @@ class gateway::impl : public std::enable_shared_from_this<impl> {
     if (ec || receivers.has_error()) {
       // Stored (members who join will see it) but not delivered live.
       ++self->counters_.refused_unavailable;
-      self->refused(*s, "unavailable", "send", name, ec ? ec.message() : receivers.error().message);
+      self->refused(*s, "unavailable", "send", name, ec ? ec.message() : receivers.error().message,
+                    false);
       co_return;
     }
     ++self->counters_.sent;
   }
 
+  // Everything the room subscriptions receive, until the subscriber is closed: messages, and
+  // the confirmations (a resubscription after a lost connection among them), which on_message
+  // would not pass on.
+  static awaitable<void> event_loop(std::shared_ptr<impl> self) {
+    for (;;) {
+      auto [ec, m] = co_await self->events_.async_receive(use_tuple);
+      if (ec) break;
+      self->on_event(std::move(m));
+    }
+  }
+
   // A message or a presence change published by any gateway: to every local member of the room.
-  void on_event(const pubsub_message& m) {
+  void on_event(pubsub_message m) {
     if (!m.is_message()) {
       if (m.resubscribed) {
         // The subscription is back after a lost connection: what was published meanwhile
@@ -849,14 +927,14 @@ class gateway::impl : public std::enable_shared_from_this<impl> {
     auto it = rooms_.find(std::string(name));
     if (it == rooms_.end()) return;
     auto& r = *it->second;
-    auto frame = std::make_shared<const std::string>(m.payload);
     const bool presence = m.payload.starts_with(R"({"type":"presence")");
+    auto frame = std::make_shared<const std::string>(std::move(m.payload));
     if (presence) {
       if (r.presence && *r.presence == *frame) return;
       r.presence = frame;
     }
     for (const auto& s : r.members) {  // (enqueue and too_slow never change the list)
-      if (!s->enqueue(frame, opts_.send_queue))
+      if (!s->enqueue(frame))
         too_slow(*s);
       else if (!presence)
         ++counters_.delivered;
@@ -876,7 +954,7 @@ class gateway::impl : public std::enable_shared_from_this<impl> {
     auto text = std::make_shared<std::string>();
     encode_frame(h, *text);
     for (const auto& s : r->members)
-      if (!s->enqueue(text, self->opts_.send_queue)) self->too_slow(*s);
+      if (!s->enqueue(text)) self->too_slow(*s);
   }
 
   // --- presence heartbeat -------------------------------------------------------------------
@@ -901,7 +979,7 @@ class gateway::impl : public std::enable_shared_from_this<impl> {
     for (const auto& [u, n] : r->users)
       users.push_back(u);
     error_code ec;
-    auto renewing = renew(self, r->name, std::move(users), ec);
+    auto renewing = renew(self, r->name, presence_change::renew, std::move(users), ec);
     auto members = co_await std::move(renewing);
     if (ec) co_return;
     auto frame = std::make_shared<std::string>();
@@ -910,19 +988,24 @@ class gateway::impl : public std::enable_shared_from_this<impl> {
     if (r->presence && *r->presence == *frame) co_return;
     r->presence = frame;
     for (const auto& s : r->members)
-      if (!s->enqueue(frame, self->opts_.send_queue)) self->too_slow(*s);
+      if (!s->enqueue(frame)) self->too_slow(*s);
   }
 
   static awaitable<void> leave_everything(std::shared_ptr<impl> self) {
-    std::vector<std::pair<std::string, std::string>> todo;
-    for (const auto& [name, r] : self->rooms_)
-      for (const auto& [u, n] : r->users)
-        todo.emplace_back(name, u);
-    for (const auto& [name, u] : todo) {
+    // One script call per room for all its members here, and the room's new list published
+    // (the other gateways would otherwise show them until the TTL).
+    std::vector<std::shared_ptr<room>> rooms;
+    for (const auto& entry : self->rooms_)
+      if (!entry.second->users.empty()) rooms.push_back(entry.second);
+    for (const auto& r : rooms) {
+      std::vector<std::string> users;
+      for (const auto& entry : r->users)
+        users.push_back(entry.first);
       error_code ec;
-      auto removing = renew(self, name, {"-", u}, ec);
-      co_await std::move(removing);
-      if (ec) break;
+      auto removing = renew(self, r->name, presence_change::remove, std::move(users), ec);
+      auto members = co_await std::move(removing);
+      if (ec) break;  // Redis is away: the TTL will do it
+      publish_presence(self, r, std::move(members));
     }
     self->events_.close();
     self->web_.close();
@@ -952,15 +1035,19 @@ class gateway::impl : public std::enable_shared_from_this<impl> {
         redcoro::command<std::vector<std::string>>("ZRANGE", "gw:rooms", "0", "49", "REV"),
         asio::redirect_error(use_awaitable, ec));
     auto names = co_await std::move(listing);
-    if (!ec && !names.has_error()) {
+    if (!ec && !names.has_error() && !names.value().empty()) {
+      // Every room's count in one request (split per slot on a cluster).
       const auto since = std::to_string(self->server_now() - self->opts_.presence_ttl.count());
-      for (const auto& n : names.value()) {
-        auto counting = self->redis_.async_exec(cmd::zcount(room_key(n, "members"), since, "+inf"),
-                                                asio::redirect_error(use_awaitable, ec));
-        auto c = co_await std::move(counting);
-        if (ec) break;
-        if (!c.has_error() && c.value() > 0) out.rooms.push_back({.room = n, .members = c.value()});
-      }
+      proto::request counts;
+      for (const auto& n : names.value())
+        counts.push("ZCOUNT", room_key(n, "members"), since, "+inf");
+      std::vector<proto::result<std::int64_t>> replies;
+      auto counting =
+          self->redis_.async_exec(counts, replies, asio::redirect_error(use_awaitable, ec));
+      co_await std::move(counting);
+      for (std::size_t i = 0; !ec && i < replies.size() && i < names.value().size(); ++i)
+        if (!replies[i].has_error() && replies[i].value() > 0)
+          out.rooms.push_back({.room = names.value()[i], .members = replies[i].value()});
     }
     std::string text;
     encode_frame(out, text);
@@ -1044,6 +1131,7 @@ class gateway::impl : public std::enable_shared_from_this<impl> {
   asio::steady_timer heartbeat_;
   http::exporter web_;
   bool sharded_ = false;
+  std::vector<std::string> own_origins_;  // allowed when allowed_origins is empty
   bool stopping_ = false;
   std::set<std::shared_ptr<session>> sessions_;
   std::list<beast::tcp_stream*> http_;  // connections serving plain HTTP

@@ -36,6 +36,8 @@ struct options {
   /// Frames waiting to be written to one client; a client that lets it fill is disconnected
   /// (close code 4000).
   std::size_t send_queue = 256;
+  /// The same queue's bound in bytes (a room's history frame can be 200 KB).
+  std::size_t send_queue_bytes = 1024 * 1024;
   /// The kernel's send buffer of each client socket: with the queue, what one slow client can
   /// hold of the gateway's memory.
   int socket_send_buffer = 64 * 1024;
@@ -55,7 +57,12 @@ struct options {
   std::chrono::milliseconds rate_window{1000};
   /// Frames one connection may send per second before they are refused without asking Redis.
   int frames_per_second = 50;
-  /// Refused frames within 10 s after which the connection is closed (1008).
+  /// Joins and leaves one connection may make per second (each costs Redis several commands
+  /// and every member of the room a presence frame).
+  int joins_per_second = 4;
+  /// Frames refused for what the client did (invalid, not joined, over its frame or join
+  /// rate) within 10 s after which the connection is closed (1008). Refusals for Redis being
+  /// unreachable or for the per-user limit do not count.
   int flood_refusals = 50;
   /// How long a Redis request may take before the client is told `unavailable`.
   std::chrono::milliseconds redis_timeout{2000};

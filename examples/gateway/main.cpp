@@ -1,15 +1,7 @@
-// redcoro-gateway: see README.md. Flags:
-//   --redis URL            Redis (redis://, redis+cluster://, redis+sentinel://)
-//   --port N               the page and the WebSocket (0: a free one)     [8080]
-//   --address A            the address to listen on                       [127.0.0.1]
-//   --metrics-port N       /metrics and /health, on 127.0.0.1 (0: free)   [0]
-//   --id NAME              this gateway's name                            [gw]
-//   --allow-origin O       an Origin allowed to connect (repeatable; none: the page's own)
-//   --send-queue N, --max-connections N, --rate-limit N, --heartbeat-ms N, --presence-ttl-ms N,
-//   --redis-timeout-ms N, --frames-per-second N, --flood-refusals N, --history N,
-//   --history-ttl-s N
-// Prints "listening on PORT metrics PORT" once both listeners are bound; stops on SIGINT and
-// SIGTERM (closing clients with 1001 and removing its members' presence).
+// redcoro-gateway: see README.md ("Running it" lists the flags; each sets the member of
+// redcoro::gateway::options of the same name). Prints "listening on PORT metrics PORT" once both
+// listeners are bound; stops on SIGINT and SIGTERM (closing clients with 1001 and removing its
+// members' presence).
 
 #include "gateway.hpp"
 
@@ -21,6 +13,8 @@
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
+#include <functional>
+#include <map>
 #include <string>
 #include <string_view>
 
@@ -45,43 +39,48 @@ T number(std::string_view flag, const char* v) {
 
 int main(int argc, char** argv) {
   redcoro::gateway::options o;
+  using ms = std::chrono::milliseconds;
+  // Every flag takes one value.
+  const std::map<std::string_view, std::function<void(std::string_view, const char*)>> flags = {
+      {"--redis", [&](auto, const char* v) { o.redis = v; }},
+      {"--port", [&](auto f, const char* v) { o.port = number<std::uint16_t>(f, v); }},
+      {"--address", [&](auto, const char* v) { o.address = boost::asio::ip::make_address(v); }},
+      {"--metrics-port",
+       [&](auto f, const char* v) { o.metrics_port = number<std::uint16_t>(f, v); }},
+      {"--id", [&](auto, const char* v) { o.id = v; }},
+      {"--allow-origin", [&](auto, const char* v) { o.allowed_origins.emplace_back(v); }},
+      {"--max-connections",
+       [&](auto f, const char* v) { o.max_connections = number<std::size_t>(f, v); }},
+      {"--send-queue", [&](auto f, const char* v) { o.send_queue = number<std::size_t>(f, v); }},
+      {"--send-queue-bytes",
+       [&](auto f, const char* v) { o.send_queue_bytes = number<std::size_t>(f, v); }},
+      {"--socket-send-buffer",
+       [&](auto f, const char* v) { o.socket_send_buffer = number<int>(f, v); }},
+      {"--max-frame", [&](auto f, const char* v) { o.max_frame = number<std::size_t>(f, v); }},
+      {"--max-text", [&](auto f, const char* v) { o.max_text = number<std::size_t>(f, v); }},
+      {"--rooms-per-client",
+       [&](auto f, const char* v) { o.rooms_per_client = number<std::size_t>(f, v); }},
+      {"--history", [&](auto f, const char* v) { o.history = number<std::int64_t>(f, v); }},
+      {"--history-ttl-s",
+       [&](auto f, const char* v) { o.history_ttl = std::chrono::seconds(number<int>(f, v)); }},
+      {"--heartbeat-ms", [&](auto f, const char* v) { o.heartbeat = ms(number<int>(f, v)); }},
+      {"--presence-ttl-ms", [&](auto f, const char* v) { o.presence_ttl = ms(number<int>(f, v)); }},
+      {"--rate-limit", [&](auto f, const char* v) { o.rate_limit = number<std::int64_t>(f, v); }},
+      {"--rate-window-ms", [&](auto f, const char* v) { o.rate_window = ms(number<int>(f, v)); }},
+      {"--frames-per-second",
+       [&](auto f, const char* v) { o.frames_per_second = number<int>(f, v); }},
+      {"--joins-per-second",
+       [&](auto f, const char* v) { o.joins_per_second = number<int>(f, v); }},
+      {"--flood-refusals", [&](auto f, const char* v) { o.flood_refusals = number<int>(f, v); }},
+      {"--redis-timeout-ms",
+       [&](auto f, const char* v) { o.redis_timeout = ms(number<int>(f, v)); }},
+  };
   for (int i = 1; i < argc; ++i) {
     const std::string_view flag(argv[i]);
+    const auto it = flags.find(flag);
+    if (it == flags.end()) usage("unknown flag " + std::string(flag));
     if (i + 1 >= argc) usage(std::string(flag) + " wants a value");
-    const char* v = argv[++i];
-    using ms = std::chrono::milliseconds;
-    if (flag == "--redis")
-      o.redis = v;
-    else if (flag == "--port")
-      o.port = number<std::uint16_t>(flag, v);
-    else if (flag == "--address")
-      o.address = boost::asio::ip::make_address(v);
-    else if (flag == "--metrics-port")
-      o.metrics_port = number<std::uint16_t>(flag, v);
-    else if (flag == "--id")
-      o.id = v;
-    else if (flag == "--allow-origin")
-      o.allowed_origins.emplace_back(v);
-    else if (flag == "--send-queue")
-      o.send_queue = number<std::size_t>(flag, v);
-    else if (flag == "--max-connections")
-      o.max_connections = number<std::size_t>(flag, v);
-    else if (flag == "--rate-limit")
-      o.rate_limit = number<std::int64_t>(flag, v);
-    else if (flag == "--heartbeat-ms")
-      o.heartbeat = ms(number<int>(flag, v));
-    else if (flag == "--presence-ttl-ms")
-      o.presence_ttl = ms(number<int>(flag, v));
-    else if (flag == "--redis-timeout-ms")
-      o.redis_timeout = ms(number<int>(flag, v));
-    else if (flag == "--frames-per-second")
-      o.frames_per_second = number<int>(flag, v);
-    else if (flag == "--flood-refusals")
-      o.flood_refusals = number<int>(flag, v);
-    else if (flag == "--history")
-      o.history = number<std::int64_t>(flag, v);
-    else
-      usage("unknown flag " + std::string(flag));
+    it->second(flag, argv[++i]);
   }
   try {
     boost::asio::io_context ioc(1);

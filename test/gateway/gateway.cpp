@@ -351,6 +351,27 @@ TEST_CASE("gateway: hostile clients are refused or closed and the others are una
       CHECK(!m->closed());
     }
 
+    // Joins and leaves beyond 4 a second are refused (each costs Redis and every member).
+    {
+      auto m = co_await member(gw, "hopper", "lobby");
+      for (int i = 0; i < 5; ++i) {
+        co_await m->send(R"({"op":"leave","room":"lobby"})");
+        co_await m->send(R"({"op":"join","room":"lobby"})");
+      }
+      auto limited = co_await frame_with(*m, R"("code":"rate_limited")");
+      CHECK(limited);
+    }
+    // A user named like a word of the presence script is a member like any other: "-" used to
+    // be read as "remove", which dropped the room's first member at every heartbeat.
+    {
+      auto dash = co_await member(gw, "-", "lobby");
+      co_await redcoro::test::sleep_for(2000ms);  // more than presence_ttl: heartbeats ran
+      const auto listed = redis.cli({"ZRANGE", "gw:{lobby}:members", "0", "-1"});
+      CAPTURE(listed);
+      CHECK(listed.find("alice") != std::string::npos);
+      CHECK(listed.find("bob") != std::string::npos);
+      CHECK(listed.find("-") != std::string::npos);
+    }
     // A frame larger than max_frame (4 KiB): closed with 1009.
     {
       auto m = co_await member(gw, "big", "lobby");
@@ -632,6 +653,30 @@ TEST_CASE("gateway: Redis killed and restarted, then frozen: sends fail visibly,
   INFO(gw1.log());
   CHECK(gw1.process().wait(0ms) == -1);  // still running
   CHECK(gw2.process().wait(0ms) == -1);
+}
+
+TEST_CASE("gateway: a subscriber connection killed: members get the room's history again",
+          "[gateway][live]") {
+  redis_server redis;
+  gateway_process gw(url_of(redis), "gw1");
+  run_test([&]() -> asio::awaitable<void> {
+    auto a = co_await member(gw, "alice", "lobby");
+    auto b = co_await member(gw, "bob", "lobby");
+    co_await say(*b, "lobby", "before");
+    auto before = co_await frame_with(*a, "before");
+    REQUIRE(before);
+    // What is published while the gateway's subscription is away does not reach it; once it
+    // is back, each member gets the history (which holds it) again.
+    redis.cli({"CLIENT", "KILL", "TYPE", "pubsub"});
+    auto again = co_await frame_with(*a, R"("type":"history")", 10000ms);
+    REQUIRE(again);
+    CHECK(again->find("before") != std::string::npos);
+    CHECK(metrics_of(gw.metrics_port()).find("\ngateway_resubscribed_total 1\n") !=
+          std::string::npos);
+    co_await say(*b, "lobby", "after");
+    auto after = co_await frame_with(*a, "after");
+    CHECK(after);
+  });
 }
 
 TEST_CASE("gateway: SIGTERM closes clients with 1001 and removes their presence",
