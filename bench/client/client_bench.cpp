@@ -10,7 +10,9 @@
 //     the cluster client (on a cluster of one primary this program starts).
 //
 // The "cmd::get" rows build a typed command per call (redcoro::cmd::get) instead of reusing a
-// request and response: what the typed helpers cost next to the raw path, in the same run.
+// request and response: what the typed helpers cost next to the raw path, in the same run;
+// "into a reused reply" sends the command's request and decodes into a response the caller
+// keeps (conn.async_exec(get.request(), reply, token)).
 
 #include "support/alloc_counter.hpp"
 #include "support/redis_cluster.hpp"
@@ -95,6 +97,9 @@ struct redcoro_run {
   bool helper = false;  // single GETs through cmd::get (a new typed command per call)
   via through = via::connection;
   bool metrics = true;  // connection_config::metrics
+  // With helper: the command's request decoded into a response the caller reuses (its string
+  // keeps its capacity) instead of one the command owns.
+  bool reused_reply = false;
 
   void operator()(std::size_t ops) const { run(ops, nullptr); }
 
@@ -153,6 +158,7 @@ struct redcoro_run {
       // Both reused: a typed response for single GETs, one slot per GET for pipelines.
       proto::response<std::string> one;
       std::vector<proto::result<std::string>> many;
+      redcoro::command<std::optional<std::string>>::response_type reply;  // reused_reply rows
       for (std::size_t i = 0; i < per_coroutine; ++i) {
         if (allocs && id == 0) {
           if (i == per_coroutine / 2) {
@@ -164,7 +170,10 @@ struct redcoro_run {
             window.reset();
           }
         }
-        if (helper)
+        if (helper && reused_reply) {
+          const auto get = redcoro::cmd::get(own_key);
+          co_await conn.async_exec(get.request(), reply, asio::use_awaitable);
+        } else if (helper)
           co_await conn.async_exec(redcoro::cmd::get(own_key), asio::use_awaitable);
         else if (depth == 1)
           co_await conn.async_exec(req, one, asio::use_awaitable);
@@ -360,9 +369,12 @@ int main(int argc, char** argv) {
     const std::string group = "(b) " + std::to_string(c) + " in flight";
     all.push_back({group, "redcoro, " + std::to_string(c) + " coroutines", redcoro_run{port, c, 1},
                    n(400000)});
-    if (c == 64)
+    if (c == 64) {
       all.push_back(
           {group, "redcoro, 64 coroutines, cmd::get", redcoro_run{port, c, 1, true}, n(400000)});
+      all.push_back({group, "redcoro, 64 coroutines, cmd::get into a reused reply",
+                     redcoro_run{port, c, 1, true, via::connection, true, true}, n(400000)});
+    }
     all.push_back({group, "hiredis pipeline " + std::to_string(c), hiredis_run{port, c}, n(400000),
                    RUSAGE_SELF, true});
   }
