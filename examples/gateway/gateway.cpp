@@ -43,6 +43,8 @@ constexpr auto use_tuple = asio::as_tuple(use_awaitable);
 namespace {
 
 constexpr std::size_t max_http_connections = 256;
+// How long a room's channel stays subscribed after its last member here left.
+constexpr auto room_linger = std::chrono::seconds(10);
 
 // The room's keys and channel, with the room's name as the hash tag (one slot per room).
 std::string room_key(std::string_view room, std::string_view what) {
@@ -130,6 +132,8 @@ struct room {
   enum class sub : std::uint8_t { none, pending, done } subscription = sub::none;
   std::shared_ptr<asio::steady_timer> subscribed;  // cancelled when the subscription settles
   std::shared_ptr<const std::string> presence;     // the last presence frame sent here
+  // When the last member here left (subscription kept for a while: see release_idle).
+  std::optional<std::chrono::steady_clock::time_point> empty_since;
 };
 
 class session : public std::enable_shared_from_this<session> {
@@ -670,14 +674,34 @@ class gateway::impl : public std::enable_shared_from_this<impl> {
     co_return !ec;
   }
 
-  // Forgets a room that has no member here, and leaves its channel; not while a subscription
-  // is on its way (the join waiting for it calls this again).
+  // A room with no member here: forgotten at once when it holds no subscription; otherwise
+  // its subscription is kept for room_linger (release_idle leaves it), so that members coming
+  // and going do not subscribe and unsubscribe each time, and an unsubscribe cannot cross the
+  // subscribe of a member who comes straight back. Not while a subscription is on its way (the
+  // join waiting for it calls this again).
   void release_if_empty(const std::shared_ptr<room>& r) {
     if (!r->members.empty() || r->subscription == room::sub::pending) return;
+    if (r->subscription == room::sub::done) {
+      if (!r->empty_since) r->empty_since = std::chrono::steady_clock::now();
+      return;
+    }
     if (auto it = rooms_.find(r->name); it != rooms_.end() && it->second == r) rooms_.erase(it);
-    if (r->subscription != room::sub::done) return;
-    r->subscription = room::sub::none;
-    leave_channel(r->channel);
+  }
+
+  // Leaves the channels of rooms empty here for room_linger (from the heartbeat).
+  void release_idle() {
+    const auto now = std::chrono::steady_clock::now();
+    for (auto it = rooms_.begin(); it != rooms_.end();) {
+      auto& r = *it->second;
+      if (r.members.empty() && r.subscription == room::sub::done && r.empty_since &&
+          now - *r.empty_since >= room_linger) {
+        r.subscription = room::sub::none;
+        leave_channel(r.channel);
+        it = rooms_.erase(it);
+      } else {
+        ++it;
+      }
+    }
   }
 
   void leave_channel(const std::string& channel) {
@@ -693,6 +717,7 @@ class gateway::impl : public std::enable_shared_from_this<impl> {
     auto r = self->room_for(name);
     s->joined.insert(name);
     r->members.push_back(s);
+    r->empty_since.reset();
     const bool first_of_user = r->users[s->user]++ == 0;
     // Subscribed before the history is read: a message published in between is not lost (it
     // may arrive twice, in the history and live; both carry its id).
@@ -964,6 +989,7 @@ class gateway::impl : public std::enable_shared_from_this<impl> {
       self->heartbeat_.expires_after(self->opts_.heartbeat);
       co_await self->heartbeat_.async_wait(use_tuple);
       if (self->stopping_) break;
+      self->release_idle();
       // Every room with members here, concurrently: renew them and send the members a
       // presence frame when it changed (a member of a stopped gateway lapsing, say).
       std::vector<std::shared_ptr<room>> rooms;
@@ -1114,7 +1140,8 @@ class gateway::impl : public std::enable_shared_from_this<impl> {
     };
     family("gateway_connections", "gauge", "WebSocket clients connected.",
            static_cast<double>(sessions_.size()));
-    family("gateway_rooms", "gauge", "Rooms with members on this gateway.",
+    family("gateway_rooms", "gauge",
+           "Rooms subscribed on this gateway (with members, or left within 10 s).",
            static_cast<double>(rooms_.size()));
     for (const auto& f : counted)
       family(f.name, "counter", f.help, static_cast<double>(counters_.*f.value));
