@@ -75,9 +75,6 @@ struct error_frame {
 };
 BOOST_DESCRIBE_STRUCT(error_frame, (), (type, code, op, room, text))
 
-/// Bytes simdjson may read past a document's end; the reader keeps them allocated.
-inline constexpr std::size_t simdjson_padding = 64;
-
 /// Room and user names: 1 to 32 of A-Z a-z 0-9 _ -, so they are safe in keys, hash tags,
 /// channels and the page.
 inline bool valid_name(std::string_view s) {

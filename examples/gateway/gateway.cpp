@@ -166,8 +166,6 @@ class session : public std::enable_shared_from_this<session> {
   int frames_in_second = 0;
   int joins_in_second = 0;
   std::deque<std::chrono::steady_clock::time_point> refusals;
-  // the frame being parsed, with room for simdjson's padding
-  std::string frame;
 
   // Queues a frame; false when the queue was full (the caller closes the client).
   bool enqueue(std::shared_ptr<const std::string> f) {
@@ -454,7 +452,6 @@ class gateway::impl : public std::enable_shared_from_this<impl> {
     }
     ++self->counters_.accepted;
     self->sessions_.insert(s);
-    s->frame.reserve(self->opts_.max_frame + simdjson_padding);
     asio::co_spawn(self->ioc_, writer(s), asio::detached);
     self->send_frame(*s,
                      welcome_frame{.type = "welcome", .user = s->user, .gateway = self->opts_.id});
@@ -512,10 +509,12 @@ class gateway::impl : public std::enable_shared_from_this<impl> {
         break;
       }
       ++self->counters_.frames_received;
+      // Read in place: the codec keeps its own padded copy for simdjson, and the buffer is
+      // not touched until handle_frame is over.
       const auto data = buffer.cdata();
-      s->frame.assign(static_cast<const char*>(data.data()), data.size());
+      const std::string_view text(static_cast<const char*>(data.data()), data.size());
+      co_await self->handle_frame(self, s, text);
       buffer.consume(buffer.size());
-      co_await self->handle_frame(self, s);
       if (s->closing) break;
     }
     s->closing = true;
@@ -559,7 +558,8 @@ class gateway::impl : public std::enable_shared_from_this<impl> {
     s.close({static_cast<websocket::close_code>(4000), "too slow"});
   }
 
-  static awaitable<void> handle_frame(std::shared_ptr<impl> self, std::shared_ptr<session> s) {
+  static awaitable<void> handle_frame(std::shared_ptr<impl> self, std::shared_ptr<session> s,
+                                      std::string_view text) {
     auto& o = self->opts_;
     const auto now = std::chrono::steady_clock::now();
     if (now - s->second_start >= 1s) {
@@ -573,7 +573,7 @@ class gateway::impl : public std::enable_shared_from_this<impl> {
       co_return;
     }
     client_frame f;
-    if (auto err = decode_frame(s->frame, f); !err.empty()) {
+    if (auto err = decode_frame(text, f); !err.empty()) {
       ++self->counters_.refused_invalid;
       self->refused(*s, "invalid", "", std::nullopt, std::move(err));
       co_return;
