@@ -30,6 +30,7 @@
 #include <random>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <vector>
 
 namespace proto = redcoro::proto;
@@ -336,30 +337,43 @@ std::string key_for(std::uint64_t i) {
   return "key:" + std::to_string(i % 100000);
 }
 
+// One GET (odd i) or SET (even i) pushed into `req`, its name looked up when pushed or, with
+// `known`, at compile time (command_name.hpp: what the typed helpers do).
+template <bool known>
+void push_get_or_set(proto::request& req, std::uint64_t i, const std::string& key) {
+  using namespace proto::literals;
+  if constexpr (known) {
+    if (i % 2)
+      req.push("GET"_cmd, key);
+    else
+      req.push("SET"_cmd, key, value32);
+  } else {
+    if (i % 2)
+      req.push("GET", key);
+    else
+      req.push("SET", key, value32);
+  }
+}
+
 void bm_request_reused(benchmark::State& state) {
   proto::request req;
   std::uint64_t i = 0;
   const std::string key = key_for(1);
   for (auto _ : state) {
     req.clear();
-    if (++i % 2)
-      req.push("GET", key);
-    else
-      req.push("SET", key, value32);
+    push_get_or_set<false>(req, ++i, key);
     benchmark::DoNotOptimize(req.payload().data());
   }
   state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations()));
 }
 
+template <bool known>
 void bm_request_fresh(benchmark::State& state) {
   std::uint64_t i = 0;
   const std::string key = key_for(1);
   for (auto _ : state) {
     proto::request req;
-    if (++i % 2)
-      req.push("GET", key);
-    else
-      req.push("SET", key, value32);
+    push_get_or_set<known>(req, ++i, key);
     benchmark::DoNotOptimize(req.payload().data());
   }
   state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations()));
@@ -391,7 +405,7 @@ void bm_request_hiredis(benchmark::State& state) {
 
 struct allocation_figures {
   double nodes, typed, hiredis_objects, hiredis_no_objects;
-  double request_reused, request_fresh, request_hiredis;
+  double request_reused, request_fresh, request_fresh_known, request_hiredis;
 };
 
 // Allocations per unit in steady state: a warm-up pass, then a counted pass.
@@ -442,19 +456,17 @@ allocation_figures check_and_count() {
   const std::string key = key_for(1);
   a.request_reused = build([&](std::size_t i) {
     reused.clear();
-    if (i % 2)
-      reused.push("GET", key);
-    else
-      reused.push("SET", key, value32);
+    push_get_or_set<false>(reused, i, key);
   });
-  a.request_fresh = build([&](std::size_t i) {
-    proto::request req;
-    if (i % 2)
-      req.push("GET", key);
-    else
-      req.push("SET", key, value32);
-    benchmark::DoNotOptimize(req.payload().data());
-  });
+  auto fresh = [&](auto known) {
+    return build([&](std::size_t i) {
+      proto::request req;
+      push_get_or_set<decltype(known)::value>(req, i, key);
+      benchmark::DoNotOptimize(req.payload().data());
+    });
+  };
+  a.request_fresh = fresh(std::false_type{});
+  a.request_fresh_known = fresh(std::true_type{});
   a.request_hiredis = build([&](std::size_t i) {
     char* cmd = nullptr;
     const char* argv[] = {i % 2 ? "GET" : "SET", key.data(), value32.data()};
@@ -501,7 +513,8 @@ int main(int argc, char** argv) {
     benchmark::RegisterBenchmark("parse/hiredis_no_objects", bm_hiredis_no_objects)
         ->Unit(benchmark::kMillisecond);
     benchmark::RegisterBenchmark("request/redcoro_reused", bm_request_reused);
-    benchmark::RegisterBenchmark("request/redcoro_fresh", bm_request_fresh);
+    benchmark::RegisterBenchmark("request/redcoro_fresh", bm_request_fresh<false>);
+    benchmark::RegisterBenchmark("request/redcoro_fresh_known", bm_request_fresh<true>);
     benchmark::RegisterBenchmark("request/hiredis_format", bm_request_hiredis);
   }
   bench::collecting_reporter reporter;
@@ -538,6 +551,8 @@ int main(int argc, char** argv) {
   };
   request_row("redcoro request (reused)", "request/redcoro_reused", allocs.request_reused);
   request_row("redcoro request (new each time)", "request/redcoro_fresh", allocs.request_fresh);
+  request_row("redcoro request (new each time, \"GET\"_cmd)", "request/redcoro_fresh_known",
+              allocs.request_fresh_known);
   request_row("hiredis redisFormatCommandArgv", "request/hiredis_format", allocs.request_hiredis);
   bench::print_table({"builder", "ns/request", "requests/s", "allocs/request", "vs hiredis"}, rows);
   return 0;

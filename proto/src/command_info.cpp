@@ -1,4 +1,5 @@
 #include <redcoro/proto/command_info.hpp>
+#include <redcoro/proto/detail/command_list.hpp>
 #include <redcoro/proto/request.hpp>
 #include <redcoro/proto/value.hpp>
 
@@ -11,204 +12,14 @@
 namespace redcoro::proto {
 namespace {
 
-constexpr type_mask B =
-    mask_of(type::blob_string) | mask_of(type::verbatim_string) | mask_of(type::streamed_string);
-constexpr type_mask N = mask_of(type::null);
-constexpr type_mask I = mask_of(type::number);
-constexpr type_mask S = mask_of(type::simple_string);
-constexpr type_mask A = mask_of(type::array);
-constexpr type_mask SET = mask_of(type::set) | A;    // RESP2 sends sets as arrays
-constexpr type_mask M = mask_of(type::map) | A;      // and maps as flat arrays
-constexpr type_mask D = mask_of(type::double_) | B;  // RESP2 sends doubles as blobs
-
-// Only replies whose types are certain on every server from 6.0 on are listed; a wrong entry
-// would drop healthy connections, a missing one only leaves a desynchronized stream unnoticed
-// a little longer. Commands whose reply depends on options in ways not worth modelling
-// (CLIENT, CONFIG, OBJECT, EVAL...) are not listed.
-constexpr command_info table[] = {
-    // strings
-    {"GET", B | N},
-    {"GETDEL", B | N},
-    {"GETEX", B | N},
-    {"GETSET", B | N},
-    {"GETRANGE", B},
-    {"MGET", A},
-    {"SET", S | N | B},  // NX/XX give null, GET gives the old value
-    {"SETNX", I},
-    {"SETEX", S},
-    {"PSETEX", S},
-    {"MSET", S},
-    {"MSETNX", I},
-    {"INCR", I},
-    {"DECR", I},
-    {"INCRBY", I},
-    {"DECRBY", I},
-    {"INCRBYFLOAT", B},
-    {"APPEND", I},
-    {"STRLEN", I},
-    // keys
-    {"DEL", I},
-    {"UNLINK", I},
-    {"EXISTS", I},
-    {"TOUCH", I},
-    {"EXPIRE", I},
-    {"PEXPIRE", I},
-    {"EXPIREAT", I},
-    {"PEXPIREAT", I},
-    {"PERSIST", I},
-    {"TTL", I},
-    {"PTTL", I},
-    {"TYPE", S},
-    {"DBSIZE", I},
-    {"KEYS", SET},
-    {"SCAN", A},
-    // hashes
-    {"HGET", B | N},
-    {"HMGET", A},
-    {"HGETALL", M},
-    {"HKEYS", A},
-    {"HVALS", A},
-    {"HLEN", I},
-    {"HDEL", I},
-    {"HSET", I},
-    {"HSETNX", I},
-    {"HEXISTS", I},
-    {"HINCRBY", I},
-    {"HINCRBYFLOAT", B},
-    {"HSTRLEN", I},
-    // lists
-    {"LPUSH", I},
-    {"RPUSH", I},
-    {"LPUSHX", I},
-    {"RPUSHX", I},
-    {"LLEN", I},
-    {"LREM", I},
-    {"LINSERT", I},
-    {"LPOP", B | N | A},  // with COUNT: an array
-    {"RPOP", B | N | A},
-    {"LRANGE", A},
-    {"LINDEX", B | N},
-    {"LSET", S},
-    {"LTRIM", S},
-    {"LMOVE", B | N},
-    {"RPOPLPUSH", B | N},
-    {"BLPOP", A | N, block_arg::last_seconds, hand_back::lpush},
-    {"BRPOP", A | N, block_arg::last_seconds, hand_back::rpush},
-    {"BLMOVE", B | N, block_arg::last_seconds, hand_back::lmove_back},
-    {"BRPOPLPUSH", B | N, block_arg::last_seconds, hand_back::lmove_back},
-    {"BLMPOP", A | N, block_arg::first_seconds, hand_back::lmpop},
-    // sets
-    {"SADD", I},
-    {"SREM", I},
-    {"SCARD", I},
-    {"SISMEMBER", I},
-    {"SMISMEMBER", A},
-    {"SMEMBERS", SET},
-    {"SPOP", B | N | SET},
-    {"SRANDMEMBER", B | N | A},
-    // sorted sets
-    {"ZADD", I | D | N},  // INCR gives a double, NX/XX with INCR may give null
-    {"ZINCRBY", D},
-    {"ZSCORE", D | N},
-    {"ZRANK", I | N | A},  // WITHSCORE: an array
-    {"ZREVRANK", I | N | A},
-    {"ZCARD", I},
-    {"ZCOUNT", I},
-    {"ZREM", I},
-    {"ZRANGE", A},
-    {"ZREVRANGE", A},
-    {"ZRANGEBYSCORE", A},
-    {"ZREVRANGEBYSCORE", A},
-    {"ZPOPMIN", A},
-    {"ZPOPMAX", A},
-    {"BZPOPMIN", A | N, block_arg::last_seconds, hand_back::zadd},
-    {"BZPOPMAX", A | N, block_arg::last_seconds, hand_back::zadd},
-    {"BZMPOP", A | N, block_arg::first_seconds, hand_back::zmpop},
-    // streams
-    {"XADD", B | N},
-    {"XLEN", I},
-    {"XACK", I},
-    {"XDEL", I},
-    {"XTRIM", I},
-    {"XRANGE", A},
-    {"XREVRANGE", A},
-    {"XREAD", M | N, block_arg::block_option},
-    {"XREADGROUP", M | N, block_arg::block_option},
-    // pub/sub, server, transactions
-    {"PUBLISH", I},
-    {"SPUBLISH", I},
-    {"PING", S | B | A},  // RESP2 in subscribed mode: ["pong", ""]
-    {"ECHO", B},
-    {"SELECT", S},
-    {"FLUSHALL", S},
-    {"FLUSHDB", S},
-    {"WAIT", I, block_arg::last_millis},
-    {"WAITAOF", A, block_arg::last_millis},
-    {"WATCH", S},
-    {"UNWATCH", S},
-    {"MULTI", S, block_arg::none, hand_back::none, tx_role::multi},
-    {"EXEC", A | N, block_arg::none, hand_back::none, tx_role::exec},
-    {"DISCARD", S, block_arg::none, hand_back::none, tx_role::discard},
-    // Known by name only (replies not checked: 0), so that metrics and observers name them
-    // instead of counting them as "OTHER".
-    {"EVAL"},
-    {"EVALSHA"},
-    {"EVAL_RO"},
-    {"EVALSHA_RO"},
-    {"FCALL"},
-    {"FCALL_RO"},
-    {"SCRIPT"},
-    {"FUNCTION"},
-    {"CLIENT"},
-    {"CONFIG"},
-    {"INFO"},
-    {"COMMAND"},
-    {"OBJECT"},
-    {"MEMORY"},
-    {"SLOWLOG"},
-    {"CLUSTER"},
-    {"RENAME"},
-    {"RENAMENX"},
-    {"COPY"},
-    {"GETBIT"},
-    {"SETBIT"},
-    {"BITCOUNT"},
-    {"PFADD"},
-    {"PFCOUNT"},
-    {"HSCAN"},
-    {"SSCAN"},
-    {"ZSCAN"},
-    {"SINTER"},
-    {"SUNION"},
-    {"SDIFF"},
-    {"SMOVE"},
-    {"ZRANGESTORE"},
-    {"ZUNIONSTORE"},
-    {"ZINTERSTORE"},
-    {"ZMSCORE"},
-    {"ZMPOP"},
-    {"LMPOP"},
-    {"XINFO"},
-    {"XGROUP"},
-    {"XCLAIM"},
-    {"XAUTOCLAIM"},
-    {"XPENDING"},
-    {"GEOADD"},
-    {"GEOSEARCH"},
-    {"GEODIST"},
-    {"PUBSUB"},
-};
-constexpr std::size_t table_size = sizeof(table) / sizeof(table[0]);
-static_assert(table_size < 255, "ids are one byte");
-
-constexpr char upper(char c) noexcept {
-  return c >= 'a' && c <= 'z' ? static_cast<char>(c - 'a' + 'A') : c;
-}
+using detail::iequals_upper;
+constexpr const auto& table = detail::command_list;
+constexpr std::size_t table_size = detail::command_list_size;
 
 constexpr std::uint32_t hash(std::string_view s) noexcept {
   std::uint32_t h = 2166136261u;  // FNV-1a over the upper-case bytes
   for (char c : s)
-    h = (h ^ static_cast<unsigned char>(upper(c))) * 16777619u;
+    h = (h ^ static_cast<unsigned char>(detail::upper_ascii(c))) * 16777619u;
   return h;
 }
 
@@ -231,13 +42,6 @@ constexpr std::array<std::uint8_t, buckets> make_index() {
   return index;
 }
 constexpr auto index = make_index();
-
-bool iequals_upper(std::string_view any_case, std::string_view upper_case) noexcept {
-  if (any_case.size() != upper_case.size()) return false;
-  for (std::size_t i = 0; i < any_case.size(); ++i)
-    if (upper(any_case[i]) != upper_case[i]) return false;
-  return true;
-}
 
 std::optional<std::chrono::milliseconds> seconds_arg(std::string_view text) noexcept {
   double s = 0;

@@ -5,18 +5,27 @@
 #include <charconv>
 #include <cmath>
 #include <cstring>
+#include <string>
 
 namespace redcoro::proto {
 namespace {
 
-// Appends "<prefix><n>\r\n".
+// "<prefix><n>\r\n" at `at`, which has room for header_room bytes; returns its end.
+constexpr std::size_t header_room = 24;
+char* write_header(char* at, char prefix, std::size_t n) noexcept {
+  *at++ = prefix;
+  if (n < 10) {
+    *at++ = static_cast<char>('0' + n);
+  } else {
+    at = std::to_chars(at, at + header_room - 3, n).ptr;
+  }
+  *at++ = '\r';
+  *at++ = '\n';
+  return at;
+}
+
 void append_header(detail::small_buffer& out, char prefix, std::size_t n) {
-  std::array<char, 24> buf;
-  buf[0] = prefix;
-  auto r = std::to_chars(buf.data() + 1, buf.data() + buf.size() - 2, n);
-  *r.ptr++ = '\r';
-  *r.ptr++ = '\n';
-  out.append(buf.data(), static_cast<std::size_t>(r.ptr - buf.data()));
+  out.set_end(write_header(out.room(header_room), prefix, n));
 }
 
 // What command_id() tells of one serialized command: transaction control, a block time.
@@ -50,11 +59,27 @@ void small_buffer::grow(std::size_t need, const char* bytes, std::size_t n) {
 }  // namespace detail
 
 void arg_sink::add_bulk(std::string_view bytes) {
-  ++count_;
-  if (out_ == nullptr) return;
-  append_header(*out_, '$', bytes.size());
-  out_->append(bytes);
-  out_->append("\r\n", 2);
+  if (out_ == nullptr) {
+    ++count_;
+    return;
+  }
+  const std::size_t need = header_room + bytes.size() + 2;
+  if (out_->capacity() - out_->size() < need && out_->holds(bytes.data())) {
+    // Bytes of this very buffer, which is about to move: copy them out first.
+    const std::string copy(bytes);
+    add_bulk(copy);
+    return;
+  }
+  char* at = write_header(out_->room(need), '$', bytes.size());
+  if (count_++ == 0) {
+    first_at_ = static_cast<std::size_t>(at - out_->data());
+    first_size_ = bytes.size();
+  }
+  if (!bytes.empty()) std::memcpy(at, bytes.data(), bytes.size());
+  at += bytes.size();
+  *at++ = '\r';
+  *at++ = '\n';
+  out_->set_end(at);
 }
 
 void arg_sink::add_signed(std::int64_t v) {
@@ -81,28 +106,36 @@ command_place& request::new_place() {
   return commands_++ == 0 ? (first_place_ = command_place{}) : more_places_.emplace_back();
 }
 
-void request::begin_command(std::string_view command, std::size_t args) {
+void request::open_command(std::uint8_t id, std::size_t args) {
   command_place& p = new_place();
   p.offset = payload_.size();
-  p.id = proto::command_id(command);
+  p.id = id;
   append_header(payload_, '*', args);
-  arg_sink(&payload_).add_bulk(command);
-  p.first_arg = payload_.size();  // for now, where the name ends: see end_command
-  if (const auto kind = pubsub_kind_of_command(command))
+}
+
+void request::note_out_of_band(std::optional<pubsub_kind> kind, std::size_t args) {
+  if (kind)
     out_of_band_.push_back(
         {static_cast<std::uint32_t>(commands_ - 1), *kind, static_cast<std::uint32_t>(args - 1)});
 }
 
-void request::end_command() noexcept {
+void request::begin_command(std::string_view command, std::size_t args) {
+  open_command(proto::command_id(command), args);
+  arg_sink(&payload_).add_bulk(command);
+  note_out_of_band(pubsub_kind_of_command(command), args);
+}
+
+void request::begin_command(const command_name& command, std::size_t args) {
+  open_command(command.id(), args);
+  payload_.append(command.bulk());
+  note_out_of_band(command.out_of_band(), args);
+}
+
+void request::end_command(const arg_sink& args) noexcept {
   command_place& p = commands_ == 1 ? first_place_ : more_places_.back();
   p.size = payload_.size() - p.offset;
-  std::size_t at = p.first_arg, size = 0;
-  if (at < payload_.size() && read_header(payload_.view(), at, '$', size)) {
-    p.first_arg = at;
-    p.first_arg_size = size;
-  } else {
-    p.first_arg = 0;
-  }
+  p.first_arg = args.first_at_;
+  p.first_arg_size = args.first_size_;
   const known k = known_of(p.id, payload_.view().substr(p.offset, p.size));
   transaction_ |= k.transaction;
   if (k.block) merge_block(k.block->count());

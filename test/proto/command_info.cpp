@@ -1,4 +1,5 @@
 #include <redcoro/proto/command_info.hpp>
+#include <redcoro/proto/detail/command_list.hpp>
 #include <redcoro/proto/request.hpp>
 #include <redcoro/proto/value.hpp>
 
@@ -34,6 +35,15 @@ TEST_CASE("command names are found in any case", "[command_info]") {
   CHECK(proto::command_id("") == 0);
   CHECK(proto::command_id("AVERYLONGCOMMANDNAMEINDEED") == 0);
   CHECK(proto::find_command("hgetall")->name == "HGETALL");
+}
+
+TEST_CASE("the compile-time walk and the run-time index give every name the same id",
+          "[command_info]") {
+  for (const proto::command_info& c : proto::detail::command_list) {
+    INFO(c.name);
+    CHECK(proto::detail::command_id_by_walk(c.name) == proto::command_id(c.name));
+    CHECK(proto::command_by_id(proto::command_id(c.name))->name == c.name);
+  }
 }
 
 TEST_CASE("reply types a command can have", "[command_info]") {

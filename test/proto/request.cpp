@@ -256,6 +256,60 @@ TEST_CASE("a request records where each command and its first argument are", "[r
   }
 }
 
+TEST_CASE("a name known at compile time gives the same request, looked up by the compiler",
+          "[request]") {
+  using namespace redcoro::proto::literals;
+  using redcoro::proto::command_name;
+  static_assert("GET"_cmd.id() == redcoro::proto::detail::command_id_by_walk("GET"));
+  static_assert("get"_cmd.id() == "GET"_cmd.id());
+  static_assert("NOSUCHCOMMAND"_cmd.id() == 0);
+  static_assert("ZREVRANGEBYSCORE"_cmd.bulk() == "$16\r\nZREVRANGEBYSCORE\r\n");
+  static_assert(command_name("FT.SEARCH").name() == "FT.SEARCH");
+  static_assert(!"PUBLISH"_cmd.out_of_band());
+  static_assert("ssubscribe"_cmd.out_of_band() == redcoro::proto::pubsub_kind::ssubscribe);
+
+  // The same commands pushed both ways: bytes, places, ids, out-of-band commands, block time
+  // and transaction control all agree.
+  request by_name, by_constant;
+  by_name.push("GET", "key:1");
+  by_constant.push("GET"_cmd, "key:1");
+  by_name.push("ping");
+  by_constant.push("ping"_cmd);
+  by_name.push("SET", "", "value", "EX", 60);
+  by_constant.push("SET"_cmd, "", "value", "EX", 60);
+  by_name.push("UNKNOWNCMD", std::string(300, 'x'));
+  by_constant.push("UNKNOWNCMD"_cmd, std::string(300, 'x'));
+  by_name.push("BLPOP", "list", 5);
+  by_constant.push("BLPOP"_cmd, "list", 5);
+  by_name.push("MULTI");
+  by_constant.push("MULTI"_cmd);
+  by_name.push("SUBSCRIBE", "a", "b");
+  by_constant.push("SUBSCRIBE"_cmd, "a", "b");
+  REQUIRE(by_constant.payload() == by_name.payload());
+  REQUIRE(by_constant.commands() == by_name.commands());
+  check_places(by_constant);
+  for (std::size_t i = 0; i < by_name.commands(); ++i) {
+    CHECK(by_constant.command_id(i) == by_name.command_id(i));
+    CHECK(by_constant.first_arg(i) == by_name.first_arg(i));
+    CHECK(by_constant.place(i).size == by_name.place(i).size);
+  }
+  CHECK(by_constant.block_time() == std::chrono::seconds(5));
+  CHECK(by_constant.has_transaction_commands());
+  REQUIRE(by_constant.out_of_band_commands() == 1);
+  CHECK(by_constant.out_of_band()[0].index == 6);
+  CHECK(by_constant.out_of_band()[0].confirmations == 2);
+}
+
+TEST_CASE("an argument may be bytes of the request it is pushed into", "[request]") {
+  request req;
+  req.push("SET", "k", std::string(80, 'x'));  // inside the request, nearly full
+  const std::string before(req.payload());
+  req.push("ECHO", req.payload());  // the buffer moves to the heap while the bytes are read
+  CHECK(req.first_arg(1) == before);
+  req.push("ECHO", req.first_arg(1));  // and again, from the heap
+  CHECK(req.first_arg(2) == before);
+}
+
 TEST_CASE("a request's bytes stay inside it while small, and copy and move either way",
           "[request]") {
   request small;

@@ -51,6 +51,12 @@ class command {
   explicit command(std::string_view name, const Args&... args) {
     req_.push(name, args...);  // (a small command stays inside the request: no allocation)
   }
+  /// The same for a name known at compile time (`"GET"_cmd`, proto/command_name.hpp):
+  /// nothing is looked up. The helpers in commands.hpp are built this way.
+  template <class... Args>
+  explicit command(const proto::command_name& name, const Args&... args) {
+    req_.push(name, args...);
+  }
   /// A request holding exactly one command.
   explicit command(proto::request req) : req_(std::move(req)) {}
 
@@ -74,6 +80,8 @@ class command {
 
 template <class... Args>
 command(std::string_view, const Args&...) -> command<proto::value>;
+template <class... Args>
+command(const proto::command_name&, const Args&...) -> command<proto::value>;
 
 /// Several commands sent together; async_exec completes with `std::tuple<result<Ts>...>`,
 /// one result per command, in order.

@@ -22,7 +22,9 @@
 /// Typed helpers for the common command families. Each builds a `command<T>` (one request,
 /// one reply type) and goes through the same connection::async_exec as everything else, so
 /// every helper works with coroutines, callbacks and futures, inside pipeline(...) and
-/// transaction(...). Anything not here: `redcoro::command<T>("NAME", args...)`.
+/// transaction(...). Anything not here: `redcoro::command<T>("NAME", args...)`, or
+/// `"NAME"_cmd` in place of the string to have the name looked up at compile time
+/// (proto/command_name.hpp).
 ///
 /// \code
 ///   using namespace redcoro;
@@ -73,6 +75,9 @@ struct server_info {
 void redcoro_from_bulk(server_info& out, std::string_view text, std::error_code& ec);
 
 namespace cmd {
+
+// The helpers name their commands at compile time (proto/command_name.hpp).
+using proto::literals::operator""_cmd;
 
 using std::string_view;
 using string_map = std::unordered_map<std::string, std::string>;
@@ -180,7 +185,7 @@ class optional_args {
 // --- strings ------------------------------------------------------------------------------
 
 inline command<std::optional<std::string>> get(string_view key) {
-  return command<std::optional<std::string>>("GET", key);
+  return command<std::optional<std::string>>("GET"_cmd, key);
 }
 
 /// SET's conditions: NX (only if absent), XX (only if present).
@@ -201,76 +206,76 @@ inline command<std::optional<std::string>> set(string_view key, arg value,
   if (o.condition == set_if::absent) extra.add("NX");
   if (o.condition == set_if::present) extra.add("XX");
   if (o.keep_ttl) extra.add("KEEPTTL");
-  return command<std::optional<std::string>>("SET", key, value, extra.get());
+  return command<std::optional<std::string>>("SET"_cmd, key, value, extra.get());
 }
 
 inline command<std::vector<std::optional<std::string>>> mget(args keys) {
-  return command<std::vector<std::optional<std::string>>>("MGET", keys);
+  return command<std::vector<std::optional<std::string>>>("MGET"_cmd, keys);
 }
 /// MSET of key/value pairs (a map, or a range of pairs).
 inline command<std::string> mset(args pairs) {
-  return command<std::string>("MSET", pairs);
+  return command<std::string>("MSET"_cmd, pairs);
 }
 inline command<std::optional<std::string>> getdel(string_view key) {
-  return command<std::optional<std::string>>("GETDEL", key);
+  return command<std::optional<std::string>>("GETDEL"_cmd, key);
 }
 inline command<std::int64_t> incr(string_view key) {
-  return command<std::int64_t>("INCR", key);
+  return command<std::int64_t>("INCR"_cmd, key);
 }
 inline command<std::int64_t> incrby(string_view key, std::int64_t by) {
-  return command<std::int64_t>("INCRBY", key, by);
+  return command<std::int64_t>("INCRBY"_cmd, key, by);
 }
 inline command<std::int64_t> decr(string_view key) {
-  return command<std::int64_t>("DECR", key);
+  return command<std::int64_t>("DECR"_cmd, key);
 }
 inline command<std::int64_t> decrby(string_view key, std::int64_t by) {
-  return command<std::int64_t>("DECRBY", key, by);
+  return command<std::int64_t>("DECRBY"_cmd, key, by);
 }
 inline command<double> incrbyfloat(string_view key, double by) {
-  return command<double>("INCRBYFLOAT", key, by);
+  return command<double>("INCRBYFLOAT"_cmd, key, by);
 }
 inline command<std::int64_t> append(string_view key, arg value) {
-  return command<std::int64_t>("APPEND", key, value);
+  return command<std::int64_t>("APPEND"_cmd, key, value);
 }
 inline command<std::int64_t> strlen(string_view key) {
-  return command<std::int64_t>("STRLEN", key);
+  return command<std::int64_t>("STRLEN"_cmd, key);
 }
 
 // --- keys and expiry ----------------------------------------------------------------------
 
 /// DEL of one key or of a range of keys; the reply counts the keys removed.
 inline command<std::int64_t> del(args keys) {
-  return command<std::int64_t>("DEL", keys);
+  return command<std::int64_t>("DEL"_cmd, keys);
 }
 inline command<std::int64_t> unlink(args keys) {
-  return command<std::int64_t>("UNLINK", keys);
+  return command<std::int64_t>("UNLINK"_cmd, keys);
 }
 inline command<std::int64_t> exists(args keys) {
-  return command<std::int64_t>("EXISTS", keys);
+  return command<std::int64_t>("EXISTS"_cmd, keys);
 }
 /// PEXPIRE; true when the timeout was set.
 inline command<bool> expire(string_view key, std::chrono::milliseconds ttl) {
-  return command<bool>("PEXPIRE", key, ttl.count());
+  return command<bool>("PEXPIRE"_cmd, key, ttl.count());
 }
 inline command<bool> persist(string_view key) {
-  return command<bool>("PERSIST", key);
+  return command<bool>("PERSIST"_cmd, key);
 }
 /// PTTL in milliseconds: -1 without expiry, -2 when the key does not exist.
 inline command<std::int64_t> pttl(string_view key) {
-  return command<std::int64_t>("PTTL", key);
+  return command<std::int64_t>("PTTL"_cmd, key);
 }
 inline command<std::int64_t> ttl(string_view key) {
-  return command<std::int64_t>("TTL", key);
+  return command<std::int64_t>("TTL"_cmd, key);
 }
 /// TYPE: "string", "list", "set", "zset", "hash", "stream" or "none".
 inline command<std::string> type(string_view key) {
-  return command<std::string>("TYPE", key);
+  return command<std::string>("TYPE"_cmd, key);
 }
 inline command<std::string> rename(string_view key, string_view new_key) {
-  return command<std::string>("RENAME", key, new_key);
+  return command<std::string>("RENAME"_cmd, key, new_key);
 }
 inline command<std::vector<std::string>> keys(string_view pattern) {
-  return command<std::vector<std::string>>("KEYS", pattern);
+  return command<std::vector<std::string>>("KEYS"_cmd, pattern);
 }
 
 /// One SCAN step: the next cursor (0 when the iteration is over) and the keys of this step.
@@ -292,79 +297,79 @@ inline command<scan_page> scan(std::uint64_t cursor, const scan_options& o = {})
     extra.add("TYPE");
     extra.add(o.type);
   }
-  return command<scan_page>("SCAN", cursor, extra.get());
+  return command<scan_page>("SCAN"_cmd, cursor, extra.get());
 }
 
 // --- hashes -------------------------------------------------------------------------------
 
 inline command<std::optional<std::string>> hget(string_view key, string_view field) {
-  return command<std::optional<std::string>>("HGET", key, field);
+  return command<std::optional<std::string>>("HGET"_cmd, key, field);
 }
 /// HSET of field/value pairs (a map, or a range of pairs); the reply counts new fields.
 inline command<std::int64_t> hset(string_view key, args pairs) {
-  return command<std::int64_t>("HSET", key, pairs);
+  return command<std::int64_t>("HSET"_cmd, key, pairs);
 }
 inline command<std::int64_t> hset(string_view key, string_view field, arg value) {
-  return command<std::int64_t>("HSET", key, field, value);
+  return command<std::int64_t>("HSET"_cmd, key, field, value);
 }
 inline command<string_map> hgetall(string_view key) {
-  return command<string_map>("HGETALL", key);
+  return command<string_map>("HGETALL"_cmd, key);
 }
 inline command<std::vector<std::optional<std::string>>> hmget(string_view key, args fields) {
-  return command<std::vector<std::optional<std::string>>>("HMGET", key, fields);
+  return command<std::vector<std::optional<std::string>>>("HMGET"_cmd, key, fields);
 }
 inline command<std::int64_t> hincrby(string_view key, string_view field, std::int64_t by) {
-  return command<std::int64_t>("HINCRBY", key, field, by);
+  return command<std::int64_t>("HINCRBY"_cmd, key, field, by);
 }
 inline command<double> hincrbyfloat(string_view key, string_view field, double by) {
-  return command<double>("HINCRBYFLOAT", key, field, by);
+  return command<double>("HINCRBYFLOAT"_cmd, key, field, by);
 }
 inline command<std::int64_t> hdel(string_view key, args fields) {
-  return command<std::int64_t>("HDEL", key, fields);
+  return command<std::int64_t>("HDEL"_cmd, key, fields);
 }
 inline command<bool> hexists(string_view key, string_view field) {
-  return command<bool>("HEXISTS", key, field);
+  return command<bool>("HEXISTS"_cmd, key, field);
 }
 inline command<std::int64_t> hlen(string_view key) {
-  return command<std::int64_t>("HLEN", key);
+  return command<std::int64_t>("HLEN"_cmd, key);
 }
 inline command<std::vector<std::string>> hkeys(string_view key) {
-  return command<std::vector<std::string>>("HKEYS", key);
+  return command<std::vector<std::string>>("HKEYS"_cmd, key);
 }
 inline command<std::vector<std::string>> hvals(string_view key) {
-  return command<std::vector<std::string>>("HVALS", key);
+  return command<std::vector<std::string>>("HVALS"_cmd, key);
 }
 
 // --- lists --------------------------------------------------------------------------------
 
 /// LPUSH of one value or a range of values; the reply is the list's new length.
 inline command<std::int64_t> lpush(string_view key, args values) {
-  return command<std::int64_t>("LPUSH", key, values);
+  return command<std::int64_t>("LPUSH"_cmd, key, values);
 }
 inline command<std::int64_t> rpush(string_view key, args values) {
-  return command<std::int64_t>("RPUSH", key, values);
+  return command<std::int64_t>("RPUSH"_cmd, key, values);
 }
 inline command<std::optional<std::string>> lpop(string_view key) {
-  return command<std::optional<std::string>>("LPOP", key);
+  return command<std::optional<std::string>>("LPOP"_cmd, key);
 }
 inline command<std::optional<std::string>> rpop(string_view key) {
-  return command<std::optional<std::string>>("RPOP", key);
+  return command<std::optional<std::string>>("RPOP"_cmd, key);
 }
 inline command<std::vector<std::string>> lrange(string_view key, std::int64_t start,
                                                 std::int64_t stop) {
-  return command<std::vector<std::string>>("LRANGE", key, start, stop);
+  return command<std::vector<std::string>>("LRANGE"_cmd, key, start, stop);
 }
 inline command<std::int64_t> llen(string_view key) {
-  return command<std::int64_t>("LLEN", key);
+  return command<std::int64_t>("LLEN"_cmd, key);
 }
 inline command<std::optional<std::string>> lindex(string_view key, std::int64_t index) {
-  return command<std::optional<std::string>>("LINDEX", key, index);
+  return command<std::optional<std::string>>("LINDEX"_cmd, key, index);
 }
 inline command<std::int64_t> lrem(string_view key, std::int64_t count, arg value) {
-  return command<std::int64_t>("LREM", key, count, value);
+  return command<std::int64_t>("LREM"_cmd, key, count, value);
 }
 inline command<std::string> ltrim(string_view key, std::int64_t start, std::int64_t stop) {
-  return command<std::string>("LTRIM", key, start, stop);
+  return command<std::string>("LTRIM"_cmd, key, start, stop);
 }
 
 /// What BLPOP/BRPOP popped: the key and the value; nullopt when the timeout passed.
@@ -374,34 +379,34 @@ using popped = std::optional<std::pair<std::string, std::string>>;
 /// connection while it waits: run it through client::async_exec_dedicated (or a connection
 /// of its own), and give the request a timeout longer than the server's.
 inline command<popped> blpop(args keys, std::chrono::milliseconds timeout) {
-  return command<popped>("BLPOP", keys, static_cast<double>(timeout.count()) / 1000.0);
+  return command<popped>("BLPOP"_cmd, keys, static_cast<double>(timeout.count()) / 1000.0);
 }
 inline command<popped> brpop(args keys, std::chrono::milliseconds timeout) {
-  return command<popped>("BRPOP", keys, static_cast<double>(timeout.count()) / 1000.0);
+  return command<popped>("BRPOP"_cmd, keys, static_cast<double>(timeout.count()) / 1000.0);
 }
 
 // --- sets ---------------------------------------------------------------------------------
 
 inline command<std::int64_t> sadd(string_view key, args members) {
-  return command<std::int64_t>("SADD", key, members);
+  return command<std::int64_t>("SADD"_cmd, key, members);
 }
 inline command<std::int64_t> srem(string_view key, args members) {
-  return command<std::int64_t>("SREM", key, members);
+  return command<std::int64_t>("SREM"_cmd, key, members);
 }
 inline command<std::unordered_set<std::string>> smembers(string_view key) {
-  return command<std::unordered_set<std::string>>("SMEMBERS", key);
+  return command<std::unordered_set<std::string>>("SMEMBERS"_cmd, key);
 }
 inline command<bool> sismember(string_view key, arg member) {
-  return command<bool>("SISMEMBER", key, member);
+  return command<bool>("SISMEMBER"_cmd, key, member);
 }
 inline command<std::int64_t> scard(string_view key) {
-  return command<std::int64_t>("SCARD", key);
+  return command<std::int64_t>("SCARD"_cmd, key);
 }
 inline command<std::unordered_set<std::string>> sinter(args keys) {
-  return command<std::unordered_set<std::string>>("SINTER", keys);
+  return command<std::unordered_set<std::string>>("SINTER"_cmd, keys);
 }
 inline command<std::unordered_set<std::string>> sunion(args keys) {
-  return command<std::unordered_set<std::string>>("SUNION", keys);
+  return command<std::unordered_set<std::string>>("SUNION"_cmd, keys);
 }
 
 // --- sorted sets --------------------------------------------------------------------------
@@ -410,56 +415,56 @@ inline command<std::unordered_set<std::string>> sunion(args keys) {
 using scored = std::vector<std::pair<std::string, double>>;
 
 inline command<std::int64_t> zadd(string_view key, double score, arg member) {
-  return command<std::int64_t>("ZADD", key, score, member);
+  return command<std::int64_t>("ZADD"_cmd, key, score, member);
 }
 /// ZADD of (score, member) pairs.
 inline command<std::int64_t> zadd(string_view key, args score_member_pairs) {
-  return command<std::int64_t>("ZADD", key, score_member_pairs);
+  return command<std::int64_t>("ZADD"_cmd, key, score_member_pairs);
 }
 inline command<double> zincrby(string_view key, double by, arg member) {
-  return command<double>("ZINCRBY", key, by, member);
+  return command<double>("ZINCRBY"_cmd, key, by, member);
 }
 inline command<std::optional<double>> zscore(string_view key, arg member) {
-  return command<std::optional<double>>("ZSCORE", key, member);
+  return command<std::optional<double>>("ZSCORE"_cmd, key, member);
 }
 inline command<std::optional<std::int64_t>> zrank(string_view key, arg member) {
-  return command<std::optional<std::int64_t>>("ZRANK", key, member);
+  return command<std::optional<std::int64_t>>("ZRANK"_cmd, key, member);
 }
 inline command<std::optional<std::int64_t>> zrevrank(string_view key, arg member) {
-  return command<std::optional<std::int64_t>>("ZREVRANK", key, member);
+  return command<std::optional<std::int64_t>>("ZREVRANK"_cmd, key, member);
 }
 inline command<std::vector<std::string>> zrange(string_view key, std::int64_t start,
                                                 std::int64_t stop) {
-  return command<std::vector<std::string>>("ZRANGE", key, start, stop);
+  return command<std::vector<std::string>>("ZRANGE"_cmd, key, start, stop);
 }
 inline command<scored> zrange_withscores(string_view key, std::int64_t start, std::int64_t stop) {
-  return command<scored>("ZRANGE", key, start, stop, "WITHSCORES");
+  return command<scored>("ZRANGE"_cmd, key, start, stop, "WITHSCORES");
 }
 /// Highest scores first (ZRANGE ... REV).
 inline command<std::vector<std::string>> zrevrange(string_view key, std::int64_t start,
                                                    std::int64_t stop) {
-  return command<std::vector<std::string>>("ZRANGE", key, start, stop, "REV");
+  return command<std::vector<std::string>>("ZRANGE"_cmd, key, start, stop, "REV");
 }
 inline command<scored> zrevrange_withscores(string_view key, std::int64_t start,
                                             std::int64_t stop) {
-  return command<scored>("ZRANGE", key, start, stop, "REV", "WITHSCORES");
+  return command<scored>("ZRANGE"_cmd, key, start, stop, "REV", "WITHSCORES");
 }
 /// ZRANGE BYSCORE; `min`/`max` as the server takes them ("-inf", "(5", "10").
 inline command<std::vector<std::string>> zrangebyscore(string_view key, string_view min,
                                                        string_view max) {
-  return command<std::vector<std::string>>("ZRANGE", key, min, max, "BYSCORE");
+  return command<std::vector<std::string>>("ZRANGE"_cmd, key, min, max, "BYSCORE");
 }
 inline command<std::int64_t> zrem(string_view key, args members) {
-  return command<std::int64_t>("ZREM", key, members);
+  return command<std::int64_t>("ZREM"_cmd, key, members);
 }
 inline command<std::int64_t> zcard(string_view key) {
-  return command<std::int64_t>("ZCARD", key);
+  return command<std::int64_t>("ZCARD"_cmd, key);
 }
 inline command<std::int64_t> zcount(string_view key, string_view min, string_view max) {
-  return command<std::int64_t>("ZCOUNT", key, min, max);
+  return command<std::int64_t>("ZCOUNT"_cmd, key, min, max);
 }
 inline command<std::int64_t> zremrangebyscore(string_view key, string_view min, string_view max) {
-  return command<std::int64_t>("ZREMRANGEBYSCORE", key, min, max);
+  return command<std::int64_t>("ZREMRANGEBYSCORE"_cmd, key, min, max);
 }
 
 // --- streams ------------------------------------------------------------------------------
@@ -477,31 +482,31 @@ inline command<std::string> xadd(string_view key, args fields, const xadd_option
     extra.add(o.exact ? "=" : "~");
     extra.add_number(o.max_len);
   }
-  return command<std::string>("XADD", key, extra.get(), o.id, fields);
+  return command<std::string>("XADD"_cmd, key, extra.get(), o.id, fields);
 }
 inline command<std::int64_t> xlen(string_view key) {
-  return command<std::int64_t>("XLEN", key);
+  return command<std::int64_t>("XLEN"_cmd, key);
 }
 /// XRANGE from `start` to `end` ("-" and "+" for the ends), at most `count` when positive.
 inline command<std::vector<stream_entry>> xrange(string_view key, string_view start = "-",
                                                  string_view end = "+", std::int64_t count = 0) {
   detail::optional_args extra;
   extra.add_if_positive("COUNT", count);
-  return command<std::vector<stream_entry>>("XRANGE", key, start, end, extra.get());
+  return command<std::vector<stream_entry>>("XRANGE"_cmd, key, start, end, extra.get());
 }
 inline command<std::vector<stream_entry>> xrevrange(string_view key, string_view end = "+",
                                                     string_view start = "-",
                                                     std::int64_t count = 0) {
   detail::optional_args extra;
   extra.add_if_positive("COUNT", count);
-  return command<std::vector<stream_entry>>("XREVRANGE", key, end, start, extra.get());
+  return command<std::vector<stream_entry>>("XREVRANGE"_cmd, key, end, start, extra.get());
 }
 /// XGROUP CREATE, with MKSTREAM when `make_stream`. A group that exists is a BUSYGROUP error.
 inline command<std::string> xgroup_create(string_view key, string_view group,
                                           string_view start_id = "$", bool make_stream = true) {
   if (make_stream)
-    return command<std::string>("XGROUP", "CREATE", key, group, start_id, "MKSTREAM");
-  return command<std::string>("XGROUP", "CREATE", key, group, start_id);
+    return command<std::string>("XGROUP"_cmd, "CREATE", key, group, start_id, "MKSTREAM");
+  return command<std::string>("XGROUP"_cmd, "CREATE", key, group, start_id);
 }
 
 struct xread_options {
@@ -533,7 +538,7 @@ inline command<std::optional<stream_batch>> xread(const StreamIds& streams,
   }
   detail::optional_args extra;
   detail::xread_extra(extra, o);
-  return command<std::optional<stream_batch>>("XREAD", extra.get(), "STREAMS", keys, ids);
+  return command<std::optional<stream_batch>>("XREAD"_cmd, extra.get(), "STREAMS", keys, ids);
 }
 /// XREADGROUP of (stream, id) pairs (">" for new messages); nullopt when a blocking read
 /// timed out.
@@ -549,77 +554,78 @@ inline command<std::optional<stream_batch>> xreadgroup(string_view group, string
   detail::optional_args extra;
   detail::xread_extra(extra, o);
   if (o.no_ack) extra.add("NOACK");
-  return command<std::optional<stream_batch>>("XREADGROUP", "GROUP", group, consumer, extra.get(),
-                                              "STREAMS", keys, ids);
+  return command<std::optional<stream_batch>>("XREADGROUP"_cmd, "GROUP", group, consumer,
+                                              extra.get(), "STREAMS", keys, ids);
 }
 /// XACK of one ID or a range of IDs; the reply counts the acknowledged entries.
 inline command<std::int64_t> xack(string_view key, string_view group, args ids) {
-  return command<std::int64_t>("XACK", key, group, ids);
+  return command<std::int64_t>("XACK"_cmd, key, group, ids);
 }
 inline command<std::int64_t> xdel(string_view key, args ids) {
-  return command<std::int64_t>("XDEL", key, ids);
+  return command<std::int64_t>("XDEL"_cmd, key, ids);
 }
 
 // --- scripting and functions --------------------------------------------------------------
 
 /// FUNCTION LOAD [REPLACE]; the reply is the library's name.
 inline command<std::string> function_load(string_view code, bool replace = false) {
-  if (replace) return command<std::string>("FUNCTION", "LOAD", "REPLACE", code);
-  return command<std::string>("FUNCTION", "LOAD", code);
+  if (replace) return command<std::string>("FUNCTION"_cmd, "LOAD", "REPLACE", code);
+  return command<std::string>("FUNCTION"_cmd, "LOAD", code);
 }
 /// FCALL (FCALL_RO when `read_only`) of a range of keys and a range of arguments.
 template <class T = proto::value>
 command<T> fcall(string_view function, args keys, args arguments = {}, bool read_only = false) {
-  return command<T>(read_only ? "FCALL_RO" : "FCALL", function, proto::detail::arg_count(keys),
-                    keys, arguments);
+  return command<T>(read_only ? "FCALL_RO"_cmd : "FCALL"_cmd, function,
+                    proto::detail::arg_count(keys), keys, arguments);
 }
 
 // --- pub/sub (publishing side; subscribing is redcoro::subscriber) -----------------------
 
 /// PUBLISH; the reply is the number of subscribers that received the message.
 inline command<std::int64_t> publish(string_view channel, arg message) {
-  return command<std::int64_t>("PUBLISH", channel, message);
+  return command<std::int64_t>("PUBLISH"_cmd, channel, message);
 }
 /// SPUBLISH to a shard channel.
 inline command<std::int64_t> spublish(string_view channel, arg message) {
-  return command<std::int64_t>("SPUBLISH", channel, message);
+  return command<std::int64_t>("SPUBLISH"_cmd, channel, message);
 }
 /// PUBSUB CHANNELS [pattern]: channels with at least one subscriber.
 inline command<std::vector<std::string>> pubsub_channels(string_view pattern = {}) {
-  if (pattern.empty()) return command<std::vector<std::string>>("PUBSUB", "CHANNELS");
-  return command<std::vector<std::string>>("PUBSUB", "CHANNELS", pattern);
+  if (pattern.empty()) return command<std::vector<std::string>>("PUBSUB"_cmd, "CHANNELS");
+  return command<std::vector<std::string>>("PUBSUB"_cmd, "CHANNELS", pattern);
 }
 /// PUBSUB NUMSUB: subscribers per channel, in the order asked.
 inline command<std::vector<std::pair<std::string, std::int64_t>>> pubsub_numsub(args channels) {
-  return command<std::vector<std::pair<std::string, std::int64_t>>>("PUBSUB", "NUMSUB", channels);
+  return command<std::vector<std::pair<std::string, std::int64_t>>>("PUBSUB"_cmd, "NUMSUB",
+                                                                    channels);
 }
 inline command<std::vector<std::string>> pubsub_shardchannels(string_view pattern = {}) {
-  if (pattern.empty()) return command<std::vector<std::string>>("PUBSUB", "SHARDCHANNELS");
-  return command<std::vector<std::string>>("PUBSUB", "SHARDCHANNELS", pattern);
+  if (pattern.empty()) return command<std::vector<std::string>>("PUBSUB"_cmd, "SHARDCHANNELS");
+  return command<std::vector<std::string>>("PUBSUB"_cmd, "SHARDCHANNELS", pattern);
 }
 
 // --- server -------------------------------------------------------------------------------
 
 /// INFO, parsed into sections (all of them when `section` is empty).
 inline command<server_info> info(string_view section = {}) {
-  if (section.empty()) return command<server_info>("INFO");
-  return command<server_info>("INFO", section);
+  if (section.empty()) return command<server_info>("INFO"_cmd);
+  return command<server_info>("INFO"_cmd, section);
 }
 inline command<std::int64_t> dbsize() {
-  return command<std::int64_t>("DBSIZE");
+  return command<std::int64_t>("DBSIZE"_cmd);
 }
 /// MEMORY USAGE in bytes; nullopt when the key does not exist.
 inline command<std::optional<std::int64_t>> memory_usage(string_view key) {
-  return command<std::optional<std::int64_t>>("MEMORY", "USAGE", key);
+  return command<std::optional<std::int64_t>>("MEMORY"_cmd, "USAGE", key);
 }
 inline command<std::vector<slowlog_entry>> slowlog_get(std::int64_t count = 10) {
-  return command<std::vector<slowlog_entry>>("SLOWLOG", "GET", count);
+  return command<std::vector<slowlog_entry>>("SLOWLOG"_cmd, "GET", count);
 }
 inline command<std::string> ping() {
-  return command<std::string>("PING");
+  return command<std::string>("PING"_cmd);
 }
 inline command<std::string> flushdb() {
-  return command<std::string>("FLUSHDB");
+  return command<std::string>("FLUSHDB"_cmd);
 }
 
 }  // namespace cmd

@@ -1,6 +1,10 @@
 #pragma once
 
+#include <redcoro/proto/detail/ascii.hpp>
+
+#include <cstddef>
 #include <cstdint>
+#include <iterator>
 #include <optional>
 #include <string_view>
 
@@ -33,12 +37,26 @@ inline constexpr std::string_view pubsub_frame_names[] = {
 /// The kind of a frame from its first element, or nullopt (an invalidation push, say).
 std::optional<pubsub_kind> pubsub_kind_of_frame(std::string_view first) noexcept;
 
+/// The (un)subscribe commands, in the order of their confirmation kinds.
+inline constexpr std::string_view pubsub_command_names[] = {
+    "SUBSCRIBE", "PSUBSCRIBE", "SSUBSCRIBE", "UNSUBSCRIBE", "PUNSUBSCRIBE", "SUNSUBSCRIBE"};
+
 /// The confirmation kind of an (un)subscribe command named `command` in any case
 /// (SUBSCRIBE -> pubsub_kind::subscribe), or nullopt for any other command.
-std::optional<pubsub_kind> pubsub_kind_of_command(std::string_view command) noexcept;
+constexpr std::optional<pubsub_kind> pubsub_kind_of_command(std::string_view command) noexcept {
+  if (command.size() < 9 || command.size() > 12) return std::nullopt;
+  for (std::size_t i = 0; i < std::size(pubsub_command_names); ++i)
+    if (detail::iequals_upper(command, pubsub_command_names[i]))
+      return static_cast<pubsub_kind>(static_cast<std::size_t>(pubsub_kind::subscribe) + i);
+  return std::nullopt;
+}
 
 /// The command a confirmation kind answers ("SUBSCRIBE"...); empty for messages.
-std::string_view pubsub_command_name(pubsub_kind k) noexcept;
+constexpr std::string_view pubsub_command_name(pubsub_kind k) noexcept {
+  const auto i = static_cast<std::size_t>(k),
+             first = static_cast<std::size_t>(pubsub_kind::subscribe);
+  return i >= first ? pubsub_command_names[i - first] : std::string_view();
+}
 
 constexpr bool is_pubsub_message(pubsub_kind k) noexcept {
   return k <= pubsub_kind::smessage;

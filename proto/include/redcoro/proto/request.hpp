@@ -1,5 +1,6 @@
 #pragma once
 
+#include <redcoro/proto/command_name.hpp>
 #include <redcoro/proto/detail/small_buffer.hpp>
 #include <redcoro/proto/pubsub.hpp>
 
@@ -130,6 +131,9 @@ class arg_sink {
 
   detail::small_buffer* out_;  // nullptr: only count
   std::size_t count_ = 0;
+  // Where the first argument's bytes went in *out_, and how many: the command's key, for most.
+  std::size_t first_at_ = 0;
+  std::size_t first_size_ = 0;
 };
 
 namespace detail {
@@ -222,7 +226,15 @@ class request {
     begin_command(command, 1 + (detail::arg_count(args) + ... + std::size_t{0}));
     arg_sink sink(&payload_);
     (sink.add(args), ...);
-    end_command();
+    end_command(sink);
+  }
+  /// The same, for a name known at compile time (command_name.hpp): nothing is looked up.
+  template <class... Args>
+  void push(const command_name& command, const Args&... args) {
+    begin_command(command, 1 + (detail::arg_count(args) + ... + std::size_t{0}));
+    arg_sink sink(&payload_);
+    (sink.add(args), ...);
+    end_command(sink);
   }
 
   /// Appends one command whose arguments are `prefix...` followed by each element of `range`
@@ -320,9 +332,14 @@ class request {
 
  private:
   void begin_command(std::string_view command, std::size_t args);
-  // The command begun last is complete: note its size, its first argument and, when it
-  // blocks, its block time.
-  void end_command() noexcept;
+  void begin_command(const command_name& command, std::size_t args);
+  // The start of a command's place and its array header; the name's bulk comes next.
+  void open_command(std::uint8_t id, std::size_t args);
+  // After the name: the out-of-band command it is, if it is one.
+  void note_out_of_band(std::optional<pubsub_kind> kind, std::size_t args);
+  // The command begun last is complete, its arguments written by `args`: note its size, its
+  // first argument and, when it blocks, its block time.
+  void end_command(const arg_sink& args) noexcept;
   command_place& new_place();
   void merge_block(std::int64_t ms) noexcept {
     // Zero (no limit) outranks every limit.

@@ -2,6 +2,7 @@
 
 #include <cstddef>
 #include <cstring>
+#include <functional>
 #include <string_view>
 
 namespace redcoro::proto::detail {
@@ -52,6 +53,17 @@ class small_buffer {
     size_ += n;
   }
   void append(std::string_view bytes) { append(bytes.data(), bytes.size()); }
+  /// Room for `n` more bytes: where they go. Write up to `n` there, then say where they end
+  /// with set_end(). Pointers into the buffer taken before are invalid after it.
+  char* room(std::size_t n) {
+    if (capacity_ - size_ < n) grow(size_ + n, nullptr, 0);
+    return data_ + size_;
+  }
+  void set_end(const char* end) noexcept { size_ = static_cast<std::size_t>(end - data_); }
+  /// True when `p` points into the bytes held.
+  bool holds(const char* p) const noexcept {
+    return std::less_equal<const char*>()(data_, p) && std::less<const char*>()(p, data_ + size_);
+  }
 
  private:
   // Moves to a heap block of at least `need` bytes and appends `bytes` on the way (read
