@@ -127,7 +127,10 @@ void request::begin_command(std::string_view command, std::size_t args) {
 
 void request::begin_command(const command_name& command, std::size_t args) {
   open_command(command.id(), args);
-  payload_.append(command.bulk());
+  const std::string_view bulk = command.bulk();
+  char* at = payload_.room(command_name::bulk_capacity);
+  std::memcpy(at, bulk.data(), command_name::bulk_capacity);
+  payload_.set_end(at + bulk.size());
   note_out_of_band(command.out_of_band(), args);
 }
 

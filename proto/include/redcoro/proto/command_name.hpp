@@ -27,6 +27,9 @@ class command_name {
  public:
   /// The longest name taken (module commands such as "FT.SEARCH" fit).
   static constexpr std::size_t max_size = 32;
+  /// The bytes bulk() points into: its bulk string, then zeros. Copying all of them is a few
+  /// fixed-size moves, cheaper than copying bulk().size() bytes.
+  static constexpr std::size_t bulk_capacity = max_size + 8;
 
   /// `name` must be a constant of 1 to max_size characters: anything else does not compile.
   consteval explicit command_name(std::string_view name) : id_(detail::command_id_by_walk(name)) {
@@ -59,17 +62,35 @@ class command_name {
   constexpr std::optional<pubsub_kind> out_of_band() const noexcept { return out_of_band_; }
 
  private:
-  std::array<char, max_size + 8> bulk_{};
+  std::array<char, bulk_capacity> bulk_{};
   std::uint8_t bulk_size_ = 0;
   std::uint8_t name_at_ = 0;
   std::uint8_t id_ = 0;
   std::optional<pubsub_kind> out_of_band_;
 };
 
+namespace detail {
+// A string literal as a template argument.
+template <std::size_t N>
+struct name_literal {
+  char text[N]{};
+  consteval name_literal(const char (&s)[N]) {  // NOLINT: implicit, from the literal
+    for (std::size_t i = 0; i < N; ++i)
+      text[i] = s[i];
+  }
+  constexpr std::string_view view() const noexcept { return {text, N - 1}; }
+};
+// One constant per name, in read-only data: a push copies its bulk from there instead of from
+// a temporary the caller would build on its stack for every call.
+template <name_literal S>
+inline constexpr command_name named_command{S.view()};
+}  // namespace detail
+
 namespace literals {
-/// `"GET"_cmd` is `command_name("GET")`.
-consteval command_name operator""_cmd(const char* name, std::size_t size) {
-  return command_name(std::string_view(name, size));
+/// `"GET"_cmd` is a constant `command_name("GET")`.
+template <detail::name_literal S>
+constexpr const command_name& operator""_cmd() noexcept {
+  return detail::named_command<S>;
 }
 }  // namespace literals
 
