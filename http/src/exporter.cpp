@@ -218,6 +218,8 @@ class exporter::impl : public std::enable_shared_from_this<impl> {
       auto request = parser.release();
       auto answering = answer(self, request);
       auto res = co_await std::move(answering);
+      // HEAD: GET's status and headers, its Content-Length included, without the body.
+      if (request.method() == bhttp::verb::head) res.body().clear();
       res.keep_alive(request.keep_alive() && !self->closed_);
       const bool keep = res.keep_alive();
       if (self->closed_) break;
@@ -250,9 +252,10 @@ class exporter::impl : public std::enable_shared_from_this<impl> {
     if (path != "/metrics" && path != "/health")
       co_return text_response(bhttp::status::not_found, version,
                               "not found: try /metrics or /health", true);
-    if (req.method() != bhttp::verb::get) {
-      auto res = text_response(bhttp::status::method_not_allowed, version, "only GET", true);
-      res.set(bhttp::field::allow, "GET");
+    if (req.method() != bhttp::verb::get && req.method() != bhttp::verb::head) {
+      auto res =
+          text_response(bhttp::status::method_not_allowed, version, "only GET and HEAD", true);
+      res.set(bhttp::field::allow, "GET, HEAD");
       co_return res;
     }
     if (path == "/metrics") {

@@ -334,6 +334,17 @@ TEST_CASE("bad requests get their 4xx and the exporter keeps serving", "[http][l
         cases.push_back({"wrong method on /health",
                          "DELETE /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
                          "HTTP/1.1 405"});
+        {
+          // HEAD is answered as GET is, without the body.
+          const std::string head = "HEAD /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+          auto exchange = raw_exchange(port, head);
+          auto reply = co_await std::move(exchange);
+          INFO(reply.data);
+          CHECK(reply.data.starts_with("HTTP/1.1 200"));
+          CHECK(reply.data.find("Content-Length: 0\r\n") == std::string::npos);
+          CHECK(reply.data.find("Content-Length: ") != std::string::npos);
+          CHECK(reply.data.ends_with("\r\n\r\n"));  // the headers only
+        }
         for (const auto& c : cases) {
           INFO(c.what);
           auto reply = co_await raw_exchange(port, c.request);
