@@ -223,18 +223,12 @@ class request {
   /// Appends one command with its arguments.
   template <class... Args>
   void push(std::string_view command, const Args&... args) {
-    begin_command(command, 1 + (detail::arg_count(args) + ... + std::size_t{0}));
-    arg_sink sink(&payload_);
-    (sink.add(args), ...);
-    end_command(sink);
+    push_command(command, args...);
   }
   /// The same, for a name known at compile time (command_name.hpp): nothing is looked up.
   template <class... Args>
   void push(const command_name& command, const Args&... args) {
-    begin_command(command, 1 + (detail::arg_count(args) + ... + std::size_t{0}));
-    arg_sink sink(&payload_);
-    (sink.add(args), ...);
-    end_command(sink);
+    push_command(command, args...);
   }
 
   /// Appends one command whose arguments are `prefix...` followed by each element of `range`
@@ -331,6 +325,15 @@ class request {
   void reserve(std::size_t bytes) { payload_.reserve(bytes); }
 
  private:
+  // Both push overloads: `Name` is std::string_view or command_name, which begin_command
+  // takes apart.
+  template <class Name, class... Args>
+  void push_command(const Name& command, const Args&... args) {
+    begin_command(command, 1 + (detail::arg_count(args) + ... + std::size_t{0}));
+    arg_sink sink(&payload_);
+    (sink.add(args), ...);
+    end_command(sink);
+  }
   void begin_command(std::string_view command, std::size_t args);
   void begin_command(const command_name& command, std::size_t args);
   // The start of a command's place and its array header; the name's bulk comes next.
