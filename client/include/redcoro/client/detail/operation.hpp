@@ -199,10 +199,13 @@ auto initiate_exec(Impl& impl, const proto::request& req, Response& resp, Token&
       token, &req, &resp);
 }
 
+// `x` by reference, and by reference into the initiation: the token's async_result keeps the
+// one copy it needs, and the op's block takes it from there; each move of a command costs its
+// request's inline bytes.
 template <class Entry, class Impl, class X, class Token>
-auto initiate_exec(Impl& impl, X x, Token&& token) {
+requires(!std::is_reference_v<X>) auto initiate_exec(Impl& impl, X&& x, Token&& token) {
   return asio::async_initiate<Token, void(error_code, typename X::value_type)>(
-      [&impl](auto handler, X owned) {
+      [&impl](auto handler, X&& owned) {
         launch_op<owned_exec_op<Impl, Entry, X, decltype(handler)>>(impl, std::move(owned),
                                                                     std::move(handler));
       },
