@@ -11,6 +11,8 @@ packages=(
   # libraries
   libboost1.81-dev libboost-system1.81-dev libssl-dev libspdlog-dev libfmt-dev
   libsimdjson-dev
+  # Asio's io_uring backend (REDCORO_IO_URING), which CI builds the connection's tests with
+  liburing-dev
   # the cache codec benchmark's baseline (compiled in Debian's Boost 1.81)
   libboost-json1.81-dev
   # tests and benchmarks (python3 extracts the README snippets that the build compiles)

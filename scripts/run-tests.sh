@@ -2,11 +2,12 @@
 # Every test: install what is missing, then
 #  1. g++ build with warnings as errors: all tests and examples run, every benchmark and every
 #     README snippet built (test/snippets; benchmarks are not run);
-#  2. clang build with warnings as errors under ASan+UBSan: the unit and integration tests, the
+#  2. the connection's tests again, g++ with Asio's io_uring backend (REDCORO_IO_URING);
+#  3. clang build with warnings as errors under ASan+UBSan: the unit and integration tests, the
 #     examples, the README snippets, and the fuzzers for a bounded time;
-#  3. cmake --install of the g++ build, then a project outside the tree that uses
+#  4. cmake --install of the g++ build, then a project outside the tree that uses
 #     find_package(redcoro), built with g++ and with clang++ and run;
-#  4. clang-format over every source file.
+#  5. clang-format over every source file.
 # Stops at the first failure. REDCORO_FUZZ_SECONDS sets the fuzzing time (default 60).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -21,10 +22,16 @@ step "g++: build (warnings are errors) and test"
 # -g1: line tables and function names, enough for backtraces, perf and callgrind. Full debug
 # information (-g) makes g++ 12 take 40 % longer on this code, for variables nobody inspects
 # in CI; the generated code is the same. Configure a tree of your own with -g for gdb.
-cmake -S "$root" -B "$out/gcc" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-  -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O2 -g1 -DNDEBUG" -DCMAKE_CXX_COMPILER=g++ -DREDCORO_WERROR=ON
+gcc_config=(-G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo
+  -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O2 -g1 -DNDEBUG" -DCMAKE_CXX_COMPILER=g++ -DREDCORO_WERROR=ON)
+cmake -S "$root" -B "$out/gcc" "${gcc_config[@]}"
 cmake --build "$out/gcc"
 ctest --test-dir "$out/gcc" --output-on-failure -j "$jobs"
+
+step "g++ with Asio's io_uring backend (REDCORO_IO_URING): the connection's tests"
+cmake -S "$root" -B "$out/uring" "${gcc_config[@]}" -DREDCORO_IO_URING=ON
+cmake --build "$out/uring" --target test_client
+ctest --test-dir "$out/uring" --output-on-failure -j "$jobs" -R '^test_client:'
 
 step "clang: ASan+UBSan build (warnings are errors), tests and fuzzing"
 cmake -S "$root" -B "$out/asan" -G Ninja -DCMAKE_BUILD_TYPE=Debug \
