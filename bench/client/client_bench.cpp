@@ -377,6 +377,8 @@ int main(int argc, char** argv) {
     }
     all.push_back({group, "hiredis pipeline " + std::to_string(c), hiredis_run{port, c}, n(400000),
                    RUSAGE_SELF, true});
+    all.push_back({group, "redis-benchmark -c 1 -P " + std::to_string(c),
+                   redis_benchmark_run{port, c}, n(400000), RUSAGE_CHILDREN});
   }
   for (int d : {16, 100}) {
     const std::string group = "(c) " + std::to_string(d) + " GETs per request";
