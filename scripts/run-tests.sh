@@ -2,7 +2,8 @@
 # Every test: install what is missing, then
 #  1. g++ build with warnings as errors: all tests and examples run, every benchmark and every
 #     README snippet built (test/snippets; benchmarks are not run);
-#  2. the connection's tests again, g++ with Asio's io_uring backend (REDCORO_IO_URING);
+#  2. the connection, pub/sub, cluster and handle tests again, g++ with Asio's io_uring
+#     backend (REDCORO_IO_URING);
 #  3. clang build with warnings as errors under ASan+UBSan: the unit and integration tests, the
 #     examples, the README snippets, and the fuzzers for a bounded time;
 #  4. cmake --install of the g++ build, then a project outside the tree that uses
@@ -28,10 +29,12 @@ cmake -S "$root" -B "$out/gcc" "${gcc_config[@]}"
 cmake --build "$out/gcc"
 ctest --test-dir "$out/gcc" --output-on-failure -j "$jobs"
 
-step "g++ with Asio's io_uring backend (REDCORO_IO_URING): the connection's tests"
+step "g++ with Asio's io_uring backend (REDCORO_IO_URING): the I/O tests"
 cmake -S "$root" -B "$out/uring" "${gcc_config[@]}" -DREDCORO_IO_URING=ON
-cmake --build "$out/uring" --target test_client
-ctest --test-dir "$out/uring" --output-on-failure -j "$jobs" -R '^test_client:'
+uring_tests=(test_client test_pubsub test_cluster test_pubsub_cluster test_connect)
+cmake --build "$out/uring" --target "${uring_tests[@]}"
+ctest --test-dir "$out/uring" --output-on-failure -j "$jobs" \
+  -R "^($(IFS='|'; echo "${uring_tests[*]}")):"
 
 step "clang: ASan+UBSan build (warnings are errors), tests and fuzzing"
 cmake -S "$root" -B "$out/asan" -G Ninja -DCMAKE_BUILD_TYPE=Debug \
