@@ -10,14 +10,22 @@
 namespace redcoro::proto {
 namespace {
 
-// "<prefix><n>\r\n" at `at`, which has room for header_room bytes; returns its end.
-constexpr std::size_t header_room = 24;
-char* write_header(char* at, char prefix, std::size_t n) noexcept {
+// The size of "<prefix><n>\r\n". Space is asked of the buffer to the byte: asking for more
+// than is written would move a request that fits inline to the heap.
+constexpr std::size_t header_size(std::size_t n) noexcept {
+  std::size_t size = 4;
+  for (; n >= 10; n /= 10)
+    ++size;
+  return size;
+}
+
+// "<prefix><n>\r\n" at `at`, which has room for header_size(n) bytes; returns its end.
+char* write_header(char* at, char prefix, std::size_t n, std::size_t size) noexcept {
   *at++ = prefix;
   if (n < 10) {
     *at++ = static_cast<char>('0' + n);
   } else {
-    at = std::to_chars(at, at + header_room - 3, n).ptr;
+    at = std::to_chars(at, at + (size - 3), n).ptr;
   }
   *at++ = '\r';
   *at++ = '\n';
@@ -25,7 +33,8 @@ char* write_header(char* at, char prefix, std::size_t n) noexcept {
 }
 
 void append_header(detail::small_buffer& out, char prefix, std::size_t n) {
-  out.set_end(write_header(out.room(header_room), prefix, n));
+  const std::size_t size = header_size(n);
+  out.set_end(write_header(out.room(size), prefix, n, size));
 }
 
 // What command_id() tells of one serialized command: transaction control, a block time.
@@ -63,14 +72,15 @@ void arg_sink::add_bulk(std::string_view bytes) {
     ++count_;
     return;
   }
-  const std::size_t need = header_room + bytes.size() + 2;
+  const std::size_t header = header_size(bytes.size());
+  const std::size_t need = header + bytes.size() + 2;
   if (out_->capacity() - out_->size() < need && out_->holds(bytes.data())) {
     // Bytes of this very buffer, which is about to move: copy them out first.
     const std::string copy(bytes);
     add_bulk(copy);
     return;
   }
-  char* at = write_header(out_->room(need), '$', bytes.size());
+  char* at = write_header(out_->room(need), '$', bytes.size(), header);
   if (count_++ == 0) {
     first_at_ = static_cast<std::size_t>(at - out_->data());
     first_size_ = bytes.size();
@@ -128,9 +138,15 @@ void request::begin_command(std::string_view command, std::size_t args) {
 void request::begin_command(const command_name& command, std::size_t args) {
   open_command(command.id(), args);
   const std::string_view bulk = command.bulk();
-  char* at = payload_.room(command_name::bulk_capacity);
-  std::memcpy(at, bulk.data(), command_name::bulk_capacity);
-  payload_.set_end(at + bulk.size());
+  // The fixed-size copy only where the buffer has room for it already: asking room() for
+  // bytes the name does not need would move a request that fits inline to the heap.
+  if (payload_.capacity() - payload_.size() >= command_name::bulk_capacity) {
+    char* at = payload_.room(command_name::bulk_capacity);
+    std::memcpy(at, bulk.data(), command_name::bulk_capacity);
+    payload_.set_end(at + bulk.size());
+  } else {
+    payload_.append(bulk);
+  }
   note_out_of_band(command.out_of_band(), args);
 }
 

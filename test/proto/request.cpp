@@ -141,6 +141,32 @@ TEST_CASE("the subscribe family answers out of band on RESP3", "[request]") {
   CHECK_FALSE(redcoro::proto::pubsub_kind_of_command("PUBLISH"));
 }
 
+TEST_CASE("a request that fits inline stays inside the object, names known at compile time too",
+          "[request]") {
+  using namespace redcoro::proto::literals;
+  const auto inside = [](const request& r) {
+    const auto* at = reinterpret_cast<const char*>(&r);
+    return r.payload().data() >= at && r.payload().data() < at + sizeof(request);
+  };
+  for (const bool known : {false, true}) {
+    INFO(known);
+    request req;
+    // 77 bytes, then a GET of 20: 97 in all, within small_buffer's 104, with the second name
+    // starting where fewer than command_name::bulk_capacity bytes are left.
+    if (known) {
+      req.push("SET"_cmd, "k", std::string(50, 'v'));
+      req.push("GET"_cmd, "k");
+    } else {
+      req.push("SET", "k", std::string(50, 'v'));
+      req.push("GET", "k");
+    }
+    REQUIRE(req.payload().size() == 97);
+    CHECK(req.payload().size() <= redcoro::proto::detail::small_buffer::inline_size);
+    CHECK(inside(req));
+    CHECK(req.payload().substr(77) == "*2\r\n$3\r\nGET\r\n$1\r\nk\r\n");
+  }
+}
+
 TEST_CASE("clear keeps capacity and config", "[request]") {
   request req(request::config{true, true});
   req.push("SET", "k", std::string(1000, 'x'));
