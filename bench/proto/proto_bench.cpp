@@ -99,8 +99,13 @@ struct digest {
 
 // --- redcoro: nodes -------------------------------------------------------------------------
 
+// How the parse loop reaches the sink: compiled for the sink's own type (consume_message's
+// template, what a lambda gets), or through a proto::node_sink (the loop compiled once in
+// the library, one indirect call per node).
+enum class loop { inlined, node_sink };
+
 // Feeds the corpus as a socket would: copy a chunk in, decode all that is complete, compact.
-template <class OnNode, class OnReply>
+template <loop L, class OnNode, class OnReply>
 std::size_t feed_redcoro(const corpus& c, OnNode&& on_node, OnReply&& on_reply) {
   proto::parser p;
   std::string buffer;
@@ -113,7 +118,11 @@ std::size_t feed_redcoro(const corpus& c, OnNode&& on_node, OnReply&& on_reply) 
     // What the connection's reader does: one consume_message() call per reply.
     const auto sink = [&](const proto::node& n) { on_node(replies, n); };
     for (;;) {
-      const bool done = p.consume_message(buffer, pos, sink, ec);
+      bool done;
+      if constexpr (L == loop::inlined)
+        done = p.consume_message(buffer, pos, sink, ec);
+      else
+        done = p.consume_message(buffer, pos, proto::node_sink(sink), ec);
       if (ec) {
         std::fprintf(stderr, "parse error: %s\n", ec.message().c_str());
         std::abort();
@@ -127,10 +136,11 @@ std::size_t feed_redcoro(const corpus& c, OnNode&& on_node, OnReply&& on_reply) 
   return replies;
 }
 
+template <loop L = loop::inlined>
 std::size_t run_nodes(const corpus& c, std::vector<std::uint64_t>* digests) {
   std::uint64_t sink = 0;
   digest d;
-  const std::size_t replies = feed_redcoro(
+  const std::size_t replies = feed_redcoro<L>(
       c,
       [&](std::size_t, const proto::node& n) {
         sink += n.value.size() + static_cast<std::uint64_t>(n.data_type);
@@ -178,10 +188,11 @@ struct typed_state {
   proto::adapter<proto::result<std::vector<std::string>>> strings_adapter;
 };
 
+template <loop L = loop::inlined>
 std::size_t run_typed(const corpus& c, typed_state& s, std::vector<std::uint64_t>* digests) {
   std::uint64_t sink = 0;
   proto::reply_error unused;
-  const std::size_t replies = feed_redcoro(
+  const std::size_t replies = feed_redcoro<L>(
       c,
       [&](std::size_t index, const proto::node& n) {
         // What the client does: the request at the head of the queue knows its response type.
@@ -302,18 +313,20 @@ void set_rates(benchmark::State& state, std::size_t replies) {
   state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations() * replies));
 }
 
+template <loop L>
 void bm_nodes(benchmark::State& state) {
   std::size_t replies = 0;
   for (auto _ : state)
-    replies = run_nodes(input(), nullptr);
+    replies = run_nodes<L>(input(), nullptr);
   set_rates(state, replies);
 }
 
+template <loop L>
 void bm_typed(benchmark::State& state) {
   typed_state s;
   std::size_t replies = 0;
   for (auto _ : state)
-    replies = run_typed(input(), s, nullptr);
+    replies = run_typed<L>(input(), s, nullptr);
   set_rates(state, replies);
 }
 
@@ -404,7 +417,7 @@ void bm_request_hiredis(benchmark::State& state) {
 // --- checks before timing -------------------------------------------------------------------
 
 struct allocation_figures {
-  double nodes, typed, hiredis_objects, hiredis_no_objects;
+  double nodes, typed, nodes_erased, typed_erased, hiredis_objects, hiredis_no_objects;
   double request_reused, request_fresh, request_fresh_known, request_hiredis;
 };
 
@@ -419,29 +432,37 @@ double allocations_per(std::size_t units, F&& f) {
 
 allocation_figures check_and_count() {
   const corpus& c = input();
-  std::vector<std::uint64_t> nodes, typed, hiredis;
+  std::vector<std::uint64_t> nodes, typed, nodes_erased, typed_erased, hiredis;
   typed_state s;
   const std::size_t n1 = run_nodes(c, &nodes);
   const std::size_t n2 = run_typed(c, s, &typed);
   const std::size_t n3 = run_hiredis(c, true, &hiredis);
   const std::size_t n4 = run_hiredis(c, false, nullptr);
-  if (n1 != c.kinds.size() || n2 != n1 || n3 != n1 || n4 != n1) {
-    std::fprintf(stderr, "reply counts differ: expected %zu, nodes %zu typed %zu hiredis %zu/%zu\n",
-                 c.kinds.size(), n1, n2, n3, n4);
+  const std::size_t n5 = run_nodes<loop::node_sink>(c, &nodes_erased);
+  const std::size_t n6 = run_typed<loop::node_sink>(c, s, &typed_erased);
+  if (n1 != c.kinds.size() || n2 != n1 || n3 != n1 || n4 != n1 || n5 != n1 || n6 != n1) {
+    std::fprintf(stderr,
+                 "reply counts differ: expected %zu, nodes %zu typed %zu hiredis %zu/%zu "
+                 "node_sink %zu/%zu\n",
+                 c.kinds.size(), n1, n2, n3, n4, n5, n6);
     std::exit(1);
   }
   for (std::size_t i = 0; i < n1; ++i) {
-    if (nodes[i] != hiredis[i] || typed[i] != hiredis[i]) {
+    if (nodes[i] != hiredis[i] || typed[i] != hiredis[i] || nodes_erased[i] != hiredis[i] ||
+        typed_erased[i] != hiredis[i]) {
       std::fprintf(stderr, "decoders disagree on reply %zu\n", i);
       std::exit(1);
     }
   }
-  std::printf("check: %zu replies decoded identically by redcoro (nodes, typed) and hiredis\n\n",
-              n1);
+  std::printf(
+      "check: %zu replies decoded identically by redcoro (nodes, typed; each loop) and hiredis\n\n",
+      n1);
 
   allocation_figures a{};
   a.nodes = allocations_per(n1, [&] { run_nodes(c, nullptr); });
   a.typed = allocations_per(n1, [&] { run_typed(c, s, nullptr); });
+  a.nodes_erased = allocations_per(n1, [&] { run_nodes<loop::node_sink>(c, nullptr); });
+  a.typed_erased = allocations_per(n1, [&] { run_typed<loop::node_sink>(c, s, nullptr); });
   a.hiredis_objects = allocations_per(n1, [&] { run_hiredis(c, true, nullptr); });
   a.hiredis_no_objects = allocations_per(n1, [&] { run_hiredis(c, false, nullptr); });
 
@@ -506,8 +527,14 @@ int main(int argc, char** argv) {
 
   // Round-robin registration: the contenders alternate instead of running back to back.
   for (int r = 0; r < rounds; ++r) {
-    benchmark::RegisterBenchmark("parse/redcoro_nodes", bm_nodes)->Unit(benchmark::kMillisecond);
-    benchmark::RegisterBenchmark("parse/redcoro_typed", bm_typed)->Unit(benchmark::kMillisecond);
+    benchmark::RegisterBenchmark("parse/redcoro_nodes", bm_nodes<loop::inlined>)
+        ->Unit(benchmark::kMillisecond);
+    benchmark::RegisterBenchmark("parse/redcoro_typed", bm_typed<loop::inlined>)
+        ->Unit(benchmark::kMillisecond);
+    benchmark::RegisterBenchmark("parse/redcoro_nodes_node_sink", bm_nodes<loop::node_sink>)
+        ->Unit(benchmark::kMillisecond);
+    benchmark::RegisterBenchmark("parse/redcoro_typed_node_sink", bm_typed<loop::node_sink>)
+        ->Unit(benchmark::kMillisecond);
     benchmark::RegisterBenchmark("parse/hiredis_objects", bm_hiredis_objects)
         ->Unit(benchmark::kMillisecond);
     benchmark::RegisterBenchmark("parse/hiredis_no_objects", bm_hiredis_no_objects)
@@ -535,6 +562,8 @@ int main(int argc, char** argv) {
   };
   parse_row("redcoro nodes", "parse/redcoro_nodes", allocs.nodes);
   parse_row("redcoro typed (reused)", "parse/redcoro_typed", allocs.typed);
+  parse_row("redcoro nodes, node_sink", "parse/redcoro_nodes_node_sink", allocs.nodes_erased);
+  parse_row("redcoro typed, node_sink", "parse/redcoro_typed_node_sink", allocs.typed_erased);
   parse_row("hiredis reply objects", "parse/hiredis_objects", allocs.hiredis_objects);
   parse_row("hiredis fn=NULL", "parse/hiredis_no_objects", allocs.hiredis_no_objects);
   bench::print_table(

@@ -100,6 +100,18 @@ class parser {
   bool consume_message(std::string_view input, std::size_t& pos, node_sink sink,
                        std::error_code& ec);
 
+  /// The same, compiled for the sink's own type: the parse loop calls `sink` directly, which
+  /// the compiler can inline, instead of through node_sink's function pointer. A lambda or
+  /// any other callable taking `const node&` picks this overload.
+  template <class Sink>
+  requires(!std::is_same_v<std::remove_cvref_t<Sink>, node_sink> &&
+           std::is_invocable_v<Sink&, const node&>) bool consume_message(std::string_view input,
+                                                                         std::size_t& pos,
+                                                                         Sink&& sink,
+                                                                         std::error_code& ec) {
+    return message_loop(input, pos, sink, ec);
+  }
+
   /// True once the last consume() completed a top-level element (attributes before it do not
   /// count as one).
   bool done() const noexcept { return done_; }
@@ -140,6 +152,9 @@ class parser {
   enum class state : std::uint8_t { element, line, body, failed };
 
   std::optional<node> next(std::string_view input, std::size_t& pos, std::error_code& ec) noexcept;
+  // Both consume_message()s (detail/parse_loop.hpp).
+  template <class Sink>
+  bool message_loop(std::string_view input, std::size_t& pos, Sink& sink, std::error_code& ec);
   std::optional<node> fail(std::error_code& ec, error e) noexcept;
   std::optional<node> parse_body(std::string_view input, std::size_t& pos,
                                  std::error_code& ec) noexcept;
@@ -192,3 +207,6 @@ class parser {
 };
 
 }  // namespace redcoro::proto
+
+// The hot path, inline, for consume_message()'s template.
+#include <redcoro/proto/detail/parse_loop.hpp>  // IWYU pragma: export
