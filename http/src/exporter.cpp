@@ -83,6 +83,11 @@ asio::awaitable<cache_snapshot> snapshot_of(std::string name, cache::cache c) {
   co_return s;
 }
 
+asio::awaitable<client_cache_snapshot> snapshot_of(
+    std::string name, std::shared_ptr<const redcoro::detail::tracking_cache_impl> state) {
+  co_return client_cache_snapshot{std::move(name), redcoro::detail::stats_of(*state)};
+}
+
 asio::awaitable<std::pair<error_code, health_report>> health_of(handle h,
                                                                 std::chrono::milliseconds bound) {
   auto [ec, report] = co_await h.async_health(bound, use_tuple);
@@ -90,6 +95,12 @@ asio::awaitable<std::pair<error_code, health_report>> health_of(handle h,
 }
 
 // A /health request's checks, filled in as they complete (on the exporter's strand).
+// A client-side cache as the exporter holds it: the executor its state lives on, and the state.
+struct registered_client_cache {
+  asio::any_io_executor ex;
+  std::shared_ptr<const redcoro::detail::tracking_cache_impl> state;
+};
+
 struct health_round {
   explicit health_round(const asio::any_io_executor& ex, std::size_t n)
       : results(n), answered(n, false), left(n), done(ex) {}
@@ -125,6 +136,9 @@ class exporter::impl : public std::enable_shared_from_this<impl> {
 
   void set(std::string name, handle h) { put(handles_, std::move(name), std::move(h)); }
   void set(std::string name, cache::cache c) { put(caches_, std::move(name), std::move(c)); }
+  void set(std::string name, registered_client_cache c) {
+    put(client_caches_, std::move(name), std::move(c));
+  }
   void set(std::string name, executor_type ex, collector c) {
     put(collectors_, std::move(name), registered_collector{std::move(ex), std::move(c)});
   }
@@ -144,6 +158,7 @@ class exporter::impl : public std::enable_shared_from_this<impl> {
   void erase(const std::string& name) {
     std::erase_if(handles_, [&](const auto& e) { return e.first == name; });
     std::erase_if(caches_, [&](const auto& e) { return e.first == name; });
+    std::erase_if(client_caches_, [&](const auto& e) { return e.first == name; });
     std::erase_if(collectors_, [&](const auto& e) { return e.first == name; });
   }
 
@@ -156,6 +171,7 @@ class exporter::impl : public std::enable_shared_from_this<impl> {
       stream->close();
     handles_.clear();
     caches_.clear();
+    client_caches_.clear();
     collectors_.clear();
   }
 
@@ -306,7 +322,16 @@ class exporter::impl : public std::enable_shared_from_this<impl> {
         cs.push_back(std::move(s));
       } catch (const std::exception&) {}
     }
-    auto text = to_prometheus(hs, cs);
+    const auto client_caches = self->client_caches_;
+    std::vector<client_cache_snapshot> ccs;
+    for (const auto& [name, c] : client_caches) {
+      try {
+        auto op = snapshot_of(name, c.state);
+        auto spawned = asio::co_spawn(c.ex, std::move(op), asio::use_awaitable);
+        ccs.push_back(co_await std::move(spawned));
+      } catch (const std::exception&) {}
+    }
+    auto text = to_prometheus(hs, cs, ccs);
     const auto collectors = self->collectors_;
     for (const auto& [name, c] : collectors) {
       try {
@@ -373,6 +398,7 @@ class exporter::impl : public std::enable_shared_from_this<impl> {
   bool closed_ = false;
   std::vector<std::pair<std::string, handle>> handles_;
   std::vector<std::pair<std::string, cache::cache>> caches_;
+  std::vector<std::pair<std::string, registered_client_cache>> client_caches_;
   struct registered_collector {
     executor_type ex;
     collector collect;
@@ -407,6 +433,14 @@ void exporter::add(std::string name, handle redis) {
 void exporter::add(std::string name, cache::cache c) {
   impl_->on_strand([name = std::move(name), c = std::move(c)](impl& i) mutable {
     i.set(std::move(name), std::move(c));
+  });
+}
+
+void exporter::add(std::string name, const redcoro::detail::tracking_cache_base& c) {
+  // The executor now, while the cache's connection surely lives; the state, shared.
+  registered_client_cache r{c.get_executor(), shared_state(c)};
+  impl_->on_strand([name = std::move(name), r = std::move(r)](impl& i) mutable {
+    i.set(std::move(name), std::move(r));
   });
 }
 

@@ -337,6 +337,51 @@ void cache_families(writer& w, const std::vector<cache_snapshot>& caches) {
   }
 }
 
+void client_cache_families(writer& w, const std::vector<client_cache_snapshot>& caches) {
+  using stat = std::function<std::uint64_t(const tracking_cache_stats&)>;
+  const auto family = [&](std::string_view name, std::string_view type, std::string_view help,
+                          const stat& value) {
+    w.family(name, type, help);
+    for (const auto& c : caches) {
+      labels l;
+      l.add("client_cache", c.name);
+      w.sample("", l, value(c.stats));
+    }
+  };
+  using s = tracking_cache_stats;
+  family("redcoro_client_cache_hits_total", "counter", "Replies served from process memory.",
+         [](const s& c) { return c.hits; });
+  family("redcoro_client_cache_misses_total", "counter", "Cacheable reads sent to the server.",
+         [](const s& c) { return c.misses; });
+  family("redcoro_client_cache_shared_misses_total", "counter",
+         "Reads that waited for another caller's identical miss.",
+         [](const s& c) { return c.shared_misses; });
+  family("redcoro_client_cache_uncached_total", "counter",
+         "Requests passed through: not cacheable, or caching unavailable.",
+         [](const s& c) { return c.uncached; });
+  family("redcoro_client_cache_invalidations_total", "counter",
+         "Cached replies dropped because the server said their key changed.",
+         [](const s& c) { return c.invalidations; });
+  family("redcoro_client_cache_flushes_total", "counter",
+         "Times everything was dropped (a disconnect, FLUSHALL, clear()).",
+         [](const s& c) { return c.flushes; });
+  family("redcoro_client_cache_evictions_total", "counter", "Replies dropped for room (max_bytes).",
+         [](const s& c) { return c.evictions; });
+  family("redcoro_client_cache_expirations_total", "counter",
+         "Replies dropped because their TTL or max_ttl passed.",
+         [](const s& c) { return c.expirations; });
+  family("redcoro_client_cache_not_stored_total", "counter",
+         "Replies not kept: their key changed while the read was in flight.",
+         [](const s& c) { return c.not_stored; });
+  family("redcoro_client_cache_entries", "gauge", "Replies held now.",
+         [](const s& c) { return c.entries; });
+  family("redcoro_client_cache_bytes", "gauge",
+         "Bytes the held replies take (max_bytes bounds it).", [](const s& c) { return c.bytes; });
+  family("redcoro_client_cache_available", "gauge",
+         "1 while the sessions that answer reads track keys; 0: every read goes to the server.",
+         [](const s& c) { return c.available ? 1 : 0; });
+}
+
 void append_json_string(std::string& out, std::string_view s) {
   static constexpr char hex[] = "0123456789abcdef";
   out += '"';
@@ -409,11 +454,13 @@ void append_label_value(std::string& out, std::string_view v) {
 }
 
 std::string to_prometheus(const std::vector<handle_snapshot>& handles,
-                          const std::vector<cache_snapshot>& caches) {
+                          const std::vector<cache_snapshot>& caches,
+                          const std::vector<client_cache_snapshot>& client_caches) {
   std::string out;
   writer w(out);
   handle_families(w, handles);
   cache_families(w, caches);
+  client_cache_families(w, client_caches);
   return out;
 }
 

@@ -10,6 +10,7 @@
 #include <redcoro/cache/cache.hpp>
 #include <redcoro/client/commands.hpp>
 #include <redcoro/connect/handle.hpp>
+#include <redcoro/connect/tracking_cache.hpp>
 #include <redcoro/http/exporter.hpp>
 
 #include <boost/asio/as_tuple.hpp>
@@ -452,6 +453,77 @@ TEST_CASE("sources can be removed and replaced by name", "[http][live]") {
         auto health = co_await http_request(port, "/health");
         CHECK(health.body.find("\"name\":\"second\"") == std::string::npos);
       });
+}
+
+TEST_CASE("a client-side cache's figures are served through SIGKILL and after it is gone",
+          "[http][live]") {
+  redis_server server;
+  with_exporter(
+      local_config(server.port()), {},
+      [&](handle& h, http::exporter& web) -> asio::awaitable<void> {
+        const auto port = web.local_endpoint().port();
+        const auto scrape = [&]() -> asio::awaitable<std::string> {
+          auto reply = co_await http_request(port, "/metrics");
+          INFO(reply.error.message());
+          REQUIRE(reply.status == 200);
+          co_return reply.body;
+        };
+        const auto has = [](const std::string& body, const std::string& line) {
+          return body.find("\n" + line + "\n") != std::string::npos;
+        };
+        std::optional<handle_tracking_cache> flags(std::in_place, h);
+        web.add("flags", *flags);
+        const bool tracking = co_await eventually([&] { return flags->available(); }, 5s);
+        REQUIRE(tracking);
+        co_await h.async_exec(cmd::set("http:flag", "on"), asio::use_awaitable);
+        for (int i = 0; i < 3; ++i) {
+          auto r = co_await flags->async_exec(cmd::get("http:flag"), asio::use_awaitable);
+          CHECK(r.has_value());
+        }
+        // One miss, then two reads answered from memory.
+        const auto up = co_await scrape();
+        INFO(up);
+        CHECK(has(up, R"(redcoro_client_cache_misses_total{client_cache="flags"} 1)"));
+        CHECK(has(up, R"(redcoro_client_cache_hits_total{client_cache="flags"} 2)"));
+        CHECK(has(up, R"(redcoro_client_cache_entries{client_cache="flags"} 1)"));
+        CHECK(has(up, R"(redcoro_client_cache_available{client_cache="flags"} 1)"));
+        if (prometheus_server::on_path("promtool")) {
+          const auto [code, problems] = promtool_check(up);
+          INFO("promtool: " << problems);
+          CHECK(code == 0);
+        }
+
+        // The server killed: the session ends, what the cache held cannot be trusted any more,
+        // and the scrape says so (the exporter itself keeps serving).
+        server.kill();
+        const bool dropped = co_await eventually([&] { return !flags->available(); }, 5s);
+        CHECK(dropped);
+        const auto down = co_await scrape();
+        INFO(down);
+        CHECK(has(down, R"(redcoro_client_cache_available{client_cache="flags"} 0)"));
+        CHECK(has(down, R"(redcoro_client_cache_entries{client_cache="flags"} 0)"));
+        CHECK(down.find(R"(redcoro_client_cache_flushes_total{client_cache="flags"} 0)") ==
+              std::string::npos);
+
+        server.restart();
+        const bool again = co_await eventually([&] { return flags->available(); }, 10s);
+        CHECK(again);
+        const auto back = co_await scrape();
+        CHECK(has(back, R"(redcoro_client_cache_available{client_cache="flags"} 1)"));
+
+        // Destroyed before remove(): the exporter shares the counters, so the scrape still
+        // works and shows the last figures; remove() then takes the series away.
+        const auto hits = flags->stats().hits;
+        flags.reset();
+        const auto after = co_await scrape();
+        CHECK(has(after, R"(redcoro_client_cache_hits_total{client_cache="flags"} )" +
+                             std::to_string(hits)));
+        CHECK(after.find("redcoro_requests_total{handle=\"main\"") != std::string::npos);
+        web.remove("flags");
+        const auto gone = co_await scrape();
+        CHECK(gone.find("client_cache=\"flags\"") == std::string::npos);
+      },
+      120s);
 }
 
 TEST_CASE("a cluster's metrics pass promtool and its health lists the nodes", "[http][live]") {

@@ -370,6 +370,53 @@ TEST_CASE("a cache's counters and latencies", "[http][format]") {
   CHECK(text.find("redcoro_requests_total") == std::string::npos);
 }
 
+TEST_CASE("client-side caches' statistics", "[http][format]") {
+  std::vector<client_cache_snapshot> caches(2);
+  caches[0].name = "flags";
+  auto& s = caches[0].stats;
+  s.hits = 70;
+  s.misses = 30;
+  s.shared_misses = 2;
+  s.uncached = 5;
+  s.invalidations = 6;
+  s.flushes = 1;
+  s.evictions = 3;
+  s.expirations = 4;
+  s.not_stored = 7;
+  s.entries = 25;
+  s.bytes = 4096;
+  s.available = true;
+  caches[1].name = "off";  // nothing done, tracking not (yet) on
+  const auto text = to_prometheus({}, {}, caches);
+  for (const std::string& line : std::vector<std::string>{
+           R"(redcoro_client_cache_hits_total{client_cache="flags"} 70)",
+           R"(redcoro_client_cache_misses_total{client_cache="flags"} 30)",
+           R"(redcoro_client_cache_shared_misses_total{client_cache="flags"} 2)",
+           R"(redcoro_client_cache_uncached_total{client_cache="flags"} 5)",
+           R"(redcoro_client_cache_invalidations_total{client_cache="flags"} 6)",
+           R"(redcoro_client_cache_flushes_total{client_cache="flags"} 1)",
+           R"(redcoro_client_cache_evictions_total{client_cache="flags"} 3)",
+           R"(redcoro_client_cache_expirations_total{client_cache="flags"} 4)",
+           R"(redcoro_client_cache_not_stored_total{client_cache="flags"} 7)",
+           R"(redcoro_client_cache_entries{client_cache="flags"} 25)",
+           R"(redcoro_client_cache_bytes{client_cache="flags"} 4096)",
+           R"(redcoro_client_cache_available{client_cache="flags"} 1)",
+           R"(redcoro_client_cache_hits_total{client_cache="off"} 0)",
+           R"(redcoro_client_cache_available{client_cache="off"} 0)",
+           "# TYPE redcoro_client_cache_hits_total counter",
+           "# TYPE redcoro_client_cache_entries gauge",
+       }) {
+    INFO(line);
+    CHECK(has_line(text, line));
+  }
+  check_families(text);
+  // Nothing of handles or of redcoro::cache caches when there are none.
+  CHECK(text.find("redcoro_requests_total") == std::string::npos);
+  CHECK(text.find("redcoro_cache_hits_total") == std::string::npos);
+  // And nothing of client-side caches when there are none.
+  CHECK(to_prometheus({}, {}).find("redcoro_client_cache") == std::string::npos);
+}
+
 TEST_CASE("the health JSON names each handle and says why one is not healthy", "[http][format]") {
   std::vector<handle_health> handles(3);
   handles[0].name = "main";

@@ -155,6 +155,13 @@ class tracking_cache_base {
   /// Drops every locally held reply.
   void clear() { detail::clear(*impl_); }
 
+  /// The cache's state, shared: what a reader of stats() holds that may outlive the cache
+  /// (the HTTP exporter). Read it on the cache's executor only.
+  friend std::shared_ptr<const tracking_cache_impl> shared_state(
+      const tracking_cache_base& c) noexcept {
+    return c.impl_;
+  }
+
  protected:
   tracking_cache_base() = default;
   ~tracking_cache_base() {

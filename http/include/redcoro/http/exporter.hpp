@@ -6,6 +6,7 @@
 // endpoint types only. See http/README.md.
 
 #include <redcoro/cache/cache.hpp>
+#include <redcoro/client/tracking_cache.hpp>
 #include <redcoro/connect/handle.hpp>
 
 #include <boost/asio/any_io_executor.hpp>
@@ -84,6 +85,12 @@ class exporter {
   void add(std::string name, handle redis);
   /// Registers a cache (a copy: copies share their counters) under `name`, the `cache` label.
   void add(std::string name, cache::cache c);
+  /// Registers a client-side cache (a tracking_cache, cluster_tracking_cache or
+  /// handle_tracking_cache) under `name`, the `client_cache` label of its metrics; each scrape
+  /// reads its stats() on the executor it runs on. The exporter shares the cache's counters
+  /// rather than pointing at the object: a cache destroyed before remove(name) is safe, and its
+  /// last figures are served until then. A name already registered as one is replaced.
+  void add(std::string name, const redcoro::detail::tracking_cache_base& c);
   /// What a collector does: appends whole metric families (`# HELP`, `# TYPE`, samples) in the
   /// text format to `out`. Names must not clash with redcoro's (`redcoro_*`) or another
   /// collector's.
@@ -92,7 +99,8 @@ class exporter {
   /// on `ex` (the executor that owns what it reads, so it needs no lock) and appends what it
   /// wrote after redcoro's families. A name already registered as a collector is replaced.
   void add(std::string name, executor_type ex, collector c);
-  /// Removes the handle, the cache and the collector registered under `name` (if any).
+  /// Removes the handle, the cache, the client-side cache and the collector registered under
+  /// `name` (if any).
   void remove(std::string name);
 
   /// Stops accepting, closes every HTTP connection (a request being answered is dropped) and

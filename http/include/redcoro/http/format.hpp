@@ -7,6 +7,7 @@
 
 #include <redcoro/cache/cache.hpp>
 #include <redcoro/client/histogram.hpp>
+#include <redcoro/client/tracking_cache.hpp>
 #include <redcoro/connect/handle.hpp>
 
 #include <array>
@@ -37,6 +38,12 @@ struct cache_snapshot {
   cache::cache_latency latency;
 };
 
+/// One registered client-side cache's statistics (its stats()), under its name.
+struct client_cache_snapshot {
+  std::string name;
+  tracking_cache_stats stats;
+};
+
 /// One registered handle's answer to handle::async_health (or the error it completed with).
 struct handle_health {
   std::string name;
@@ -51,9 +58,11 @@ struct handle_health {
 void append_label_value(std::string& out, std::string_view v);
 
 /// The /metrics body: every family once (`# HELP`, `# TYPE`, then all its samples), handles'
-/// families first, then caches'. Families without a sample are left out.
+/// families first, then caches', then client-side caches'. Families without a sample are left
+/// out.
 std::string to_prometheus(const std::vector<handle_snapshot>& handles,
-                          const std::vector<cache_snapshot>& caches);
+                          const std::vector<cache_snapshot>& caches,
+                          const std::vector<client_cache_snapshot>& client_caches = {});
 
 /// The /health body (JSON): `{"healthy":...,"handles":[...]}`, one object per handle (see
 /// http/README.md).
