@@ -273,6 +273,12 @@ std::optional<node_address> cluster_subscriber::home() const {
 std::uint64_t cluster_subscriber::dropped() const noexcept {
   return impl_->queue.dropped();
 }
+subscriber_stats cluster_subscriber::message_stats() const noexcept {
+  return impl_->queue.stats();
+}
+std::shared_ptr<const subscriber_stats> shared_stats(const cluster_subscriber& s) noexcept {
+  return s.impl_->queue.shared_stats();
+}
 std::uint64_t cluster_subscriber::overflow_disconnects() const noexcept {
   return impl_->queue.overflow_disconnects();
 }

@@ -55,6 +55,18 @@ void handle_subscriber::close() {
   impl_->visit([](auto& e) { e.close(); });
 }
 
+asio::any_io_executor handle_subscriber::get_executor() const noexcept {
+  return impl_->visit([](auto& e) { return e.get_executor(); });
+}
+
+subscriber_stats handle_subscriber::message_stats() const noexcept {
+  return impl_->visit([](auto& e) { return e.message_stats(); });
+}
+
+std::shared_ptr<const subscriber_stats> shared_stats(const handle_subscriber& s) noexcept {
+  return s.impl_->visit([](auto& e) { return shared_stats(e); });
+}
+
 void handle_subscriber::on_message(std::function<void(const pubsub_message&)> callback) {
   impl_->visit([&](auto& e) { e.on_message(std::move(callback)); });
 }

@@ -83,11 +83,6 @@ asio::awaitable<cache_snapshot> snapshot_of(std::string name, cache::cache c) {
   co_return s;
 }
 
-asio::awaitable<client_cache_snapshot> snapshot_of(
-    std::string name, std::shared_ptr<const redcoro::detail::tracking_cache_impl> state) {
-  co_return client_cache_snapshot{std::move(name), redcoro::detail::stats_of(*state)};
-}
-
 asio::awaitable<std::pair<error_code, health_report>> health_of(handle h,
                                                                 std::chrono::milliseconds bound) {
   auto [ec, report] = co_await h.async_health(bound, use_tuple);
@@ -95,11 +90,36 @@ asio::awaitable<std::pair<error_code, health_report>> health_of(handle h,
 }
 
 // A /health request's checks, filled in as they complete (on the exporter's strand).
-// A client-side cache as the exporter holds it: the executor its state lives on, and the state.
-struct registered_client_cache {
+// A client-side cache or a subscriber as the exporter holds it: the executor its state lives
+// on, and the state, shared.
+template <class State>
+struct shared_source {
   asio::any_io_executor ex;
-  std::shared_ptr<const redcoro::detail::tracking_cache_impl> state;
+  std::shared_ptr<const State> state;
 };
+using registered_client_cache = shared_source<redcoro::detail::tracking_cache_impl>;
+using registered_subscriber = shared_source<subscriber_stats>;
+
+// The snapshot of a shared source, read on its executor.
+template <class Snapshot, class State, class Read>
+asio::awaitable<std::vector<Snapshot>> snapshots_of(
+    const std::vector<std::pair<std::string, shared_source<State>>>& sources, Read read) {
+  std::vector<Snapshot> out;
+  for (const auto& [name, s] : sources) {
+    try {
+      auto op = [](std::string n, std::shared_ptr<const State> state,
+                   Read r) -> asio::awaitable<Snapshot> {
+        co_return Snapshot{std::move(n), r(*state)};
+      };
+      auto reading = op(name, s.state, read);
+      auto spawned = asio::co_spawn(s.ex, std::move(reading), asio::use_awaitable);
+      out.push_back(co_await std::move(spawned));
+    } catch (const std::exception&) {
+      // A source whose executor cannot run it is left out of this scrape.
+    }
+  }
+  co_return out;
+}
 
 struct health_round {
   explicit health_round(const asio::any_io_executor& ex, std::size_t n)
@@ -139,6 +159,9 @@ class exporter::impl : public std::enable_shared_from_this<impl> {
   void set(std::string name, registered_client_cache c) {
     put(client_caches_, std::move(name), std::move(c));
   }
+  void set(std::string name, registered_subscriber s) {
+    put(subscribers_, std::move(name), std::move(s));
+  }
   void set(std::string name, executor_type ex, collector c) {
     put(collectors_, std::move(name), registered_collector{std::move(ex), std::move(c)});
   }
@@ -159,6 +182,7 @@ class exporter::impl : public std::enable_shared_from_this<impl> {
     std::erase_if(handles_, [&](const auto& e) { return e.first == name; });
     std::erase_if(caches_, [&](const auto& e) { return e.first == name; });
     std::erase_if(client_caches_, [&](const auto& e) { return e.first == name; });
+    std::erase_if(subscribers_, [&](const auto& e) { return e.first == name; });
     std::erase_if(collectors_, [&](const auto& e) { return e.first == name; });
   }
 
@@ -172,6 +196,7 @@ class exporter::impl : public std::enable_shared_from_this<impl> {
     handles_.clear();
     caches_.clear();
     client_caches_.clear();
+    subscribers_.clear();
     collectors_.clear();
   }
 
@@ -323,15 +348,15 @@ class exporter::impl : public std::enable_shared_from_this<impl> {
       } catch (const std::exception&) {}
     }
     const auto client_caches = self->client_caches_;
-    std::vector<client_cache_snapshot> ccs;
-    for (const auto& [name, c] : client_caches) {
-      try {
-        auto op = snapshot_of(name, c.state);
-        auto spawned = asio::co_spawn(c.ex, std::move(op), asio::use_awaitable);
-        ccs.push_back(co_await std::move(spawned));
-      } catch (const std::exception&) {}
-    }
-    auto text = to_prometheus(hs, cs, ccs);
+    auto reading_caches = snapshots_of<client_cache_snapshot>(
+        client_caches,
+        [](const redcoro::detail::tracking_cache_impl& c) { return redcoro::detail::stats_of(c); });
+    const auto ccs = co_await std::move(reading_caches);
+    const auto subscribers = self->subscribers_;
+    auto reading_subscribers =
+        snapshots_of<subscriber_snapshot>(subscribers, [](const subscriber_stats& s) { return s; });
+    const auto ss = co_await std::move(reading_subscribers);
+    auto text = to_prometheus(hs, cs, ccs, ss);
     const auto collectors = self->collectors_;
     for (const auto& [name, c] : collectors) {
       try {
@@ -399,6 +424,7 @@ class exporter::impl : public std::enable_shared_from_this<impl> {
   std::vector<std::pair<std::string, handle>> handles_;
   std::vector<std::pair<std::string, cache::cache>> caches_;
   std::vector<std::pair<std::string, registered_client_cache>> client_caches_;
+  std::vector<std::pair<std::string, registered_subscriber>> subscribers_;
   struct registered_collector {
     executor_type ex;
     collector collect;
@@ -439,6 +465,14 @@ void exporter::add(std::string name, cache::cache c) {
 void exporter::add(std::string name, const redcoro::detail::tracking_cache_base& c) {
   // The executor now, while the cache's connection surely lives; the state, shared.
   registered_client_cache r{c.get_executor(), shared_state(c)};
+  impl_->on_strand([name = std::move(name), r = std::move(r)](impl& i) mutable {
+    i.set(std::move(name), std::move(r));
+  });
+}
+
+void exporter::add_subscriber(std::string name, executor_type ex,
+                              std::shared_ptr<const subscriber_stats> stats) {
+  registered_subscriber r{std::move(ex), std::move(stats)};
   impl_->on_strand([name = std::move(name), r = std::move(r)](impl& i) mutable {
     i.set(std::move(name), std::move(r));
   });

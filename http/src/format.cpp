@@ -382,6 +382,31 @@ void client_cache_families(writer& w, const std::vector<client_cache_snapshot>& 
          [](const s& c) { return c.available ? 1 : 0; });
 }
 
+void subscriber_families(writer& w, const std::vector<subscriber_snapshot>& subscribers) {
+  using stat = std::function<std::uint64_t(const subscriber_stats&)>;
+  const auto family = [&](std::string_view name, std::string_view type, std::string_view help,
+                          const stat& value) {
+    w.family(name, type, help);
+    for (const auto& s : subscribers) {
+      labels l;
+      l.add("subscriber", s.name);
+      w.sample("", l, value(s.stats));
+    }
+  };
+  using s = subscriber_stats;
+  family("redcoro_subscriber_messages_total", "counter",
+         "Messages received (confirmations not counted), dropped ones included.",
+         [](const s& c) { return c.messages; });
+  family("redcoro_subscriber_dropped_messages_total", "counter",
+         "Messages dropped by the overflow policy (drop_oldest, disconnect).",
+         [](const s& c) { return c.dropped; });
+  family("redcoro_subscriber_overflow_disconnects_total", "counter",
+         "Connections dropped because the receive buffer was full (overflow_policy::disconnect).",
+         [](const s& c) { return c.overflow_disconnects; });
+  family("redcoro_subscriber_buffered_messages", "gauge",
+         "Messages received and waiting for async_receive.", [](const s& c) { return c.buffered; });
+}
+
 void append_json_string(std::string& out, std::string_view s) {
   static constexpr char hex[] = "0123456789abcdef";
   out += '"';
@@ -455,12 +480,14 @@ void append_label_value(std::string& out, std::string_view v) {
 
 std::string to_prometheus(const std::vector<handle_snapshot>& handles,
                           const std::vector<cache_snapshot>& caches,
-                          const std::vector<client_cache_snapshot>& client_caches) {
+                          const std::vector<client_cache_snapshot>& client_caches,
+                          const std::vector<subscriber_snapshot>& subscribers) {
   std::string out;
   writer w(out);
   handle_families(w, handles);
   cache_families(w, caches);
   client_cache_families(w, client_caches);
+  subscriber_families(w, subscribers);
   return out;
 }
 

@@ -36,6 +36,7 @@ void message_queue::complete(receive_handler h, error_code ec, pubsub_message m,
 }
 
 bool message_queue::offer(pubsub_message m) {
+  if (m.is_message()) ++stats_->messages;
   if (receiver_) {
     // offer() runs on the executor (the connection's reader, the cluster subscriber's
     // pumps), so the receiver resumes right here, as a request's caller does: no dispatch
@@ -51,15 +52,16 @@ bool message_queue::offer(pubsub_message m) {
         break;  // paused() now stops the reader after this read
       case overflow_policy::drop_oldest:
         buffer_.pop_front();
-        ++dropped_;
+        ++stats_->dropped;
         break;
       case overflow_policy::disconnect:
-        ++dropped_;
-        ++overflow_disconnects_;
+        ++stats_->dropped;
+        ++stats_->overflow_disconnects;
         return false;
     }
   }
   buffer_.push_back(std::move(m));
+  stats_->buffered = buffer_.size();
   return true;
 }
 
@@ -68,6 +70,7 @@ std::optional<pubsub_message> message_queue::try_pop() {
   const bool was_paused = paused();
   pubsub_message m = std::move(buffer_.front());
   buffer_.pop_front();
+  stats_->buffered = buffer_.size();
   if (was_paused && !paused() && on_room) on_room();
   return m;
 }

@@ -362,6 +362,12 @@ const std::set<std::string, std::less<>>& subscriber::shard_channels() const noe
 std::uint64_t subscriber::dropped() const noexcept {
   return impl_->queue_.dropped();
 }
+subscriber_stats subscriber::message_stats() const noexcept {
+  return impl_->queue_.stats();
+}
+std::shared_ptr<const subscriber_stats> shared_stats(const subscriber& s) noexcept {
+  return s.impl_->queue_.shared_stats();
+}
 std::uint64_t subscriber::overflow_disconnects() const noexcept {
   return impl_->queue_.overflow_disconnects();
 }

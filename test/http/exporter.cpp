@@ -10,6 +10,7 @@
 #include <redcoro/cache/cache.hpp>
 #include <redcoro/client/commands.hpp>
 #include <redcoro/connect/handle.hpp>
+#include <redcoro/connect/subscriber.hpp>
 #include <redcoro/connect/tracking_cache.hpp>
 #include <redcoro/http/exporter.hpp>
 
@@ -522,6 +523,80 @@ TEST_CASE("a client-side cache's figures are served through SIGKILL and after it
         web.remove("flags");
         const auto gone = co_await scrape();
         CHECK(gone.find("client_cache=\"flags\"") == std::string::npos);
+      },
+      120s);
+}
+
+TEST_CASE("a subscriber's drops are served through SIGKILL and after it is gone", "[http][live]") {
+  redis_server server;
+  with_exporter(
+      local_config(server.port()), {},
+      [&](handle& h, http::exporter& web) -> asio::awaitable<void> {
+        const auto port = web.local_endpoint().port();
+        const auto scrape = [&]() -> asio::awaitable<std::string> {
+          auto reply = co_await http_request(port, "/metrics");
+          INFO(reply.error.message());
+          REQUIRE(reply.status == 200);
+          co_return reply.body;
+        };
+        const auto has = [](const std::string& body, const std::string& line) {
+          return body.find("\n" + line + "\n") != std::string::npos;
+        };
+        // A slow consumer: room for 10, the oldest dropped beyond.
+        std::optional<handle_subscriber> feed(
+            std::in_place, h,
+            subscriber_config{.capacity = 10, .overflow = overflow_policy::drop_oldest});
+        web.add("feed", *feed);
+        const std::vector<std::string> channels{"http:feed"};
+        co_await feed->async_subscribe(channels, asio::use_awaitable);
+        auto confirmed = co_await feed->async_receive(asio::use_awaitable);
+        CHECK(confirmed.what == proto::pubsub_kind::subscribe);
+        for (int i = 0; i < 100; ++i)
+          co_await h.async_exec(cmd::publish("http:feed", std::to_string(i)), asio::use_awaitable);
+        const bool all = co_await eventually(
+            [&] { return feed->message_stats().dropped + feed->message_stats().buffered == 100; },
+            5s);
+        REQUIRE(all);
+        const auto full = co_await scrape();
+        INFO(full);
+        CHECK(has(full, R"(redcoro_subscriber_messages_total{subscriber="feed"} 100)"));
+        CHECK(has(full, R"(redcoro_subscriber_dropped_messages_total{subscriber="feed"} 90)"));
+        CHECK(has(full, R"(redcoro_subscriber_buffered_messages{subscriber="feed"} 10)"));
+        CHECK(has(full, R"(redcoro_subscriber_overflow_disconnects_total{subscriber="feed"} 0)"));
+        if (prometheus_server::on_path("promtool")) {
+          const auto [code, problems] = promtool_check(full);
+          INFO("promtool: " << problems);
+          CHECK(code == 0);
+        }
+
+        // The server killed and back: the subscriber subscribes again by itself; what it
+        // counted stays, and what arrives after counts on.
+        server.kill();
+        server.restart();
+        for (int i = 0; i < 10; ++i)  // the ten buffered before the kill
+          co_await feed->async_receive(asio::use_awaitable);
+        auto again = co_await feed->async_receive(asio::use_awaitable);
+        CHECK(again.resubscribed);
+        const bool ready = co_await h.async_wait_ready(10s, asio::use_awaitable);
+        REQUIRE(ready);
+        for (int i = 0; i < 5; ++i)
+          co_await h.async_exec(cmd::publish("http:feed", "after"), asio::use_awaitable);
+        for (int i = 0; i < 5; ++i) {
+          auto m = co_await feed->async_receive(asio::use_awaitable);
+          CHECK(m.payload == "after");
+        }
+        const auto back = co_await scrape();
+        INFO(back);
+        CHECK(has(back, R"(redcoro_subscriber_messages_total{subscriber="feed"} 105)"));
+        CHECK(has(back, R"(redcoro_subscriber_buffered_messages{subscriber="feed"} 0)"));
+
+        // Destroyed before remove(): the last figures stay; remove() takes them away.
+        feed.reset();
+        const auto after = co_await scrape();
+        CHECK(has(after, R"(redcoro_subscriber_messages_total{subscriber="feed"} 105)"));
+        web.remove("feed");
+        const auto gone = co_await scrape();
+        CHECK(gone.find("subscriber=\"feed\"") == std::string::npos);
       },
       120s);
 }

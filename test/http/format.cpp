@@ -417,6 +417,25 @@ TEST_CASE("client-side caches' statistics", "[http][format]") {
   CHECK(to_prometheus({}, {}).find("redcoro_client_cache") == std::string::npos);
 }
 
+TEST_CASE("subscribers' counters", "[http][format]") {
+  std::vector<subscriber_snapshot> subs(1);
+  subs[0].name = "feed";
+  subs[0].stats = {.messages = 100, .dropped = 90, .overflow_disconnects = 2, .buffered = 10};
+  const auto text = to_prometheus({}, {}, {}, subs);
+  for (const std::string& line : std::vector<std::string>{
+           R"(redcoro_subscriber_messages_total{subscriber="feed"} 100)",
+           R"(redcoro_subscriber_dropped_messages_total{subscriber="feed"} 90)",
+           R"(redcoro_subscriber_overflow_disconnects_total{subscriber="feed"} 2)",
+           R"(redcoro_subscriber_buffered_messages{subscriber="feed"} 10)",
+           "# TYPE redcoro_subscriber_buffered_messages gauge",
+       }) {
+    INFO(line);
+    CHECK(has_line(text, line));
+  }
+  check_families(text);
+  CHECK(to_prometheus({}, {}).find("redcoro_subscriber") == std::string::npos);
+}
+
 TEST_CASE("the health JSON names each handle and says why one is not healthy", "[http][format]") {
   std::vector<handle_health> handles(3);
   handles[0].name = "main";

@@ -207,10 +207,16 @@ TEST_CASE("a slow consumer under each overflow policy", "[pubsub][live][backpres
           co_await eventually([&] { return sub.dropped() + sub.buffered() == 100; });
       REQUIRE(all_seen);
       CHECK(sub.dropped() == 90);
+      const auto full = sub.message_stats();
+      CHECK(full.messages == 100);
+      CHECK(full.dropped == 90);
+      CHECK(full.buffered == 10);
+      CHECK(full.overflow_disconnects == 0);
       for (int i = 90; i < 100; ++i) {
         auto m = co_await sub.async_receive(use_awaitable);
         CHECK(m.payload == std::to_string(i));
       }
+      CHECK(sub.message_stats().buffered == 0);
       sub.close();
       pub.close();
     });
@@ -258,6 +264,8 @@ TEST_CASE("a slow consumer under each overflow policy", "[pubsub][live][backpres
       const bool overflowed = co_await eventually([&] { return sub.overflow_disconnects() == 1; });
       REQUIRE(overflowed);
       CHECK(sub.dropped() == 1);
+      CHECK(sub.message_stats().messages == 11);
+      CHECK(sub.message_stats().overflow_disconnects == 1);
       for (int i = 0; i < 10; ++i) {  // what was buffered stays
         auto m = co_await sub.async_receive(use_awaitable);
         CHECK(m.payload == std::to_string(i));

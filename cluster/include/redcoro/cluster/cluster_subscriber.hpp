@@ -129,6 +129,11 @@ class cluster_subscriber {
   std::optional<node_address> home() const;
   std::uint64_t dropped() const noexcept;
   std::uint64_t overflow_disconnects() const noexcept;
+  /// Messages received and dropped, connections dropped for overflow, messages buffered.
+  subscriber_stats message_stats() const noexcept;
+  /// The same counters, shared, for a reader that may outlive the subscriber (the HTTP
+  /// exporter); read them on the subscriber's executor.
+  friend std::shared_ptr<const subscriber_stats> shared_stats(const cluster_subscriber& s) noexcept;
   std::size_t buffered() const noexcept;
   const cluster_subscriber_stats& stats() const noexcept;
 

@@ -82,6 +82,15 @@ class handle_subscriber {
   /// Unsubscribes from everything and stops.
   void close();
 
+  /// The handle's executor, where the subscriber runs.
+  asio::any_io_executor get_executor() const noexcept;
+  /// Messages received and dropped, connections dropped for overflow, messages buffered (as
+  /// subscriber::message_stats()).
+  subscriber_stats message_stats() const noexcept;
+  /// The same counters, shared, for a reader that may outlive the subscriber (the HTTP
+  /// exporter); read them on the subscriber's executor.
+  friend std::shared_ptr<const subscriber_stats> shared_stats(const handle_subscriber& s) noexcept;
+
  private:
   enum class change_kind : unsigned char {
     subscribe,

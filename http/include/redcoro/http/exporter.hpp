@@ -7,7 +7,10 @@
 
 #include <redcoro/cache/cache.hpp>
 #include <redcoro/client/tracking_cache.hpp>
+#include <redcoro/cluster/cluster_subscriber.hpp>
 #include <redcoro/connect/handle.hpp>
+#include <redcoro/connect/subscriber.hpp>
+#include <redcoro/pubsub/subscriber.hpp>
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/ip/address_v4.hpp>
@@ -91,6 +94,13 @@ class exporter {
   /// rather than pointing at the object: a cache destroyed before remove(name) is safe, and its
   /// last figures are served until then. A name already registered as one is replaced.
   void add(std::string name, const redcoro::detail::tracking_cache_base& c);
+  /// Registers a subscriber under `name`, the `subscriber` label of its metrics: messages
+  /// received and dropped, overflow disconnects, messages buffered (message_stats()), read on
+  /// its executor. Shared like a client-side cache's: a subscriber destroyed before
+  /// remove(name) is safe. A name already registered as one is replaced.
+  void add(std::string name, const subscriber& s) { add_subscriber(std::move(name), s); }
+  void add(std::string name, const cluster_subscriber& s) { add_subscriber(std::move(name), s); }
+  void add(std::string name, const handle_subscriber& s) { add_subscriber(std::move(name), s); }
   /// What a collector does: appends whole metric families (`# HELP`, `# TYPE`, samples) in the
   /// text format to `out`. Names must not clash with redcoro's (`redcoro_*`) or another
   /// collector's.
@@ -99,8 +109,8 @@ class exporter {
   /// on `ex` (the executor that owns what it reads, so it needs no lock) and appends what it
   /// wrote after redcoro's families. A name already registered as a collector is replaced.
   void add(std::string name, executor_type ex, collector c);
-  /// Removes the handle, the cache, the client-side cache and the collector registered under
-  /// `name` (if any).
+  /// Removes the handle, the cache, the client-side cache, the subscriber and the collector
+  /// registered under `name` (if any).
   void remove(std::string name);
 
   /// Stops accepting, closes every HTTP connection (a request being answered is dropped) and
@@ -108,6 +118,13 @@ class exporter {
   void close();
 
  private:
+  template <class Subscriber>
+  void add_subscriber(std::string name, const Subscriber& s) {
+    add_subscriber(std::move(name), s.get_executor(), shared_stats(s));
+  }
+  void add_subscriber(std::string name, executor_type ex,
+                      std::shared_ptr<const subscriber_stats> stats);
+
   class impl;
   std::shared_ptr<impl> impl_;
 };

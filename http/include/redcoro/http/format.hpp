@@ -9,6 +9,7 @@
 #include <redcoro/client/histogram.hpp>
 #include <redcoro/client/tracking_cache.hpp>
 #include <redcoro/connect/handle.hpp>
+#include <redcoro/pubsub/message.hpp>
 
 #include <array>
 #include <cstdint>
@@ -44,6 +45,12 @@ struct client_cache_snapshot {
   tracking_cache_stats stats;
 };
 
+/// One registered subscriber's counters (message_stats()), under its name.
+struct subscriber_snapshot {
+  std::string name;
+  subscriber_stats stats;
+};
+
 /// One registered handle's answer to handle::async_health (or the error it completed with).
 struct handle_health {
   std::string name;
@@ -58,11 +65,12 @@ struct handle_health {
 void append_label_value(std::string& out, std::string_view v);
 
 /// The /metrics body: every family once (`# HELP`, `# TYPE`, then all its samples), handles'
-/// families first, then caches', then client-side caches'. Families without a sample are left
-/// out.
+/// families first, then caches', client-side caches' and subscribers'. Families without a
+/// sample are left out.
 std::string to_prometheus(const std::vector<handle_snapshot>& handles,
                           const std::vector<cache_snapshot>& caches,
-                          const std::vector<client_cache_snapshot>& client_caches = {});
+                          const std::vector<client_cache_snapshot>& client_caches = {},
+                          const std::vector<subscriber_snapshot>& subscribers = {});
 
 /// The /health body (JSON): `{"healthy":...,"handles":[...]}`, one object per handle (see
 /// http/README.md).

@@ -11,6 +11,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 
@@ -43,6 +44,15 @@ enum class overflow_policy : std::uint8_t {
   /// Count the message as dropped and drop the connection; the subscriber reconnects and
   /// re-subscribes (what was published meanwhile is lost, as with any disconnect).
   disconnect,
+};
+
+/// What a subscriber counted, and holds now (message_stats() of subscriber, cluster_subscriber
+/// and handle_subscriber).
+struct subscriber_stats {
+  std::uint64_t messages = 0;  ///< messages received (confirmations not counted), dropped included
+  std::uint64_t dropped = 0;   ///< messages dropped by the overflow policy
+  std::uint64_t overflow_disconnects = 0;  ///< connections dropped for it (`disconnect`)
+  std::size_t buffered = 0;                ///< messages waiting for async_receive
 };
 
 struct subscriber_config {
@@ -92,8 +102,12 @@ class message_queue {
   void on_message(std::function<void(const pubsub_message&)> callback);
 
   std::size_t size() const noexcept { return buffer_.size(); }
-  std::uint64_t dropped() const noexcept { return dropped_; }
-  std::uint64_t overflow_disconnects() const noexcept { return overflow_disconnects_; }
+  std::uint64_t dropped() const noexcept { return stats_->dropped; }
+  std::uint64_t overflow_disconnects() const noexcept { return stats_->overflow_disconnects; }
+  const subscriber_stats& stats() const noexcept { return *stats_; }
+  /// The counters, shared: what a reader that may outlive the queue holds (the HTTP exporter).
+  /// Read them on the queue's executor only.
+  std::shared_ptr<const subscriber_stats> shared_stats() const noexcept { return stats_; }
 
  private:
   void complete(receive_handler h, boost::system::error_code ec, pubsub_message m,
@@ -105,7 +119,8 @@ class message_queue {
   // Optional, never move-assigned: Asio 1.81's any_completion_handler move assignment wraps
   // the handler in itself (infinite recursion when called).
   std::optional<receive_handler> receiver_;
-  std::uint64_t dropped_ = 0, overflow_disconnects_ = 0;
+  // One allocation per subscriber, so that the counters can outlive it (shared_stats()).
+  std::shared_ptr<subscriber_stats> stats_ = std::make_shared<subscriber_stats>();
   bool ended_ = false;
 };
 

@@ -160,6 +160,11 @@ class subscriber {
   /// Messages dropped by the overflow policy, and connections dropped for it.
   std::uint64_t dropped() const noexcept;
   std::uint64_t overflow_disconnects() const noexcept;
+  /// Messages received and dropped, connections dropped for overflow, messages buffered.
+  subscriber_stats message_stats() const noexcept;
+  /// The same counters, shared, for a reader that may outlive the subscriber (the HTTP
+  /// exporter); read them on the subscriber's executor.
+  friend std::shared_ptr<const subscriber_stats> shared_stats(const subscriber& s) noexcept;
   /// Messages waiting for async_receive.
   std::size_t buffered() const noexcept;
 
