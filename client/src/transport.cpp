@@ -138,12 +138,41 @@ asio::awaitable<void> transport::handshake(const dial_target& to, error_code& ec
   co_await tls_->async_handshake(asio::ssl::stream_base::client, use_ec(ec));
 }
 
+// A read or write in progress; the last one to return after close() closes the socket.
+struct transport::pending_scope {
+  explicit pending_scope(transport& t) noexcept : t_(t) { ++t_.pending_; }
+  ~pending_scope() {
+    if (--t_.pending_ == 0 && t_.closing_) {
+      t_.closing_ = false;
+      error_code ignored;
+      t_.socket_.close(ignored);
+    }
+  }
+  pending_scope(const pending_scope&) = delete;
+  pending_scope& operator=(const pending_scope&) = delete;
+  transport& t_;
+};
+
 asio::awaitable<std::size_t> transport::read_some(asio::mutable_buffer b, error_code& ec) {
-  if (tls_) co_return co_await tls_->async_read_some(b, use_ec(ec));
-  co_return co_await socket_.async_read_some(b, use_ec(ec));
+  if (closing_) {
+    ec = asio::error::operation_aborted;
+    co_return 0;
+  }
+  pending_scope pending(*this);
+  std::size_t n;
+  if (tls_)
+    n = co_await tls_->async_read_some(b, use_ec(ec));
+  else
+    n = co_await socket_.async_read_some(b, use_ec(ec));
+  co_return n;
 }
 
 asio::awaitable<void> transport::write(asio::const_buffer b, error_code& ec) {
+  if (closing_) {
+    ec = asio::error::operation_aborted;
+    co_return;
+  }
+  pending_scope pending(*this);
   if (tls_)
     co_await asio::async_write(*tls_, b, use_ec(ec));
   else
@@ -161,6 +190,22 @@ std::size_t transport::write_now(asio::const_buffer b, error_code& ec) {
 
 void transport::close() noexcept {
   error_code ignored;
+#if defined(BOOST_ASIO_HAS_IO_URING)
+  // Asio 1.26's io_uring backend frees a closed socket's state at once, while the kernel still
+  // holds its pending read or write. The socket opened next reuses that state, and the old
+  // operation's completion lands on it: a read of the new session "completes" with the byte
+  // count of the old one, over bytes of the old session (a reply delivered to the wrong
+  // request), or a write with a count it never wrote. So with operations pending, cancel them
+  // and shut the socket down now, and close it when the last returns (pending_scope). Epoll
+  // keeps no such state: close at once.
+  if (pending_ > 0 && socket_.is_open()) {
+    if (closing_) return;
+    closing_ = true;
+    socket_.cancel(ignored);
+    socket_.shutdown(socket_type::shutdown_both, ignored);
+    return;
+  }
+#endif
   socket_.close(ignored);
 }
 

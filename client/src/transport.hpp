@@ -66,9 +66,10 @@ class transport {
   /// Writes what the socket takes now without waiting; 0 when it takes nothing now.
   std::size_t write_now(asio::const_buffer b, error_code& ec);
 
-  bool is_open() const noexcept { return socket_.is_open(); }
-  /// Closes the socket: pending reads and writes complete with operation_aborted. The TLS
-  /// state stays until reset(), for the operations still unwinding on it.
+  bool is_open() const noexcept { return socket_.is_open() && !closing_; }
+  /// Closes the socket: pending reads and writes complete with operation_aborted (or, under
+  /// io_uring, with what the kernel had already done for them), and later ones fail at once.
+  /// The TLS state stays until reset(), for the operations still unwinding on it.
   void close() noexcept;
   /// Closes, and drops the TLS state: for when nothing runs on the stream any more.
   void reset() noexcept;
@@ -77,6 +78,12 @@ class transport {
   asio::awaitable<error_code> within(socket_type& s, const dial_target& to, bool tls);
   asio::awaitable<void> attempt(socket_type& s, const dial_target& to, bool tls, error_code& ec);
   asio::awaitable<void> handshake(const dial_target& to, error_code& ec);
+
+  // Under io_uring, close() waits for the pending reads and writes to return before it closes
+  // the socket (see close()): how many there are, and whether a close waits for them.
+  struct pending_scope;
+  int pending_ = 0;
+  bool closing_ = false;
 
   socket_type socket_;
   tls_config tls_config_;
