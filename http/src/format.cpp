@@ -291,35 +291,56 @@ void handle_families(writer& w, const std::vector<handle_snapshot>& handles) {
                     clustered, [](const deployment_metrics& d) { return d.slots_covered; });
 }
 
-void cache_families(writer& w, const std::vector<cache_snapshot>& caches) {
-  using cache_value = std::function<std::uint64_t(const cache::cache_metrics&)>;
-  const auto family = [&](std::string_view name, std::string_view help, const cache_value& value) {
-    w.family(name, "counter", help);
-    for (const auto& c : caches) {
+// The families of one kind of named source (caches, client-side caches, subscribers): one
+// sample per source, labelled `label` with its name, read from its figures (`figures`).
+template <class Snapshot, class Figures>
+class named_families {
+ public:
+  using value_of = std::function<std::uint64_t(const Figures&)>;
+  named_families(writer& w, const std::vector<Snapshot>& sources, std::string_view label,
+                 Figures Snapshot::*figures)
+      : w_(w), sources_(sources), label_(label), figures_(figures) {}
+
+  void operator()(std::string_view name, std::string_view type, std::string_view help,
+                  const value_of& value) const {
+    w_.family(name, type, help);
+    for (const auto& s : sources_) {
       labels l;
-      l.add("cache", c.name);
-      w.sample("", l, value(c.counters));
+      l.add(label_, s.name);
+      w_.sample("", l, value(s.*figures_));
     }
-  };
+  }
+
+ private:
+  writer& w_;
+  const std::vector<Snapshot>& sources_;
+  std::string_view label_;
+  Figures Snapshot::*figures_;
+};
+
+void cache_families(writer& w, const std::vector<cache_snapshot>& caches) {
+  const named_families family(w, caches, "cache", &cache_snapshot::counters);
   using m = cache::cache_metrics;
-  family("redcoro_cache_hits_total", "Keys found (and decoded) by get, get_many, get_or_load.",
+  family("redcoro_cache_hits_total", "counter",
+         "Keys found (and decoded) by get, get_many, get_or_load.",
          [](const m& c) { return c.hits; });
-  family("redcoro_cache_misses_total", "Keys not found (or not decodable in get_or_load).",
-         [](const m& c) { return c.misses; });
-  family("redcoro_cache_sets_total", "Values written (set, set_if_absent that set, loads).",
-         [](const m& c) { return c.sets; });
-  family("redcoro_cache_deletes_total", "Keys removed by del and clear.",
+  family("redcoro_cache_misses_total", "counter",
+         "Keys not found (or not decodable in get_or_load).", [](const m& c) { return c.misses; });
+  family("redcoro_cache_sets_total", "counter",
+         "Values written (set, set_if_absent that set, loads).", [](const m& c) { return c.sets; });
+  family("redcoro_cache_deletes_total", "counter", "Keys removed by del and clear.",
          [](const m& c) { return c.deletes; });
-  family("redcoro_cache_loads_total", "Loader calls of get_or_load.",
+  family("redcoro_cache_loads_total", "counter", "Loader calls of get_or_load.",
          [](const m& c) { return c.loads; });
-  family("redcoro_cache_load_errors_total", "Loader calls that threw.",
+  family("redcoro_cache_load_errors_total", "counter", "Loader calls that threw.",
          [](const m& c) { return c.load_errors; });
-  family("redcoro_cache_errors_total", "Calls that failed: transport, server or codec errors.",
+  family("redcoro_cache_errors_total", "counter",
+         "Calls that failed: transport, server or codec errors.",
          [](const m& c) { return c.errors; });
-  family("redcoro_cache_invalidated_keys_total", "Keys removed by invalidate_* and clear.",
-         [](const m& c) { return c.invalidated; });
-  family("redcoro_cache_early_refreshes_total", "Early refreshes started (early_refresh).",
-         [](const m& c) { return c.refreshes; });
+  family("redcoro_cache_invalidated_keys_total", "counter",
+         "Keys removed by invalidate_* and clear.", [](const m& c) { return c.invalidated; });
+  family("redcoro_cache_early_refreshes_total", "counter",
+         "Early refreshes started (early_refresh).", [](const m& c) { return c.refreshes; });
 
   w.family("redcoro_cache_get_duration_seconds", "histogram",
            "Latency of gets (recorded with cache_options::record_latency or an observer).");
@@ -338,16 +359,7 @@ void cache_families(writer& w, const std::vector<cache_snapshot>& caches) {
 }
 
 void client_cache_families(writer& w, const std::vector<client_cache_snapshot>& caches) {
-  using stat = std::function<std::uint64_t(const tracking_cache_stats&)>;
-  const auto family = [&](std::string_view name, std::string_view type, std::string_view help,
-                          const stat& value) {
-    w.family(name, type, help);
-    for (const auto& c : caches) {
-      labels l;
-      l.add("client_cache", c.name);
-      w.sample("", l, value(c.stats));
-    }
-  };
+  const named_families family(w, caches, "client_cache", &client_cache_snapshot::stats);
   using s = tracking_cache_stats;
   family("redcoro_client_cache_hits_total", "counter", "Replies served from process memory.",
          [](const s& c) { return c.hits; });
@@ -383,16 +395,7 @@ void client_cache_families(writer& w, const std::vector<client_cache_snapshot>& 
 }
 
 void subscriber_families(writer& w, const std::vector<subscriber_snapshot>& subscribers) {
-  using stat = std::function<std::uint64_t(const subscriber_stats&)>;
-  const auto family = [&](std::string_view name, std::string_view type, std::string_view help,
-                          const stat& value) {
-    w.family(name, type, help);
-    for (const auto& s : subscribers) {
-      labels l;
-      l.add("subscriber", s.name);
-      w.sample("", l, value(s.stats));
-    }
-  };
+  const named_families family(w, subscribers, "subscriber", &subscriber_snapshot::stats);
   using s = subscriber_stats;
   family("redcoro_subscriber_messages_total", "counter",
          "Messages received (confirmations not counted), dropped ones included.",

@@ -188,6 +188,27 @@ asio::awaitable<void> traffic(handle& h, cache::cache& c) {
   CHECK(miss.has_value());
 }
 
+// GET /metrics, which must answer 200.
+asio::awaitable<std::string> scrape(std::uint16_t port) {
+  auto reply = co_await http_request(port, "/metrics");
+  INFO(reply.error.message());
+  REQUIRE(reply.status == 200);
+  co_return reply.body;
+}
+
+// Whether the text format `body` holds `line` as a whole line.
+bool has_sample(const std::string& body, const std::string& line) {
+  return body.find("\n" + line + "\n") != std::string::npos;
+}
+
+// promtool check metrics on `body`, when promtool is installed.
+void check_with_promtool(const std::string& body) {
+  if (!prometheus_server::on_path("promtool")) return;
+  const auto [code, problems] = promtool_check(body);
+  INFO("promtool: " << problems);
+  CHECK(code == 0);
+}
+
 }  // namespace
 
 TEST_CASE("GET /metrics over HTTP passes promtool check metrics", "[http][live]") {
@@ -463,15 +484,6 @@ TEST_CASE("a client-side cache's figures are served through SIGKILL and after it
       local_config(server.port()), {},
       [&](handle& h, http::exporter& web) -> asio::awaitable<void> {
         const auto port = web.local_endpoint().port();
-        const auto scrape = [&]() -> asio::awaitable<std::string> {
-          auto reply = co_await http_request(port, "/metrics");
-          INFO(reply.error.message());
-          REQUIRE(reply.status == 200);
-          co_return reply.body;
-        };
-        const auto has = [](const std::string& body, const std::string& line) {
-          return body.find("\n" + line + "\n") != std::string::npos;
-        };
         std::optional<handle_tracking_cache> flags(std::in_place, h);
         web.add("flags", *flags);
         const bool tracking = co_await eventually([&] { return flags->available(); }, 5s);
@@ -482,46 +494,42 @@ TEST_CASE("a client-side cache's figures are served through SIGKILL and after it
           CHECK(r.has_value());
         }
         // One miss, then two reads answered from memory.
-        const auto up = co_await scrape();
+        const auto up = co_await scrape(port);
         INFO(up);
-        CHECK(has(up, R"(redcoro_client_cache_misses_total{client_cache="flags"} 1)"));
-        CHECK(has(up, R"(redcoro_client_cache_hits_total{client_cache="flags"} 2)"));
-        CHECK(has(up, R"(redcoro_client_cache_entries{client_cache="flags"} 1)"));
-        CHECK(has(up, R"(redcoro_client_cache_available{client_cache="flags"} 1)"));
-        if (prometheus_server::on_path("promtool")) {
-          const auto [code, problems] = promtool_check(up);
-          INFO("promtool: " << problems);
-          CHECK(code == 0);
-        }
+        CHECK(has_sample(up, R"(redcoro_client_cache_misses_total{client_cache="flags"} 1)"));
+        CHECK(has_sample(up, R"(redcoro_client_cache_hits_total{client_cache="flags"} 2)"));
+        CHECK(has_sample(up, R"(redcoro_client_cache_entries{client_cache="flags"} 1)"));
+        CHECK(has_sample(up, R"(redcoro_client_cache_available{client_cache="flags"} 1)"));
+        check_with_promtool(up);
 
         // The server killed: the session ends, what the cache held cannot be trusted any more,
         // and the scrape says so (the exporter itself keeps serving).
         server.kill();
         const bool dropped = co_await eventually([&] { return !flags->available(); }, 5s);
         CHECK(dropped);
-        const auto down = co_await scrape();
+        const auto down = co_await scrape(port);
         INFO(down);
-        CHECK(has(down, R"(redcoro_client_cache_available{client_cache="flags"} 0)"));
-        CHECK(has(down, R"(redcoro_client_cache_entries{client_cache="flags"} 0)"));
+        CHECK(has_sample(down, R"(redcoro_client_cache_available{client_cache="flags"} 0)"));
+        CHECK(has_sample(down, R"(redcoro_client_cache_entries{client_cache="flags"} 0)"));
         CHECK(down.find(R"(redcoro_client_cache_flushes_total{client_cache="flags"} 0)") ==
               std::string::npos);
 
         server.restart();
         const bool again = co_await eventually([&] { return flags->available(); }, 10s);
         CHECK(again);
-        const auto back = co_await scrape();
-        CHECK(has(back, R"(redcoro_client_cache_available{client_cache="flags"} 1)"));
+        const auto back = co_await scrape(port);
+        CHECK(has_sample(back, R"(redcoro_client_cache_available{client_cache="flags"} 1)"));
 
         // Destroyed before remove(): the exporter shares the counters, so the scrape still
         // works and shows the last figures; remove() then takes the series away.
         const auto hits = flags->stats().hits;
         flags.reset();
-        const auto after = co_await scrape();
-        CHECK(has(after, R"(redcoro_client_cache_hits_total{client_cache="flags"} )" +
-                             std::to_string(hits)));
+        const auto after = co_await scrape(port);
+        CHECK(has_sample(after, R"(redcoro_client_cache_hits_total{client_cache="flags"} )" +
+                                    std::to_string(hits)));
         CHECK(after.find("redcoro_requests_total{handle=\"main\"") != std::string::npos);
         web.remove("flags");
-        const auto gone = co_await scrape();
+        const auto gone = co_await scrape(port);
         CHECK(gone.find("client_cache=\"flags\"") == std::string::npos);
       },
       120s);
@@ -533,15 +541,6 @@ TEST_CASE("a subscriber's drops are served through SIGKILL and after it is gone"
       local_config(server.port()), {},
       [&](handle& h, http::exporter& web) -> asio::awaitable<void> {
         const auto port = web.local_endpoint().port();
-        const auto scrape = [&]() -> asio::awaitable<std::string> {
-          auto reply = co_await http_request(port, "/metrics");
-          INFO(reply.error.message());
-          REQUIRE(reply.status == 200);
-          co_return reply.body;
-        };
-        const auto has = [](const std::string& body, const std::string& line) {
-          return body.find("\n" + line + "\n") != std::string::npos;
-        };
         // A slow consumer: room for 10, the oldest dropped beyond.
         std::optional<handle_subscriber> feed(
             std::in_place, h,
@@ -557,17 +556,15 @@ TEST_CASE("a subscriber's drops are served through SIGKILL and after it is gone"
             [&] { return feed->message_stats().dropped + feed->message_stats().buffered == 100; },
             5s);
         REQUIRE(all);
-        const auto full = co_await scrape();
+        const auto full = co_await scrape(port);
         INFO(full);
-        CHECK(has(full, R"(redcoro_subscriber_messages_total{subscriber="feed"} 100)"));
-        CHECK(has(full, R"(redcoro_subscriber_dropped_messages_total{subscriber="feed"} 90)"));
-        CHECK(has(full, R"(redcoro_subscriber_buffered_messages{subscriber="feed"} 10)"));
-        CHECK(has(full, R"(redcoro_subscriber_overflow_disconnects_total{subscriber="feed"} 0)"));
-        if (prometheus_server::on_path("promtool")) {
-          const auto [code, problems] = promtool_check(full);
-          INFO("promtool: " << problems);
-          CHECK(code == 0);
-        }
+        CHECK(has_sample(full, R"(redcoro_subscriber_messages_total{subscriber="feed"} 100)"));
+        CHECK(
+            has_sample(full, R"(redcoro_subscriber_dropped_messages_total{subscriber="feed"} 90)"));
+        CHECK(has_sample(full, R"(redcoro_subscriber_buffered_messages{subscriber="feed"} 10)"));
+        CHECK(has_sample(full,
+                         R"(redcoro_subscriber_overflow_disconnects_total{subscriber="feed"} 0)"));
+        check_with_promtool(full);
 
         // The server killed and back: the subscriber subscribes again by itself; what it
         // counted stays, and what arrives after counts on.
@@ -585,17 +582,17 @@ TEST_CASE("a subscriber's drops are served through SIGKILL and after it is gone"
           auto m = co_await feed->async_receive(asio::use_awaitable);
           CHECK(m.payload == "after");
         }
-        const auto back = co_await scrape();
+        const auto back = co_await scrape(port);
         INFO(back);
-        CHECK(has(back, R"(redcoro_subscriber_messages_total{subscriber="feed"} 105)"));
-        CHECK(has(back, R"(redcoro_subscriber_buffered_messages{subscriber="feed"} 0)"));
+        CHECK(has_sample(back, R"(redcoro_subscriber_messages_total{subscriber="feed"} 105)"));
+        CHECK(has_sample(back, R"(redcoro_subscriber_buffered_messages{subscriber="feed"} 0)"));
 
         // Destroyed before remove(): the last figures stay; remove() takes them away.
         feed.reset();
-        const auto after = co_await scrape();
-        CHECK(has(after, R"(redcoro_subscriber_messages_total{subscriber="feed"} 105)"));
+        const auto after = co_await scrape(port);
+        CHECK(has_sample(after, R"(redcoro_subscriber_messages_total{subscriber="feed"} 105)"));
         web.remove("feed");
-        const auto gone = co_await scrape();
+        const auto gone = co_await scrape(port);
         CHECK(gone.find("subscriber=\"feed\"") == std::string::npos);
       },
       120s);
