@@ -89,7 +89,6 @@ asio::awaitable<std::pair<error_code, health_report>> health_of(handle h,
   co_return std::pair<error_code, health_report>(ec, std::move(report));
 }
 
-// A /health request's checks, filled in as they complete (on the exporter's strand).
 // A client-side cache or a subscriber as the exporter holds it: the executor its state lives
 // on, and the state, shared.
 template <class State>
@@ -121,6 +120,7 @@ asio::awaitable<std::vector<Snapshot>> snapshots_of(
   co_return out;
 }
 
+// A /health request's checks, filled in as they complete (on the exporter's strand).
 struct health_round {
   explicit health_round(const asio::any_io_executor& ex, std::size_t n)
       : results(n), answered(n, false), left(n), done(ex) {}
