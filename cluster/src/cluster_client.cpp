@@ -57,7 +57,8 @@ struct slow_state {
 
 void cluster_impl::cancel(cluster_exec& op, asio::cancellation_type type) {
   op.cancelled = type;
-  op.signal.emit(type);
+  // (The connection completes a cancelled entry later, never inside this call.)
+  if (op.fast) cancel_exec(impl_of(*op.fast->conn), *op.fast, type);
   if (op.slow) static_cast<slow_state*>(op.slow)->cancel(type);
   wake_all();
 }
@@ -326,19 +327,34 @@ cluster_impl& impl_of(cluster_client& c) noexcept {
   return *c.impl_;
 }
 
-}  // namespace detail
+cluster_node_exec::cluster_node_exec(cluster_impl& c, cluster_exec& o, connection& to) noexcept
+    : exec_entry(*o.req, proto::any_adapter(*this), &cluster_impl::fast_entry_done),
+      impl(&c),
+      op(&o),
+      conn(&to) {}
 
-void proto::response_adapter<detail::cluster_exec>::on_node(std::size_t index, const node& n) {
-  if (n.depth == 0 && !n.in_attribute && n.data_type == type::simple_error) {
-    if (auto r = redcoro::detail::redirect::parse(n.value)) {
-      op_->held_back.push_back(index);
+void cluster_node_exec::on_node(std::size_t index, const proto::node& n) {
+  if (n.depth == 0 && !n.in_attribute && n.data_type == proto::type::simple_error) {
+    if (auto r = redirect::parse(n.value)) {
+      op->held_back.push_back(index);
       // The slow path's machine takes it from here (MOVED recorded, ASK followed...).
-      if (!op_->redirected) op_->redirected = r;
+      if (!op->redirected) op->redirected = r;
       return;
     }
   }
-  op_->adapter.on_node(index, n);
+  op->adapter.on_node(index, n);
 }
+void cluster_node_exec::prepare(std::size_t replies) const {
+  op->adapter.prepare(replies);
+}
+std::size_t cluster_node_exec::replies() const noexcept {
+  return op->adapter.replies();
+}
+std::error_code cluster_node_exec::error() const {
+  return op->adapter.error();
+}
+
+}  // namespace detail
 
 cluster_client::cluster_client(executor_type ex, cluster_config cfg)
     : impl_(std::make_unique<detail::cluster_impl>(std::move(ex), std::move(cfg))) {}

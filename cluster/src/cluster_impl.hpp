@@ -30,25 +30,6 @@
 
 namespace redcoro {
 
-namespace proto {
-
-// The fast path's response: the caller's adapter, minus the replies that are redirects,
-// which are held back for the retry.
-template <>
-class response_adapter<redcoro::detail::cluster_exec> {
- public:
-  explicit response_adapter(redcoro::detail::cluster_exec& op) noexcept : op_(&op) {}
-  void on_node(std::size_t index, const node& n);
-  void prepare(std::size_t replies) { op_->adapter.prepare(replies); }
-  std::size_t replies() const noexcept { return op_->adapter.replies(); }
-  std::error_code error() const { return op_->adapter.error(); }
-
- private:
-  redcoro::detail::cluster_exec* op_;
-};
-
-}  // namespace proto
-
 namespace detail {
 
 using clock = std::chrono::steady_clock;
@@ -232,12 +213,19 @@ struct cluster_impl {
     op.readonly = r->readonly;
     connection& conn = conn_at(target);
     if (!conn.is_connected()) return false;
-    conn.async_exec(*op.req, op,
-                    asio::bind_cancellation_slot(
-                        op.signal.slot(), [this, &op, c = &conn](error_code ec, std::size_t n) {
-                          fast_done(op, *c, ec, n);
-                        }));
+    start_exec(impl_of(conn), op.fast.emplace(*this, op, conn));
     return true;
+  }
+
+  // The end of the fast path's entry on its node's connection.
+  static void fast_entry_done(exec_entry& e, error_code ec) {
+    auto& f = static_cast<cluster_node_exec&>(e);
+    cluster_impl& c = *f.impl;
+    cluster_exec& op = *f.op;
+    const connection& from = *f.conn;
+    const std::size_t n = f.bytes_read;
+    op.fast.reset();  // cancellation no longer goes to it
+    c.fast_done(op, from, ec, n);
   }
 
   void fast_done(cluster_exec& op, const connection& from, error_code ec, std::size_t n) {

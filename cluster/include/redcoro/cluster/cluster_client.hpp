@@ -13,7 +13,7 @@
 #include <boost/asio/any_completion_handler.hpp>
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/async_result.hpp>
-#include <boost/asio/cancellation_signal.hpp>
+#include <boost/asio/cancellation_type.hpp>
 #include <boost/asio/execution_context.hpp>
 
 #include <chrono>
@@ -116,6 +116,25 @@ class cluster_scan {
 
 namespace detail {
 struct cluster_impl;
+struct cluster_exec;
+
+// The fast path's request on the one node's connection that serves all of it: an entry
+// started on that connection's engine directly, with no operation, pooled block or
+// cancellation slot of its own, and the filter its replies go through (the redirects held
+// back for the slow path, the rest to the caller's adapter). Lives in its cluster_exec while
+// it runs.
+struct cluster_node_exec final : exec_entry {
+  cluster_node_exec(cluster_impl& c, cluster_exec& o, connection& to) noexcept;
+  // The response adapter (proto::any_adapter) the connection fills.
+  void on_node(std::size_t index, const proto::node& n);
+  void prepare(std::size_t replies) const;
+  std::size_t replies() const noexcept;
+  std::error_code error() const;
+
+  cluster_impl* impl;
+  cluster_exec* op;
+  connection* conn;
+};
 
 // One async_exec on a cluster_client, the non-template part the operation layer
 // (client/detail/operation.hpp) builds on: the caller's request and response adapter, and
@@ -134,9 +153,9 @@ struct cluster_exec {
   std::optional<redirect> redirected;  // fast path: the first of those redirects
   error_code lost;                     // fast path: a read lost with its connection
   bool readonly = false;               // fast path: every command only reads
-  // Cancellation reaches the node connections' operations through these: the fast path's
-  // one, and the slow path's per part (see cluster_impl::cancel).
-  asio::cancellation_signal signal;
+  // Cancellation reaches the fast path's entry directly, and the slow path's parts through
+  // their own signals (see cluster_impl::cancel).
+  std::optional<cluster_node_exec> fast;  // fast path: while it runs on a node's connection
   asio::cancellation_type cancelled = asio::cancellation_type::none;
   void* slow = nullptr;  // the slow path's state while it runs
 };
