@@ -68,7 +68,7 @@ std::string commands_of(const proto::request& r) {
 
 TEST_CASE("crc16 and hash slots are those of the cluster specification") {
   CHECK(crc16("123456789") == 0x31C3);
-  CHECK(crc16("12345678") == 0x9015);  // an even length: the two-byte steps only
+  CHECK(crc16("12345678") == 0x9015);  // one eight-byte step and no tail
   CHECK(key_slot("foo") == 12182);
   CHECK(key_slot("bar") == 5061);
   CHECK(key_slot("") == 0);
@@ -80,6 +80,42 @@ TEST_CASE("crc16 and hash slots are those of the cluster specification") {
   CHECK(hash_tag("foo{bar}{zap}") == "bar");
   CHECK(hash_tag("{") == "{");
   CHECK(hash_tag("no tag}") == "no tag}");
+}
+
+TEST_CASE("crc16 and key_slot agree with the bit-by-bit definition at every length and brace") {
+  // The definition: polynomial 0x1021, initial value 0, most significant bit first.
+  const auto reference = [](std::string_view data) {
+    std::uint16_t crc = 0;
+    for (unsigned char c : data) {
+      crc = static_cast<std::uint16_t>(crc ^ (c << 8));
+      for (int bit = 0; bit < 8; ++bit)
+        crc = static_cast<std::uint16_t>((crc & 0x8000) ? (crc << 1) ^ 0x1021 : crc << 1);
+    }
+    return crc;
+  };
+  std::uint64_t state = 0x9e3779b97f4a7c15u;
+  int checked = 0;
+  for (std::size_t size = 0; size <= 40; ++size) {
+    std::string key(size, ' ');
+    for (int round = 0; round < 8; ++round) {
+      for (char& c : key) {
+        state = state * 6364136223846793005u + 1442695040888963407u;
+        c = static_cast<char>(state >> 56);
+      }
+      // A '{' and a '}' at every position, one at a time and as a pair, and none.
+      for (std::size_t open = 0; open <= size; ++open) {
+        std::string k = key;
+        for (char& c : k)
+          if (c == '{' || c == '}') c = 'x';
+        if (open < size) k[open] = '{';
+        if (open + 3 < size) k[open + 3] = '}';
+        REQUIRE(crc16(k) == reference(k));
+        REQUIRE(key_slot(k) == reference(hash_tag(k)) % proto::slot_count);
+        ++checked;
+      }
+    }
+  }
+  CHECK(checked == 8 * (41 * 42 / 2));
 }
 
 TEST_CASE("the cluster_topology is read from CLUSTER SHARDS") {

@@ -18,8 +18,7 @@ std::uint16_t crc16(std::string_view data) noexcept;
 std::string_view hash_tag(std::string_view key) noexcept;
 
 /// The hash slot of `key`, as `CLUSTER KEYSLOT` computes it.
-inline std::uint16_t key_slot(std::string_view key) noexcept {
-  return static_cast<std::uint16_t>(crc16(hash_tag(key)) % slot_count);
-}
+/// (crc16(hash_tag(key)) % slot_count, in one pass over a key without `{`.)
+std::uint16_t key_slot(std::string_view key) noexcept;
 
 }  // namespace redcoro::proto
