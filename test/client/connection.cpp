@@ -60,7 +60,7 @@ TEST_CASE("callbacks and futures use the same call", "[client][live]") {
     called = true;
   });
   auto fut = conn.async_exec(req, b, asio::use_future);
-  std::thread t([&] { ioc.run_for(20s); });
+  std::thread t([&] { redcoro::test::run_until_idle(ioc, 20s); });
   fut.get();
   asio::post(ioc, [&] { conn.close(); });
   t.join();
@@ -419,7 +419,7 @@ TEST_CASE("a game loop drives everything with poll()", "[client][live]") {
   }
   CHECK(last == 50);
   conn.close();
-  ioc.run_for(5s);
+  redcoro::test::run_until_idle(ioc, 5s);
 }
 
 TEST_CASE("requests marked safe to retry survive a server restart", "[client][live][failure]") {

@@ -1,6 +1,7 @@
 // detail::first_of and detail::gather (client/detail/spawn.hpp), without sockets: which task
 // ends the group, that the others are cancelled, and that none outlives the call, also when
 // the caller is cancelled.
+#include "support/client_helpers.hpp"
 #include <redcoro/client/detail/spawn.hpp>
 
 #include <boost/asio/bind_cancellation_slot.hpp>
@@ -62,7 +63,7 @@ TEST_CASE("first_of: the first task to return ends the group and the others are 
         ended_when_returned = log.ended;
       },
       asio::detached);
-  ioc.run_for(std::chrono::seconds(30));
+  redcoro::test::run_until_idle(ioc, std::chrono::seconds(30));
   CHECK(ended_when_returned == 3);  // it returned after all three had ended
   CHECK(log.cancelled == 2);
 }
@@ -86,7 +87,7 @@ TEST_CASE("first_of: cancelling the caller cancels every task and waits for them
                                    [&](const std::exception_ptr&) { caller_done = true; }));
   asio::steady_timer later(ioc, std::chrono::milliseconds(10));
   later.async_wait([&](error_code) { cancel.emit(asio::cancellation_type::terminal); });
-  ioc.run_for(std::chrono::seconds(30));
+  redcoro::test::run_until_idle(ioc, std::chrono::seconds(30));
   CHECK(caller_done);
   CHECK(ended_when_returned == 2);
   CHECK(log.cancelled == 2);
@@ -112,7 +113,7 @@ TEST_CASE("first_of: the first task's exception is rethrown once the others have
         }
       },
       asio::detached);
-  ioc.run_for(std::chrono::seconds(30));
+  redcoro::test::run_until_idle(ioc, std::chrono::seconds(30));
   CHECK(threw);
   CHECK(ended_when_thrown == 1);
 }
@@ -139,7 +140,7 @@ TEST_CASE("gather: every task runs to its end and the first error is returned", 
         got = co_await redcoro::detail::gather(ex, std::move(tasks));
       },
       asio::detached);
-  ioc.run_for(std::chrono::seconds(30));
+  redcoro::test::run_until_idle(ioc, std::chrono::seconds(30));
   CHECK(finished == 3);
   CHECK(got == asio::error::timed_out);
 }

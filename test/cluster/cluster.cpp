@@ -468,6 +468,7 @@ TEST_CASE(
   // stop the writes in that connection from being acknowledged when the node wakes up.
   cfg.node.request_timeout = 10s;
   cfg.node.health_check_interval = 30s;
+  REQUIRE(cfg.refresh_interval > 10s);  // the periodic refresh comes after the wake-up
   const std::uint16_t victim = owner_port(c, "load:0");
   const std::uint16_t heir = c.replicas_of(victim).at(0);
   const int victim_slot = proto::key_slot("load:0");
@@ -521,6 +522,7 @@ TEST_CASE(
           }
           co_await sleep_for(100ms);
         }
+        const auto resumed_at = std::chrono::steady_clock::now();
         c.server_on(victim).resume();
         CHECK(c.wait_healthy());
         co_await sleep_for(500ms);
@@ -529,13 +531,16 @@ TEST_CASE(
           co_await sleep_for(10ms);
         INFO("failures: " << describe(failures) << " acked " << acked.size());
         REQUIRE(promoted);
-        // Writes reached the promoted replica soon after the promotion, not at the periodic
-        // refresh or when the frozen node woke up.
+        // Writes reached the promoted replica while the old primary was still frozen: the
+        // client followed the failover by itself, not when the frozen node woke up, nor at the
+        // periodic refresh (30 s, after the wake-up).
         REQUIRE(first_write_after);
-        const auto delay = std::chrono::duration_cast<std::chrono::milliseconds>(
-            *first_write_after - *promoted_at);
-        INFO("first write on the promoted replica " << delay.count() << " ms after promotion");
-        CHECK(delay <= 2500ms);
+        INFO("first write on the promoted replica "
+             << std::chrono::duration_cast<std::chrono::milliseconds>(*first_write_after -
+                                                                      *promoted_at)
+                    .count()
+             << " ms after promotion");
+        CHECK(*first_write_after < resumed_at);
         CHECK(c.owner_of(victim_slot) == heir);
         // Nothing acknowledged was lost, though the old primary executed what sat in its
         // socket when it woke and then resynced as a replica.

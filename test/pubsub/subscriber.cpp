@@ -399,7 +399,7 @@ TEST_CASE("close() ends a waiting receive even when the subscriber never ran", "
     got = ec;
   });
   sub.close();
-  ioc.run_for(std::chrono::seconds(5));
+  redcoro::test::run_until_idle(ioc, std::chrono::seconds(5));
   CHECK(ended);
   CHECK(got == redcoro::error::closed);
 }

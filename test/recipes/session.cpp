@@ -293,7 +293,7 @@ TEST_CASE("sessions: settings that cannot work are refused", "[recipes][session]
           h, {.prefix = "{s}:", .idle_timeout = 1s, .max_lifetime = 1h, .touch_on_get = true}),
       std::system_error);
   h.close();
-  ioc.run_for(1s);
+  redcoro::test::run_until_idle(ioc, 1s);
 }
 
 }  // namespace session_test

@@ -604,7 +604,7 @@ TEST_CASE("stream workers: settings that cannot work are refused", "[recipes][st
   o.group.clear();
   CHECK_THROWS_AS(rr::stream_worker(h, o, nothing), std::system_error);
   h.close();
-  ioc.run_for(1s);
+  redcoro::test::run_until_idle(ioc, 1s);
 }
 
 TEST_CASE("stream workers: a worker ends with error closed when its handle is closed",
