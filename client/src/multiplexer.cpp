@@ -114,14 +114,12 @@ std::string_view multiplexer::prepare_write(clock::time_point now) {
       written_without_replies_.push_back(&e);
       continue;
     }
-    slot sl;
+    if (key_replies) key_replies_.push_back(found_);
+    slot& sl = slots_.emplace_back();
     sl.entry = &e;
     sl.commands = commands;
     sl.out_of_band = r.out_of_band();
-    if (key_replies) {
-      sl.key_replies = true;
-      key_replies_.push_back(found_);
-    }
+    sl.key_replies = key_replies;
     sl.written_at = now;
     if (const auto block = r.block_time()) sl.block_ms = block->count();
     // Inside MULTI every command answers +QUEUED; such requests are not checked.
@@ -132,7 +130,6 @@ std::string_view multiplexer::prepare_write(clock::time_point now) {
         if (c && c->tx != proto::tx_role::none) multi_open_ = c->tx == proto::tx_role::multi;
       }
     }
-    slots_.push_back(std::move(sl));
   }
   return write_buffer_;
 }

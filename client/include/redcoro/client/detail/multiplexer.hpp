@@ -147,21 +147,38 @@ class multiplexer {
   std::vector<proto::request>& hand_backs() noexcept { return hand_backs_; }
 
  private:
+  // A written request in slots_. Filled in place (ring::emplace_back) and reset in place
+  // when answered, keeping its vectors' buffers: no slot is built, moved or destroyed per
+  // request.
   struct slot {
-    exec_entry* entry = nullptr;  // nullptr once the caller gave up: replies are dropped
-    std::size_t commands = 0;     // the request's
-    std::size_t answered = 0;     // of them
+    slot() noexcept { reset(); }
+    // Its state when new; the one place that says it.
+    void reset() noexcept {
+      entry = nullptr;
+      commands = answered = 0;
+      out_of_band.clear();
+      next_out_of_band = 0;
+      confirmed = 0;
+      written_at = {};
+      block_ms = -1;
+      check_types = key_replies = false;
+      give_back.clear();
+    }
+
+    exec_entry* entry;     // nullptr once the caller gave up: replies are dropped
+    std::size_t commands;  // the request's
+    std::size_t answered;  // of them
     // The request's commands answered out of band (a copy: the caller may give up on the
     // request and free it). Empty but for (un)subscribing requests.
     std::vector<proto::out_of_band_command> out_of_band;
-    std::size_t next_out_of_band = 0;  // the first of them not answered
-    std::uint32_t confirmed = 0;       // confirmations that one has had
+    std::size_t next_out_of_band;  // the first of them not answered
+    std::uint32_t confirmed;       // confirmations that one has had
     clock::time_point written_at;
-    std::int64_t block_ms = -1;  // see head_of_line
-    bool check_types = false;    // replies checked against their commands (not in MULTI)
+    std::int64_t block_ms;  // see head_of_line
+    bool check_types;       // replies checked against their commands (not in MULTI)
     // Some of its replies name keys and lose the prefix (strip_key_prefix): which, in
-    // key_replies_ (a flag here, the list there: a slot stays as cheap to move as before).
-    bool key_replies = false;
+    // key_replies_ (a flag here, the list there).
+    bool key_replies;
     // After the caller gave up: its blocking pops not yet answered (index, bytes as sent),
     // whose late replies are given back.
     std::vector<std::pair<std::size_t, std::string>> give_back;

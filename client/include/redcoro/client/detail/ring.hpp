@@ -9,7 +9,9 @@ namespace redcoro::detail {
 
 /// A FIFO in a ring buffer that keeps its capacity: once it has grown to the largest size it
 /// held, pushing and popping allocate nothing (where a deque allocates a block every few
-/// elements). A popped element is reset to T{}, so that it lets go of what it owned.
+/// elements). A popped element is reset so that it lets go of what it owned: by its own
+/// reset() when it has one (which may keep its buffers for the next element in that place),
+/// else to T{}.
 template <class T>
 class ring {
  public:
@@ -25,8 +27,14 @@ class ring {
     items_[(head_ + size_) & (items_.size() - 1)] = std::move(v);
     ++size_;
   }
+  /// Appends an element as a popped one is left (reset, or T{}) and returns it, to be filled
+  /// in place.
+  T& emplace_back() {
+    if (size_ == items_.size()) grow();
+    return items_[(head_ + size_++) & (items_.size() - 1)];
+  }
   void pop_front() noexcept {
-    items_[head_] = T{};
+    reset(items_[head_]);
     head_ = (head_ + 1) & (items_.size() - 1);
     --size_;
   }
@@ -37,6 +45,13 @@ class ring {
   }
 
  private:
+  static void reset(T& item) noexcept {
+    if constexpr (requires { item.reset(); })
+      item.reset();
+    else
+      item = T{};
+  }
+
   // To the next power of two, unrolled so that head_ is 0.
   void grow() {
     std::vector<T> bigger(std::max<std::size_t>(16, items_.size() * 2));
